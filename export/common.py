@@ -1,0 +1,148 @@
+"""What both exporters share: reading the trained bundle, the inference graphs, the padding
+states, and writing an artifact into the bundle with its manifest record."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from runtime import bundle
+from runtime.config import ModelConfig
+
+
+class ExportError(Exception):
+    """A bundle that cannot be exported, or an artifact that fails its checks."""
+
+
+def load_trained(folder: str | Path):
+    """The manifest, model config and trained Keras model of a bundle."""
+    folder = Path(folder)
+    manifest = bundle.read_manifest(folder)
+    record = manifest.get("artifacts", {}).get("keras")
+    if record is None or not (folder / record["file"]).is_file():
+        raise bundle.BundleError(f"{folder}: no model.keras; train one with python -m training.fit")
+    import keras
+
+    model = keras.models.load_model(bundle.verify_file(folder, record), compile=False)
+    return manifest, bundle.model_config(manifest), model
+
+
+def inference_model(trained, config: ModelConfig, graph: str, batch_size: int | None, unroll: bool = False):
+    """The dropout-free graph for `graph`: "full" takes padded reviews, "cached" a review's own
+    tokens of any length plus the LSTM state (h0, c0) to start from."""
+    from training.model import build_inference_model
+
+    if graph == "full":
+        return build_inference_model(trained, config, batch_size=batch_size, unroll=unroll)
+    return build_inference_model(trained, config, batch_size=batch_size, sequence_length=None,
+                                 initial_state=True)
+
+
+def input_signature(model) -> list:
+    """The model's inputs as named TensorSpecs with their static shapes (batch included)."""
+    import tensorflow as tf
+
+    return [tf.TensorSpec(tensor.shape, tensor.dtype, name=input_name(tensor)) for tensor in model.inputs]
+
+
+def input_name(tensor) -> str:
+    return tensor.name.split(":")[0]
+
+
+def export_saved_model(model, folder: str) -> None:
+    """A SavedModel whose one signature maps the model's named inputs to "probabilities"."""
+    import keras
+
+    names = [input_name(tensor) for tensor in model.inputs]
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        name="serving_default",
+        fn=lambda *inputs: {"probabilities": model(dict(zip(names, inputs)) if len(names) > 1 else inputs[0])},
+        input_signature=input_signature(model))
+    archive.write_out(folder, verbose=False)
+
+
+def padding_states(trained, config: ModelConfig) -> np.ndarray:
+    """The LSTM state (h, c) after k padding steps, for k = 0, 1, ... until it stops changing.
+
+    Shape (steps + 1, 2, lstm_units). Row k is the state a review with k padding ids in front
+    starts from; beyond the last row the state is a fixed point, so the last row serves all.
+    """
+    import keras
+
+    token = keras.Input(shape=(1,), batch_size=1, dtype="int32")
+    h0 = keras.Input(shape=(config.lstm_units,), batch_size=1)
+    c0 = keras.Input(shape=(config.lstm_units,), batch_size=1)
+    embedded = keras.layers.Embedding(config.vocab_size, config.embedding_dim, name="embedding")(token)
+    _, h, c = keras.layers.LSTM(config.lstm_units, return_state=True, name="lstm")(embedded, initial_state=[h0, c0])
+    step = keras.Model([token, h0, c0], [h, c])
+    for name in ("embedding", "lstm"):
+        step.get_layer(name).set_weights(trained.get_layer(name).get_weights())
+    padding = np.zeros((1, 1), np.int32)
+    state = np.zeros((2, config.lstm_units), np.float32)
+    states = [state]
+    for _ in range(config.sequence_length - 1):
+        h, c = step.predict_on_batch([padding, state[:1], state[1:]])
+        state = np.concatenate([h, c]).astype(np.float32)
+        if np.array_equal(state, states[-1]):
+            break
+        states.append(state)
+    return np.stack(states)
+
+
+def write_artifact(folder: Path, name: str, write: Callable[[Path], None]) -> Path:
+    """Write a bundle file through a temporary path, so a failure leaves the old file in place."""
+    path = folder / name
+    try:
+        with bundle.atomic_path(path) as temporary:
+            write(temporary)
+    except PermissionError as error:
+        raise ExportError(f"cannot write {path}: {error.strerror}") from None
+    return path
+
+
+def record_artifacts(folder: Path, records: dict, **extra) -> dict:
+    """Add artifact records (and any top-level entries) to the manifest; return it."""
+    manifest = bundle.read_manifest(folder)
+    manifest.setdefault("artifacts", {}).update(records)
+    manifest.update(extra)
+    bundle.write_manifest(folder, manifest)
+    return manifest
+
+
+def ensure_padding_states(folder: Path, trained, config: ModelConfig) -> dict:
+    """Write padding_states.npy for the cached graphs; return its manifest record."""
+    states = padding_states(trained, config)
+    path = write_artifact(folder, bundle.PADDING_STATES_NAME, lambda tmp: _save_npy(tmp, states))
+    return {**bundle.file_record(path), "steps": len(states) - 1}
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as handle:  # np.save on a path would append ".npy" to the temp name
+        np.save(handle, array, allow_pickle=False)
+
+
+def check_exported(folder: Path, trained, keys: list[str], parity_limit: int | None) -> dict:
+    """The quick parity check every export ends with, so a broken artifact never lands silently."""
+    if parity_limit:
+        from export.parity import check_bundle
+
+        check_bundle(folder, os.environ.get("IMDB_DATA"), parity_limit, keys, trained)
+    return bundle.read_manifest(folder)
+
+
+def run_export(job: Callable[[], object]) -> int:
+    """Run an export command's job; turn the expected failures into a message and exit code 1."""
+    from training.data import DataError
+
+    try:
+        job()
+    except (bundle.BundleError, ExportError, DataError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0

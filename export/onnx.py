@@ -1,0 +1,94 @@
+"""Convert a trained bundle to ONNX, float32 and int8: `python -m export.onnx`.
+
+Writes model.onnx / model.int8.onnx (reviews padded to the sequence length, dynamic batch) and
+model.cached.onnx / model.cached.int8.onnx (a review's own tokens, dynamic batch and length,
+from the stored padding state). tf2onnx lowers the dropout-free inference graph into exactly one
+ONNX `LSTM` node; `onnxruntime.quantization.quantize_dynamic` turns it into
+`DynamicQuantizeLSTM` with int8 weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from runtime import bundle
+from export import common
+
+OPSET = 17
+
+
+def convert(model, metadata: dict):
+    """A Keras inference model as a checked ONNX ModelProto with `metadata` in its properties."""
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+
+    signature = common.input_signature(model)
+    names = [spec.name for spec in signature]
+
+    @tf.function(input_signature=signature)
+    def serve(*inputs):
+        return {"probabilities": model(dict(zip(names, inputs)) if len(names) > 1 else inputs[0])}
+
+    proto, _ = tf2onnx.convert.from_function(serve, input_signature=signature, opset=OPSET)
+    onnx.helper.set_model_props(proto, metadata)
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def lstm_node_count(proto) -> dict:
+    """How many LSTM-like and loop nodes a graph has: the structure the export promises."""
+    ops = [node.op_type for node in proto.graph.node]
+    return {op: ops.count(op) for op in ("LSTM", "DynamicQuantizeLSTM", "Loop", "Scan")}
+
+
+def export_onnx(folder: str | Path, parity_limit: int | None = 200) -> dict:
+    """Write the four ONNX artifacts into the bundle and check them; return the manifest."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    folder = Path(folder)
+    manifest, config, trained = common.load_trained(folder)
+    vocabulary_sha256 = manifest["tokenizer"]["vocabulary"]["sha256"]
+    records = {}
+    for graph in bundle.GRAPHS:
+        model = common.inference_model(trained, config, graph, batch_size=None)
+        inputs = [common.input_name(tensor) for tensor in model.inputs]
+        metadata = {"inputs": ",".join(inputs), "outputs": "probabilities", "labels": ",".join(config.labels),
+                    "sequence_length": str(config.sequence_length), "graph": graph,
+                    "vocabulary_sha256": vocabulary_sha256}
+        proto = convert(model, metadata)
+        counts = lstm_node_count(proto)
+        if counts["LSTM"] != 1 or counts["Loop"] or counts["Scan"]:
+            raise common.ExportError(f"the {graph} ONNX graph should have one LSTM node and no loop, has {counts}")
+        float_name = bundle.artifact_filename("onnx", graph, "float32")
+        float_path = common.write_artifact(folder, float_name, lambda tmp: onnx.save(proto, str(tmp)))
+        int8_name = bundle.artifact_filename("onnx", graph, "int8")
+        int8_path = common.write_artifact(folder, int8_name, lambda tmp: quantize_dynamic(
+            float_path, tmp, weight_type=QuantType.QInt8))
+        for precision, path in (("float32", float_path), ("int8", int8_path)):
+            records[bundle.artifact_key("onnx", graph, precision)] = {
+                **bundle.file_record(path), "format": "onnx", "graph": graph, "precision": precision,
+                "opset": OPSET, "quantization": "dynamic int8 (quantize_dynamic)" if precision == "int8" else None,
+                "inputs": inputs, "outputs": ["probabilities"], "batch_size": None,
+                "sequence_length": config.sequence_length if graph == "full" else None,
+                "labels": list(config.labels), "vocabulary_sha256": vocabulary_sha256,
+            }
+    states = common.ensure_padding_states(folder, trained, config)
+    common.record_artifacts(folder, records, padding_states=states)
+    return common.check_exported(folder, trained, list(records), parity_limit)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m export.onnx", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, default=bundle.DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
+    parser.add_argument("--parity-limit", type=int, default=200,
+                        help="test reviews for the parity check after export (0 skips it)")
+    args = parser.parse_args(argv)
+    return common.run_export(lambda: export_onnx(args.model, args.parity_limit or None))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

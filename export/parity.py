@@ -1,0 +1,153 @@
+"""Prove that every exported artifact computes what the Keras model computes: `python -m export.parity`.
+
+Runs the trained Keras model and each device artifact (through `runtime`, the code a device
+runs) on real test reviews tokenized by `runtime.text`, and reports per artifact the largest
+probability difference, label agreement with Keras and test accuracy. Fails, naming every
+artifact and figure that misses, when
+  - a float32 artifact differs from Keras by more than 1e-4, or disagrees on a label where
+    Keras is not within 1e-4 of 0.5;
+  - a float32 "cached" graph differs from the full graph of its backend by more than 1e-5;
+  - an int8 artifact agrees with Keras on fewer than 99 % of labels, or loses more than
+    0.5 points of test accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from runtime import SentimentClassifier, backends, bundle
+from export.common import ExportError
+
+FLOAT_ATOL = 1e-4
+CACHED_VS_FULL_ATOL = 1e-5
+INT8_MIN_AGREEMENT = 0.99
+INT8_MAX_ACCURACY_DROP = 0.005
+
+
+def test_reviews(data_source: str | None, limit: int | None, seed: int = 0):
+    from training import data
+
+    test = data.load_imdb(data_source).test
+    return data.sample(test, limit, seed) if limit else test
+
+
+def keras_probabilities(trained, tokenizer, texts) -> np.ndarray:
+    return trained.predict(tokenizer.encode(texts), batch_size=256, verbose=0)
+
+
+def compare(keras_probs: np.ndarray, probs: np.ndarray, labels: np.ndarray, precision: str) -> dict:
+    """The parity figures of one artifact and the failures among them."""
+    keras_labels, labels_out = keras_probs.argmax(1), probs.argmax(1)
+    disagree = keras_labels != labels_out
+    keras_accuracy = float((keras_labels == labels).mean())
+    result = {
+        "reviews": int(len(labels)),
+        "max_abs_diff": float(np.abs(keras_probs - probs).max()),
+        "label_agreement": float(1.0 - disagree.mean()),
+        "accuracy": float((labels_out == labels).mean()),
+        "keras_accuracy": keras_accuracy,
+        "failures": [],
+    }
+    if precision == "float32":
+        if result["max_abs_diff"] > FLOAT_ATOL:
+            result["failures"].append(f"max diff {result['max_abs_diff']:.2e} vs atol {FLOAT_ATOL:.0e}")
+        undecided = np.abs(keras_probs[:, 1] - 0.5) <= FLOAT_ATOL
+        if (disagree & ~undecided).any():
+            result["failures"].append(f"{int((disagree & ~undecided).sum())} labels differ from Keras")
+    else:
+        if result["label_agreement"] < INT8_MIN_AGREEMENT:
+            result["failures"].append(f"label agreement {result['label_agreement']:.4f} < {INT8_MIN_AGREEMENT}")
+        if keras_accuracy - result["accuracy"] > INT8_MAX_ACCURACY_DROP:
+            result["failures"].append(f"accuracy {result['accuracy']:.4f} loses more than "
+                                      f"{INT8_MAX_ACCURACY_DROP * 100:.1f} points on Keras' {keras_accuracy:.4f}")
+    return result
+
+
+def run_parity(folder: Path, trained, texts, labels, keys: list[str] | None = None) -> dict:
+    """Parity of every (or the named) artifact; written into the manifest's "parity" entry."""
+    manifest = bundle.read_manifest(folder)
+    keys = keys or [key for key in manifest["artifacts"] if key != "keras"]
+    classifier_args = {}
+    results, outputs = {}, {}
+    keras_probs = None
+    for key in sorted(keys, key=lambda k: "full" not in k):  # full graphs first: cached ones compare to them
+        record = manifest["artifacts"][key]
+        backend, graph, precision = record["format"], record["graph"], record["precision"]
+        if backend not in backends.available_backends():
+            continue
+        with SentimentClassifier.from_bundle(folder, backend, precision, graph, **classifier_args) as classifier:
+            if keras_probs is None:
+                keras_probs = keras_probabilities(trained, classifier.tokenizer, texts)
+            started = time.perf_counter()
+            probs = classifier.probabilities(texts)
+            seconds = time.perf_counter() - started
+        outputs[key] = probs
+        result = compare(keras_probs, probs, labels, precision)
+        result["seconds"] = round(seconds, 2)
+        full = outputs.get(bundle.artifact_key(backend, "full", precision))
+        if graph == "cached" and full is not None:
+            result["max_abs_diff_vs_full"] = float(np.abs(probs - full).max())
+            if precision == "float32" and result["max_abs_diff_vs_full"] > CACHED_VS_FULL_ATOL:
+                result["failures"].append(f"max diff vs the full graph {result['max_abs_diff_vs_full']:.2e} "
+                                          f"vs atol {CACHED_VS_FULL_ATOL:.0e}")
+        result["passed"] = not result["failures"]
+        results[key] = result
+    manifest = bundle.read_manifest(folder)
+    parity = manifest.setdefault("parity", {})
+    parity.update(results)
+    bundle.write_manifest(folder, manifest)
+    return results
+
+
+def format_table(results: dict) -> str:
+    lines = ["artifact                 reviews  max |diff|  vs full    labels = Keras  accuracy (Keras)  ok",
+             "-" * 96]
+    for key, r in results.items():
+        vs_full = f"{r['max_abs_diff_vs_full']:.2e}" if "max_abs_diff_vs_full" in r else "-"
+        lines.append(f"{key:<24} {r['reviews']:>7}  {r['max_abs_diff']:.2e}   {vs_full:<9}  "
+                     f"{r['label_agreement'] * 100:>12.2f} %  {r['accuracy'] * 100:6.2f} ({r['keras_accuracy'] * 100:.2f})"
+                     f"    {'yes' if r['passed'] else 'NO'}")
+    return "\n".join(lines)
+
+
+def raise_failures(results: dict) -> None:
+    failures = [f"{key}: {failure}" for key, r in results.items() for failure in r["failures"]]
+    if failures:
+        raise ExportError("parity failed:\n  " + "\n  ".join(failures))
+
+
+def check_bundle(folder: str | Path, data_source: str | None, limit: int | None,
+                 keys: list[str] | None = None, trained=None) -> dict:
+    """Run parity on real test reviews, print the table, raise ExportError on any failure."""
+    from export.common import load_trained
+
+    folder = Path(folder)
+    if trained is None:
+        _, _, trained = load_trained(folder)
+    reviews = test_reviews(data_source, limit)
+    results = run_parity(folder, trained, reviews.texts, reviews.labels, keys)
+    print(format_table(results))
+    raise_failures(results)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    from export.common import run_export
+
+    parser = argparse.ArgumentParser(prog="python -m export.parity", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, default=bundle.DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
+    parser.add_argument("--data", default=os.environ.get("IMDB_DATA"),
+                        help="aclImdb archive or folder (default: $IMDB_DATA, else download)")
+    parser.add_argument("--limit", type=int, help="use N test reviews (default: all 25,000)")
+    args = parser.parse_args(argv)
+    return run_export(lambda: check_bundle(args.model, args.data, args.limit))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

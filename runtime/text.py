@@ -1,0 +1,104 @@
+"""The project's one tokenizer: raw review text to the model's token ids.
+
+Training, export and the device runtime all call this module, so a review gets the same ids
+wherever it is tokenized. It needs only the standard library and numpy.
+
+Ids follow the `keras.datasets.imdb` convention: 0 pads, 1 starts a review, 2 stands for a word
+outside the vocabulary, and the vocabulary's words take the ids from 3 up, most frequent first.
+Sequences are padded and truncated as `keras.utils.pad_sequences` does by default: zeros in
+front, and a review longer than the sequence length keeps its last tokens.
+"""
+
+from __future__ import annotations
+
+import collections
+import html
+import re
+import unicodedata
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+PAD_ID = 0
+START_ID = 1
+OOV_ID = 2
+FIRST_WORD_ID = 3
+
+# HTML tags such as the dataset's `<br />`; a lone "<" or ">" in prose is left alone.
+_TAG = re.compile(r"</?[a-zA-Z][^<>]{0,200}>")
+# A word: letters and digits in any script, with inner apostrophes kept ("don't", "it's").
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": "'"})
+
+
+def normalize(text: str) -> str:
+    """Lowercase a review and remove its markup, so equal words compare equal."""
+    if not isinstance(text, str):
+        raise TypeError(f"a review must be a str, not {type(text).__name__}")
+    text = _TAG.sub(" ", text)
+    text = html.unescape(text)
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return text.translate(_APOSTROPHES)
+
+
+def split_words(text: str) -> list[str]:
+    """The words of a raw review, in order, normalised."""
+    return _WORD.findall(normalize(text))
+
+
+def pad_ids(sequences: Sequence[Sequence[int]], length: int) -> np.ndarray:
+    """Pad in front with PAD_ID and keep the last `length` ids, like `pad_sequences` defaults."""
+    batch = np.full((len(sequences), length), PAD_ID, dtype=np.int32)
+    for row, ids in enumerate(sequences):
+        kept = list(ids)[-length:] if length else []
+        if kept:
+            batch[row, length - len(kept):] = kept
+    return batch
+
+
+class Tokenizer:
+    """Maps raw reviews to token ids with a fixed vocabulary (one word a line in a text file)."""
+
+    def __init__(self, words: Sequence[str], sequence_length: int):
+        if len(set(words)) != len(words):
+            raise ValueError("the vocabulary has duplicate words")
+        self.words = tuple(words)
+        self.sequence_length = sequence_length
+        self._ids = {word: index for index, word in enumerate(self.words, start=FIRST_WORD_ID)}
+
+    @property
+    def vocab_size(self) -> int:
+        """Ids in use, the reserved ones included: the model's embedding input dimension."""
+        return FIRST_WORD_ID + len(self.words)
+
+    @classmethod
+    def build(cls, texts: Iterable[str], vocab_size: int, sequence_length: int) -> "Tokenizer":
+        """Keep the vocab_size - FIRST_WORD_ID most frequent words of `texts` (ties: alphabetical)."""
+        if vocab_size <= FIRST_WORD_ID:
+            raise ValueError(f"vocab_size must exceed the {FIRST_WORD_ID} reserved ids")
+        counts = collections.Counter()
+        for text in texts:
+            counts.update(split_words(text))
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        return cls([word for word, _ in ranked[: vocab_size - FIRST_WORD_ID]], sequence_length)
+
+    @classmethod
+    def load(cls, path: str | Path, sequence_length: int) -> "Tokenizer":
+        words = Path(path).read_text(encoding="utf-8").splitlines()
+        bad = [word for word in words if _WORD.fullmatch(word) is None]
+        if bad:
+            raise ValueError(f"{path}: not a vocabulary file (bad entry {bad[0]!r})")
+        return cls(words, sequence_length)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text("".join(word + "\n" for word in self.words), encoding="utf-8")
+
+    def token_ids(self, text: str) -> list[int]:
+        """The ids of one review, unpadded: the start id and one id a word, at most sequence_length."""
+        ids = [START_ID] + [self._ids.get(word, OOV_ID) for word in split_words(text)]
+        return ids[-self.sequence_length:]
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """A batch of reviews as an int32 array of shape (len(texts), sequence_length)."""
+        return pad_ids([self.token_ids(text) for text in texts], self.sequence_length)

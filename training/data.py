@@ -1,0 +1,151 @@
+"""The Large Movie Review Dataset (Maas et al., 2011): labelled reviews as raw text.
+
+Reads the official `aclImdb_v1.tar.gz`, a copy with the same layout (such as
+`../shared/data/aclImdb_labeled.tar.gz`), or an extracted `aclImdb/` folder. Archives are
+streamed member by member, never unpacked to disk; only regular files at
+`aclImdb/{train,test}/{pos,neg}/*.txt` are read, links and devices are skipped, and a member
+whose path escapes the archive's root refuses the whole archive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tarfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from runtime.bundle import sha256_file
+
+OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+OFFICIAL_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
+SPLITS = ("train", "test")
+LABEL_FOLDERS = ("neg", "pos")  # label index 0 = negative, 1 = positive, as in ModelConfig.labels
+_REVIEW_PATH = re.compile(r"aclImdb/(train|test)/(neg|pos)/[^/]+\.txt")
+
+
+class DataError(Exception):
+    """The dataset cannot be found, read, or does not have the aclImdb layout."""
+
+
+@dataclass
+class Split:
+    texts: list[str]
+    labels: np.ndarray  # int32, 0 = negative, 1 = positive
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, indices: np.ndarray) -> "Split":
+        return Split([self.texts[i] for i in indices], self.labels[indices])
+
+
+@dataclass
+class Dataset:
+    train: Split
+    test: Split
+    source: str
+    sha256: str  # of the archive file, or of the reviews read from a folder
+
+
+def _check_member_name(name: str) -> None:
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts:
+        raise DataError(f"refusing archive: member {name!r} points outside the archive")
+
+
+def _collect(entries) -> dict:
+    """Group (path, bytes) pairs by split; sorted by path so any source gives the same order."""
+    grouped = {split: [] for split in SPLITS}
+    for name, raw in entries:
+        match = _REVIEW_PATH.fullmatch(name)
+        if match:
+            split, label = match.groups()
+            grouped[split].append((name, LABEL_FOLDERS.index(label), raw.decode("utf-8", "replace")))
+    return grouped
+
+
+def _read_archive(path: Path):
+    try:
+        with tarfile.open(path, mode="r|*") as archive:
+            for member in archive:
+                _check_member_name(member.name)
+                name = member.name.removeprefix("./")
+                if member.isfile() and _REVIEW_PATH.fullmatch(name):
+                    yield name, archive.extractfile(member).read()
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
+        raise DataError(f"{path}: not a readable tar archive ({error})") from None
+
+
+def _read_folder(path: Path):
+    root = path if path.name == "aclImdb" else path / "aclImdb"
+    for split in SPLITS:
+        for label in LABEL_FOLDERS:
+            for file in sorted((root / split / label).glob("*.txt")):
+                if file.is_file() and not file.is_symlink():
+                    yield f"aclImdb/{split}/{label}/{file.name}", file.read_bytes()
+
+
+def download_official(cache_dir: str | None = None) -> Path:
+    """Fetch the official archive with Keras and check its published sha256."""
+    import keras
+
+    try:
+        return Path(keras.utils.get_file(
+            fname="aclImdb_v1.tar.gz", origin=OFFICIAL_URL, file_hash=OFFICIAL_SHA256,
+            hash_algorithm="sha256", cache_dir=cache_dir))
+    except Exception as error:  # get_file raises plain Exception subclasses for network errors
+        raise DataError(
+            f"could not download {OFFICIAL_URL} ({error}); pass --data with a local copy, "
+            "e.g. --data ../shared/data/aclImdb_labeled.tar.gz") from None
+
+
+def load_imdb(source: str | Path | None = None) -> Dataset:
+    """All 50,000 labelled reviews of the dataset from an archive or folder (None: download)."""
+    path = Path(source) if source is not None else download_official()
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    if path.is_dir():
+        entries = list(_read_folder(path))
+        digest = hashlib.sha256()
+        for name, raw in entries:
+            digest.update(name.encode() + b"\0" + hashlib.sha256(raw).digest())
+        sha256 = digest.hexdigest()
+    else:
+        entries = list(_read_archive(path))
+        sha256 = sha256_file(path)
+    grouped = _collect(entries)
+    missing = [f"aclImdb/{split}/{label}" for split in SPLITS for label in LABEL_FOLDERS
+               if not any(entry[1] == LABEL_FOLDERS.index(label) for entry in grouped[split])]
+    if missing:
+        raise DataError(f"{path}: not the aclImdb layout, no reviews in {', '.join(missing)}")
+    splits = {}
+    for split, rows in grouped.items():
+        rows.sort()
+        splits[split] = Split([row[2] for row in rows], np.array([row[1] for row in rows], np.int32))
+    return Dataset(splits["train"], splits["test"], str(path), sha256)
+
+
+def sample(split: Split, count: int, seed: int) -> Split:
+    """A seeded random subset of `count` reviews (all of them if count >= len(split))."""
+    if count >= len(split):
+        return split
+    rng = np.random.default_rng(seed)
+    return split.subset(np.sort(rng.choice(len(split), size=count, replace=False)))
+
+
+def split_validation(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+    """Carve a seeded, label-stratified validation set out of the training reviews."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation fraction must be between 0 and 1, got {fraction}")
+    rng = np.random.default_rng(seed)
+    validation = []
+    for label in np.unique(split.labels):
+        members = rng.permutation(np.flatnonzero(split.labels == label))
+        validation.extend(members[: max(1, round(len(members) * fraction))])
+    validation = np.sort(np.array(validation))
+    training = np.setdiff1d(np.arange(len(split)), validation)
+    return split.subset(rng.permutation(training)), split.subset(validation)

@@ -1,0 +1,236 @@
+"""Train the seed's LSTM on IMDB and write a model bundle: `python -m training.fit`.
+
+    python -m training.fit --data ../shared/data/aclImdb_labeled.tar.gz
+
+The epoch is chosen on a validation set carved from the training reviews; the 25,000 test
+reviews are used once, at the end, for the reported accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from runtime import bundle
+from runtime.config import ModelConfig
+from runtime.text import FIRST_WORD_ID, OOV_ID, PAD_ID, START_ID, Tokenizer
+from training import data
+
+DEFAULT_OUTPUT = Path("models/imdb-lstm")
+# New reviews shown at the end of a run (the seed's last step), as raw text.
+EXAMPLE_REVIEWS = (
+    "A wonderful film with a brilliant cast. I was moved from the first scene to the last.",
+    "This was the worst movie I have seen in years: a dull plot, wooden acting and no point at all.",
+    "The effects were good but the story dragged and I almost fell asleep halfway through.",
+    "An absolute masterpiece. The director's best work, and the music is unforgettable.",
+)
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    epochs: int = 5
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    clipnorm: float | None = 1.0  # the seed has none; see README, "Settings"
+    patience: int = 2  # epochs without a better validation accuracy before stopping
+    validation_split: float = 0.2
+    seed: int = 1337
+    limit: int | None = None  # reviews per split, for quick runs
+
+
+def prepare_output(output: Path) -> None:
+    """Fail before training, not after, if the bundle cannot be written."""
+    parent = output.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(f"cannot create {parent}: {error.strerror}") from None
+    if output.exists() and not output.is_dir():
+        raise OSError(f"{output} exists and is not a folder")
+    if not os.access(parent, os.W_OK) or (output.is_dir() and not os.access(output, os.W_OK)):
+        raise OSError(f"{output} is not writable")
+
+
+def replace_folder(staging: Path, output: Path) -> None:
+    """Move a fully written bundle into place; the previous one stays until the new one is there."""
+    backup = None
+    if output.exists():
+        backup = output.with_name(f".{output.name}.previous-{os.getpid()}")
+        os.replace(output, backup)
+    os.replace(staging, output)
+    if backup is not None:
+        shutil.rmtree(backup)
+
+
+def library_versions() -> dict:
+    import keras
+    import matplotlib
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__,
+            "keras": keras.__version__, "numpy": np.__version__, "matplotlib": matplotlib.__version__}
+
+
+def train(data_source: str | None, output: Path, settings: TrainingSettings,
+          config: ModelConfig = ModelConfig(), verbose: int = 1) -> dict:
+    """Fit the model, evaluate it on the test set and write the bundle; return its manifest."""
+    prepare_output(output)
+    dataset = data.load_imdb(data_source)
+    train_split, test_split = dataset.train, dataset.test
+    if settings.limit:
+        train_split = data.sample(train_split, settings.limit, settings.seed)
+        test_split = data.sample(test_split, settings.limit, settings.seed + 1)
+    fit_split, validation_split = data.split_validation(train_split, settings.validation_split, settings.seed)
+
+    import keras  # after the data checks, so a bad --data fails in a second, not after TF loads
+
+    from training.model import build_model
+    from training.plots import plot_history
+
+    keras.utils.set_random_seed(settings.seed)
+    tokenizer = Tokenizer.build(fit_split.texts, config.vocab_size, config.sequence_length)
+    if tokenizer.vocab_size < config.vocab_size:  # small quick runs see fewer distinct words
+        print(f"note: only {tokenizer.vocab_size - FIRST_WORD_ID} distinct words in the training "
+              "reviews; the embedding keeps its configured size", file=sys.stderr)
+
+    def arrays(split: data.Split):
+        return tokenizer.encode(split.texts), keras.utils.to_categorical(split.labels, config.num_classes)
+
+    x_fit, y_fit = arrays(fit_split)
+    x_validation, y_validation = arrays(validation_split)
+    x_test, y_test = arrays(test_split)
+
+    model = build_model(config, settings.learning_rate, settings.clipnorm)
+    keep_best = keras.callbacks.EarlyStopping(
+        monitor="val_accuracy", mode="max", patience=settings.patience, restore_best_weights=True)
+    started = time.perf_counter()
+    history = model.fit(x_fit, y_fit, validation_data=(x_validation, y_validation),
+                        epochs=settings.epochs, batch_size=settings.batch_size,
+                        callbacks=[keep_best], verbose=verbose).history
+    training_seconds = time.perf_counter() - started
+    history = {key: [float(value) for value in values] for key, values in history.items()}
+    best_epoch = int(np.argmax(history["val_accuracy"]))
+
+    test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=256, verbose=verbose)
+    examples = predict_examples(model, tokenizer, config)
+
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.staging-", dir=output.resolve().parent))
+    try:
+        model.save(staging / "model.keras")
+        tokenizer.save(staging / bundle.VOCABULARY_NAME)
+        bundle.write_json(staging / "history.json", history)
+        plot_history(history, staging)
+        manifest = {
+            "schema_version": bundle.SCHEMA_VERSION,
+            "name": output.name,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "model_config": config.to_dict(),
+            "tokenizer": {
+                "module": "runtime.text",
+                "vocabulary": bundle.file_record(staging / bundle.VOCABULARY_NAME),
+                "words": len(tokenizer.words),
+                "pad_id": PAD_ID, "start_id": START_ID, "oov_id": OOV_ID, "first_word_id": FIRST_WORD_ID,
+                "padding": "pre", "truncating": "pre",
+            },
+            "training": {
+                "settings": asdict(settings),
+                "data": {"source": Path(dataset.source).name, "sha256": dataset.sha256,
+                         "fit_reviews": len(fit_split), "validation_reviews": len(validation_split),
+                         "test_reviews": len(test_split)},
+                "library_versions": library_versions(),
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            },
+            "metrics": {
+                "epochs_run": len(history["loss"]),
+                "best_epoch": best_epoch + 1,
+                "validation_accuracy": history["val_accuracy"][best_epoch],
+                "validation_loss": history["val_loss"][best_epoch],
+                "test_accuracy": float(test_accuracy),
+                "test_loss": float(test_loss),
+                "training_seconds": round(training_seconds, 1),
+                "seconds_per_epoch": round(training_seconds / len(history["loss"]), 1),
+            },
+            "artifacts": {"keras": {**bundle.file_record(staging / "model.keras"), "format": "keras",
+                                    "precision": "float32"}},
+        }
+        bundle.write_manifest(staging, manifest)
+        staging.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be read by anyone
+        replace_folder(staging, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+    print(f"\nTest accuracy on {len(test_split):,} reviews: {test_accuracy:.4f} (loss {test_loss:.4f}); "
+          f"best validation epoch {best_epoch + 1} of {len(history['loss'])}; bundle written to {output}")
+    for text, probabilities in examples:
+        label = config.labels[int(np.argmax(probabilities))]
+        scores = ", ".join(f"{name} {p:.3f}" for name, p in zip(config.labels, probabilities))
+        print(f"  {label:>8}  ({scores})  {text}")
+    return manifest
+
+
+def predict_examples(model, tokenizer: Tokenizer, config: ModelConfig) -> list[tuple[str, list[float]]]:
+    probabilities = model.predict(tokenizer.encode(EXAMPLE_REVIEWS), verbose=0)
+    return [(text, [float(p) for p in row]) for text, row in zip(EXAMPLE_REVIEWS, probabilities)]
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    defaults = TrainingSettings()
+    parser = argparse.ArgumentParser(prog="python -m training.fit", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", help="aclImdb archive or folder (default: download the official archive)")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="bundle folder (default: %(default)s)")
+    parser.add_argument("--epochs", type=positive_int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
+    parser.add_argument("--learning-rate", type=positive_float, default=defaults.learning_rate)
+    parser.add_argument("--clipnorm", type=positive_float, default=defaults.clipnorm,
+                        help="clip each gradient to this norm (default: %(default)s)")
+    parser.add_argument("--patience", type=positive_int, default=defaults.patience)
+    parser.add_argument("--validation-split", type=fraction, default=defaults.validation_split)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--limit", type=positive_int, help="use only N reviews of each split (quick runs)")
+    parser.add_argument("--quiet", action="store_true", help="no Keras progress bars")
+    args = parser.parse_args(argv)
+    settings = TrainingSettings(
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        clipnorm=args.clipnorm, patience=args.patience, validation_split=args.validation_split,
+        seed=args.seed, limit=args.limit)
+    try:
+        train(args.data, args.output, settings, verbose=0 if args.quiet else 1 if sys.stdout.isatty() else 2)
+    except (data.DataError, OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

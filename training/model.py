@@ -1,0 +1,68 @@
+"""The seed's classifier, Embedding -> LSTM -> Dense softmax, and its inference twin for export.
+
+The trained network carries dropout and recurrent dropout, which make converters emit a
+general TensorFlow loop (a Flex op in TFLite, a `Loop` in ONNX). Dropout is the identity at
+inference, so `build_inference_model` rebuilds the same function without it, with static
+shapes, and copies the trained weights over: the graph converters lower into builtin LSTM
+operations (see DESIGN.md, "unrolled-friendly").
+"""
+
+from __future__ import annotations
+
+import keras
+
+from runtime.config import ModelConfig
+
+
+def build_model(config: ModelConfig, learning_rate: float = 1e-3, clipnorm: float | None = None) -> keras.Model:
+    """The seed's architecture, compiled for training with Adam and categorical cross-entropy."""
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(config.sequence_length,), dtype="int32", name="token_ids"),
+            keras.layers.Embedding(config.vocab_size, config.embedding_dim, name="embedding"),
+            keras.layers.LSTM(config.lstm_units, dropout=config.dropout,
+                              recurrent_dropout=config.recurrent_dropout, name="lstm"),
+            keras.layers.Dense(config.num_classes, activation="softmax", name="probabilities"),
+        ],
+        name="imdb_lstm",
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def build_inference_model(
+    trained: keras.Model,
+    config: ModelConfig,
+    batch_size: int | None = 1,
+    sequence_length: int | None = -1,
+    initial_state: bool = False,
+    unroll: bool = False,
+) -> keras.Model:
+    """The trained model's function without dropout, with the shapes a converter needs.
+
+    batch_size None leaves the batch dynamic (ONNX handles that; TFLite needs 1).
+    sequence_length -1 means the config's; None leaves it dynamic, for the graphs that start
+    from a precomputed padding state and run only a review's own tokens.
+    initial_state adds the inputs `h0` and `c0` (batch, lstm_units) for that starting state.
+    """
+    length = config.sequence_length if sequence_length == -1 else sequence_length
+    token_ids = keras.Input(shape=(length,), batch_size=batch_size, dtype="int32", name="token_ids")
+    inputs = [token_ids]
+    embedded = keras.layers.Embedding(config.vocab_size, config.embedding_dim, name="embedding")(token_ids)
+    lstm = keras.layers.LSTM(config.lstm_units, unroll=unroll, name="lstm")
+    if initial_state:
+        h0 = keras.Input(shape=(config.lstm_units,), batch_size=batch_size, name="h0")
+        c0 = keras.Input(shape=(config.lstm_units,), batch_size=batch_size, name="c0")
+        inputs += [h0, c0]
+        state = lstm(embedded, initial_state=[h0, c0])
+    else:
+        state = lstm(embedded)
+    probabilities = keras.layers.Dense(config.num_classes, activation="softmax", name="probabilities")(state)
+    model = keras.Model(inputs, probabilities, name="imdb_lstm_inference")
+    for name in ("embedding", "lstm", "probabilities"):
+        model.get_layer(name).set_weights(trained.get_layer(name).get_weights())
+    return model
