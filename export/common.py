@@ -106,6 +106,23 @@ def write_artifact(folder: Path, name: str, write: Callable[[Path], None]) -> Pa
     return path
 
 
+def write_and_record(folder: Path, manifest: dict, backend: str, graph: str, precision: str, model,
+                     write: Callable[[Path], None], **details) -> Path:
+    """Write one device artifact and add its record to the manifest at once, so the manifest
+    never describes a file that has since been replaced."""
+    config = bundle.model_config(manifest)
+    path = write_artifact(folder, bundle.artifact_filename(backend, graph, precision), write)
+    record = {
+        **bundle.file_record(path), "format": backend, "graph": graph, "precision": precision, **details,
+        "inputs": [input_name(tensor) for tensor in model.inputs], "outputs": ["probabilities"],
+        "batch_size": model.inputs[0].shape[0],
+        "sequence_length": config.sequence_length if graph == "full" else None,
+        "labels": list(config.labels), "vocabulary_sha256": manifest["tokenizer"]["vocabulary"]["sha256"],
+    }
+    record_artifacts(folder, {bundle.artifact_key(backend, graph, precision): record})
+    return path
+
+
 def record_artifacts(folder: Path, records: dict, **extra) -> dict:
     """Add artifact records (and any top-level entries) to the manifest; return it."""
     manifest = bundle.read_manifest(folder)

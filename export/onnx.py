@@ -51,34 +51,24 @@ def export_onnx(folder: str | Path, parity_limit: int | None = 200) -> dict:
 
     folder = Path(folder)
     manifest, config, trained = common.load_trained(folder)
-    vocabulary_sha256 = manifest["tokenizer"]["vocabulary"]["sha256"]
-    records = {}
     for graph in bundle.GRAPHS:
         model = common.inference_model(trained, config, graph, batch_size=None)
-        inputs = [common.input_name(tensor) for tensor in model.inputs]
-        metadata = {"inputs": ",".join(inputs), "outputs": "probabilities", "labels": ",".join(config.labels),
+        metadata = {"inputs": ",".join(common.input_name(tensor) for tensor in model.inputs),
+                    "outputs": "probabilities", "labels": ",".join(config.labels),
                     "sequence_length": str(config.sequence_length), "graph": graph,
-                    "vocabulary_sha256": vocabulary_sha256}
+                    "vocabulary_sha256": manifest["tokenizer"]["vocabulary"]["sha256"]}
         proto = convert(model, metadata)
         counts = lstm_node_count(proto)
         if counts["LSTM"] != 1 or counts["Loop"] or counts["Scan"]:
             raise common.ExportError(f"the {graph} ONNX graph should have one LSTM node and no loop, has {counts}")
-        float_name = bundle.artifact_filename("onnx", graph, "float32")
-        float_path = common.write_artifact(folder, float_name, lambda tmp: onnx.save(proto, str(tmp)))
-        int8_name = bundle.artifact_filename("onnx", graph, "int8")
-        int8_path = common.write_artifact(folder, int8_name, lambda tmp: quantize_dynamic(
-            float_path, tmp, weight_type=QuantType.QInt8))
-        for precision, path in (("float32", float_path), ("int8", int8_path)):
-            records[bundle.artifact_key("onnx", graph, precision)] = {
-                **bundle.file_record(path), "format": "onnx", "graph": graph, "precision": precision,
-                "opset": OPSET, "quantization": "dynamic int8 (quantize_dynamic)" if precision == "int8" else None,
-                "inputs": inputs, "outputs": ["probabilities"], "batch_size": None,
-                "sequence_length": config.sequence_length if graph == "full" else None,
-                "labels": list(config.labels), "vocabulary_sha256": vocabulary_sha256,
-            }
-    states = common.ensure_padding_states(folder, trained, config)
-    common.record_artifacts(folder, records, padding_states=states)
-    return common.check_exported(folder, trained, list(records), parity_limit)
+        float_path = common.write_and_record(folder, manifest, "onnx", graph, "float32", model,
+                                             lambda tmp: onnx.save(proto, str(tmp)), opset=OPSET)
+        common.write_and_record(folder, manifest, "onnx", graph, "int8", model,
+                                lambda tmp: quantize_dynamic(float_path, tmp, weight_type=QuantType.QInt8),
+                                opset=OPSET, quantization="dynamic int8 (onnxruntime quantize_dynamic)")
+    common.record_artifacts(folder, {}, padding_states=common.ensure_padding_states(folder, trained, config))
+    keys = [bundle.artifact_key("onnx", graph, precision) for graph in bundle.GRAPHS for precision in bundle.PRECISIONS]
+    return common.check_exported(folder, trained, keys, parity_limit)
 
 
 def main(argv: list[str] | None = None) -> int:

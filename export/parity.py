@@ -69,19 +69,18 @@ def compare(keras_probs: np.ndarray, probs: np.ndarray, labels: np.ndarray, prec
     return result
 
 
-def run_parity(folder: Path, trained, texts, labels, keys: list[str] | None = None) -> dict:
-    """Parity of every (or the named) artifact; written into the manifest's "parity" entry."""
+def run_parity(folder: Path, trained, texts, labels, keys: list[str] | None = None, record: bool = True) -> dict:
+    """Parity of every (or the named) artifact; with `record`, written into the manifest's "parity" entry."""
     manifest = bundle.read_manifest(folder)
     keys = keys or [key for key in manifest["artifacts"] if key != "keras"]
-    classifier_args = {}
     results, outputs = {}, {}
     keras_probs = None
     for key in sorted(keys, key=lambda k: "full" not in k):  # full graphs first: cached ones compare to them
-        record = manifest["artifacts"][key]
-        backend, graph, precision = record["format"], record["graph"], record["precision"]
+        artifact = manifest["artifacts"][key]
+        backend, graph, precision = artifact["format"], artifact["graph"], artifact["precision"]
         if backend not in backends.available_backends():
             continue
-        with SentimentClassifier.from_bundle(folder, backend, precision, graph, **classifier_args) as classifier:
+        with SentimentClassifier.from_bundle(folder, backend, precision, graph) as classifier:
             if keras_probs is None:
                 keras_probs = keras_probabilities(trained, classifier.tokenizer, texts)
             started = time.perf_counter()
@@ -98,10 +97,10 @@ def run_parity(folder: Path, trained, texts, labels, keys: list[str] | None = No
                                           f"vs atol {CACHED_VS_FULL_ATOL:.0e}")
         result["passed"] = not result["failures"]
         results[key] = result
-    manifest = bundle.read_manifest(folder)
-    parity = manifest.setdefault("parity", {})
-    parity.update(results)
-    bundle.write_manifest(folder, manifest)
+    if record:
+        manifest = bundle.read_manifest(folder)
+        manifest.setdefault("parity", {}).update(results)
+        bundle.write_manifest(folder, manifest)
     return results
 
 
@@ -123,7 +122,7 @@ def raise_failures(results: dict) -> None:
 
 
 def check_bundle(folder: str | Path, data_source: str | None, limit: int | None,
-                 keys: list[str] | None = None, trained=None) -> dict:
+                 keys: list[str] | None = None, trained=None, record: bool = True) -> dict:
     """Run parity on real test reviews, print the table, raise ExportError on any failure."""
     from export.common import load_trained
 
@@ -131,7 +130,7 @@ def check_bundle(folder: str | Path, data_source: str | None, limit: int | None,
     if trained is None:
         _, _, trained = load_trained(folder)
     reviews = test_reviews(data_source, limit)
-    results = run_parity(folder, trained, reviews.texts, reviews.labels, keys)
+    results = run_parity(folder, trained, reviews.texts, reviews.labels, keys, record)
     print(format_table(results))
     raise_failures(results)
     return results

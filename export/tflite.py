@@ -39,26 +39,17 @@ def export_tflite(folder: str | Path, form: str = "while", parity_limit: int | N
     """Write the four TFLite artifacts into the bundle and check them; return the manifest."""
     folder = Path(folder)
     manifest, config, trained = common.load_trained(folder)
-    vocabulary_sha256 = manifest["tokenizer"]["vocabulary"]["sha256"]
-    records = {}
     for graph in bundle.GRAPHS:
-        model = common.inference_model(trained, config, graph, batch_size=1, unroll=(form == "unrolled" and graph == "full"))
+        graph_form = form if graph == "full" else "while"  # a dynamic length cannot be unrolled
+        model = common.inference_model(trained, config, graph, batch_size=1, unroll=graph_form == "unrolled")
         for precision in bundle.PRECISIONS:
             content = convert(model, quantize=precision == "int8")
-            name = bundle.artifact_filename("tflite", graph, precision)
-            path = common.write_artifact(folder, name, lambda tmp: tmp.write_bytes(content))
-            records[bundle.artifact_key("tflite", graph, precision)] = {
-                **bundle.file_record(path), "format": "tflite", "graph": graph, "precision": precision,
-                "form": form if graph == "full" else "while",
-                "quantization": "dynamic-range int8 weights" if precision == "int8" else None,
-                "inputs": [common.input_name(tensor) for tensor in model.inputs],
-                "outputs": ["probabilities"], "batch_size": 1,
-                "sequence_length": config.sequence_length if graph == "full" else None,
-                "labels": list(config.labels), "vocabulary_sha256": vocabulary_sha256,
-            }
-    states = common.ensure_padding_states(folder, trained, config)
-    common.record_artifacts(folder, records, padding_states=states)
-    return common.check_exported(folder, trained, list(records), parity_limit)
+            common.write_and_record(
+                folder, manifest, "tflite", graph, precision, model, lambda tmp: tmp.write_bytes(content),
+                form=graph_form, quantization="dynamic-range int8 weights" if precision == "int8" else None)
+    common.record_artifacts(folder, {}, padding_states=common.ensure_padding_states(folder, trained, config))
+    keys = [bundle.artifact_key("tflite", graph, precision) for graph in bundle.GRAPHS for precision in bundle.PRECISIONS]
+    return common.check_exported(folder, trained, keys, parity_limit)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,178 @@
+"""Export of a quickly trained model: artifacts, their structure, parity on real reviews, and errors."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tf2onnx", reason="needs the export extra")
+
+import onnx  # noqa: E402
+
+from export import common, parity  # noqa: E402
+from export import onnx as onnx_export  # noqa: E402
+from export import tflite as tflite_export  # noqa: E402
+from runtime import bundle  # noqa: E402
+from tests.conftest import SHARED_ARCHIVE, SHIPPED_BUNDLE, require_shared_archive, write_archive  # noqa: E402
+from training import fit  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A model trained for one epoch on synthetic reviews, exported to all eight artifacts, with
+    the exporters' own parity check run on real test reviews when the dataset is present."""
+    folder = tmp_path_factory.mktemp("export")
+    archive = write_archive(folder / "small.tar.gz", per_folder=60)
+    output = folder / "bundle"
+    assert fit.main(["--data", str(archive), "--output", str(output), "--epochs", "1", "--quiet"]) == 0
+    data_source = SHARED_ARCHIVE if SHARED_ARCHIVE.is_file() else archive
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("IMDB_DATA", str(data_source))
+        assert tflite_export.main(["--model", str(output), "--parity-limit", "150"]) == 0
+        assert onnx_export.main(["--model", str(output), "--parity-limit", "150"]) == 0
+    return output
+
+
+def artifact_path(folder, backend, graph, precision):
+    return folder / bundle.artifact_filename(backend, graph, precision)
+
+
+def test_every_artifact_is_in_the_manifest_with_its_sha256(exported):
+    manifest = bundle.read_manifest(exported)
+    for backend in ("tflite", "onnx"):
+        for graph in bundle.GRAPHS:
+            for precision in bundle.PRECISIONS:
+                record = manifest["artifacts"][bundle.artifact_key(backend, graph, precision)]
+                assert bundle.verify_file(exported, record) == artifact_path(exported, backend, graph, precision)
+                assert record["vocabulary_sha256"] == manifest["tokenizer"]["vocabulary"]["sha256"]
+    bundle.verify_file(exported, manifest["padding_states"])
+
+
+def test_exporters_recorded_passing_parity_on_real_reviews(exported):
+    require_shared_archive()
+    results = bundle.read_manifest(exported)["parity"]
+    assert len(results) == 8
+    for key, result in results.items():
+        assert result["passed"], (key, result["failures"])
+        assert result["reviews"] == 150
+        if key.endswith("float32"):
+            assert result["max_abs_diff"] <= parity.FLOAT_ATOL
+
+
+def tflite_operators(path) -> str:
+    import tensorflow as tf
+
+    import contextlib
+    import io
+
+    report = io.StringIO()
+    with contextlib.redirect_stdout(report):
+        tf.lite.experimental.Analyzer.analyze(model_path=str(path))
+    return report.getvalue()
+
+
+@pytest.mark.parametrize("graph", bundle.GRAPHS)
+@pytest.mark.parametrize("precision", bundle.PRECISIONS)
+def test_tflite_has_builtin_operators_only(exported, graph, precision):
+    report = tflite_operators(artifact_path(exported, "tflite", graph, precision))
+    assert "WHILE" in report and "GATHER" in report
+    assert "Flex" not in report and "CUSTOM" not in report
+
+
+@pytest.mark.parametrize("graph", bundle.GRAPHS)
+def test_onnx_graph_has_one_lstm_node_and_declared_io(exported, graph):
+    model = onnx.load(str(artifact_path(exported, "onnx", graph, "float32")))
+    onnx.checker.check_model(model, full_check=True)
+    assert onnx_export.lstm_node_count(model) == {"LSTM": 1, "DynamicQuantizeLSTM": 0, "Loop": 0, "Scan": 0}
+    assert model.opset_import[0].version >= 17
+    inputs = {value.name: value.type.tensor_type for value in model.graph.input}
+    expected = {"token_ids": onnx.TensorProto.INT32} | (
+        {"h0": onnx.TensorProto.FLOAT, "c0": onnx.TensorProto.FLOAT} if graph == "cached" else {})
+    assert {name: tensor.elem_type for name, tensor in inputs.items()} == expected
+    assert inputs["token_ids"].shape.dim[0].dim_param  # a dynamic batch
+    (output,) = model.graph.output
+    assert output.name == "probabilities" and output.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    metadata = {prop.key: prop.value for prop in model.metadata_props}
+    manifest = bundle.read_manifest(exported)
+    assert metadata["vocabulary_sha256"] == manifest["tokenizer"]["vocabulary"]["sha256"]
+    assert metadata["labels"] == "negative,positive" and metadata["sequence_length"] == "500"
+
+    quantized = onnx.load(str(artifact_path(exported, "onnx", graph, "int8")))
+    assert onnx_export.lstm_node_count(quantized)["DynamicQuantizeLSTM"] == 1
+
+
+@pytest.mark.parametrize("backend", ["tflite", "onnx"])
+@pytest.mark.parametrize("graph", bundle.GRAPHS)
+def test_int8_is_smaller_than_a_third_of_float(exported, backend, graph):
+    float_size = artifact_path(exported, backend, graph, "float32").stat().st_size
+    assert artifact_path(exported, backend, graph, "int8").stat().st_size < float_size / 3
+
+
+def test_padding_states_reach_a_fixed_point(exported):
+    states = np.load(exported / bundle.PADDING_STATES_NAME)
+    assert states.shape[1:] == (2, 100) and not states[0].any()
+    assert 1 < len(states) <= 500
+
+
+def test_parity_catches_a_broken_artifact(exported, tmp_path):
+    """Swap the int8 ONNX graph for one with shuffled LSTM weights: parity must name it."""
+    broken = tmp_path / "broken"
+    shutil.copytree(exported, broken)
+    model = onnx.load(str(broken / "model.onnx"))
+    for initializer in model.graph.initializer:
+        array = onnx.numpy_helper.to_array(initializer)
+        if array.dtype == np.float32 and array.ndim == 3:  # the LSTM's W and R
+            initializer.CopyFrom(onnx.numpy_helper.from_array(array[..., ::-1].copy(), initializer.name))
+    onnx.save(model, str(broken / "model.onnx"))
+    common.record_artifacts(broken, {"onnx-full-float32": {
+        **bundle.read_manifest(broken)["artifacts"]["onnx-full-float32"], **bundle.file_record(broken / "model.onnx")}})
+    _, _, trained = common.load_trained(broken)
+    texts = [fit.EXAMPLE_REVIEWS[0], "awful boring mess", "great film, superb acting"] * 5
+    results = parity.run_parity(broken, trained, texts, np.array([1, 0, 1] * 5), ["onnx-full-float32"])
+    assert not results["onnx-full-float32"]["passed"]
+    with pytest.raises(common.ExportError, match="onnx-full-float32: max diff"):
+        parity.raise_failures(results)
+
+
+def test_missing_bundle_is_a_clear_error(tmp_path, capsys):
+    assert tflite_export.main(["--model", str(tmp_path / "nowhere")]) == 1
+    assert "no such model bundle folder" in capsys.readouterr().err
+
+
+def test_bundle_without_keras_model_is_a_clear_error(exported, tmp_path, capsys):
+    folder = tmp_path / "no-keras"
+    shutil.copytree(exported, folder)
+    (folder / "model.keras").unlink()
+    assert onnx_export.main(["--model", str(folder)]) == 1
+    assert "no model.keras" in capsys.readouterr().err
+
+
+def test_other_schema_version_is_a_clear_error(exported, tmp_path, capsys):
+    folder = tmp_path / "future"
+    shutil.copytree(exported, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["schema_version"] = 99
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert tflite_export.main(["--model", str(folder)]) == 1
+    assert "schema version 99" in capsys.readouterr().err
+
+
+def test_unwritable_output_keeps_the_old_artifact(exported, tmp_path, capsys):
+    folder = tmp_path / "blocked"
+    shutil.copytree(exported, folder)
+    (folder / "model.int8.tflite").unlink()
+    (folder / "model.int8.tflite").mkdir()  # a folder where the file must go: the move fails
+    assert tflite_export.main(["--model", str(folder), "--parity-limit", "0"]) == 1
+    assert "error:" in capsys.readouterr().err
+    assert not [path.name for path in folder.iterdir() if path.name.endswith(".tmp")]
+    bundle.verify_file(folder, bundle.read_manifest(folder)["artifacts"]["tflite-full-float32"])
+
+
+@pytest.mark.slow
+def test_shipped_bundle_parity_on_1000_real_reviews():
+    require_shared_archive()
+    if not (SHIPPED_BUNDLE / "model.keras").is_file():
+        pytest.skip("no trained bundle shipped yet")
+    results = parity.check_bundle(SHIPPED_BUNDLE, str(SHARED_ARCHIVE), 1000, record=False)
+    assert len(results) == 8 and all(result["reviews"] == 1000 for result in results.values())

@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+
+from runtime.text import OOV_ID, PAD_ID, START_ID, Tokenizer, normalize, pad_ids, split_words
+
+
+@pytest.fixture
+def tokenizer():
+    return Tokenizer(["the", "movie", "don't", "good", "bad"], sequence_length=8)
+
+
+def test_html_tags_and_entities_are_removed():
+    assert split_words("Great<br /><br />fun &amp; <i>witty</i> &quot;film&quot;") == ["great", "fun", "witty", "film"]
+
+
+def test_punctuation_and_case():
+    assert split_words("WOW!!! The Movie... wasn't (at all) bad?!") == ["wow", "the", "movie", "wasn't", "at", "all", "bad"]
+
+
+def test_curly_apostrophes_and_fullwidth_letters_normalise():
+    assert split_words("Don’t ＬＯＶＥ it") == ["don't", "love", "it"]
+
+
+def test_a_lone_angle_bracket_is_not_a_tag():
+    assert split_words("a < b and c > d") == ["a", "b", "and", "c", "d"]
+
+
+def test_emoji_control_characters_cjk_and_rtl():
+    assert split_words("good\x00\x07movie 😀 映画 فيلم") == ["good", "movie", "映画", "فيلم"]
+
+
+def test_unknown_words_map_to_oov(tokenizer):
+    assert tokenizer.token_ids("The movie was GOOD, zebra!") == [START_ID, 3, 4, OOV_ID, 6, OOV_ID]
+
+
+def test_empty_text_is_only_the_start_id(tokenizer):
+    assert tokenizer.token_ids("") == [START_ID]
+    assert tokenizer.token_ids("  \n\t ") == [START_ID]
+    assert tokenizer.encode([""]).tolist() == [[PAD_ID] * 7 + [START_ID]]
+
+
+def test_very_long_text_keeps_its_last_tokens(tokenizer):
+    text = "bad " * 100_000 + "the movie don't"
+    assert tokenizer.token_ids(text) == [7, 7, 7, 7, 7, 3, 4, 5]
+
+
+def test_non_string_is_a_type_error(tokenizer):
+    with pytest.raises(TypeError, match="must be a str"):
+        tokenizer.token_ids(b"bytes")
+
+
+def test_build_keeps_the_most_frequent_words_with_reserved_ids():
+    built = Tokenizer.build(["b a a", "c c c a"], vocab_size=5, sequence_length=4)
+    assert built.words == ("a", "c")  # 3 + 2 ids: the reserved ones and the two most frequent
+    assert built.vocab_size == 5
+
+
+def test_save_and_load_round_trip(tmp_path, tokenizer):
+    path = tmp_path / "vocab.txt"
+    tokenizer.save(path)
+    loaded = Tokenizer.load(path, 8)
+    assert loaded.words == tokenizer.words
+    path.write_text("good\nnot a word\n")
+    with pytest.raises(ValueError, match="not a vocabulary file"):
+        Tokenizer.load(path, 8)
+
+
+@pytest.mark.parametrize("length", [1, 5, 8, 20])
+def test_padding_matches_keras_pad_sequences(length):
+    keras = pytest.importorskip("keras", reason="needs the training extra")
+    rng = np.random.default_rng(length)
+    sequences = [list(rng.integers(1, 100, size=n)) for n in (0, 1, 3, 5, 8, 13, 40)]
+    expected = keras.utils.pad_sequences(sequences, maxlen=length)
+    np.testing.assert_array_equal(pad_ids(sequences, length), expected)
+    assert pad_ids(sequences, length).dtype == expected.dtype
+
+
+def test_real_reviews_tokenize_the_same_on_both_sides(shared_test_reviews):
+    """Training encodes whole batches, the device one review at a time: the ids must agree."""
+    keras = pytest.importorskip("keras", reason="needs the training extra")
+    tokenizer = Tokenizer.build(shared_test_reviews.texts[:200], vocab_size=2000, sequence_length=500)
+    texts = shared_test_reviews.texts[200:]
+    batch = tokenizer.encode(texts)
+    one_by_one = keras.utils.pad_sequences([tokenizer.token_ids(text) for text in texts], maxlen=500)
+    np.testing.assert_array_equal(batch, one_by_one)
+    assert (batch == OOV_ID).any() and (batch[:, 0] == PAD_ID).any()

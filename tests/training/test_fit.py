@@ -1,0 +1,101 @@
+import json
+
+import pytest
+
+pytest.importorskip("keras", reason="needs the training extra")
+
+from runtime import bundle  # noqa: E402
+from tests.conftest import write_archive  # noqa: E402
+from training import fit  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def quick_bundle(tmp_path_factory):
+    """One quick training run on a few hundred synthetic reviews, shared by the tests below."""
+    folder = tmp_path_factory.mktemp("fit")
+    archive = write_archive(folder / "small.tar.gz", per_folder=150)
+    output = folder / "bundle"
+    code = fit.main(["--data", str(archive), "--output", str(output), "--epochs", "2", "--batch-size", "32",
+                     "--quiet"])
+    assert code == 0
+    return output
+
+
+def test_quick_run_writes_a_complete_bundle(quick_bundle):
+    names = {path.name for path in quick_bundle.iterdir()}
+    assert {"model.keras", "vocab.txt", "manifest.json", "history.json", "accuracy.png", "loss.png"} <= names
+    assert not [name for name in names if name.startswith(".")]
+    manifest = bundle.read_manifest(quick_bundle)
+    assert manifest["model_config"]["lstm_units"] == 100 and manifest["model_config"]["sequence_length"] == 500
+    assert manifest["training"]["data"]["test_reviews"] == 300
+    assert manifest["training"]["data"]["fit_reviews"] + manifest["training"]["data"]["validation_reviews"] == 300
+    for record in (manifest["artifacts"]["keras"], manifest["tokenizer"]["vocabulary"]):
+        bundle.verify_file(quick_bundle, record)
+    history = json.loads((quick_bundle / "history.json").read_text())
+    assert len(history["val_accuracy"]) == manifest["metrics"]["epochs_run"] == 2
+    assert manifest["metrics"]["validation_accuracy"] == max(history["val_accuracy"])
+    assert 0.0 <= manifest["metrics"]["test_accuracy"] <= 1.0
+    assert (quick_bundle / "accuracy.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_model_learns_the_synthetic_sentiment(quick_bundle):
+    assert bundle.read_manifest(quick_bundle)["metrics"]["test_accuracy"] > 0.8
+
+
+def test_prints_test_accuracy_and_example_predictions(tmp_path, capsys):
+    archive = write_archive(tmp_path / "tiny.tar.gz", per_folder=20)
+    assert fit.main(["--data", str(archive), "--output", str(tmp_path / "out"), "--epochs", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "Test accuracy on 40 reviews" in out
+    assert all(review in out for review in fit.EXAMPLE_REVIEWS)
+
+
+def test_an_interrupted_run_leaves_the_previous_bundle(quick_bundle, tmp_path, monkeypatch):
+    import shutil
+
+    output = tmp_path / "bundle"
+    shutil.copytree(quick_bundle, output)
+    before = {path.name: path.read_bytes() for path in output.iterdir()}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("training.plots.plot_history", interrupted)
+    archive = write_archive(tmp_path / "tiny.tar.gz", per_folder=20)
+    with pytest.raises(KeyboardInterrupt):
+        fit.main(["--data", str(archive), "--output", str(output), "--epochs", "1", "--quiet"])
+    assert {path.name: path.read_bytes() for path in output.iterdir()} == before
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--epochs", "0"], "must be a positive integer"),
+    (["--batch-size", "-3"], "must be a positive integer"),
+    (["--validation-split", "1.5"], "must be between 0 and 1"),
+    (["--learning-rate", "abc"], "invalid positive_float value"),
+])
+def test_nonsense_options_exit_non_zero(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        fit.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_data_path_fails_fast(tmp_path, capsys):
+    assert fit.main(["--data", str(tmp_path / "missing.tar.gz"), "--output", str(tmp_path / "out")]) == 1
+    assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_corrupt_data_fails_fast(tmp_path, capsys):
+    (tmp_path / "bad.tar.gz").write_bytes(b"garbage")
+    assert fit.main(["--data", str(tmp_path / "bad.tar.gz"), "--output", str(tmp_path / "out")]) == 1
+    assert "not a readable tar archive" in capsys.readouterr().err
+
+
+def test_unwritable_output_fails_before_training(small_archive, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert fit.main(["--data", str(small_archive), "--output", str(blocker / "bundle")]) == 1
+    assert "cannot create" in capsys.readouterr().err
+    assert fit.main(["--data", str(small_archive), "--output", str(blocker)]) == 1
+    assert "not a folder" in capsys.readouterr().err
