@@ -32,6 +32,9 @@ def convert(model, quantize: bool) -> bytes:
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # no Flex: devices lack it
         if quantize:
             converter.optimizations = [tf.lite.Optimize.DEFAULT]  # dynamic range: int8 weights
+            # Per-channel weights make FULLY_CONNECTED op version 12, which tflite-runtime 2.14
+            # (the last release) cannot load; one scale per tensor runs on every TFLite runtime.
+            converter._experimental_disable_per_channel_quantization_for_dense_layers = True
         return converter.convert()
 
 

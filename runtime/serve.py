@@ -70,9 +70,9 @@ def parse_texts(body: bytes, max_batch: int) -> list[str]:
     return texts
 
 
-def make_handler(pool: ClassifierPool, max_body: int, max_batch: int, quiet: bool):
+def make_handler(pool: ClassifierPool, max_body: int, max_batch: int, quiet: bool, read_timeout: float):
     class Handler(BaseHTTPRequestHandler):
-        timeout = READ_TIMEOUT_SECONDS  # a client that stops sending is dropped, not waited on forever
+        timeout = read_timeout  # a client that stops sending is dropped, not waited on forever
         protocol_version = "HTTP/1.1"
         server_version = "imdb-sentiment"
 
@@ -132,8 +132,9 @@ def make_handler(pool: ClassifierPool, max_body: int, max_batch: int, quiet: boo
 
 
 def make_server(pool: ClassifierPool, host: str = "127.0.0.1", port: int = 8000, max_body: int = MAX_BODY_BYTES,
-                max_batch: int = MAX_BATCH, quiet: bool = False) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), make_handler(pool, max_body, max_batch, quiet))
+                max_batch: int = MAX_BATCH, quiet: bool = False,
+                read_timeout: float = READ_TIMEOUT_SECONDS) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer((host, port), make_handler(pool, max_body, max_batch, quiet, read_timeout))
     server.daemon_threads = True
     return server
 

@@ -1,0 +1,162 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from runtime import Prediction, SentimentClassifier, backends, bundle
+from tests.runtime.conftest import AVAILABLE, NEGATIVE, POSITIVE
+
+
+@pytest.mark.parametrize("precision", bundle.PRECISIONS)
+@pytest.mark.parametrize("graph", bundle.GRAPHS)
+def test_classifies_clear_reviews(bundle_dir, backend, precision, graph):
+    with SentimentClassifier.from_bundle(bundle_dir, backend, precision, graph) as classifier:
+        positive, negative = classifier.classify(POSITIVE), classifier.classify(NEGATIVE)
+    assert isinstance(positive, Prediction)
+    assert positive.label == "positive" and negative.label == "negative"
+    assert list(positive.probabilities) == ["negative", "positive"]  # the manifest's label order
+    assert sum(positive.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert positive.score == positive.probabilities["positive"] > 0.5
+
+
+def test_batch_equals_one_by_one(bundle_dir, backend):
+    texts = [POSITIVE, NEGATIVE, "It was fine, I guess.", POSITIVE * 30]
+    with SentimentClassifier.from_bundle(bundle_dir, backend) as classifier:
+        batch = classifier.classify_batch(texts)
+        single = [classifier.classify(text) for text in texts]
+    assert batch == single
+
+
+def test_cached_graph_matches_full_graph_on_real_reviews(bundle_dir, backend, shared_test_reviews):
+    texts = shared_test_reviews.texts[:100]
+    with SentimentClassifier.from_bundle(bundle_dir, backend, graph="full") as full, \
+            SentimentClassifier.from_bundle(bundle_dir, backend, graph="cached") as cached:
+        np.testing.assert_allclose(cached.probabilities(texts), full.probabilities(texts), atol=1e-5, rtol=0)
+
+
+def test_backends_agree_on_real_reviews(bundle_dir, shared_test_reviews):
+    if len(AVAILABLE) < 2:
+        pytest.skip(f"only {AVAILABLE} installed in this environment")
+    texts = shared_test_reviews.texts[:50]
+    outputs = [SentimentClassifier.from_bundle(bundle_dir, name).probabilities(texts) for name in AVAILABLE]
+    np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-5, rtol=0)
+
+
+def test_runtime_never_imports_tensorflow(bundle_dir):
+    code = (
+        "import sys; from runtime import SentimentClassifier\n"
+        f"c = SentimentClassifier.from_bundle({str(bundle_dir)!r}); print(c.classify('a fine film').label)\n"
+        "heavy = sorted(m for m in ('tensorflow', 'keras', 'matplotlib', 'tf2onnx') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() in ("positive", "negative")
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t  ", "!!! ... ???", "😀😀😀"])
+def test_text_without_words_is_a_clear_error(bundle_dir, text):
+    with SentimentClassifier.from_bundle(bundle_dir) as classifier:
+        with pytest.raises(ValueError, match="no words"):
+            classifier.classify(text)
+
+
+def test_non_string_is_a_type_error(bundle_dir):
+    with SentimentClassifier.from_bundle(bundle_dir) as classifier:
+        with pytest.raises(TypeError, match="must be a str"):
+            classifier.classify(42)
+
+
+@pytest.mark.parametrize("text", [
+    "Great\x00 movie\x07 with\x1b[31m control characters",
+    "Loved it 😀🎬👍 best film of the year",
+    "映画はとても良かった。 great acting",
+    "فيلم رائع جدا and a wonderful cast",
+    "Wonderful film " * 700_000,  # about 10 MB
+])
+def test_unusual_text_gets_an_answer(bundle_dir, text):
+    with SentimentClassifier.from_bundle(bundle_dir) as classifier:
+        prediction = classifier.classify(text)
+    assert prediction.label in ("negative", "positive")
+    assert np.isfinite(list(prediction.probabilities.values())).all()
+
+
+def copy_bundle(source, target):
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("model.keras"))
+    return target
+
+
+def test_corrupt_artifact_is_named(bundle_dir, backend, tmp_path):
+    folder = copy_bundle(bundle_dir, tmp_path / "corrupt")
+    name = bundle.artifact_filename(backend, "cached", "float32")
+    data = bytearray((folder / name).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (folder / name).write_bytes(bytes(data))
+    with pytest.raises(bundle.BundleError, match=f"{name}: does not match the manifest"):
+        SentimentClassifier.from_bundle(folder, backend)
+
+
+@pytest.mark.parametrize("which", ["artifact", "padding_states.npy", "vocab.txt"])
+def test_truncated_or_missing_file_is_named(bundle_dir, backend, tmp_path, which):
+    folder = copy_bundle(bundle_dir, tmp_path / "truncated")
+    name = bundle.artifact_filename(backend, "cached", "int8") if which == "artifact" else which
+    path = folder / name
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(bundle.BundleError, match=f"{name}: does not match the manifest"):
+        SentimentClassifier.from_bundle(folder, backend, precision="int8")
+    path.unlink()
+    with pytest.raises(bundle.BundleError, match=f"{name}: missing"):
+        SentimentClassifier.from_bundle(folder, backend, precision="int8")
+
+
+def test_vocabulary_of_another_model_is_refused(bundle_dir, backend, tmp_path):
+    """A vocabulary swapped in along with a manifest that vouches for it still does not match
+    the artifact, which records the vocabulary it was exported with."""
+    folder = copy_bundle(bundle_dir, tmp_path / "other-vocab")
+    vocabulary = folder / "vocab.txt"
+    words = vocabulary.read_text().splitlines()
+    words[0], words[1] = words[1], words[0]
+    vocabulary.write_text("\n".join(words) + "\n")
+    manifest = bundle.read_manifest(folder)
+    manifest["tokenizer"]["vocabulary"] = bundle.file_record(vocabulary)
+    bundle.write_manifest(folder, manifest)
+    with pytest.raises(bundle.BundleError, match="vocabulary does not belong"):
+        SentimentClassifier.from_bundle(folder, backend)
+
+
+def test_other_schema_version_and_missing_bundle(bundle_dir, tmp_path):
+    folder = copy_bundle(bundle_dir, tmp_path / "future")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["schema_version"] = 2
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(bundle.BundleError, match="schema version 2"):
+        SentimentClassifier.from_bundle(folder)
+    with pytest.raises(bundle.BundleError, match="no such model bundle folder"):
+        SentimentClassifier.from_bundle(tmp_path / "nowhere")
+    (folder / "manifest.json").write_text("{ not json")
+    with pytest.raises(bundle.BundleError, match="not valid JSON"):
+        SentimentClassifier.from_bundle(folder)
+
+
+def test_unknown_or_missing_backend_and_options(bundle_dir, monkeypatch):
+    with pytest.raises(backends.BackendError, match="unknown backend 'gpu'"):
+        SentimentClassifier.from_bundle(bundle_dir, "gpu")
+    with pytest.raises(ValueError, match="unknown precision"):
+        SentimentClassifier.from_bundle(bundle_dir, precision="int4")
+    monkeypatch.setattr(backends, "available_backends", lambda: ["onnx"])
+    with pytest.raises(backends.BackendError, match="'tflite' is not installed: pip install ai-edge-litert"):
+        SentimentClassifier.from_bundle(bundle_dir, "tflite")
+    monkeypatch.setattr(backends, "available_backends", lambda: [])
+    with pytest.raises(backends.BackendError, match="no interpreter installed"):
+        SentimentClassifier.from_bundle(bundle_dir, "auto")
+
+
+def test_describe_reports_the_manifest(bundle_dir):
+    with SentimentClassifier.from_bundle(bundle_dir) as classifier:
+        description = classifier.describe()
+    assert description["labels"] == ["negative", "positive"]
+    assert description["model_config"]["sequence_length"] == 500
+    assert description["backend"] == AVAILABLE[0]

@@ -1,0 +1,92 @@
+"""The command line, run as a user runs it: in a subprocess."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.runtime.conftest import NEGATIVE, POSITIVE
+
+
+def run_cli(*args, input=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "runtime.predict", *args], input=input, capture_output=True,
+                          timeout=timeout)
+
+
+def test_the_readme_example_is_positive():
+    result = run_cli("A wonderful film with a brilliant cast.")
+    assert result.returncode == 0, result.stderr.decode()
+    (line,) = result.stdout.decode().splitlines()
+    output = json.loads(line)
+    assert output["label"] == "positive" and set(output["probabilities"]) == {"negative", "positive"}
+
+
+def test_arguments_stdin_and_text_format(bundle_dir):
+    result = run_cli("--model", str(bundle_dir), "--format", "text", POSITIVE, "-", NEGATIVE,
+                     input=f"{NEGATIVE}\n{POSITIVE}\n".encode())
+    assert result.returncode == 0, result.stderr.decode()
+    labels = [line.split("\t")[1] for line in result.stdout.decode().splitlines()]
+    assert labels == ["positive", "negative", "positive", "negative"]
+
+
+def test_jsonl_input(bundle_dir, tmp_path):
+    path = tmp_path / "reviews.jsonl"
+    path.write_text(json.dumps({"text": POSITIVE}) + "\n" + json.dumps(NEGATIVE) + "\n" + '{"text": 3}\n')
+    result = run_cli("--model", str(bundle_dir), "--jsonl", "--file", str(path))
+    outputs = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert [output.get("label") for output in outputs] == ["positive", "negative", None]
+    assert "expected a JSON string" in outputs[2]["error"]
+    assert result.returncode == 1
+
+
+def test_invalid_utf8_line_is_reported_and_the_rest_classified(bundle_dir, tmp_path):
+    path = tmp_path / "mixed.txt"
+    path.write_bytes(POSITIVE.encode() + b"\n\xff\xfe broken \xc3\n" + NEGATIVE.encode() + b"\n\n")
+    result = run_cli("--model", str(bundle_dir), "--file", str(path))
+    outputs = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert [output["index"] for output in outputs] == [0, 1, 2, 3]
+    assert outputs[0]["label"] == "positive" and outputs[2]["label"] == "negative"
+    assert "invalid UTF-8" in outputs[1]["error"] and "no words" in outputs[3]["error"]
+    assert result.returncode == 1
+    assert b"2 review(s) could not be classified" in result.stderr
+
+
+def test_a_file_of_100000_lines(bundle_dir, tmp_path):
+    path = tmp_path / "many.txt"
+    with open(path, "w") as handle:
+        for index in range(100_000):
+            handle.write(("great fun" if index % 2 else "boring mess") + f" {index}\n")
+    result = run_cli("--model", str(bundle_dir), "--format", "text", "--file", str(path), timeout=600)
+    assert result.returncode == 0, result.stderr.decode()[-500:]
+    lines = result.stdout.decode().splitlines()
+    assert len(lines) == 100_000 and lines[-1].startswith("99999\t")
+
+
+def test_input_is_streamed_not_read_whole(bundle_dir):
+    """Answers come out while standard input is still open."""
+    process = subprocess.Popen([sys.executable, "-m", "runtime.predict", "--model", str(bundle_dir), "-"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        # 300 reviews fit in the pipe, and their answers overflow the CLI's output buffer
+        process.stdin.write((POSITIVE + "\n").encode() * 300)
+        process.stdin.flush()
+        first = process.stdout.readline()  # would block forever if the CLI waited for end of input
+        assert json.loads(first)["label"] == "positive"
+    finally:
+        process.kill()
+        process.wait()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "/nonexistent/bundle", "good"], "no such model bundle folder"),
+    (["--file", "/nonexistent/reviews.txt"], "no such file"),
+    (["--backend", "tpu", "good"], "invalid choice"),
+    (["--threads", "0", "good"], "--threads must be at least 1"),
+    ([], "give review texts"),
+])
+def test_bad_invocations_exit_non_zero_with_a_message(args, message):
+    result = run_cli(*args)
+    assert result.returncode != 0
+    assert message in result.stderr.decode()
+    assert "Traceback" not in result.stderr.decode()
