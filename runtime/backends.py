@@ -60,13 +60,15 @@ def resolve_backend(backend: str) -> str:
 class TFLiteModel:
     """A .tflite file in a LiteRT / tflite-runtime interpreter, called by its signature's names."""
 
-    def __init__(self, path: Path, threads: int | None = None):
+    def __init__(self, path: Path, threads: int | None = None, xnnpack: bool = True):
         module_name = tflite_module_name()
         if module_name is None:
             raise BackendError("no TFLite interpreter installed: pip install ai-edge-litert")
         module = importlib.import_module(module_name)
+        options = {} if xnnpack else {  # XNNPACK is the default CPU delegate; off only to measure it
+            "experimental_op_resolver_type": module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
         try:
-            self._interpreter = module.Interpreter(model_path=str(path), num_threads=threads)
+            self._interpreter = module.Interpreter(model_path=str(path), num_threads=threads, **options)
             runner = self._interpreter.get_signature_runner()
         except (ValueError, RuntimeError) as error:
             raise BackendError(f"{path}: cannot be loaded by {module_name} ({error})") from None
@@ -122,5 +124,5 @@ class OnnxModel:
         return self._session.run([self._output], feeds)[0]
 
 
-def load_model(backend: str, path: Path, threads: int | None = None):
-    return TFLiteModel(path, threads) if backend == "tflite" else OnnxModel(path, threads)
+def load_model(backend: str, path: Path, threads: int | None = None, xnnpack: bool = True):
+    return TFLiteModel(path, threads, xnnpack) if backend == "tflite" else OnnxModel(path, threads)

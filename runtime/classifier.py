@@ -45,7 +45,7 @@ class SentimentClassifier:
     @classmethod
     def from_bundle(cls, folder: str | Path = bundle.DEFAULT_BUNDLE, backend: str = "auto",
                     precision: str = "float32", graph: str = "cached",
-                    threads: int | None = None) -> "SentimentClassifier":
+                    threads: int | None = None, xnnpack: bool = True) -> "SentimentClassifier":
         """Load and verify a bundle: schema version, sha256 of every file used, vocabulary match."""
         folder = Path(folder)
         if precision not in bundle.PRECISIONS:
@@ -70,7 +70,7 @@ class SentimentClassifier:
             if states is None:
                 raise bundle.BundleError(f"{folder}: the manifest lists no padding states")
             padding_states = np.load(bundle.verify_file(folder, states), allow_pickle=False)
-        model = backends.load_model(backend, bundle.verify_file(folder, record), threads)
+        model = backends.load_model(backend, bundle.verify_file(folder, record), threads, xnnpack)
         metadata_vocabulary = getattr(model, "metadata", {}).get("vocabulary_sha256")
         if metadata_vocabulary not in (None, vocabulary["sha256"]):
             raise bundle.BundleError(f"{folder / record['file']}: was exported for another vocabulary")

@@ -43,6 +43,7 @@ class TrainingSettings:
     learning_rate: float = 1e-3
     clipnorm: float | None = 1.0  # the seed has none; see README, "Settings"
     patience: int = 2  # epochs without a better validation accuracy before stopping
+    lr_decay: float | None = None  # multiply the learning rate by this when validation accuracy drops
     validation_split: float = 0.2
     seed: int = 1337
     limit: int | None = None  # reviews per split, for quick runs
@@ -113,10 +114,14 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
     model = build_model(config, settings.learning_rate, settings.clipnorm)
     keep_best = keras.callbacks.EarlyStopping(
         monitor="val_accuracy", mode="max", patience=settings.patience, restore_best_weights=True)
+    callbacks = [keep_best]
+    if settings.lr_decay:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_accuracy", mode="max", factor=settings.lr_decay, patience=0, min_lr=1e-5))
     started = time.perf_counter()
     history = model.fit(x_fit, y_fit, validation_data=(x_validation, y_validation),
                         epochs=settings.epochs, batch_size=settings.batch_size,
-                        callbacks=[keep_best], verbose=verbose).history
+                        callbacks=callbacks, verbose=verbose).history
     training_seconds = time.perf_counter() - started
     history = {key: [float(value) for value in values] for key, values in history.items()}
     best_epoch = int(np.argmax(history["val_accuracy"]))
@@ -215,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clipnorm", type=positive_float, default=defaults.clipnorm,
                         help="clip each gradient to this norm (default: %(default)s)")
     parser.add_argument("--patience", type=positive_int, default=defaults.patience)
+    parser.add_argument("--lr-decay", type=fraction, default=defaults.lr_decay,
+                        help="multiply the learning rate by this after an epoch that does not improve validation accuracy")
     parser.add_argument("--validation-split", type=fraction, default=defaults.validation_split)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--limit", type=positive_int, help="use only N reviews of each split (quick runs)")
@@ -222,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = TrainingSettings(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        clipnorm=args.clipnorm, patience=args.patience, validation_split=args.validation_split,
+        clipnorm=args.clipnorm, patience=args.patience, lr_decay=args.lr_decay, validation_split=args.validation_split,
         seed=args.seed, limit=args.limit)
     try:
         train(args.data, args.output, settings, verbose=0 if args.quiet else 1 if sys.stdout.isatty() else 2)

@@ -1,0 +1,409 @@
+"""Benchmark every way this project answers a review, side by side: `python -m runtime.bench`.
+
+    python -m runtime.bench --data ../shared/data/aclImdb_labeled.tar.gz      # writes benchmarks/results.json
+    python -m runtime.bench --render benchmarks/results.json > BENCHMARKS.md   # the report, from that JSON
+
+In one run, on the same real test reviews: each backend x graph x precision (and TFLite without
+XNNPACK, and the unrolled full graph when TensorFlow is installed to build it), and the Keras
+model as the seed uses it (`model.predict` on one review) and called directly. Figures:
+latency p50/p99 for one review on one thread by length bucket, throughput for 1,000 reviews on
+1 and 2 threads, cold start of a new CLI process to its first answer with its peak memory,
+bundle verification and vocabulary loading time, artifact size, and how close the best path
+comes to this CPU's measured matrix-multiply peak. Ratios are against Keras `model.predict`.
+Timings are never asserted anywhere: this is a benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from runtime import SentimentClassifier, backends, bundle
+from runtime.text import Tokenizer
+
+BUCKETS = (25, 50, 100, 250, 500)  # review length in tokens (start id included); the median is added
+REVIEWS_PER_BUCKET = 40
+THROUGHPUT_REVIEWS = 1000
+EXAMPLE = "A wonderful film with a brilliant cast. I loved every minute of it."
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values), q))
+
+
+def pick_buckets(tokenizer: Tokenizer, texts: list[str], median: int) -> dict[int, list[str]]:
+    """Real reviews whose token count is near each bucket (exactly 500: the truncated ones)."""
+    lengths = np.array([len(tokenizer.token_ids(text)) for text in texts])
+    chosen = {}
+    for target in sorted({*BUCKETS, median}):
+        near = np.flatnonzero(lengths == target) if target == tokenizer.sequence_length else \
+            np.flatnonzero(np.abs(lengths - target) <= max(3, target // 20))
+        if len(near):
+            chosen[target] = [texts[i] for i in near[:REVIEWS_PER_BUCKET]]
+    return chosen
+
+
+def time_calls(function, items, repeats: int) -> list[float]:
+    """Seconds per call of function(item), every item `repeats` times, after one warm-up call."""
+    function(items[0])
+    timings = []
+    for _ in range(repeats):
+        for item in items:
+            started = time.perf_counter()
+            function(item)
+            timings.append(time.perf_counter() - started)
+    return timings
+
+
+def latency_table(classify, buckets: dict[int, list[str]], repeats: int) -> dict:
+    table = {}
+    for target, texts in buckets.items():
+        timings = time_calls(classify, texts, repeats)
+        table[str(target)] = {"p50_ms": percentile(timings, 50) * 1e3, "p99_ms": percentile(timings, 99) * 1e3,
+                              "calls": len(timings)}
+    return table
+
+
+def measure_runtime_path(folder: Path, backend: str, graph: str, precision: str, buckets, texts,
+                         xnnpack: bool = True) -> dict:
+    result = {"backend": backend, "graph": graph, "precision": precision, "xnnpack": xnnpack if backend == "tflite" else None}
+    with SentimentClassifier.from_bundle(folder, backend, precision, graph, threads=1, xnnpack=xnnpack) as classifier:
+        result["interpreter"] = classifier.describe()["interpreter"]
+        result["latency"] = latency_table(classifier.classify, buckets, repeats=5)
+    result["throughput"] = {}
+    for threads in (1, 2):
+        with SentimentClassifier.from_bundle(folder, backend, precision, graph, threads=threads, xnnpack=xnnpack) as classifier:
+            classifier.probabilities(texts[:10])
+            started = time.perf_counter()
+            classifier.probabilities(texts)
+            result["throughput"][str(threads)] = len(texts) / (time.perf_counter() - started)
+    record = bundle.read_manifest(folder)["artifacts"][bundle.artifact_key(backend, graph, precision)]
+    result["artifact_bytes"] = record["bytes"]
+    return result
+
+
+def measure_keras(folder: Path, buckets, texts) -> list[dict]:
+    """The seed's way: the Keras model, `model.predict` on one review, and called directly."""
+    import keras
+
+    manifest = bundle.read_manifest(folder)
+    model = keras.models.load_model(bundle.verify_file(folder, manifest["artifacts"]["keras"]), compile=False)
+    tokenizer = Tokenizer.load(folder / bundle.VOCABULARY_NAME, bundle.model_config(manifest).sequence_length)
+    results = []
+    for name, call, repeats in (
+        ("keras-predict", lambda text: model.predict(tokenizer.encode([text]), verbose=0), 1),
+        ("keras-call", lambda text: model(tokenizer.encode([text]), training=False), 1),
+    ):
+        short = {target: reviews[:10] for target, reviews in buckets.items()}
+        result = {"backend": name, "graph": "full", "precision": "float32", "interpreter": f"keras {keras.__version__}",
+                  "latency": latency_table(call, short, repeats)}
+        started = time.perf_counter()
+        model.predict(tokenizer.encode(texts), batch_size=256, verbose=0)
+        result["throughput"] = {"default": len(texts) / (time.perf_counter() - started)}
+        result["artifact_bytes"] = manifest["artifacts"]["keras"]["bytes"]
+        results.append(result)
+    return results
+
+
+def unrolled_bundle(folder: Path, workdir: Path) -> Path | None:
+    """A copy of the bundle whose full TFLite graphs are unrolled (needs TensorFlow to convert)."""
+    try:
+        from export.tflite import export_tflite
+    except ImportError:
+        return None
+    copy = workdir / "unrolled"
+    shutil.copytree(folder, copy)
+    export_tflite(copy, form="unrolled", parity_limit=None)
+    return copy
+
+
+def run_process(argv: list[str], env=None) -> tuple[float, float]:
+    """Wall seconds and peak resident MiB of a child process, which must succeed."""
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(argv[:4])} failed: {process.stderr.read().decode()[-500:]}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def cold_starts(folder: Path, repeats: int = 3) -> list[dict]:
+    """A new process from start to its first answer, through the CLI; Keras for comparison."""
+    keras_script = (
+        "import sys, keras\n"
+        "from runtime import bundle\nfrom runtime.text import Tokenizer\n"
+        "folder = sys.argv[1]; manifest = bundle.read_manifest(folder)\n"
+        "model = keras.models.load_model(bundle.verify_file(folder, manifest['artifacts']['keras']), compile=False)\n"
+        "tokenizer = Tokenizer.load(folder + '/vocab.txt', 500)\n"
+        "print(model.predict(tokenizer.encode([sys.argv[2]]), verbose=0))\n"
+    )
+    commands = {"numpy import (floor)": [sys.executable, "-c", "import numpy"]}
+    for backend in backends.available_backends():
+        for precision in bundle.PRECISIONS:
+            commands[f"runtime.predict {backend} {precision}"] = [
+                sys.executable, "-m", "runtime.predict", "--model", str(folder), "--backend", backend,
+                "--precision", precision, EXAMPLE]
+    if (folder / "model.keras").is_file() and _has("keras"):
+        commands["keras load + predict"] = [sys.executable, "-c", keras_script, str(folder), EXAMPLE]
+    results = []
+    for name, argv in commands.items():
+        runs = [run_process(argv) for _ in range(repeats)]
+        results.append({"name": name, "seconds": statistics.median(r[0] for r in runs),
+                        "peak_mib": max(r[1] for r in runs)})
+    return results
+
+
+def loading_costs(folder: Path, median_review: str, repeats: int = 20) -> dict:
+    """What loading a bundle spends before the interpreter: manifest, sha256 checks, vocabulary."""
+    manifest = bundle.read_manifest(folder)
+    config = bundle.model_config(manifest)
+    record = manifest["artifacts"][bundle.artifact_key("tflite", "cached", "int8")]
+    tokenizer = Tokenizer.load(folder / bundle.VOCABULARY_NAME, config.sequence_length)
+
+    def best(function) -> float:
+        timings = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            function()
+            timings.append(time.perf_counter() - started)
+        return min(timings) * 1e3
+
+    return {
+        "read_manifest_ms": best(lambda: bundle.read_manifest(folder)),
+        "verify_int8_artifact_ms": best(lambda: bundle.verify_file(folder, record)),
+        "verify_vocabulary_ms": best(lambda: bundle.verify_file(folder, manifest["tokenizer"]["vocabulary"])),
+        "load_vocabulary_ms": best(lambda: Tokenizer.load(folder / bundle.VOCABULARY_NAME, config.sequence_length)),
+        "tokenize_median_review_ms": best(lambda: tokenizer.token_ids(median_review)),
+    }
+
+
+def cpu_peak_gflops() -> float:
+    """Single-thread float32 matrix-multiply rate, in a child with one BLAS thread."""
+    code = ("import numpy as np, time\n"
+            "a = np.random.rand(1024, 1024).astype(np.float32); b = a.copy(); a @ b\n"
+            "t = time.perf_counter(); [a @ b for _ in range(10)]; s = time.perf_counter() - t\n"
+            "print(10 * 2 * 1024 ** 3 / s / 1e9)\n")
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                                check=True).stdout)
+
+
+def flops_per_review(config, tokens: int) -> float:
+    """Multiply-adds x 2 of the LSTM over `tokens` steps and the dense layer (gates dominate)."""
+    per_step = 2 * 4 * config.lstm_units * (config.embedding_dim + config.lstm_units)
+    return tokens * per_step + 2 * config.lstm_units * config.num_classes
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {"python": platform.python_version(), "numpy": np.__version__}
+    for name in ("ai_edge_litert", "tflite_runtime", "onnxruntime", "tensorflow", "keras"):
+        if _has(name):
+            from importlib.metadata import PackageNotFoundError, version
+
+            distribution = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime",
+                            "tensorflow": "tensorflow-cpu"}.get(name, name)
+            try:
+                versions[name] = version(distribution)
+            except PackageNotFoundError:
+                versions[name] = version(name)
+    return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(), "system": platform.platform(),
+            "versions": versions,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def run(folder: Path, data_source: str | None) -> dict:
+    from training.data import load_imdb, sample
+
+    manifest = bundle.read_manifest(folder)
+    config = bundle.model_config(manifest)
+    tokenizer = Tokenizer.load(folder / bundle.VOCABULARY_NAME, config.sequence_length)
+    test = load_imdb(data_source).test
+    median_tokens = int(np.median([len(tokenizer.token_ids(text)) for text in test.texts]))
+    buckets = pick_buckets(tokenizer, sample(test, 5000, seed=1).texts, median_tokens)
+    texts = sample(test, THROUGHPUT_REVIEWS, seed=2).texts
+
+    results = {"machine": machine(), "median_test_review_tokens": median_tokens, "paths": []}
+    print(f"buckets: { {k: len(v) for k, v in buckets.items()} }, median review {median_tokens} tokens", file=sys.stderr)
+    for backend in backends.available_backends():
+        for graph in bundle.GRAPHS:
+            for precision in bundle.PRECISIONS:
+                for xnnpack in ((True, False) if backend == "tflite" else (True,)):
+                    print(f"measuring {backend} {graph} {precision}{'' if xnnpack else ' no-xnnpack'}", file=sys.stderr)
+                    path = measure_runtime_path(folder, backend, graph, precision, buckets, texts, xnnpack)
+                    path["form"] = "while" if backend == "tflite" else "onnx LSTM node"
+                    results["paths"].append(path)
+    with tempfile.TemporaryDirectory() as workdir:
+        if "tflite" in backends.available_backends() and (folder / "model.keras").is_file() and _has("tensorflow"):
+            print("converting and measuring the unrolled TFLite graph", file=sys.stderr)
+            copy = unrolled_bundle(folder, Path(workdir))
+            for precision in bundle.PRECISIONS:
+                path = measure_runtime_path(copy, "tflite", "full", precision, buckets, texts)
+                path["form"] = "unrolled"
+                results["paths"].append(path)
+    if (folder / "model.keras").is_file() and _has("keras"):
+        print("measuring Keras", file=sys.stderr)
+        for path in measure_keras(folder, buckets, texts):
+            path["form"] = "keras"
+            results["paths"].append(path)
+    print("measuring cold starts", file=sys.stderr)
+    results["cold_start"] = cold_starts(folder)
+    results["loading"] = loading_costs(folder, buckets[median_tokens][0])
+    results["cpu_peak_gflops_1_thread"] = cpu_peak_gflops()
+    results["flops_per_median_review"] = flops_per_review(config, median_tokens)
+    return results
+
+
+def path_name(path: dict) -> str:
+    if path["backend"].startswith("keras"):
+        return path["backend"]
+    name = f"{path['backend']}-{path['graph']}-{path['precision']}"
+    if path.get("form") == "unrolled":
+        name += "-unrolled"
+    if path.get("xnnpack") is False:
+        name += "-no-xnnpack"
+    return name
+
+
+def summary(results: dict) -> dict:
+    """The issue's targets, computed from the measured figures."""
+    paths = {path_name(path): path for path in results["paths"]}
+    median = str(results["median_test_review_tokens"])
+    p50 = {name: path["latency"][median]["p50_ms"] for name, path in paths.items()}
+    runtime_paths = [name for name in p50 if not name.startswith("keras")]
+    best = min(runtime_paths, key=p50.get)
+    backend, graph, precision = paths[best]["backend"], paths[best]["graph"], paths[best]["precision"]
+    full = f"{backend}-full-{precision}" + ("-no-xnnpack" if paths[best].get("xnnpack") is False else "")
+    out = {"best_path": best, "median_tokens": int(median), "best_p50_ms": p50[best]}
+    if "keras-predict" in p50:
+        out["speedup_vs_keras_predict"] = p50["keras-predict"] / p50[best]
+    if full in p50 and full != best:
+        out["speedup_vs_same_backend_full"] = p50[full] / p50[best]
+    latency = paths[best]["latency"]
+    out["p50_50_tokens_over_500_tokens"] = latency["50"]["p50_ms"] / latency["500"]["p50_ms"]
+    cold = {entry["name"]: entry for entry in results["cold_start"]}
+    fastest = min((name for name in cold if name.startswith("runtime.predict")), key=lambda n: cold[n]["seconds"])
+    out["cold_start_best"] = fastest
+    if "keras load + predict" in cold:
+        keras_cold = cold["keras load + predict"]
+        out["cold_start_ratio"] = cold[fastest]["seconds"] / keras_cold["seconds"]
+        out["cold_start_memory_ratio"] = cold[fastest]["peak_mib"] / keras_cold["peak_mib"]
+    achieved = results["flops_per_median_review"] / (p50[best] / 1e3) / 1e9
+    out["best_path_gflops"] = achieved
+    out["fraction_of_cpu_peak"] = achieved / results["cpu_peak_gflops_1_thread"]
+    return out
+
+
+def render_markdown(results: dict) -> str:
+    """BENCHMARKS.md, from the JSON a run wrote: never typed by hand."""
+    machine_info = results["machine"]
+    paths = results["paths"]
+    buckets = list(paths[0]["latency"])
+    keras = next((path for path in paths if path["backend"] == "keras-predict"), None)
+    versions = ", ".join(f"{name} {version}" for name, version in machine_info["versions"].items())
+    lines = [
+        "# Benchmarks", "",
+        f"Produced by `python -m runtime.bench` on {machine_info['date']}: {machine_info['cpu']}, "
+        f"{machine_info['cores']} cores, {machine_info['system']}; {versions}.",
+        "Regenerate with the commands at the top of `runtime/bench.py`. Real test reviews; one review per call, "
+        "tokenization included; ratios are Keras `model.predict` time over the path's time.", "",
+        "## Latency, one review, one thread (milliseconds, p50 / p99, and speed-up over Keras `model.predict`)", "",
+        "| path | " + " | ".join(f"{b} tokens" + (" (median)" if b == str(results["median_test_review_tokens"]) else "")
+                               for b in buckets) + " |",
+        "|---|" + "---|" * len(buckets),
+    ]
+    for path in paths:
+        cells = []
+        for bucket in buckets:
+            figure = path["latency"][bucket]
+            ratio = f" ({keras['latency'][bucket]['p50_ms'] / figure['p50_ms']:,.0f}x)" if keras else ""
+            cells.append(f"{figure['p50_ms']:.3f} / {figure['p99_ms']:.3f}{ratio}")
+        lines.append(f"| {path_name(path)} | " + " | ".join(cells) + " |")
+    lines += ["", "## Throughput (reviews per second, 1,000 real reviews) and artifact size", "",
+              "| path | 1 thread | 2 threads | artifact |", "|---|---|---|---|"]
+    for path in paths:
+        throughput = path["throughput"]
+        one, two = throughput.get("1", throughput.get("default")), throughput.get("2")
+        lines.append(f"| {path_name(path)} | {one:,.0f} | {'-' if two is None else f'{two:,.0f}'} | "
+                     f"{path['artifact_bytes'] / 2**20:.2f} MiB |")
+    lines += ["", "Keras throughput is `model.predict` on the 1,000 reviews at batch 256 with TensorFlow's own threads.",
+              "", "## Cold start: a new process to its first answer", "",
+              "| process | seconds (median of 3) | peak memory |", "|---|---|---|"]
+    for entry in results["cold_start"]:
+        lines.append(f"| {entry['name']} | {entry['seconds']:.3f} | {entry['peak_mib']:.0f} MiB |")
+    loading = results["loading"]
+    lines += ["", "Loading costs inside that start (best of 20): " + ", ".join(
+        f"{name.removesuffix('_ms').replace('_', ' ')} {value:.2f} ms" for name, value in loading.items()) + ".", ""]
+    out = summary(results)
+    lines += ["## Against the targets", "",
+              f"- Best path for a median review ({out['median_tokens']} tokens): **{out['best_path']}**, "
+              f"p50 {out['best_p50_ms']:.3f} ms."]
+    if "speedup_vs_keras_predict" in out:
+        lines.append(f"- Speed-up over Keras `model.predict`: **{out['speedup_vs_keras_predict']:,.0f}x** (target >= 250x).")
+    if "speedup_vs_same_backend_full" in out:
+        lines.append(f"- Speed-up over the same backend's full 500-step graph: "
+                     f"**{out['speedup_vs_same_backend_full']:.2f}x** (target >= 2x).")
+    lines.append(f"- A 50-token review costs **{out['p50_50_tokens_over_500_tokens'] * 100:.0f} %** of a 500-token one "
+                 "(target <= 25 %).")
+    if "cold_start_ratio" in out:
+        lines.append(f"- Cold start ({out['cold_start_best']}): **1/{1 / out['cold_start_ratio']:.0f}** of TensorFlow's "
+                     f"time (target <= 1/20) and **1/{1 / out['cold_start_memory_ratio']:.0f}** of its peak memory "
+                     "(target <= 1/10).")
+    lines.append(f"- Arithmetic: {results['flops_per_median_review'] / 1e6:.1f} MFLOP per median review; the best path "
+                 f"runs it at {out['best_path_gflops']:.1f} GFLOP/s, **{out['fraction_of_cpu_peak'] * 100:.0f} %** of "
+                 f"this CPU's one-thread float32 matrix-multiply rate ({results['cpu_peak_gflops_1_thread']:.0f} GFLOP/s, "
+                 "numpy). One review is a chain of 100-wide matrix-vector products, each waiting for the last, "
+                 "so it cannot use the CPU the way a large matrix product does.")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runtime.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, default=bundle.DEFAULT_BUNDLE)
+    parser.add_argument("--data", default=os.environ.get("IMDB_DATA"),
+                        help="aclImdb archive or folder for real reviews (default: $IMDB_DATA)")
+    parser.add_argument("--output", type=Path, default=Path("benchmarks/results.json"))
+    parser.add_argument("--render", type=Path, metavar="JSON", help="print BENCHMARKS.md from a results file and exit")
+    args = parser.parse_args(argv)
+    if args.render:
+        print(render_markdown(json.loads(args.render.read_text())), end="")
+        return 0
+    try:
+        results = run(args.model, args.data)
+    except (bundle.BundleError, backends.BackendError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    bundle.write_json(args.output, results)
+    print(render_markdown(results), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Fill the README's measured figures from the files the commands wrote, so none is typed by hand.
+
+    python scripts/update_readme.py
+
+Replaces each block between `<!-- begin:NAME -->` and `<!-- end:NAME -->` in README.md:
+accuracy and parity from models/imdb-lstm/manifest.json, the benchmark summary from
+benchmarks/results.json (python -m runtime.bench), install sizes from
+benchmarks/install_sizes.json (scripts/install_sizes.sh).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from runtime import bench, bundle  # noqa: E402
+
+
+def accuracy_block(manifest: dict) -> str:
+    metrics, training = manifest["metrics"], manifest["training"]
+    settings = training["settings"]
+    return (
+        f"Test accuracy of the shipped model: **{metrics['test_accuracy'] * 100:.2f} %** on "
+        f"{training['data']['test_reviews']:,} test reviews (loss {metrics['test_loss']:.4f}), with the epoch chosen on "
+        f"{training['data']['validation_reviews']:,} validation reviews carved from the training set: epoch "
+        f"{metrics['best_epoch']} of {metrics['epochs_run']}, validation accuracy {metrics['validation_accuracy'] * 100:.2f} %. "
+        f"Training took {metrics['training_seconds'] / 60:.1f} minutes, {metrics['seconds_per_epoch']:.0f} s per epoch "
+        f"(validation included), on {training['machine']} (TensorFlow {training['library_versions']['tensorflow']}, "
+        f"Keras {training['library_versions']['keras']}). Settings recorded in the manifest: "
+        + ", ".join(f"{key} {value}" for key, value in settings.items()) + "."
+    )
+
+
+def parity_block(manifest: dict) -> str:
+    lines = ["| artifact | size | reviews | max abs diff vs Keras | vs full graph | labels = Keras | accuracy (Keras) | passed |",
+             "|---|---|---|---|---|---|---|---|"]
+    for key, result in manifest.get("parity", {}).items():
+        size = manifest["artifacts"][key]["bytes"] / 2**20
+        vs_full = f"{result['max_abs_diff_vs_full']:.1e}" if "max_abs_diff_vs_full" in result else "-"
+        lines.append(f"| {key} | {size:.2f} MiB | {result['reviews']:,} | {result['max_abs_diff']:.1e} | {vs_full} | "
+                     f"{result['label_agreement'] * 100:.2f} % | {result['accuracy'] * 100:.2f} % "
+                     f"({result['keras_accuracy'] * 100:.2f} %) | {'yes' if result['passed'] else 'NO'} |")
+    return "\n".join(lines)
+
+
+def bench_block(results: dict) -> str:
+    text = bench.render_markdown(results)
+    targets = text[text.index("## Against the targets"):].split("\n", 2)[2].strip()
+    machine = results["machine"]
+    return f"Measured by `python -m runtime.bench` on {machine['date'][:10]} ({machine['cpu']}, {machine['cores']} cores); " \
+           f"all figures in [BENCHMARKS.md](BENCHMARKS.md).\n\n{targets}"
+
+
+def sizes_block(sizes: dict) -> str:
+    names = {"litert": "runtime + LiteRT", "onnx": "runtime + ONNX Runtime", "tflite-runtime": "runtime + tflite-runtime",
+             "all": "training + export + tests (all extras)"}
+    lines = ["| environment | installed size |", "|---|---|"]
+    lines += [f"| `pip install \".[{extra}]\"` ({names[extra]}) | {mib} MiB |" for extra, mib in sizes["mib"].items()]
+    lines.append(f"\nMeasured by `scripts/install_sizes.sh` on {sizes['date'][:10]} (Python {sizes['python']}, "
+                 f"{sizes['machine']}): site-packages of a fresh virtual environment, pip itself excluded.")
+    return "\n".join(lines)
+
+
+def replace_block(readme: str, name: str, body: str) -> str:
+    pattern = re.compile(rf"(<!-- begin:{name} -->\n).*?(\n<!-- end:{name} -->)", re.S)
+    if not pattern.search(readme):
+        raise SystemExit(f"README.md has no block {name}")
+    return pattern.sub(lambda match: match.group(1) + body + match.group(2), readme)
+
+
+def main() -> int:
+    readme_path = ROOT / "README.md"
+    readme = readme_path.read_text()
+    manifest = bundle.read_manifest(ROOT / "models" / "imdb-lstm")
+    readme = replace_block(readme, "accuracy", accuracy_block(manifest))
+    readme = replace_block(readme, "parity", parity_block(manifest))
+    for name, path, render in (("bench", "benchmarks/results.json", bench_block),
+                               ("sizes", "benchmarks/install_sizes.json", sizes_block)):
+        if (ROOT / path).is_file():
+            readme = replace_block(readme, name, render(json.loads((ROOT / path).read_text())))
+    readme_path.write_text(readme)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

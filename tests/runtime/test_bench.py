@@ -1,0 +1,47 @@
+"""The benchmark's plumbing on a few reviews: it measures real runs and renders them; no figure
+is asserted, because timings are not tests."""
+
+import json
+
+import pytest
+
+from runtime import backends, bench, bundle
+from runtime.text import Tokenizer
+
+
+def test_measures_and_renders(bundle_dir, shared_test_reviews, tmp_path):
+    tokenizer = Tokenizer.load(bundle_dir / "vocab.txt", 500)
+    texts = shared_test_reviews.texts
+    buckets = bench.pick_buckets(tokenizer, texts, median=173)
+    assert all(abs(len(tokenizer.token_ids(t)) - 100) <= 5 for t in buckets[100])
+    assert all(len(tokenizer.token_ids(t)) == 500 for t in buckets[500])
+    buckets = {target: reviews[:2] for target, reviews in buckets.items()}
+    backend = backends.available_backends()[0]
+    paths = [bench.measure_runtime_path(bundle_dir, backend, graph, "int8", buckets, texts[:20])
+             for graph in ("full", "cached")]
+    results = {
+        "machine": bench.machine(), "median_test_review_tokens": 173, "paths": paths,
+        "cold_start": bench.cold_starts(bundle_dir, repeats=1),
+        "loading": bench.loading_costs(bundle_dir, texts[0], repeats=2),
+        "cpu_peak_gflops_1_thread": bench.cpu_peak_gflops(),
+        "flops_per_median_review": bench.flops_per_review(bundle.model_config(bundle.read_manifest(bundle_dir)), 173),
+    }
+    assert {entry["name"] for entry in results["cold_start"]} >= {"numpy import (floor)", f"runtime.predict {backend} int8"}
+    assert all(entry["peak_mib"] > 0 for entry in results["cold_start"])
+    text = bench.render_markdown(json.loads(json.dumps(results)))  # renders from JSON, as BENCHMARKS.md is
+    assert f"| {backend}-cached-int8 |" in text and "## Against the targets" in text
+    assert results["machine"]["cpu"] in text
+
+
+def test_flops_count_grows_with_length():
+    from runtime.config import ModelConfig
+
+    config = ModelConfig()
+    assert bench.flops_per_review(config, 200) > 2 * bench.flops_per_review(config, 99)
+    assert bench.flops_per_review(config, 1) == 2 * 4 * 100 * (128 + 100) + 2 * 100 * 2
+
+
+@pytest.mark.parametrize("argv", [["--model", "/nonexistent"]])
+def test_bad_bundle_is_a_clear_error(argv, capsys):
+    assert bench.main(argv) == 1
+    assert "no such model bundle folder" in capsys.readouterr().err
