@@ -3,6 +3,7 @@ states, and writing an artifact into the bundle with its manifest record."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -53,17 +54,26 @@ def input_name(tensor) -> str:
     return tensor.name.split(":")[0]
 
 
-def export_saved_model(model, folder: str) -> None:
-    """A SavedModel whose one signature maps the model's named inputs to "probabilities"."""
-    import keras
+def serving_function(model):
+    """A tf.function over the model's named inputs with static shapes, returning "probabilities"."""
+    import tensorflow as tf
 
     names = [input_name(tensor) for tensor in model.inputs]
+
+    @tf.function(input_signature=input_signature(model))
+    def serve(*inputs):
+        return {"probabilities": model(dict(zip(names, inputs)) if len(names) > 1 else inputs[0])}
+
+    return serve
+
+
+def export_saved_model(model, folder: str) -> None:
+    """A SavedModel whose one signature is `serving_function(model)`."""
+    import keras
+
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(
-        name="serving_default",
-        fn=lambda *inputs: {"probabilities": model(dict(zip(names, inputs)) if len(names) > 1 else inputs[0])},
-        input_signature=input_signature(model))
+    archive.add_endpoint(name="serving_default", fn=serving_function(model))
     archive.write_out(folder, verbose=False)
 
 
@@ -151,6 +161,15 @@ def check_exported(folder: Path, trained, keys: list[str], parity_limit: int | N
 
         check_bundle(folder, os.environ.get("IMDB_DATA"), parity_limit, keys, trained)
     return bundle.read_manifest(folder)
+
+
+def export_arguments(prog: str, description: str) -> argparse.ArgumentParser:
+    """The options every export command takes."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--model", type=Path, default=bundle.DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
+    parser.add_argument("--parity-limit", type=int, default=200,
+                        help="test reviews for the parity check after export (0 skips it); read from $IMDB_DATA")
+    return parser
 
 
 def run_export(job: Callable[[], object]) -> int:

@@ -9,7 +9,6 @@ ONNX `LSTM` node; `onnxruntime.quantization.quantize_dynamic` turns it into
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -22,17 +21,10 @@ OPSET = 17
 def convert(model, metadata: dict):
     """A Keras inference model as a checked ONNX ModelProto with `metadata` in its properties."""
     import onnx
-    import tensorflow as tf
     import tf2onnx
 
-    signature = common.input_signature(model)
-    names = [spec.name for spec in signature]
-
-    @tf.function(input_signature=signature)
-    def serve(*inputs):
-        return {"probabilities": model(dict(zip(names, inputs)) if len(names) > 1 else inputs[0])}
-
-    proto, _ = tf2onnx.convert.from_function(serve, input_signature=signature, opset=OPSET)
+    proto, _ = tf2onnx.convert.from_function(
+        common.serving_function(model), input_signature=common.input_signature(model), opset=OPSET)
     onnx.helper.set_model_props(proto, metadata)
     onnx.checker.check_model(proto, full_check=True)
     return proto
@@ -72,10 +64,7 @@ def export_onnx(folder: str | Path, parity_limit: int | None = 200) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m export.onnx", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, default=bundle.DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
-    parser.add_argument("--parity-limit", type=int, default=200,
-                        help="test reviews for the parity check after export (0 skips it)")
+    parser = common.export_arguments("python -m export.onnx", __doc__.split("\n")[0])
     args = parser.parse_args(argv)
     return common.run_export(lambda: export_onnx(args.model, args.parity_limit or None))
 

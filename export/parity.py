@@ -104,14 +104,16 @@ def run_parity(folder: Path, trained, texts, labels, keys: list[str] | None = No
     return results
 
 
-def format_table(results: dict) -> str:
-    lines = ["artifact                 reviews  max |diff|  vs full    labels = Keras  accuracy (Keras)  ok",
-             "-" * 96]
-    for key, r in results.items():
-        vs_full = f"{r['max_abs_diff_vs_full']:.2e}" if "max_abs_diff_vs_full" in r else "-"
-        lines.append(f"{key:<24} {r['reviews']:>7}  {r['max_abs_diff']:.2e}   {vs_full:<9}  "
-                     f"{r['label_agreement'] * 100:>12.2f} %  {r['accuracy'] * 100:6.2f} ({r['keras_accuracy'] * 100:.2f})"
-                     f"    {'yes' if r['passed'] else 'NO'}")
+def format_table(results: dict, artifacts: dict | None = None) -> str:
+    """The parity figures as a Markdown table (printed by the commands, copied into the README)."""
+    lines = ["| artifact | size | reviews | max abs diff vs Keras | vs full graph | labels = Keras | accuracy (Keras) | passed |",
+             "|---|---|---|---|---|---|---|---|"]
+    for key, result in results.items():
+        size = f"{artifacts[key]['bytes'] / 2**20:.2f} MiB" if artifacts else "-"
+        vs_full = f"{result['max_abs_diff_vs_full']:.1e}" if "max_abs_diff_vs_full" in result else "-"
+        lines.append(f"| {key} | {size} | {result['reviews']:,} | {result['max_abs_diff']:.1e} | {vs_full} | "
+                     f"{result['label_agreement'] * 100:.2f} % | {result['accuracy'] * 100:.2f} % "
+                     f"({result['keras_accuracy'] * 100:.2f} %) | {'yes' if result['passed'] else 'NO'} |")
     return "\n".join(lines)
 
 
@@ -131,7 +133,7 @@ def check_bundle(folder: str | Path, data_source: str | None, limit: int | None,
         _, _, trained = load_trained(folder)
     reviews = test_reviews(data_source, limit)
     results = run_parity(folder, trained, reviews.texts, reviews.labels, keys, record)
-    print(format_table(results))
+    print(format_table(results, bundle.read_manifest(folder)["artifacts"]))
     raise_failures(results)
     return results
 

@@ -9,7 +9,6 @@ activations, which every TFLite runtime runs without a representative dataset.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -56,11 +55,8 @@ def export_tflite(folder: str | Path, form: str = "while", parity_limit: int | N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m export.tflite", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, default=bundle.DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
+    parser = common.export_arguments("python -m export.tflite", __doc__.split("\n")[0])
     parser.add_argument("--form", choices=FORMS, default="while", help="graph form of the full graph")
-    parser.add_argument("--parity-limit", type=int, default=200,
-                        help="test reviews for the parity check after export (0 skips it)")
     args = parser.parse_args(argv)
     return common.run_export(lambda: export_tflite(args.model, args.form, args.parity_limit or None))
 

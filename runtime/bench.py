@@ -298,7 +298,7 @@ def summary(results: dict) -> dict:
     p50 = {name: path["latency"][median]["p50_ms"] for name, path in paths.items()}
     runtime_paths = [name for name in p50 if not name.startswith("keras")]
     best = min(runtime_paths, key=p50.get)
-    backend, graph, precision = paths[best]["backend"], paths[best]["graph"], paths[best]["precision"]
+    backend, precision = paths[best]["backend"], paths[best]["precision"]
     full = f"{backend}-full-{precision}" + ("-no-xnnpack" if paths[best].get("xnnpack") is False else "")
     out = {"best_path": best, "median_tokens": int(median), "best_p50_ms": p50[best]}
     if "keras-predict" in p50:

@@ -251,9 +251,20 @@ def classify(command: list, env: dict, bundle: Path, reviews: Path, out: Path, l
     return json.loads(out.read_text(encoding="utf-8"))
 
 
+def max_abs_diff(a: list[list[float]], b: list[list[float]]) -> float:
+    return max(abs(x - y) for row_a, row_b in zip(a, b) for x, y in zip(row_a, row_b))
+
+
 def compare(host: dict, device: dict, atol: float) -> list[dict]:
     def by_key(result):
         return {(run["backend"], run["precision"], run["graph"]): run for run in result["runs"]}
+
+    def off_float32(runs, key):
+        """How far an int8 artifact is from its float32 twin on the same machine: which side drifts."""
+        int8, float32 = runs[key], runs.get((key[0], "float32", key[2]), {})
+        if key[1] != "int8" or "probabilities" not in float32:
+            return None
+        return max_abs_diff(int8["probabilities"], float32["probabilities"])
 
     host_runs, device_runs = by_key(host), by_key(device)
     rows = []
@@ -265,11 +276,11 @@ def compare(host: dict, device: dict, atol: float) -> list[dict]:
         if problems:
             row.update(passed=False, error="; ".join(problems))
         else:
-            diff = max(abs(x - y) for row_a, row_b in zip(a["probabilities"], b["probabilities"])
-                       for x, y in zip(row_a, row_b))
+            diff = max_abs_diff(a["probabilities"], b["probabilities"])
             labels_equal = all(row_a.index(max(row_a)) == row_b.index(max(row_b))
                                for row_a, row_b in zip(a["probabilities"], b["probabilities"]))
             row.update(interpreter=b["interpreter"], max_abs_diff=diff, labels_equal=labels_equal,
+                       x86_64_vs_float32=off_float32(host_runs, key), aarch64_vs_float32=off_float32(device_runs, key),
                        passed=diff <= atol and labels_equal and len(a["probabilities"]) == len(b["probabilities"]))
         rows.append(row)
     return rows
@@ -308,13 +319,18 @@ def print_resolution(resolution: list[dict]) -> None:
 
 def print_parity(rows: list[dict], atol: float) -> None:
     say(f"Parity, aarch64 (emulated) vs x86_64 (host), tolerance {atol:g}:")
-    say(f"  {'backend':<8}{'precision':<10}{'graph':<8}{'max abs diff':>14}  {'labels equal':<13}result")
+    say(f"  {'backend':<8}{'precision':<10}{'graph':<8}{'max abs diff':>13}  {'labels equal':<13}{'result':<8}"
+        f"int8 vs float32 on x86_64 / aarch64")
     for row in rows:
+        start = f"  {row['backend']:<8}{row['precision']:<10}{row['graph']:<8}"
         if "error" in row:
-            say(f"  {row['backend']:<8}{row['precision']:<10}{row['graph']:<8}{'-':>14}  {'-':<13}FAILED: {row['error']}")
-        else:
-            say(f"  {row['backend']:<8}{row['precision']:<10}{row['graph']:<8}{row['max_abs_diff']:>14.3g}  "
-                f"{str(row['labels_equal']):<13}{'ok' if row['passed'] else 'FAILED'}")
+            say(f"{start}{'-':>13}  {'-':<13}FAILED: {row['error']}")
+            continue
+        drift = ""
+        if row["x86_64_vs_float32"] is not None:
+            drift = f"{row['x86_64_vs_float32']:.3g} / {row['aarch64_vs_float32']:.3g}"
+        say(f"{start}{row['max_abs_diff']:>13.3g}  {str(row['labels_equal']):<13}"
+            f"{'ok' if row['passed'] else 'FAILED':<8}{drift}")
 
 
 def print_predictions(device: dict, texts: list[str]) -> None:

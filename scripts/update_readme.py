@@ -37,15 +37,9 @@ def accuracy_block(manifest: dict) -> str:
 
 
 def parity_block(manifest: dict) -> str:
-    lines = ["| artifact | size | reviews | max abs diff vs Keras | vs full graph | labels = Keras | accuracy (Keras) | passed |",
-             "|---|---|---|---|---|---|---|---|"]
-    for key, result in manifest.get("parity", {}).items():
-        size = manifest["artifacts"][key]["bytes"] / 2**20
-        vs_full = f"{result['max_abs_diff_vs_full']:.1e}" if "max_abs_diff_vs_full" in result else "-"
-        lines.append(f"| {key} | {size:.2f} MiB | {result['reviews']:,} | {result['max_abs_diff']:.1e} | {vs_full} | "
-                     f"{result['label_agreement'] * 100:.2f} % | {result['accuracy'] * 100:.2f} % "
-                     f"({result['keras_accuracy'] * 100:.2f} %) | {'yes' if result['passed'] else 'NO'} |")
-    return "\n".join(lines)
+    from export.parity import format_table
+
+    return format_table(manifest.get("parity", {}), manifest["artifacts"])
 
 
 def bench_block(results: dict) -> str:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from runtime.text import OOV_ID, PAD_ID, START_ID, Tokenizer, normalize, pad_ids, split_words
+from runtime.text import OOV_ID, PAD_ID, START_ID, Tokenizer, pad_ids, split_words
 
 
 @pytest.fixture
