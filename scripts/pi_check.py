@@ -62,14 +62,15 @@ def main(argv: list[str] | None = None) -> int:
 
     texts = read_reviews(args.reviews)
     runs = classify_everywhere(args.bundle, texts)
-    labels = list(bundle.model_config(bundle.read_manifest(args.bundle)).labels)
+    manifest = bundle.read_manifest(args.bundle)
     result = {
         "machine": platform.machine(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": package_versions(),
         "backends": backends.available_backends(),
-        "labels": labels,
+        "bundle": {"name": manifest.get("name"), "created": manifest.get("created")},
+        "labels": list(bundle.model_config(manifest).labels),
         "reviews": len(texts),
         # The device runtime must never pull in TensorFlow, even where it is installed.
         "tensorflow_imported": "tensorflow" in sys.modules,

@@ -58,6 +58,7 @@ class StepError(Exception):
 
 
 def say(line: str = "") -> None:
+    line = line.rstrip()
     print(line, flush=True)
     summary_lines.append(line)
 
@@ -123,7 +124,8 @@ def fetch_qemu(work: Path, mirror: str) -> tuple[Path, bool]:
     require_root("fetching qemu")
     options = private_apt(work, mirror)
     try:
-        run(["apt-get", *options, "update"], work / "logs" / "apt-update.log")
+        # apt-get update only warns about an index it could not fetch, unless told otherwise.
+        run(["apt-get", *options, "update", "--error-on=any"], work / "logs" / "apt-update.log")
     except StepError as error:
         raise StepError(f"cannot read {mirror} {SUITE}-backports (no network to the Debian mirror?)\n{error}")
     debs = work / "debs"
@@ -312,7 +314,7 @@ def print_resolution(resolution: list[dict]) -> None:
         say(f"  Python {record['python']}  {' + '.join(record['requirements'])}: "
             f"{'ok' if record['ok'] else 'FAILED'}")
         for name, wheel in record["wheels"].items():
-            say(f"      {name} {wheel['version']:<9} {wheel['file']}")
+            say(f"      {name + ' ' + wheel['version']:<24}{wheel['file']}")
         if not record["ok"]:
             say(f"      {record['error']}")
 
@@ -363,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     work, bundle = args.work.resolve(), args.bundle.resolve()
     if work == REPO or REPO in work.parents:
         parser.error(f"--work {work} is inside the repo; use a folder outside it")
+    if not (bundle / "manifest.json").is_file():
+        parser.error(f"--bundle {bundle} has no manifest.json; export a bundle first or pass another one")
     work.mkdir(parents=True, exist_ok=True)
     results_path = args.results or work / "results.json"
     results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -396,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         results["parity"] = parity
 
         say()
+        say(f"Bundle:          {device['bundle']['name']}, created {device['bundle']['created']}")
         say(f"Emulated device: {device['machine']}, Python {device['python']}, qemu {results['qemu']} -cpu {args.cpu}, "
             f"Debian {SUITE} root")
         say("  packages: " + ", ".join(f"{k} {v}" for k, v in device["packages"].items()))
