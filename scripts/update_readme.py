@@ -36,6 +36,16 @@ def accuracy_block(manifest: dict) -> str:
     )
 
 
+def tuning_block(manifests: list[tuple[str, dict]]) -> str:
+    lines = ["| run | settings | best validation accuracy | epoch | test accuracy |", "|---|---|---|---|---|"]
+    for name, manifest in manifests:
+        metrics, settings = manifest["metrics"], manifest["training"]["settings"]
+        shown = ", ".join(f"{key} {value}" for key, value in settings.items() if key not in ("seed", "limit"))
+        lines.append(f"| {name} | {shown} | {metrics['validation_accuracy'] * 100:.2f} % | "
+                     f"{metrics['best_epoch']} of {metrics['epochs_run']} | {metrics['test_accuracy'] * 100:.2f} % |")
+    return "\n".join(lines)
+
+
 def parity_block(manifest: dict) -> str:
     from export.parity import format_table
 
@@ -73,6 +83,9 @@ def main() -> int:
     manifest = bundle.read_manifest(ROOT / "models" / "imdb-lstm")
     readme = replace_block(readme, "accuracy", accuracy_block(manifest))
     readme = replace_block(readme, "parity", parity_block(manifest))
+    tried = [(f"`docs/tuning/{path.name}`", json.loads(path.read_text()))
+             for path in sorted((ROOT / "docs" / "tuning").glob("*.manifest.json"))]
+    readme = replace_block(readme, "tuning", tuning_block([("shipped", manifest)] + tried))
     for name, path, render in (("bench", "benchmarks/results.json", bench_block),
                                ("sizes", "benchmarks/install_sizes.json", sizes_block)):
         if (ROOT / path).is_file():
