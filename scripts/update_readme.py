@@ -71,10 +71,10 @@ def sizes_block(sizes: dict) -> str:
 
 
 def replace_block(readme: str, name: str, body: str) -> str:
-    pattern = re.compile(rf"(<!-- begin:{name} -->\n).*?(\n<!-- end:{name} -->)", re.S)
+    pattern = re.compile(rf"(<!-- begin:{name} -->\n)(?:.*?\n)?(<!-- end:{name} -->)", re.S)
     if not pattern.search(readme):
         raise SystemExit(f"README.md has no block {name}")
-    return pattern.sub(lambda match: match.group(1) + body + match.group(2), readme)
+    return pattern.sub(lambda match: match.group(1) + body + "\n" + match.group(2), readme)
 
 
 def main() -> int:
