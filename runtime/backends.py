@@ -15,14 +15,14 @@ import numpy as np
 
 BACKENDS = ("tflite", "onnx")
 _TFLITE_MODULES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite")
-FILE_SUFFIX = {"tflite": ".tflite", "onnx": ".onnx"}
 
 
 class BackendError(Exception):
     """No interpreter for the asked backend, or a model file it cannot load."""
 
 
-def _installed(module: str) -> bool:
+def installed(module: str) -> bool:
+    """Whether `module` can be imported, without importing it."""
     try:
         return importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:  # the parent package is missing
@@ -30,14 +30,14 @@ def _installed(module: str) -> bool:
 
 
 def tflite_module_name() -> str | None:
-    return next((name for name in _TFLITE_MODULES if _installed(name)), None)
+    return next((name for name in _TFLITE_MODULES if installed(name)), None)
 
 
 def available_backends() -> list[str]:
     found = []
     if tflite_module_name():
         found.append("tflite")
-    if _installed("onnxruntime"):
+    if installed("onnxruntime"):
         found.append("onnx")
     return found
 

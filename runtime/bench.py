@@ -200,7 +200,7 @@ def cold_starts(folder: Path, repeats: int = 3) -> list[dict]:
             commands[f"runtime.predict {backend} {precision}"] = [
                 sys.executable, "-m", "runtime.predict", "--model", str(folder), "--backend", backend,
                 "--precision", precision, EXAMPLE]
-    if (folder / "model.keras").is_file() and _has("keras"):
+    if (folder / "model.keras").is_file() and backends.installed("keras"):
         commands["keras load + predict"] = [sys.executable, "-c", keras_script, str(folder), EXAMPLE]
     results = []
     for name, argv in commands.items():
@@ -251,12 +251,6 @@ def flops_per_review(config, tokens: int) -> float:
     return tokens * per_step + 2 * config.lstm_units * config.num_classes
 
 
-def _has(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
-
-
 def machine() -> dict:
     cpu = platform.processor() or platform.machine()
     try:
@@ -268,7 +262,7 @@ def machine() -> dict:
         pass
     versions = {"python": platform.python_version(), "numpy": np.__version__}
     for name in ("ai_edge_litert", "tflite_runtime", "onnxruntime", "tensorflow", "keras"):
-        if _has(name):
+        if backends.installed(name):
             from importlib.metadata import PackageNotFoundError, version
 
             distribution = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime",
@@ -304,14 +298,14 @@ def run(folder: Path, data_source: str | None) -> dict:
                     path["form"] = "while" if backend == "tflite" else "onnx LSTM node"
                     results["paths"].append(path)
     with tempfile.TemporaryDirectory() as workdir:
-        if "tflite" in backends.available_backends() and (folder / "model.keras").is_file() and _has("tensorflow"):
+        if "tflite" in backends.available_backends() and (folder / "model.keras").is_file() and backends.installed("tensorflow"):
             print("converting and measuring the unrolled TFLite graph", file=sys.stderr)
             copy = unrolled_bundle(folder, Path(workdir))
             for precision in bundle.PRECISIONS:
                 path = measure_runtime_path(copy, "tflite", "full", precision, buckets, texts)
                 path["form"] = "unrolled"
                 results["paths"].append(path)
-    if (folder / "model.keras").is_file() and _has("keras"):
+    if (folder / "model.keras").is_file() and backends.installed("keras"):
         print("measuring Keras", file=sys.stderr)
         for path in measure_keras(folder, buckets, texts):
             path["form"] = "keras"
