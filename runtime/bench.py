@@ -98,9 +98,10 @@ def measure_keras(folder: Path, buckets, texts) -> list[dict]:
     """The seed's way: the Keras model, `model.predict` on one review, and called directly."""
     import keras
 
-    manifest = bundle.read_manifest(folder)
-    model = keras.models.load_model(bundle.verify_file(folder, manifest["artifacts"]["keras"]), compile=False)
-    tokenizer = Tokenizer.load(folder / bundle.VOCABULARY_NAME, bundle.model_config(manifest).sequence_length)
+    from export.common import load_trained
+
+    manifest, config, model = load_trained(folder)
+    tokenizer = Tokenizer.load(folder / bundle.VOCABULARY_NAME, config.sequence_length)
     started = time.perf_counter()
     model.predict(tokenizer.encode(texts), batch_size=256, verbose=0)
     throughput = {"default": len(texts) / (time.perf_counter() - started)}
@@ -187,11 +188,10 @@ def run_process(argv: list[str]) -> tuple[float, float]:
 def cold_starts(folder: Path, repeats: int = 3) -> list[dict]:
     """A new process from start to its first answer, through the CLI; Keras for comparison."""
     keras_script = (
-        "import sys, keras\n"
-        "from runtime import bundle\nfrom runtime.text import Tokenizer\n"
-        "folder = sys.argv[1]; manifest = bundle.read_manifest(folder)\n"
-        "model = keras.models.load_model(bundle.verify_file(folder, manifest['artifacts']['keras']), compile=False)\n"
-        "tokenizer = Tokenizer.load(folder + '/vocab.txt', 500)\n"
+        "import sys\n"
+        "from export.common import load_trained\nfrom runtime import bundle\nfrom runtime.text import Tokenizer\n"
+        "folder = sys.argv[1]; manifest, config, model = load_trained(folder)\n"
+        "tokenizer = Tokenizer.load(f'{folder}/{bundle.VOCABULARY_NAME}', config.sequence_length)\n"
         "print(model.predict(tokenizer.encode([sys.argv[2]]), verbose=0))\n"
     )
     commands = {"numpy import (floor)": [sys.executable, "-c", "import numpy"]}

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from runtime import backends, bundle
-from runtime.text import Tokenizer
+from runtime.text import Tokenizer, pad_ids
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class SentimentClassifier:
     def _probabilities_of_ids(self, ids: list[int]) -> np.ndarray:
         length = self.config.sequence_length
         if self.graph == "full":
-            return self._model.run({"token_ids": np.array([[0] * (length - len(ids)) + ids], np.int32)})[0]
+            return self._model.run({"token_ids": pad_ids([ids], length)})[0]
         # Padding is the same for every review, so the state after it was computed at export:
         # start from there and run only the review's own tokens.
         padding_steps = min(length - len(ids), len(self._padding_states) - 1)

@@ -90,6 +90,16 @@ def classify_stream(classifier: SentimentClassifier, items, style: str, out) -> 
     return failed
 
 
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that choose the bundle, interpreter, precision and graph (CLI and server)."""
+    parser.add_argument("--model", type=Path, default=Path(os.environ.get("IMDB_SENTIMENT_MODEL", bundle.DEFAULT_BUNDLE)),
+                        help="model bundle folder (default: $IMDB_SENTIMENT_MODEL, else the shipped models/imdb-lstm)")
+    parser.add_argument("--backend", choices=("auto", *backends.BACKENDS), default="auto")
+    parser.add_argument("--precision", choices=bundle.PRECISIONS, default="float32")
+    parser.add_argument("--graph", choices=bundle.GRAPHS, default="cached",
+                        help="cached: run only a review's own tokens (default); full: all padded steps")
+
+
 def inputs(args) -> Iterator[tuple[str | None, str | None]]:
     """Every review asked for, in order: the --file's lines, then the arguments ('-': stdin)."""
     if args.file is not None:
@@ -112,12 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--file", type=Path, help="read one review a line from this file")
     parser.add_argument("--jsonl", action="store_true", help='input lines are JSON: "text" or {"text": "..."}')
     parser.add_argument("--format", choices=("json", "text"), default="json", help="output format")
-    parser.add_argument("--model", type=Path, default=Path(os.environ.get("IMDB_SENTIMENT_MODEL", bundle.DEFAULT_BUNDLE)),
-                        help="model bundle folder (default: the bundle shipped in models/imdb-lstm)")
-    parser.add_argument("--backend", choices=("auto", *backends.BACKENDS), default="auto")
-    parser.add_argument("--precision", choices=bundle.PRECISIONS, default="float32")
-    parser.add_argument("--graph", choices=bundle.GRAPHS, default="cached",
-                        help="cached: run only a review's own tokens (default); full: all padded steps")
+    add_model_arguments(parser)
     parser.add_argument("--threads", type=int, default=1, help="interpreter threads (default: %(default)s)")
     args = parser.parse_args(argv)
     if not args.reviews and args.file is None:

@@ -19,10 +19,10 @@ import sys
 from contextlib import contextmanager
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 from runtime import backends, bundle
 from runtime.classifier import SentimentClassifier
+from runtime.predict import add_model_arguments
 
 MAX_BODY_BYTES = 1 << 20
 MAX_BATCH = 64
@@ -141,10 +141,7 @@ def make_server(pool: ClassifierPool, host: str = "127.0.0.1", port: int = 8000,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runtime.serve", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, default=Path(os.environ.get("IMDB_SENTIMENT_MODEL", bundle.DEFAULT_BUNDLE)))
-    parser.add_argument("--backend", choices=("auto", *backends.BACKENDS), default="auto")
-    parser.add_argument("--precision", choices=bundle.PRECISIONS, default="float32")
-    parser.add_argument("--graph", choices=bundle.GRAPHS, default="cached")
+    add_model_arguments(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
