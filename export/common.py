@@ -32,15 +32,20 @@ def load_trained(folder: str | Path):
     return manifest, bundle.model_config(manifest), model
 
 
-def inference_model(trained, config: ModelConfig, graph: str, batch_size: int | None, unroll: bool = False):
+def inference_model(trained, config: ModelConfig, graph: str, batch_size: int | None, unroll: bool = False,
+                    library=None):
     """The dropout-free graph for `graph`: "full" takes padded reviews, "cached" a review's own
-    tokens of any length plus the LSTM state (h0, c0) to start from."""
+    tokens of any length plus the LSTM state (h0, c0) to start from. library: see
+    `build_inference_model` (default Keras 3)."""
+    import keras
+
     from training.model import build_inference_model
 
+    library = library or keras
     if graph == "full":
-        return build_inference_model(trained, config, batch_size=batch_size, unroll=unroll)
+        return build_inference_model(trained, config, batch_size=batch_size, unroll=unroll, library=library)
     return build_inference_model(trained, config, batch_size=batch_size, sequence_length=None,
-                                 initial_state=True)
+                                 initial_state=True, library=library)
 
 
 def input_signature(model) -> list:

@@ -16,9 +16,30 @@ from pathlib import Path
 from runtime import bundle
 from export import common
 
+# Graph forms, and the graphs each applies to (the other graph stays "while"):
 # "while": Keras' LSTM lowered to a TFLite WHILE loop of builtin ops (the default: smaller and,
-# measured by runtime.bench, faster here). "unrolled": 500 copies of the cell (full graph only).
-FORMS = ("while", "unrolled")
+# measured by runtime.bench, faster here). "unrolled": 500 copies of the cell; a dynamic length
+# cannot be unrolled, so full graph only. "fused": one UNIDIRECTIONAL_SEQUENCE_LSTM operator,
+# which the converter makes only from a Keras 2 LSTM (tf-keras); cached graph only, because the
+# operator keeps its state in variable tensors between calls, which the cached graph overwrites
+# with its h0 / c0 inputs every call while the full graph would start from the last review's state.
+FORMS = {"while": bundle.GRAPHS, "unrolled": ("full",), "fused": ("cached",)}
+# tf-keras declares a dependency on the package "tensorflow", which would install a second,
+# 570 MB TensorFlow beside tensorflow-cpu; it is pure Python, so it goes in without its deps.
+TF_KERAS_INSTALL = "pip install --no-deps 'tf-keras==2.21.*'"
+
+
+def keras_library(form: str):
+    """The Keras that builds the inference graph for `form`."""
+    if form != "fused":
+        import keras
+
+        return keras
+    try:
+        import tf_keras
+    except ImportError:
+        raise common.ExportError(f"--form fused needs Keras 2: {TF_KERAS_INSTALL}") from None
+    return tf_keras
 
 
 def convert(model, quantize: bool) -> bytes:
@@ -40,10 +61,12 @@ def convert(model, quantize: bool) -> bytes:
 def export_tflite(folder: str | Path, form: str = "while", parity_limit: int | None = 200) -> dict:
     """Write the four TFLite artifacts into the bundle and check them; return the manifest."""
     folder = Path(folder)
+    library = keras_library(form)  # before the slow part, so a missing tf-keras fails at once
     manifest, config, trained = common.load_trained(folder)
     for graph in bundle.GRAPHS:
-        graph_form = form if graph == "full" else "while"  # a dynamic length cannot be unrolled
-        model = common.inference_model(trained, config, graph, batch_size=1, unroll=graph_form == "unrolled")
+        graph_form = form if graph in FORMS[form] else "while"
+        model = common.inference_model(trained, config, graph, batch_size=1, unroll=graph_form == "unrolled",
+                                       library=library if graph_form == "fused" else None)
         for precision in bundle.PRECISIONS:
             content = convert(model, quantize=precision == "int8")
             common.write_and_record(
@@ -56,7 +79,7 @@ def export_tflite(folder: str | Path, form: str = "while", parity_limit: int | N
 
 def main(argv: list[str] | None = None) -> int:
     parser = common.export_arguments("python -m export.tflite", __doc__.split("\n")[0])
-    parser.add_argument("--form", choices=FORMS, default="while", help="graph form of the full graph")
+    parser.add_argument("--form", choices=list(FORMS), default="while", help="LSTM graph form (see FORMS)")
     args = parser.parse_args(argv)
     return common.run_export(lambda: export_tflite(args.model, args.form, args.parity_limit or None))
 

@@ -4,7 +4,8 @@
     python -m runtime.bench --render benchmarks/results.json > BENCHMARKS.md   # the report, from that JSON
 
 In one run, on the same real test reviews: each backend x graph x precision (and TFLite without
-XNNPACK, and the unrolled full graph when TensorFlow is installed to build it), and the Keras
+XNNPACK; when TensorFlow is installed to convert them, the unrolled full graph and, with
+tf-keras, the fused-LSTM cached graph), and the Keras
 model as the seed uses it (`model.predict` on one review) and called directly. Figures:
 latency p50/p99 for one review on one thread by length bucket, throughput for 1,000 reviews on
 1 and 2 threads, cold start of a new CLI process to its first answer with its peak memory,
@@ -118,15 +119,13 @@ def measure_keras(folder: Path, buckets, texts) -> list[dict]:
     return results
 
 
-def unrolled_bundle(folder: Path, workdir: Path) -> Path | None:
-    """A copy of the bundle whose full TFLite graphs are unrolled (needs TensorFlow to convert)."""
-    try:
-        from export.tflite import export_tflite
-    except ImportError:
-        return None
-    copy = workdir / "unrolled"
+def other_form_bundle(folder: Path, workdir: Path, form: str) -> Path:
+    """A copy of the bundle with its TFLite graphs converted in another graph form."""
+    from export.tflite import export_tflite
+
+    copy = workdir / form
     shutil.copytree(folder, copy)
-    export_tflite(copy, form="unrolled", parity_limit=None)
+    export_tflite(copy, form=form, parity_limit=None)
     return copy
 
 
@@ -298,13 +297,21 @@ def run(folder: Path, data_source: str | None) -> dict:
                     path["form"] = "while" if backend == "tflite" else "onnx LSTM node"
                     results["paths"].append(path)
     with tempfile.TemporaryDirectory() as workdir:
-        if "tflite" in backends.available_backends() and (folder / "model.keras").is_file() and backends.installed("tensorflow"):
-            print("converting and measuring the unrolled TFLite graph", file=sys.stderr)
-            copy = unrolled_bundle(folder, Path(workdir))
-            for precision in bundle.PRECISIONS:
-                path = measure_runtime_path(copy, "tflite", "full", precision, buckets, texts)
-                path["form"] = "unrolled"
-                results["paths"].append(path)
+        can_convert = (folder / "model.keras").is_file() and backends.installed("tensorflow")
+        if "tflite" in backends.available_backends() and can_convert:
+            from export.tflite import FORMS, TF_KERAS_INSTALL
+
+            for form in ("unrolled", "fused"):
+                if form == "fused" and not backends.installed("tf_keras"):
+                    print(f"skipping the fused TFLite graph; to measure it: {TF_KERAS_INSTALL}", file=sys.stderr)
+                    continue
+                print(f"converting and measuring the {form} TFLite graph", file=sys.stderr)
+                copy = other_form_bundle(folder, Path(workdir), form)
+                for graph in FORMS[form]:
+                    for precision in bundle.PRECISIONS:
+                        path = measure_runtime_path(copy, "tflite", graph, precision, buckets, texts)
+                        path["form"] = form
+                        results["paths"].append(path)
     if (folder / "model.keras").is_file() and backends.installed("keras"):
         print("measuring Keras", file=sys.stderr)
         for path in measure_keras(folder, buckets, texts):
@@ -324,8 +331,8 @@ def path_name(path: dict) -> str:
     if path["backend"].startswith("keras"):
         return path["backend"]
     name = f"{path['backend']}-{path['graph']}-{path['precision']}"
-    if path.get("form") == "unrolled":
-        name += "-unrolled"
+    if path.get("form") in ("unrolled", "fused"):
+        name += f"-{path['form']}"
     if path.get("xnnpack") is False:
         name += "-no-xnnpack"
     return name

@@ -44,6 +44,7 @@ class TrainingSettings:
     clipnorm: float | None = 1.0  # the seed has none; see README, "Settings"
     patience: int = 2  # epochs without a better validation accuracy before stopping
     lr_decay: float | None = None  # multiply the learning rate by this when validation accuracy drops
+    ema_momentum: float | None = None  # validate and keep a moving average of the weights
     validation_split: float = 0.2
     seed: int = 1337
     limit: int | None = None  # reviews per split, for quick runs
@@ -111,10 +112,12 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
     x_validation, y_validation = arrays(validation_split)
     x_test, y_test = arrays(test_split)
 
-    model = build_model(config, settings.learning_rate, settings.clipnorm)
+    model = build_model(config, settings.learning_rate, settings.clipnorm, settings.ema_momentum)
     keep_best = keras.callbacks.EarlyStopping(
         monitor="val_accuracy", mode="max", patience=settings.patience, restore_best_weights=True)
-    callbacks = [keep_best]
+    # With an average, it is what validation sees and what keep_best keeps (so it goes first).
+    callbacks = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if settings.ema_momentum else []
+    callbacks.append(keep_best)
     if settings.lr_decay:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor="val_accuracy", mode="max", factor=settings.lr_decay, patience=0, min_lr=1e-5))
@@ -222,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patience", type=positive_int, default=defaults.patience)
     parser.add_argument("--lr-decay", type=fraction, default=defaults.lr_decay,
                         help="multiply the learning rate by this after an epoch that does not improve validation accuracy")
+    parser.add_argument("--ema", type=fraction, default=defaults.ema_momentum, metavar="MOMENTUM",
+                        help="validate and keep an exponential moving average of the weights")
     parser.add_argument("--validation-split", type=fraction, default=defaults.validation_split)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--limit", type=positive_int, help="use only N reviews of each split (quick runs)")
@@ -229,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = TrainingSettings(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        clipnorm=args.clipnorm, patience=args.patience, lr_decay=args.lr_decay, validation_split=args.validation_split,
+        clipnorm=args.clipnorm, patience=args.patience, lr_decay=args.lr_decay, ema_momentum=args.ema,
+        validation_split=args.validation_split,
         seed=args.seed, limit=args.limit)
     try:
         train(args.data, args.output, settings, verbose=0 if args.quiet else 1 if sys.stdout.isatty() else 2)

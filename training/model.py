@@ -14,8 +14,13 @@ import keras
 from runtime.config import ModelConfig
 
 
-def build_model(config: ModelConfig, learning_rate: float = 1e-3, clipnorm: float | None = None) -> keras.Model:
-    """The seed's architecture, compiled for training with Adam and categorical cross-entropy."""
+def build_model(config: ModelConfig, learning_rate: float = 1e-3, clipnorm: float | None = None,
+                ema_momentum: float | None = None) -> keras.Model:
+    """The seed's architecture, compiled for training with Adam and categorical cross-entropy.
+
+    ema_momentum keeps an exponential moving average of the weights in the optimizer
+    (`keras.callbacks.SwapEMAWeights` swaps it in for validation and for the kept checkpoint).
+    """
     model = keras.Sequential(
         [
             keras.Input(shape=(config.sequence_length,), dtype="int32", name="token_ids"),
@@ -27,7 +32,8 @@ def build_model(config: ModelConfig, learning_rate: float = 1e-3, clipnorm: floa
         name="imdb_lstm",
     )
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm),
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm,
+                                        use_ema=ema_momentum is not None, ema_momentum=ema_momentum or 0.99),
         loss="categorical_crossentropy",
         metrics=["accuracy"],
     )
@@ -41,6 +47,7 @@ def build_inference_model(
     sequence_length: int | None = -1,
     initial_state: bool = False,
     unroll: bool = False,
+    library=keras,
 ) -> keras.Model:
     """The trained model's function without dropout, with the shapes a converter needs.
 
@@ -48,21 +55,23 @@ def build_inference_model(
     sequence_length -1 means the config's; None leaves it dynamic, for the graphs that start
     from a precomputed padding state and run only a review's own tokens.
     initial_state adds the inputs `h0` and `c0` (batch, lstm_units) for that starting state.
+    library is the Keras that builds it: `tf_keras` (Keras 2) for the TFLite converter's fused
+    LSTM operator, which it only recognises in Keras 2's LSTM.
     """
     length = config.sequence_length if sequence_length == -1 else sequence_length
-    token_ids = keras.Input(shape=(length,), batch_size=batch_size, dtype="int32", name="token_ids")
+    token_ids = library.Input(shape=(length,), batch_size=batch_size, dtype="int32", name="token_ids")
     inputs = [token_ids]
-    embedded = keras.layers.Embedding(config.vocab_size, config.embedding_dim, name="embedding")(token_ids)
-    lstm = keras.layers.LSTM(config.lstm_units, unroll=unroll, name="lstm")
+    embedded = library.layers.Embedding(config.vocab_size, config.embedding_dim, name="embedding")(token_ids)
+    lstm = library.layers.LSTM(config.lstm_units, unroll=unroll, name="lstm")
     if initial_state:
-        h0 = keras.Input(shape=(config.lstm_units,), batch_size=batch_size, name="h0")
-        c0 = keras.Input(shape=(config.lstm_units,), batch_size=batch_size, name="c0")
+        h0 = library.Input(shape=(config.lstm_units,), batch_size=batch_size, name="h0")
+        c0 = library.Input(shape=(config.lstm_units,), batch_size=batch_size, name="c0")
         inputs += [h0, c0]
         state = lstm(embedded, initial_state=[h0, c0])
     else:
         state = lstm(embedded)
-    probabilities = keras.layers.Dense(config.num_classes, activation="softmax", name="probabilities")(state)
-    model = keras.Model(inputs, probabilities, name="imdb_lstm_inference")
+    probabilities = library.layers.Dense(config.num_classes, activation="softmax", name="probabilities")(state)
+    model = library.Model(inputs, probabilities, name="imdb_lstm_inference")
     for name in ("embedding", "lstm", "probabilities"):
         model.get_layer(name).set_weights(trained.get_layer(name).get_weights())
     return model

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -113,6 +114,32 @@ def test_padding_states_reach_a_fixed_point(exported):
     states = np.load(exported / bundle.PADDING_STATES_NAME)
     assert states.shape[1:] == (2, 100) and not states[0].any()
     assert 1 < len(states) <= 500
+
+
+def test_fused_form_is_one_lstm_operator_on_the_cached_graph_with_parity(exported, tmp_path):
+    """`--form fused` (Keras 2 layers) gives the cached graph one UNIDIRECTIONAL_SEQUENCE_LSTM,
+    keeps the full graph a WHILE loop, and passes parity on real reviews."""
+    pytest.importorskip("tf_keras", reason=f"the fused form needs tf-keras: {tflite_export.TF_KERAS_INSTALL}")
+    require_shared_archive()
+    folder = tmp_path / "fused"
+    shutil.copytree(exported, folder)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("IMDB_DATA", str(SHARED_ARCHIVE))
+        assert tflite_export.main(["--model", str(folder), "--form", "fused", "--parity-limit", "150"]) == 0
+    manifest = bundle.read_manifest(folder)
+    for precision in bundle.PRECISIONS:
+        cached = tflite_operators(artifact_path(folder, "tflite", "cached", precision))
+        assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in cached and "WHILE" not in cached
+        assert "WHILE" in tflite_operators(artifact_path(folder, "tflite", "full", precision))
+        assert manifest["artifacts"][bundle.artifact_key("tflite", "cached", precision)]["form"] == "fused"
+        result = manifest["parity"][bundle.artifact_key("tflite", "cached", precision)]
+        assert result["passed"] and result["reviews"] == 150, result
+
+
+def test_fused_form_without_tf_keras_is_a_clear_error(exported, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tf_keras", None)  # import fails as if absent
+    assert tflite_export.main(["--model", str(exported), "--form", "fused"]) == 1
+    assert "pip install --no-deps 'tf-keras" in capsys.readouterr().err
 
 
 def test_parity_catches_a_broken_artifact(exported, tmp_path):

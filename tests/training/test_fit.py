@@ -50,6 +50,30 @@ def test_prints_test_accuracy_and_example_predictions(tmp_path, capsys):
     assert all(review in out for review in fit.EXAMPLE_REVIEWS)
 
 
+@pytest.mark.parametrize("extra", [[], ["--ema", "0.9"]], ids=["weights", "moving-average"])
+def test_the_kept_weights_are_the_ones_validation_chose(tmp_path, extra):
+    """The saved model scores on the validation reviews exactly what the manifest records for the
+    chosen epoch; with --ema that is the moving average, which validation saw."""
+    import keras
+
+    from runtime.text import Tokenizer
+    from training import data
+
+    archive = write_archive(tmp_path / "tiny.tar.gz", per_folder=40)
+    output = tmp_path / "bundle"
+    assert fit.main(["--data", str(archive), "--output", str(output), "--epochs", "3", "--batch-size", "8",
+                     "--learning-rate", "0.01", "--quiet", *extra]) == 0
+    manifest = bundle.read_manifest(output)
+    settings = manifest["training"]["settings"]
+    assert settings["ema_momentum"] == (0.9 if extra else None)
+    _, validation = data.split_validation(data.load_imdb(archive).train, settings["validation_split"], settings["seed"])
+    tokenizer = Tokenizer.load(output / bundle.VOCABULARY_NAME, manifest["model_config"]["sequence_length"])
+    model = keras.models.load_model(output / "model.keras", compile=False)
+    model.compile(loss="categorical_crossentropy")
+    loss = model.evaluate(tokenizer.encode(validation.texts), keras.utils.to_categorical(validation.labels, 2), verbose=0)
+    assert loss == pytest.approx(manifest["metrics"]["validation_loss"], rel=1e-5)
+
+
 def test_an_interrupted_run_leaves_the_previous_bundle(quick_bundle, tmp_path, monkeypatch):
     import shutil
 
