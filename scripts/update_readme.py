@@ -40,7 +40,8 @@ def tuning_block(manifests: list[tuple[str, dict]]) -> str:
     lines = ["| run | settings | best validation accuracy | epoch | test accuracy |", "|---|---|---|---|---|"]
     for name, manifest in manifests:
         metrics, settings = manifest["metrics"], manifest["training"]["settings"]
-        shown = ", ".join(f"{key} {value}" for key, value in settings.items() if key not in ("seed", "limit"))
+        shown = ", ".join(f"{key} {value}" for key, value in settings.items()
+                          if key not in ("seed", "limit") and value is not None)
         lines.append(f"| {name} | {shown} | {metrics['validation_accuracy'] * 100:.2f} % | "
                      f"{metrics['best_epoch']} of {metrics['epochs_run']} | {metrics['test_accuracy'] * 100:.2f} % |")
     return "\n".join(lines)
