@@ -38,8 +38,8 @@ EXAMPLE_REVIEWS = (
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    epochs: int = 5
-    batch_size: int = 64
+    epochs: int = 6  # the seed trains 5; patience stops a run once validation stops improving
+    batch_size: int = 32  # the seed uses 64; 32 won on validation (README, "Training")
     learning_rate: float = 1e-3
     clipnorm: float | None = 1.0  # the seed has none; see README, "Settings"
     patience: int = 2  # epochs without a better validation accuracy before stopping
