@@ -37,11 +37,8 @@ def inference_model(trained, config: ModelConfig, graph: str, batch_size: int | 
     """The dropout-free graph for `graph`: "full" takes padded reviews, "cached" a review's own
     tokens of any length plus the LSTM state (h0, c0) to start from. library: see
     `build_inference_model` (default Keras 3)."""
-    import keras
-
     from training.model import build_inference_model
 
-    library = library or keras
     if graph == "full":
         return build_inference_model(trained, config, batch_size=batch_size, unroll=unroll, library=library)
     return build_inference_model(trained, config, batch_size=batch_size, sequence_length=None,

@@ -29,12 +29,8 @@ FORMS = {"while": bundle.GRAPHS, "unrolled": ("full",), "fused": ("cached",)}
 TF_KERAS_INSTALL = "pip install --no-deps 'tf-keras==2.21.*'"
 
 
-def keras_library(form: str):
-    """The Keras that builds the inference graph for `form`."""
-    if form != "fused":
-        import keras
-
-        return keras
+def import_tf_keras():
+    """Keras 2, which builds the fused form's graph."""
     try:
         import tf_keras
     except ImportError:
@@ -61,12 +57,12 @@ def convert(model, quantize: bool) -> bytes:
 def export_tflite(folder: str | Path, form: str = "while", parity_limit: int | None = 200) -> dict:
     """Write the four TFLite artifacts into the bundle and check them; return the manifest."""
     folder = Path(folder)
-    library = keras_library(form)  # before the slow part, so a missing tf-keras fails at once
+    tf_keras = import_tf_keras() if form == "fused" else None  # before the slow part: fails at once
     manifest, config, trained = common.load_trained(folder)
     for graph in bundle.GRAPHS:
         graph_form = form if graph in FORMS[form] else "while"
         model = common.inference_model(trained, config, graph, batch_size=1, unroll=graph_form == "unrolled",
-                                       library=library if graph_form == "fused" else None)
+                                       library=tf_keras if graph_form == "fused" else None)
         for precision in bundle.PRECISIONS:
             content = convert(model, quantize=precision == "int8")
             common.write_and_record(

@@ -47,7 +47,7 @@ def build_inference_model(
     sequence_length: int | None = -1,
     initial_state: bool = False,
     unroll: bool = False,
-    library=keras,
+    library=None,
 ) -> keras.Model:
     """The trained model's function without dropout, with the shapes a converter needs.
 
@@ -55,9 +55,10 @@ def build_inference_model(
     sequence_length -1 means the config's; None leaves it dynamic, for the graphs that start
     from a precomputed padding state and run only a review's own tokens.
     initial_state adds the inputs `h0` and `c0` (batch, lstm_units) for that starting state.
-    library is the Keras that builds it: `tf_keras` (Keras 2) for the TFLite converter's fused
-    LSTM operator, which it only recognises in Keras 2's LSTM.
+    library is the Keras that builds it: Keras 3 by default, `tf_keras` (Keras 2) for the TFLite
+    converter's fused LSTM operator, which it only recognises in Keras 2's LSTM.
     """
+    library = library or keras
     length = config.sequence_length if sequence_length == -1 else sequence_length
     token_ids = library.Input(shape=(length,), batch_size=batch_size, dtype="int32", name="token_ids")
     inputs = [token_ids]
