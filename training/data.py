@@ -3,8 +3,13 @@
 Reads the official `aclImdb_v1.tar.gz`, a copy with the same layout (such as
 `../shared/data/aclImdb_labeled.tar.gz`), or an extracted `aclImdb/` folder. Archives are
 streamed member by member, never unpacked to disk; only regular files at
-`aclImdb/{train,test}/{pos,neg}/*.txt` are read, links and devices are skipped, and a member
-whose path escapes the archive's root refuses the whole archive.
+`aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt` are read, links and devices are skipped, and
+a member whose path escapes the archive's root refuses the whole archive.
+
+The dataset numbers a folder's reviews movie by movie: reviews with neighbouring ids are mostly
+about the same film, while the train and test sets share no film. The validation set is therefore
+carved in blocks of consecutive ids, so that, like the test set, it is mostly about films that
+training does not see.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 OFFICIAL_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
 SPLITS = ("train", "test")
 LABEL_FOLDERS = ("neg", "pos")  # label index 0 = negative, 1 = positive, as in ModelConfig.labels
-_REVIEW_PATH = re.compile(r"aclImdb/(train|test)/(neg|pos)/[^/]+\.txt")
+_REVIEW_PATH = re.compile(r"aclImdb/(train|test)/(neg|pos)/(\d+)_\d+\.txt")
+# Validation blocks span this many consecutive review ids; a film has at most 30 reviews.
+VALIDATION_BLOCK_IDS = 100
 
 
 class DataError(Exception):
@@ -35,12 +42,13 @@ class DataError(Exception):
 class Split:
     texts: list[str]
     labels: np.ndarray  # int32, 0 = negative, 1 = positive
+    ids: np.ndarray  # int64, the review's number in its folder: neighbours are mostly one film
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def subset(self, indices: np.ndarray) -> "Split":
-        return Split([self.texts[i] for i in indices], self.labels[indices])
+        return Split([self.texts[i] for i in indices], self.labels[indices], self.ids[indices])
 
 
 @dataclass
@@ -63,8 +71,8 @@ def _collect(entries) -> dict:
     for name, raw in entries:
         match = _REVIEW_PATH.fullmatch(name)
         if match:
-            split, label = match.groups()
-            grouped[split].append((name, LABEL_FOLDERS.index(label), raw.decode("utf-8", "replace")))
+            split, label, review_id = match.groups()
+            grouped[split].append((name, LABEL_FOLDERS.index(label), raw.decode("utf-8", "replace"), int(review_id)))
     return grouped
 
 
@@ -125,7 +133,8 @@ def load_imdb(source: str | Path | None = None) -> Dataset:
     splits = {}
     for split, rows in grouped.items():
         rows.sort()
-        splits[split] = Split([row[2] for row in rows], np.array([row[1] for row in rows], np.int32))
+        splits[split] = Split([row[2] for row in rows], np.array([row[1] for row in rows], np.int32),
+                              np.array([row[3] for row in rows], np.int64))
     return Dataset(splits["train"], splits["test"], str(path), sha256)
 
 
@@ -138,14 +147,29 @@ def sample(split: Split, count: int, seed: int) -> Split:
 
 
 def split_validation(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
-    """Carve a seeded, label-stratified validation set out of the training reviews."""
+    """Carve a seeded, label-stratified validation set out of the training reviews.
+
+    Each label's reviews are cut into blocks of consecutive ids (VALIDATION_BLOCK_IDS, smaller
+    when a folder has too few ids for twenty blocks) and whole blocks, drawn at random, go to
+    validation until it holds `fraction` of them, so a film's reviews mostly stay on one side.
+    """
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"validation fraction must be between 0 and 1, got {fraction}")
     rng = np.random.default_rng(seed)
     validation = []
     for label in np.unique(split.labels):
-        members = rng.permutation(np.flatnonzero(split.labels == label))
-        validation.extend(members[: max(1, round(len(members) * fraction))])
+        members = np.flatnonzero(split.labels == label)
+        ids = split.ids[members]
+        block_ids = max(1, min(VALIDATION_BLOCK_IDS, (ids.max() - ids.min() + 1) // 20))
+        blocks = ids // block_ids
+        wanted = max(1, round(len(members) * fraction))
+        taken = 0
+        for block in rng.permutation(np.unique(blocks)):
+            if taken >= wanted:
+                break
+            chosen = members[blocks == block]
+            validation.extend(chosen)
+            taken += len(chosen)
     validation = np.sort(np.array(validation))
     training = np.setdiff1d(np.arange(len(split)), validation)
     return split.subset(rng.permutation(training)), split.subset(validation)

@@ -45,6 +45,7 @@ class TrainingSettings:
     patience: int = 2  # epochs without a better validation accuracy before stopping
     lr_decay: float | None = None  # multiply the learning rate by this when validation accuracy drops
     ema_momentum: float | None = None  # validate and keep a moving average of the weights
+    weight_decay: float | None = None  # Adam's decoupled weight decay (AdamW)
     validation_split: float = 0.2
     seed: int = 1337
     limit: int | None = None  # reviews per split, for quick runs
@@ -112,7 +113,8 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
     x_validation, y_validation = arrays(validation_split)
     x_test, y_test = arrays(test_split)
 
-    model = build_model(config, settings.learning_rate, settings.clipnorm, settings.ema_momentum)
+    model = build_model(config, settings.learning_rate, settings.clipnorm, settings.ema_momentum,
+                        settings.weight_decay)
     keep_best = keras.callbacks.EarlyStopping(
         monitor="val_accuracy", mode="max", patience=settings.patience, restore_best_weights=True)
     # With an average, it is what validation sees and what keep_best keeps (so it goes first).
@@ -154,6 +156,7 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
                 "settings": asdict(settings),
                 "data": {"source": Path(dataset.source).name, "sha256": dataset.sha256,
                          "fit_reviews": len(fit_split), "validation_reviews": len(validation_split),
+                         "validation_block_ids": data.VALIDATION_BLOCK_IDS,
                          "test_reviews": len(test_split)},
                 "library_versions": library_versions(),
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -227,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="multiply the learning rate by this after an epoch that does not improve validation accuracy")
     parser.add_argument("--ema", type=fraction, default=defaults.ema_momentum, metavar="MOMENTUM",
                         help="validate and keep an exponential moving average of the weights")
+    parser.add_argument("--weight-decay", type=positive_float, default=defaults.weight_decay,
+                        help="Adam's decoupled weight decay, e.g. 0.05 (default: none, as the seed)")
     parser.add_argument("--validation-split", type=fraction, default=defaults.validation_split)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--limit", type=positive_int, help="use only N reviews of each split (quick runs)")
@@ -235,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = TrainingSettings(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         clipnorm=args.clipnorm, patience=args.patience, lr_decay=args.lr_decay, ema_momentum=args.ema,
-        validation_split=args.validation_split,
+        weight_decay=args.weight_decay, validation_split=args.validation_split,
         seed=args.seed, limit=args.limit)
     try:
         train(args.data, args.output, settings, verbose=0 if args.quiet else 1 if sys.stdout.isatty() else 2)

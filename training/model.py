@@ -15,8 +15,11 @@ from runtime.config import ModelConfig
 
 
 def build_model(config: ModelConfig, learning_rate: float = 1e-3, clipnorm: float | None = None,
-                ema_momentum: float | None = None) -> keras.Model:
+                ema_momentum: float | None = None, weight_decay: float | None = None) -> keras.Model:
     """The seed's architecture, compiled for training with Adam and categorical cross-entropy.
+
+    weight_decay is Adam's decoupled decay (AdamW): every step shrinks each weight by
+    learning_rate * weight_decay of itself, so embeddings of words a step does not see shrink too.
 
     ema_momentum keeps an exponential moving average of the weights in the optimizer
     (`keras.callbacks.SwapEMAWeights` swaps it in for validation and for the kept checkpoint).
@@ -32,7 +35,7 @@ def build_model(config: ModelConfig, learning_rate: float = 1e-3, clipnorm: floa
         name="imdb_lstm",
     )
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm,
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm, weight_decay=weight_decay,
                                         use_ema=ema_momentum is not None, ema_momentum=ema_momentum or 0.99),
         loss="categorical_crossentropy",
         metrics=["accuracy"],

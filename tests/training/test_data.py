@@ -81,6 +81,17 @@ def test_validation_split_is_seeded_stratified_and_disjoint(small_archive):
     assert not set(fit.texts) & set(validation.texts)
 
 
+def test_validation_takes_whole_blocks_of_consecutive_ids(tmp_path):
+    """Neighbouring ids are mostly one film's reviews, so a block never straddles the two sides."""
+    train = data.load_imdb(write_archive(tmp_path / "films.tar.gz", per_folder=200)).train
+    fit, validation = data.split_validation(train, 0.2, seed=5)
+    block_ids = 10  # 200 ids per folder leave room for twenty blocks of 10
+    blocks = lambda split: {(label, review_id // block_ids) for label, review_id in zip(split.labels, split.ids)}
+    assert len(blocks(validation)) == 8 and not blocks(fit) & blocks(validation)
+    assert len(validation) == 80 and validation.labels.sum() == 40
+    assert len(fit) + len(validation) == len(train)
+
+
 def test_download_offline_fails_with_a_clear_message(monkeypatch):
     keras = pytest.importorskip("keras", reason="needs the training extra")
 
@@ -95,6 +106,11 @@ def test_download_offline_fails_with_a_clear_message(monkeypatch):
 def test_reads_the_real_archive():
     dataset = data.load_imdb(require_shared_archive())
     assert len(dataset.train) == len(dataset.test) == 25_000
+    assert sorted(dataset.train.ids[dataset.train.labels == 1]) == list(range(12_500))
+    fit, validation = data.split_validation(dataset.train, 0.2, seed=1337)
+    assert len(validation) == 5_000 and validation.labels.mean() == 0.5
+    block = lambda split: set(zip(split.labels, split.ids // data.VALIDATION_BLOCK_IDS))
+    assert not block(fit) & block(validation)
     assert dataset.test.labels.mean() == 0.5
     sample = data.sample(dataset.test, 300, seed=0)
     assert len(sample) == 300 and all(len(text) > 10 for text in sample.texts)
