@@ -28,21 +28,27 @@ def accuracy_block(manifest: dict) -> str:
         f"Test accuracy of the shipped model: **{metrics['test_accuracy'] * 100:.2f} %** on "
         f"{training['data']['test_reviews']:,} test reviews (loss {metrics['test_loss']:.4f}), with the epoch chosen on "
         f"{training['data']['validation_reviews']:,} validation reviews carved from the training set: epoch "
-        f"{metrics['best_epoch']} of {metrics['epochs_run']}, validation accuracy {metrics['validation_accuracy'] * 100:.2f} %. "
-        f"Training took {metrics['training_seconds'] / 60:.1f} minutes, {metrics['seconds_per_epoch']:.0f} s per epoch "
-        f"(validation included), on {training['machine']} (TensorFlow {training['library_versions']['tensorflow']}, "
+        f"{metrics['best_epoch']} of {metrics['epochs_run']}, validation accuracy {metrics['validation_accuracy'] * 100:.2f} %"
+        + (f"; then a fresh model was trained for those {refit['epochs']} epochs on all {refit['reviews']:,} training reviews. "
+           if (refit := metrics.get("refit")) else ". ")
+        + f"Training took {metrics['training_seconds'] / 60:.1f} minutes in all, {metrics['seconds_per_epoch']:.0f} s per "
+        f"epoch of the validated run, on {training['machine']} (TensorFlow {training['library_versions']['tensorflow']}, "
         f"Keras {training['library_versions']['keras']}). Settings recorded in the manifest: "
         + ", ".join(f"{key} {value}" for key, value in settings.items()) + "."
     )
 
 
 def tuning_block(manifests: list[tuple[str, dict]]) -> str:
-    lines = ["| run | settings | best validation accuracy | epoch | test accuracy |", "|---|---|---|---|---|"]
+    lines = ["| run | settings | validation reviews | best validation accuracy | epoch | test accuracy |",
+             "|---|---|---|---|---|---|"]
     for name, manifest in manifests:
         metrics, settings = manifest["metrics"], manifest["training"]["settings"]
         shown = ", ".join(f"{key} {value}" for key, value in settings.items()
                           if key not in ("seed", "limit") and value is not None)
-        lines.append(f"| {name} | {shown} | {metrics['validation_accuracy'] * 100:.2f} % | "
+        # Runs before validation blocks drew single reviews, so their validation shared films with training.
+        blocks = manifest["training"]["data"].get("validation_block_ids")
+        validation = f"blocks of {blocks} ids" if blocks else "single reviews"
+        lines.append(f"| {name} | {shown} | {validation} | {metrics['validation_accuracy'] * 100:.2f} % | "
                      f"{metrics['best_epoch']} of {metrics['epochs_run']} | {metrics['test_accuracy'] * 100:.2f} % |")
     return "\n".join(lines)
 

@@ -2,8 +2,11 @@
 
     python -m training.fit --data ../shared/data/aclImdb_labeled.tar.gz
 
-The epoch is chosen on a validation set carved from the training reviews; the 25,000 test
-reviews are used once, at the end, for the reported accuracy.
+The number of epochs is chosen on a validation set carved from the training reviews. Then, by
+default, a fresh model is trained for that many epochs on all the training reviews (validation
+included), so the shipped model learns from every labelled training review; `--no-refit` ships
+the validated model itself. The 25,000 test reviews are used once, at the end, for the reported
+accuracy.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class TrainingSettings:
     lr_decay: float | None = None  # multiply the learning rate by this when validation accuracy drops
     ema_momentum: float | None = None  # validate and keep a moving average of the weights
     weight_decay: float | None = None  # Adam's decoupled weight decay (AdamW)
+    refit: bool = True  # retrain on all training reviews for the validated number of epochs
     validation_split: float = 0.2
     seed: int = 1337
     limit: int | None = None  # reviews per split, for quick runs
@@ -87,6 +91,9 @@ def library_versions() -> dict:
 def train(data_source: str | None, output: Path, settings: TrainingSettings,
           config: ModelConfig = ModelConfig(), verbose: int = 1) -> dict:
     """Fit the model, evaluate it on the test set and write the bundle; return its manifest."""
+    if settings.refit and settings.lr_decay:
+        raise ValueError("--lr-decay follows the validation curve, which a refit on all training reviews "
+                         "does not have; add --no-refit")
     prepare_output(output)
     dataset = data.load_imdb(data_source)
     train_split, test_split = dataset.train, dataset.test
@@ -100,36 +107,50 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
     from training.model import build_model
     from training.plots import plot_history
 
-    keras.utils.set_random_seed(settings.seed)
-    tokenizer = Tokenizer.build(fit_split.texts, config.vocab_size, config.sequence_length)
-    if tokenizer.vocab_size < config.vocab_size:  # small quick runs see fewer distinct words
-        print(f"note: only {tokenizer.vocab_size - FIRST_WORD_ID} distinct words in the training "
-              "reviews; the embedding keeps its configured size", file=sys.stderr)
+    def fit_model(split: data.Split, epochs: int, validation: data.Split | None = None):
+        """A new model and vocabulary fitted on `split`, the same seed each time; with `validation`,
+        the best epoch's weights are kept."""
+        keras.utils.set_random_seed(settings.seed)
+        tokenizer = Tokenizer.build(split.texts, config.vocab_size, config.sequence_length)
+        if tokenizer.vocab_size < config.vocab_size:  # small quick runs see fewer distinct words
+            print(f"note: only {tokenizer.vocab_size - FIRST_WORD_ID} distinct words in the training "
+                  "reviews; the embedding keeps its configured size", file=sys.stderr)
+        model = build_model(config, settings.learning_rate, settings.clipnorm, settings.ema_momentum,
+                            settings.weight_decay)
+        callbacks = []
+        if validation is not None:
+            keep_best = keras.callbacks.EarlyStopping(
+                monitor="val_accuracy", mode="max", patience=settings.patience, restore_best_weights=True)
+            # With an average, it is what validation sees and what keep_best keeps (so it goes first).
+            callbacks = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if settings.ema_momentum else []
+            callbacks.append(keep_best)
+            if settings.lr_decay:
+                callbacks.append(keras.callbacks.ReduceLROnPlateau(
+                    monitor="val_accuracy", mode="max", factor=settings.lr_decay, patience=0, min_lr=1e-5))
+        elif settings.ema_momentum:
+            callbacks = [keras.callbacks.SwapEMAWeights()]  # end on the average, as validation chose it
+        history = model.fit(
+            tokenizer.encode(split.texts), labels(split), epochs=epochs, batch_size=settings.batch_size,
+            validation_data=None if validation is None else (tokenizer.encode(validation.texts), labels(validation)),
+            callbacks=callbacks, verbose=verbose).history
+        return model, tokenizer, {key: [float(value) for value in values] for key, values in history.items()}
 
-    def arrays(split: data.Split):
-        return tokenizer.encode(split.texts), keras.utils.to_categorical(split.labels, config.num_classes)
+    def labels(split: data.Split):
+        return keras.utils.to_categorical(split.labels, config.num_classes)
 
-    x_fit, y_fit = arrays(fit_split)
-    x_validation, y_validation = arrays(validation_split)
-    x_test, y_test = arrays(test_split)
-
-    model = build_model(config, settings.learning_rate, settings.clipnorm, settings.ema_momentum,
-                        settings.weight_decay)
-    keep_best = keras.callbacks.EarlyStopping(
-        monitor="val_accuracy", mode="max", patience=settings.patience, restore_best_weights=True)
-    # With an average, it is what validation sees and what keep_best keeps (so it goes first).
-    callbacks = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if settings.ema_momentum else []
-    callbacks.append(keep_best)
-    if settings.lr_decay:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="val_accuracy", mode="max", factor=settings.lr_decay, patience=0, min_lr=1e-5))
     started = time.perf_counter()
-    history = model.fit(x_fit, y_fit, validation_data=(x_validation, y_validation),
-                        epochs=settings.epochs, batch_size=settings.batch_size,
-                        callbacks=callbacks, verbose=verbose).history
-    training_seconds = time.perf_counter() - started
-    history = {key: [float(value) for value in values] for key, values in history.items()}
+    model, tokenizer, history = fit_model(fit_split, settings.epochs, validation_split)
+    selection_seconds = time.perf_counter() - started
     best_epoch = int(np.argmax(history["val_accuracy"]))
+    refit = None
+    if settings.refit:
+        print(f"Refitting on all {len(train_split):,} training reviews for the {best_epoch + 1} epochs "
+              "validation chose", file=sys.stderr)
+        model, tokenizer, refit_history = fit_model(train_split, best_epoch + 1)
+        refit = {"reviews": len(train_split), "epochs": best_epoch + 1,
+                 "accuracy": refit_history["accuracy"][-1], "loss": refit_history["loss"][-1]}
+    training_seconds = time.perf_counter() - started
+    x_test, y_test = tokenizer.encode(test_split.texts), labels(test_split)
 
     test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=256, verbose=verbose)
     examples = predict_examples(model, tokenizer, config)
@@ -169,7 +190,8 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
                 "test_accuracy": float(test_accuracy),
                 "test_loss": float(test_loss),
                 "training_seconds": round(training_seconds, 1),
-                "seconds_per_epoch": round(training_seconds / len(history["loss"]), 1),
+                "seconds_per_epoch": round(selection_seconds / len(history["loss"]), 1),
+                "refit": refit,  # None when the validated model itself is shipped
             },
             "artifacts": {"keras": {**bundle.file_record(staging / "model.keras"), "format": "keras",
                                     "precision": "float32"}},
@@ -181,7 +203,8 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
         shutil.rmtree(staging, ignore_errors=True)
 
     print(f"\nTest accuracy on {len(test_split):,} reviews: {test_accuracy:.4f} (loss {test_loss:.4f}); "
-          f"best validation epoch {best_epoch + 1} of {len(history['loss'])}; bundle written to {output}")
+          f"best validation epoch {best_epoch + 1} of {len(history['loss'])}"
+          + (f", then refitted on {refit['reviews']:,} reviews" if refit else "") + f"; bundle written to {output}")
     for text, probabilities in examples:
         label = config.labels[int(np.argmax(probabilities))]
         scores = ", ".join(f"{name} {p:.3f}" for name, p in zip(config.labels, probabilities))
@@ -232,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="validate and keep an exponential moving average of the weights")
     parser.add_argument("--weight-decay", type=positive_float, default=defaults.weight_decay,
                         help="Adam's decoupled weight decay, e.g. 0.05 (default: none, as the seed)")
+    parser.add_argument("--no-refit", dest="refit", action="store_false",
+                        help="ship the validated model instead of retraining on all training reviews")
     parser.add_argument("--validation-split", type=fraction, default=defaults.validation_split)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--limit", type=positive_int, help="use only N reviews of each split (quick runs)")
@@ -240,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = TrainingSettings(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         clipnorm=args.clipnorm, patience=args.patience, lr_decay=args.lr_decay, ema_momentum=args.ema,
-        weight_decay=args.weight_decay, validation_split=args.validation_split,
+        weight_decay=args.weight_decay, refit=args.refit, validation_split=args.validation_split,
         seed=args.seed, limit=args.limit)
     try:
         train(args.data, args.output, settings, verbose=0 if args.quiet else 1 if sys.stdout.isatty() else 2)
