@@ -39,17 +39,19 @@ def accuracy_block(manifest: dict) -> str:
 
 
 def tuning_block(manifests: list[tuple[str, dict]]) -> str:
-    lines = ["| run | settings | validation reviews | best validation accuracy | epoch | test accuracy |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| run | settings | validation reviews | best validation accuracy | epoch | shipped weights | test accuracy |",
+             "|---|---|---|---|---|---|---|"]
     for name, manifest in manifests:
         metrics, settings = manifest["metrics"], manifest["training"]["settings"]
         shown = ", ".join(f"{key} {value}" for key, value in settings.items()
-                          if key not in ("seed", "limit") and value is not None)
+                          if key not in ("seed", "limit", "refit") and value is not None)
         # Runs before validation blocks drew single reviews, so their validation shared films with training.
         blocks = manifest["training"]["data"].get("validation_block_ids")
         validation = f"blocks of {blocks} ids" if blocks else "single reviews"
+        refit = metrics.get("refit")
+        weights = f"refit on {refit['reviews']:,} reviews" if refit else "the validated epoch's"
         lines.append(f"| {name} | {shown} | {validation} | {metrics['validation_accuracy'] * 100:.2f} % | "
-                     f"{metrics['best_epoch']} of {metrics['epochs_run']} | {metrics['test_accuracy'] * 100:.2f} % |")
+                     f"{metrics['best_epoch']} of {metrics['epochs_run']} | {weights} | {metrics['test_accuracy'] * 100:.2f} % |")
     return "\n".join(lines)
 
 

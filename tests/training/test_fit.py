@@ -62,7 +62,7 @@ def test_the_kept_weights_are_the_ones_validation_chose(tmp_path, extra):
     archive = write_archive(tmp_path / "tiny.tar.gz", per_folder=40)
     output = tmp_path / "bundle"
     assert fit.main(["--data", str(archive), "--output", str(output), "--epochs", "3", "--batch-size", "8",
-                     "--learning-rate", "0.01", "--no-refit", "--quiet", *extra]) == 0
+                     "--learning-rate", "0.01", "--quiet", *extra]) == 0
     manifest = bundle.read_manifest(output)
     settings = manifest["training"]["settings"]
     assert settings["ema_momentum"] == (0.9 if extra else None)
@@ -75,8 +75,8 @@ def test_the_kept_weights_are_the_ones_validation_chose(tmp_path, extra):
 
 
 def test_the_refit_learns_from_every_training_review(tmp_path):
-    """After validation picks the epochs, the shipped model and vocabulary come from all training
-    reviews: a word found in one review only, wherever that review fell, is in the vocabulary."""
+    """With --refit, after validation picks the epochs, the model and vocabulary come from all
+    training reviews: a word found in one review only, wherever that review fell, is in the vocabulary."""
     from runtime.text import split_words
     from training import data
 
@@ -84,7 +84,7 @@ def test_the_refit_learns_from_every_training_review(tmp_path):
             for label in ("neg", "pos") for i in range(10)}
     archive = write_archive(tmp_path / "tiny.tar.gz", per_folder=40, extra=rare)
     output = tmp_path / "bundle"
-    assert fit.main(["--data", str(archive), "--output", str(output), "--epochs", "2", "--quiet"]) == 0
+    assert fit.main(["--data", str(archive), "--output", str(output), "--epochs", "2", "--refit", "--quiet"]) == 0
     manifest = bundle.read_manifest(output)
     train = data.load_imdb(archive).train
     assert manifest["metrics"]["refit"]["reviews"] == len(train) == 100
@@ -94,10 +94,10 @@ def test_the_refit_learns_from_every_training_review(tmp_path):
     assert {f"rarity{label}{i}" for label in ("neg", "pos") for i in range(10)} <= vocabulary
 
 
-def test_lr_decay_needs_no_refit(tmp_path, capsys):
+def test_lr_decay_and_refit_are_refused_together(tmp_path, capsys):
     archive = write_archive(tmp_path / "tiny.tar.gz", per_folder=10)
-    assert fit.main(["--data", str(archive), "--output", str(tmp_path / "out"), "--lr-decay", "0.5"]) == 1
-    assert "--no-refit" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    assert fit.main(["--data", str(archive), "--output", str(tmp_path / "out"), "--lr-decay", "0.5", "--refit"]) == 1
+    assert "leave out --refit" in capsys.readouterr().err and not (tmp_path / "out").exists()
 
 
 def test_an_interrupted_run_leaves_the_previous_bundle(quick_bundle, tmp_path, monkeypatch):
