@@ -61,12 +61,22 @@ def parity_block(manifest: dict) -> str:
     return format_table(manifest.get("parity", {}), manifest["artifacts"])
 
 
-def bench_block(results: dict) -> str:
+def bench_block(results: dict, repeat: dict | None = None) -> str:
     text = bench.render_markdown(results)
     targets = text[text.index("## Against the targets"):].split("\n", 2)[2].strip()
     machine = results["machine"]
-    return f"Measured by `python -m runtime.bench` on {machine['date'][:10]} ({machine['cpu']}, {machine['cores']} cores); " \
-           f"all figures in [BENCHMARKS.md](BENCHMARKS.md).\n\n{targets}"
+    block = f"Measured by `python -m runtime.bench` on {machine['date'][:10]} ({machine['cpu']}, {machine['cores']} cores); " \
+            f"all figures in [BENCHMARKS.md](BENCHMARKS.md).\n\n{targets}"
+    if repeat:  # the same command run earlier on the same bundle: how far figures move between runs here
+        runs = [bench.summary(repeat), bench.summary(results)]
+        block += (f"\n\nRun to run on this shared machine, the same command on the same bundle "
+                  f"(`benchmarks/repeat-run.json`, {repeat['machine']['date'][11:16]} UTC, then this run, "
+                  f"{machine['date'][11:16]} UTC): best path "
+                  + " and ".join(f"{run['best_p50_ms']:.3f} ms" for run in runs) + ", "
+                  + " and ".join(f"{run['speedup_vs_keras_predict']:.0f}x" for run in runs) + " over Keras, "
+                  + " and ".join(f"{run['speedup_vs_same_backend_full']:.2f}x" for run in runs)
+                  + " over its full graph.")
+    return block
 
 
 def sizes_block(sizes: dict) -> str:
@@ -95,10 +105,13 @@ def main() -> int:
     tried = [(f"`docs/tuning/{path.name}`", json.loads(path.read_text()))
              for path in sorted((ROOT / "docs" / "tuning").glob("*.manifest.json"))]
     readme = replace_block(readme, "tuning", tuning_block([("shipped", manifest)] + tried))
-    for name, path, render in (("bench", "benchmarks/results.json", bench_block),
-                               ("sizes", "benchmarks/install_sizes.json", sizes_block)):
-        if (ROOT / path).is_file():
-            readme = replace_block(readme, name, render(json.loads((ROOT / path).read_text())))
+    repeat = ROOT / "benchmarks" / "repeat-run.json"
+    if (ROOT / "benchmarks/results.json").is_file():
+        readme = replace_block(readme, "bench", bench_block(
+            json.loads((ROOT / "benchmarks/results.json").read_text()),
+            json.loads(repeat.read_text()) if repeat.is_file() else None))
+    if (ROOT / "benchmarks/install_sizes.json").is_file():
+        readme = replace_block(readme, "sizes", sizes_block(json.loads((ROOT / "benchmarks/install_sizes.json").read_text())))
     readme_path.write_text(readme)
     return 0
 
