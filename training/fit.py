@@ -106,6 +106,9 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
     from training.model import build_model
     from training.plots import plot_history
 
+    def labels(split: data.Split):
+        return keras.utils.to_categorical(split.labels, config.num_classes)
+
     def fit_model(split: data.Split, epochs: int, validation: data.Split | None = None):
         """A new model and vocabulary fitted on `split`, the same seed each time; with `validation`,
         the best epoch's weights are kept."""
@@ -133,9 +136,6 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
             validation_data=None if validation is None else (tokenizer.encode(validation.texts), labels(validation)),
             callbacks=callbacks, verbose=verbose).history
         return model, tokenizer, {key: [float(value) for value in values] for key, values in history.items()}
-
-    def labels(split: data.Split):
-        return keras.utils.to_categorical(split.labels, config.num_classes)
 
     started = time.perf_counter()
     model, tokenizer, history = fit_model(fit_split, settings.epochs, validation_split)
