@@ -49,6 +49,7 @@ class TrainingSettings:
     ema_momentum: float | None = None  # validate and keep a moving average of the weights
     weight_decay: float | None = None  # Adam's decoupled weight decay (AdamW)
     refit: bool = False  # retrain on all training reviews for the validated number of epochs
+    pretrain_epochs: int = 0  # language-model epochs on the fit reviews' text first (training/pretrain.py)
     validation_split: float = 0.2
     seed: int = 1337
     limit: int | None = None  # reviews per split, for quick runs
@@ -105,13 +106,14 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
 
     from training.model import build_model
     from training.plots import plot_history
+    from training.pretrain import pretrain
 
     def labels(split: data.Split):
         return keras.utils.to_categorical(split.labels, config.num_classes)
 
     def fit_model(split: data.Split, epochs: int, validation: data.Split | None = None):
-        """A new model and vocabulary fitted on `split`, the same seed each time; with `validation`,
-        the best epoch's weights are kept."""
+        """A new model and vocabulary fitted on `split`, the same seed each time, pretrained on its
+        text first if asked; with `validation`, the best epoch's weights are kept."""
         keras.utils.set_random_seed(settings.seed)
         tokenizer = Tokenizer.build(split.texts, config.vocab_size, config.sequence_length)
         if tokenizer.vocab_size < config.vocab_size:  # small quick runs see fewer distinct words
@@ -119,6 +121,11 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
                   "reviews; the embedding keeps its configured size", file=sys.stderr)
         model = build_model(config, settings.learning_rate, settings.clipnorm, settings.ema_momentum,
                             settings.weight_decay)
+        pretraining = None
+        if settings.pretrain_epochs:
+            pretraining = pretrain(model, [tokenizer.token_ids(text) for text in split.texts], config,
+                                   settings.pretrain_epochs, settings.batch_size, settings.learning_rate,
+                                   settings.clipnorm, verbose)
         callbacks = []
         if validation is not None:
             keep_best = keras.callbacks.EarlyStopping(
@@ -135,17 +142,18 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
             tokenizer.encode(split.texts), labels(split), epochs=epochs, batch_size=settings.batch_size,
             validation_data=None if validation is None else (tokenizer.encode(validation.texts), labels(validation)),
             callbacks=callbacks, verbose=verbose).history
-        return model, tokenizer, {key: [float(value) for value in values] for key, values in history.items()}
+        history = {key: [float(value) for value in values] for key, values in history.items()}
+        return model, tokenizer, history, pretraining
 
     started = time.perf_counter()
-    model, tokenizer, history = fit_model(fit_split, settings.epochs, validation_split)
-    selection_seconds = time.perf_counter() - started
+    model, tokenizer, history, pretraining = fit_model(fit_split, settings.epochs, validation_split)
+    selection_seconds = time.perf_counter() - started - (pretraining or {}).get("seconds", 0)
     best_epoch = int(np.argmax(history["val_accuracy"]))
     refit = None
     if settings.refit:
         print(f"Refitting on all {len(train_split):,} training reviews for the {best_epoch + 1} epochs "
               "validation chose", file=sys.stderr)
-        model, tokenizer, refit_history = fit_model(train_split, best_epoch + 1)
+        model, tokenizer, refit_history, pretraining = fit_model(train_split, best_epoch + 1)
         refit = {"reviews": len(train_split), "epochs": best_epoch + 1,
                  "accuracy": refit_history["accuracy"][-1], "loss": refit_history["loss"][-1]}
     training_seconds = time.perf_counter() - started
@@ -191,6 +199,7 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
                 "training_seconds": round(training_seconds, 1),
                 "seconds_per_epoch": round(selection_seconds / len(history["loss"]), 1),
                 "refit": refit,  # None when the validated model itself is shipped
+                "pretraining": pretraining,  # None without --pretrain-epochs; the shipped model's own
             },
             "artifacts": {"keras": {**bundle.file_record(staging / "model.keras"), "format": "keras",
                                     "precision": "float32"}},
@@ -220,6 +229,13 @@ def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     return value
 
 
@@ -257,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--refit", action="store_true",
                         help="after validation, retrain on all training reviews for the chosen epochs "
                              "and write that unvalidated model")
+    parser.add_argument("--pretrain-epochs", type=non_negative_int, default=defaults.pretrain_epochs, metavar="N",
+                        help="first train the embedding and LSTM as a language model on the fit reviews' "
+                             "text for N epochs (default: %(default)s)")
     parser.add_argument("--validation-split", type=fraction, default=defaults.validation_split)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--limit", type=positive_int, help="use only N reviews of each split (quick runs)")
@@ -265,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = TrainingSettings(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         clipnorm=args.clipnorm, patience=args.patience, lr_decay=args.lr_decay, ema_momentum=args.ema,
-        weight_decay=args.weight_decay, refit=args.refit, validation_split=args.validation_split,
+        weight_decay=args.weight_decay, refit=args.refit, pretrain_epochs=args.pretrain_epochs,
+        validation_split=args.validation_split,
         seed=args.seed, limit=args.limit)
     try:
         train(args.data, args.output, settings, verbose=0 if args.quiet else 1 if sys.stdout.isatty() else 2)

@@ -94,6 +94,17 @@ def test_the_refit_learns_from_every_training_review(tmp_path):
     assert {f"rarity{label}{i}" for label in ("neg", "pos") for i in range(10)} <= vocabulary
 
 
+def test_pretraining_is_recorded_in_the_manifest(tmp_path):
+    archive = write_archive(tmp_path / "tiny.tar.gz", per_folder=40)
+    output = tmp_path / "bundle"
+    assert fit.main(["--data", str(archive), "--output", str(output), "--epochs", "1", "--pretrain-epochs", "2",
+                     "--quiet"]) == 0
+    manifest = bundle.read_manifest(output)
+    assert manifest["training"]["settings"]["pretrain_epochs"] == 2
+    pretraining = manifest["metrics"]["pretraining"]
+    assert pretraining["epochs"] == len(pretraining["loss"]) == 2 and pretraining["windows"] >= 1
+
+
 def test_lr_decay_and_refit_are_refused_together(tmp_path, capsys):
     archive = write_archive(tmp_path / "tiny.tar.gz", per_folder=10)
     assert fit.main(["--data", str(archive), "--output", str(tmp_path / "out"), "--lr-decay", "0.5", "--refit"]) == 1
@@ -122,6 +133,7 @@ def test_an_interrupted_run_leaves_the_previous_bundle(quick_bundle, tmp_path, m
     (["--epochs", "0"], "must be a positive integer"),
     (["--batch-size", "-3"], "must be a positive integer"),
     (["--validation-split", "1.5"], "must be between 0 and 1"),
+    (["--pretrain-epochs", "-1"], "must be 0 or more"),
     (["--learning-rate", "abc"], "invalid positive_float value"),
 ])
 def test_nonsense_options_exit_non_zero(argv, message, capsys):
