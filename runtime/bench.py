@@ -7,7 +7,8 @@ In one run, on the same real test reviews: each backend x graph x precision (and
 XNNPACK; when TensorFlow is installed to convert them, the unrolled full graph and, with
 tf-keras, the fused-LSTM cached graph), and the Keras
 model as the seed uses it (`model.predict` on one review) and called directly. Figures:
-latency p50/p99 for one review on one thread by length bucket, throughput for 1,000 reviews on
+latency p50/p99 for one review on one thread by length bucket (all paths loaded at once and
+timed round-robin, so the machine's drift does not move the ratios), throughput for 1,000 reviews on
 1 and 2 threads, cold start of a new CLI process to its first answer with its peak memory,
 bundle verification and vocabulary loading time, artifact size, and how close the best path
 comes to this CPU's measured matrix-multiply peak. Ratios are against Keras `model.predict`.
@@ -17,6 +18,7 @@ Timings are never asserted anywhere: this is a benchmark, not a test.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -36,6 +38,8 @@ from runtime.text import Tokenizer
 
 BUCKETS = (25, 50, 100, 250, 500)  # review length in tokens (start id included); the median is added
 REVIEWS_PER_BUCKET = 40
+KERAS_REVIEWS_PER_BUCKET = 10  # model.predict takes ~150 ms a review
+ROUNDS = 5
 THROUGHPUT_REVIEWS = 1000
 EXAMPLE = "A wonderful film with a brilliant cast. I loved every minute of it."
 
@@ -56,47 +60,55 @@ def pick_buckets(tokenizer: Tokenizer, texts: list[str], median: int) -> dict[in
     return chosen
 
 
-def time_calls(function, items, repeats: int) -> list[float]:
-    """Seconds per call of function(item), every item `repeats` times, after one warm-up call."""
-    function(items[0])
-    timings = []
-    for _ in range(repeats):
-        for item in items:
-            started = time.perf_counter()
-            function(item)
-            timings.append(time.perf_counter() - started)
-    return timings
+def interleaved_latency(calls: dict, buckets: dict[int, list[str]], rounds: int = ROUNDS) -> dict[str, dict]:
+    """Latency p50/p99 by bucket of each call, measured round-robin.
+
+    calls maps a path name to (function of one review, reviews per bucket). Each round times every
+    path on every bucket in turn, starting one path later each round, so a machine that slows down
+    for a while (this one is shared) slows all paths alike and the ratios between them hold.
+    """
+    timings = {name: {target: [] for target in buckets} for name in calls}
+    for function, _ in calls.values():
+        function(next(iter(buckets.values()))[0])  # warm-up: first-call allocations are not latency
+    names = list(calls)
+    for round_index in range(rounds):
+        order = names[round_index % len(names):] + names[:round_index % len(names)]
+        for target, texts in buckets.items():
+            for name in order:
+                function, per_bucket = calls[name]
+                for text in texts[:per_bucket]:
+                    started = time.perf_counter()
+                    function(text)
+                    timings[name][target].append(time.perf_counter() - started)
+    return {name: {str(target): {"p50_ms": percentile(values, 50) * 1e3, "p99_ms": percentile(values, 99) * 1e3,
+                                 "calls": len(values)} for target, values in by_bucket.items()}
+            for name, by_bucket in timings.items()}
 
 
-def latency_table(classify, buckets: dict[int, list[str]], repeats: int) -> dict:
-    table = {}
-    for target, texts in buckets.items():
-        timings = time_calls(classify, texts, repeats)
-        table[str(target)] = {"p50_ms": percentile(timings, 50) * 1e3, "p99_ms": percentile(timings, 99) * 1e3,
-                              "calls": len(timings)}
-    return table
-
-
-def measure_runtime_path(folder: Path, backend: str, graph: str, precision: str, buckets, texts,
-                         xnnpack: bool = True) -> dict:
-    result = {"backend": backend, "graph": graph, "precision": precision, "xnnpack": xnnpack if backend == "tflite" else None}
-    with SentimentClassifier.from_bundle(folder, backend, precision, graph, threads=1, xnnpack=xnnpack) as classifier:
-        result["interpreter"] = classifier.describe()["interpreter"]
-        result["latency"] = latency_table(classifier.classify, buckets, repeats=5)
-    result["throughput"] = {}
+def open_runtime_path(stack: contextlib.ExitStack, folder: Path, backend: str, graph: str, precision: str,
+                      texts: list[str], xnnpack: bool = True, form: str | None = None) -> tuple[dict, object]:
+    """A path's description with its throughput and size, and a one-thread classifier, kept open on
+    `stack`, whose latency is measured later with every other path's."""
+    path = {"backend": backend, "graph": graph, "precision": precision,
+            "xnnpack": xnnpack if backend == "tflite" else None,
+            "form": form or ("while" if backend == "tflite" else "onnx LSTM node")}
+    path["throughput"] = {}
     for threads in (1, 2):
         with SentimentClassifier.from_bundle(folder, backend, precision, graph, threads=threads, xnnpack=xnnpack) as classifier:
             classifier.probabilities(texts[:10])
             started = time.perf_counter()
             classifier.probabilities(texts)
-            result["throughput"][str(threads)] = len(texts) / (time.perf_counter() - started)
-    record = bundle.read_manifest(folder)["artifacts"][bundle.artifact_key(backend, graph, precision)]
-    result["artifact_bytes"] = record["bytes"]
-    return result
+            path["throughput"][str(threads)] = len(texts) / (time.perf_counter() - started)
+    classifier = stack.enter_context(
+        SentimentClassifier.from_bundle(folder, backend, precision, graph, threads=1, xnnpack=xnnpack))
+    path["interpreter"] = classifier.describe()["interpreter"]
+    path["artifact_bytes"] = classifier.manifest["artifacts"][bundle.artifact_key(backend, graph, precision)]["bytes"]
+    return path, classifier.classify
 
 
-def measure_keras(folder: Path, buckets, texts) -> list[dict]:
-    """The seed's way: the Keras model, `model.predict` on one review, and called directly."""
+def open_keras(folder: Path, texts: list[str]) -> tuple[dict, object, object]:
+    """The seed's way: the Keras model's description and throughput, `model.predict` on one review,
+    and the model called directly on one review."""
     import keras
 
     from export.common import load_trained
@@ -105,18 +117,11 @@ def measure_keras(folder: Path, buckets, texts) -> list[dict]:
     tokenizer = Tokenizer.load(folder / bundle.VOCABULARY_NAME, config.sequence_length)
     started = time.perf_counter()
     model.predict(tokenizer.encode(texts), batch_size=256, verbose=0)
-    throughput = {"default": len(texts) / (time.perf_counter() - started)}
-    results = []
-    # Eager calls take seconds each (recurrent dropout keeps a Python-level loop), so fewer reviews.
-    for name, call, per_bucket in (
-        ("keras-predict", lambda text: model.predict(tokenizer.encode([text]), verbose=0), 10),
-        ("keras-call", lambda text: model(tokenizer.encode([text]), training=False), 3),
-    ):
-        short = {target: reviews[:per_bucket] for target, reviews in buckets.items()}
-        results.append({"backend": name, "graph": "full", "precision": "float32",
-                        "interpreter": f"keras {keras.__version__}", "latency": latency_table(call, short, 1),
-                        "throughput": throughput, "artifact_bytes": manifest["artifacts"]["keras"]["bytes"]})
-    return results
+    path = {"graph": "full", "precision": "float32", "form": "keras", "interpreter": f"keras {keras.__version__}",
+            "throughput": {"default": len(texts) / (time.perf_counter() - started)},
+            "artifact_bytes": manifest["artifacts"]["keras"]["bytes"]}
+    return (path, lambda text: model.predict(tokenizer.encode([text]), verbose=0),
+            lambda text: model(tokenizer.encode([text]), training=False))
 
 
 def other_form_bundle(folder: Path, workdir: Path, form: str) -> Path:
@@ -286,17 +291,22 @@ def run(folder: Path, data_source: str | None) -> dict:
     buckets = pick_buckets(tokenizer, sample(test, 5000, seed=1).texts, median_tokens)
     texts = sample(test, THROUGHPUT_REVIEWS, seed=2).texts
 
-    results = {"machine": machine(), "median_test_review_tokens": median_tokens, "paths": []}
+    results = {"machine": machine(), "median_test_review_tokens": median_tokens, "paths": [], "rounds": ROUNDS}
     print(f"buckets: { {k: len(v) for k, v in buckets.items()} }, median review {median_tokens} tokens", file=sys.stderr)
-    for backend in backends.available_backends():
-        for graph in bundle.GRAPHS:
-            for precision in bundle.PRECISIONS:
-                for xnnpack in ((True, False) if backend == "tflite" else (True,)):
-                    print(f"measuring {backend} {graph} {precision}{'' if xnnpack else ' no-xnnpack'}", file=sys.stderr)
-                    path = measure_runtime_path(folder, backend, graph, precision, buckets, texts, xnnpack)
-                    path["form"] = "while" if backend == "tflite" else "onnx LSTM node"
-                    results["paths"].append(path)
-    with tempfile.TemporaryDirectory() as workdir:
+    calls = {}
+
+    def add(path: dict, function, per_bucket: int = REVIEWS_PER_BUCKET) -> None:
+        results["paths"].append(path)
+        calls[path_name(path)] = (function, per_bucket)
+
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        for backend in backends.available_backends():
+            for graph in bundle.GRAPHS:
+                for precision in bundle.PRECISIONS:
+                    for xnnpack in ((True, False) if backend == "tflite" else (True,)):
+                        print(f"loading {backend} {graph} {precision}{'' if xnnpack else ' no-xnnpack'}", file=sys.stderr)
+                        add(*open_runtime_path(stack, folder, backend, graph, precision, texts, xnnpack))
         can_convert = (folder / "model.keras").is_file() and backends.installed("tensorflow")
         if "tflite" in backends.available_backends() and can_convert:
             from export.tflite import FORMS, TF_KERAS_INSTALL
@@ -305,18 +315,26 @@ def run(folder: Path, data_source: str | None) -> dict:
                 if form == "fused" and not backends.installed("tf_keras"):
                     print(f"skipping the fused TFLite graph; to measure it: {TF_KERAS_INSTALL}", file=sys.stderr)
                     continue
-                print(f"converting and measuring the {form} TFLite graph", file=sys.stderr)
-                copy = other_form_bundle(folder, Path(workdir), form)
+                print(f"converting and loading the {form} TFLite graph", file=sys.stderr)
+                copy = other_form_bundle(folder, workdir, form)
                 for graph in FORMS[form]:
                     for precision in bundle.PRECISIONS:
-                        path = measure_runtime_path(copy, "tflite", graph, precision, buckets, texts)
-                        path["form"] = form
-                        results["paths"].append(path)
-    if (folder / "model.keras").is_file() and backends.installed("keras"):
-        print("measuring Keras", file=sys.stderr)
-        for path in measure_keras(folder, buckets, texts):
-            path["form"] = "keras"
-            results["paths"].append(path)
+                        add(*open_runtime_path(stack, copy, "tflite", graph, precision, texts, form=form))
+        keras_call = None
+        if (folder / "model.keras").is_file() and backends.installed("keras"):
+            print("loading Keras", file=sys.stderr)
+            keras_path, keras_predict, keras_call = open_keras(folder, texts)
+            add({**keras_path, "backend": "keras-predict"}, keras_predict, KERAS_REVIEWS_PER_BUCKET)
+        print(f"measuring latency: {len(calls)} paths, {ROUNDS} rounds, round-robin", file=sys.stderr)
+        latencies = interleaved_latency(calls, buckets)
+        for path in results["paths"]:
+            path["latency"] = latencies[path_name(path)]
+        if keras_call is not None:
+            # Eager calls take seconds each (recurrent dropout keeps a Python-level loop): a few, once.
+            print("measuring Keras called eagerly", file=sys.stderr)
+            short = {target: reviews[:3] for target, reviews in buckets.items()}
+            (latency,) = interleaved_latency({"keras-call": (keras_call, 3)}, short, rounds=1).values()
+            results["paths"].append({**keras_path, "backend": "keras-call", "latency": latency})
     print("measuring the HTTP server", file=sys.stderr)
     results["server"] = [server_throughput(folder, texts, workers) for workers in (1, 2)]
     print("measuring cold starts", file=sys.stderr)
@@ -379,7 +397,8 @@ def render_markdown(results: dict) -> str:
         f"Produced by `python -m runtime.bench` on {machine_info['date']}: {machine_info['cpu']}, "
         f"{machine_info['cores']} cores, {machine_info['system']}; {versions}.",
         "Regenerate with the commands at the top of `runtime/bench.py`. Real test reviews; one review per call, "
-        "tokenization included; ratios are Keras `model.predict` time over the path's time.", "",
+        "tokenization included; ratios are Keras `model.predict` time over the path's time. Latency is measured "
+        f"round-robin: {results.get('rounds', 1)} rounds, each timing every path on every length in turn.", "",
         "## Latency, one review, one thread (milliseconds, p50 / p99, and speed-up over Keras `model.predict`)", "",
         "| path | " + " | ".join(f"{b} tokens" + (" (median)" if b == str(results["median_test_review_tokens"]) else "")
                                for b in buckets) + " |",

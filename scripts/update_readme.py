@@ -4,7 +4,8 @@
 
 Replaces each block between `<!-- begin:NAME -->` and `<!-- end:NAME -->` in README.md:
 accuracy and parity from models/imdb-lstm/manifest.json, the benchmark summary from
-benchmarks/results.json (python -m runtime.bench), install sizes from
+benchmarks/results.json (python -m runtime.bench), the folding probe from
+benchmarks/folded-embedding.json (scripts/folded_embedding.py), install sizes from
 benchmarks/install_sizes.json (scripts/install_sizes.sh).
 """
 
@@ -79,6 +80,17 @@ def bench_block(results: dict, repeat: dict | None = None) -> str:
     return block
 
 
+def folding_block(probe: dict) -> str:
+    median = str(probe["median_test_review_tokens"])
+    builtin, folded = (probe["latency"][name][median]["p50_ms"] for name in probe["latency"])
+    return (f"Measured by `python scripts/folded_embedding.py` on {probe['date'][:10]} ({probe['machine']['cpu']}, "
+            f"{probe['machine']['cores']} cores), {probe['rounds']} rounds round-robin: the folded graph agrees with the "
+            f"cached graph to {probe['max_abs_difference_vs_cached']:.1e} on {probe['parity_reviews']:,} test reviews, "
+            f"but a median review ({median} tokens) takes **{folded:.3f} ms** against {builtin:.3f} ms "
+            f"(**{folded / builtin:.1f}x slower**), and its table is {probe['table_bytes'] / 2**20:.1f} MiB against "
+            f"the embedding's {probe['embedding_bytes'] / 2**20:.1f} MiB.")
+
+
 def sizes_block(sizes: dict) -> str:
     names = {"litert": "runtime + LiteRT", "onnx": "runtime + ONNX Runtime", "tflite-runtime": "runtime + tflite-runtime",
              "all": "training + export + tests (all extras)"}
@@ -110,6 +122,9 @@ def main() -> int:
         readme = replace_block(readme, "bench", bench_block(
             json.loads((ROOT / "benchmarks/results.json").read_text()),
             json.loads(repeat.read_text()) if repeat.is_file() else None))
+    if (ROOT / "benchmarks/folded-embedding.json").is_file():
+        readme = replace_block(readme, "folding", folding_block(
+            json.loads((ROOT / "benchmarks/folded-embedding.json").read_text())))
     if (ROOT / "benchmarks/install_sizes.json").is_file():
         readme = replace_block(readme, "sizes", sizes_block(json.loads((ROOT / "benchmarks/install_sizes.json").read_text())))
     readme_path.write_text(readme)

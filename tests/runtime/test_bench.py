@@ -1,6 +1,7 @@
 """The benchmark's plumbing on a few reviews: it measures real runs and renders them; no figure
 is asserted, because timings are not tests."""
 
+import contextlib
 import json
 
 import pytest
@@ -17,10 +18,17 @@ def test_measures_and_renders(bundle_dir, shared_test_reviews, tmp_path):
     assert all(len(tokenizer.token_ids(t)) == 500 for t in buckets[500])
     buckets = {target: reviews[:2] for target, reviews in buckets.items()}
     backend = backends.available_backends()[0]
-    paths = [bench.measure_runtime_path(bundle_dir, backend, graph, "int8", buckets, texts[:20])
-             for graph in ("full", "cached")]
+    with contextlib.ExitStack() as stack:
+        opened = [bench.open_runtime_path(stack, bundle_dir, backend, graph, "int8", texts[:20])
+                  for graph in ("full", "cached")]
+        paths = [path for path, _ in opened]
+        latencies = bench.interleaved_latency({bench.path_name(path): (classify, 2) for path, classify in opened},
+                                              buckets, rounds=2)
+    for path in paths:
+        path["latency"] = latencies[bench.path_name(path)]
+        assert all(figure["calls"] == 2 * 2 for figure in path["latency"].values())
     results = {
-        "machine": bench.machine(), "median_test_review_tokens": 173, "paths": paths,
+        "machine": bench.machine(), "median_test_review_tokens": 173, "paths": paths, "rounds": 2,
         "cold_start": bench.cold_starts(bundle_dir, repeats=1),
         "loading": bench.loading_costs(bundle_dir, texts[0], repeats=2),
         "cpu_peak_gflops_1_thread": bench.cpu_peak_gflops(),
@@ -31,6 +39,16 @@ def test_measures_and_renders(bundle_dir, shared_test_reviews, tmp_path):
     text = bench.render_markdown(json.loads(json.dumps(results)))  # renders from JSON, as BENCHMARKS.md is
     assert f"| {backend}-cached-int8 |" in text and "## Against the targets" in text
     assert results["machine"]["cpu"] in text
+
+
+def test_round_robin_times_every_path_in_every_round():
+    """Each round visits every path on every bucket, starting one path later each round."""
+    seen = []
+    calls = {name: (lambda text, name=name: seen.append((name, text)), 1) for name in ("a", "b", "c")}
+    latencies = bench.interleaved_latency(calls, {25: ["short"], 500: ["long"]}, rounds=2)
+    assert seen[3:] == [(n, "short") for n in "abc"] + [(n, "long") for n in "abc"] + \
+        [(n, "short") for n in "bca"] + [(n, "long") for n in "bca"]  # after 3 warm-up calls
+    assert {name: figures["500"]["calls"] for name, figures in latencies.items()} == {"a": 2, "b": 2, "c": 2}
 
 
 def test_flops_count_grows_with_length():

@@ -1,0 +1,147 @@
+"""Does folding the embedding into the LSTM's input projection pay? A measured probe, not a shipped path.
+
+    python scripts/folded_embedding.py --data ../shared/data/aclImdb_labeled.tar.gz   # needs the dev extra
+
+Folding replaces each step's input product, embedding(word) x W + b, by one row of a per-word
+table computed at export (10,000 x 400 floats). The builtin ONNX `LSTM` node cannot take it: it
+always multiplies its input by its input weights. So this builds the folded recurrence by hand,
+an ONNX `Scan` whose body is the LSTM cell (h x R, gates, state update), starts it from the
+padding state like the cached graph, checks it against the shipped cached graph on real test
+reviews, and times both round-robin on one thread. It writes benchmarks/folded-embedding.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from runtime import SentimentClassifier, bundle  # noqa: E402
+from runtime.bench import ROUNDS, interleaved_latency, machine, pick_buckets  # noqa: E402
+
+
+def folded_graph(folder: Path):
+    """The cached graph's function with the embedding folded into the input projection, as ONNX."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from export.common import load_trained
+
+    _, config, model = load_trained(folder)
+    embedding = model.get_layer("embedding").get_weights()[0]
+    kernel, recurrent_kernel, bias = model.get_layer("lstm").get_weights()  # Keras gate order i, f, g, o
+    dense_kernel, dense_bias = model.get_layer("probabilities").get_weights()
+    table = (embedding @ kernel + bias).astype(np.float32)  # one row of gate pre-activations a word
+    units = config.lstm_units
+
+    cell = helper.make_graph(
+        [
+            helper.make_node("Unsqueeze", ["x", "axis0"], ["x_row"]),
+            helper.make_node("MatMul", ["h", "recurrent_kernel"], ["hr"]),
+            helper.make_node("Add", ["x_row", "hr"], ["z"]),
+            helper.make_node("Split", ["z"], ["zi", "zf", "zg", "zo"], axis=1, num_outputs=4),
+            helper.make_node("Sigmoid", ["zi"], ["i"]),
+            helper.make_node("Sigmoid", ["zf"], ["f"]),
+            helper.make_node("Tanh", ["zg"], ["g"]),
+            helper.make_node("Sigmoid", ["zo"], ["o"]),
+            helper.make_node("Mul", ["f", "c"], ["fc"]),
+            helper.make_node("Mul", ["i", "g"], ["ig"]),
+            helper.make_node("Add", ["fc", "ig"], ["c_next"]),
+            helper.make_node("Tanh", ["c_next"], ["c_tanh"]),
+            helper.make_node("Mul", ["o", "c_tanh"], ["h_next"]),
+        ],
+        "lstm_cell",
+        [helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, units]),
+         helper.make_tensor_value_info("c", TensorProto.FLOAT, [1, units]),
+         helper.make_tensor_value_info("x", TensorProto.FLOAT, [4 * units])],
+        [helper.make_tensor_value_info("h_next", TensorProto.FLOAT, [1, units]),
+         helper.make_tensor_value_info("c_next", TensorProto.FLOAT, [1, units])],
+        [numpy_helper.from_array(recurrent_kernel, "recurrent_kernel"),
+         numpy_helper.from_array(np.array([0], np.int64), "axis0")],
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("Squeeze", ["token_ids", "axis0"], ["ids"]),
+            helper.make_node("Gather", ["table", "ids"], ["preactivations"]),
+            helper.make_node("Scan", ["h0", "c0", "preactivations"], ["h", "c"], body=cell, num_scan_inputs=1),
+            helper.make_node("MatMul", ["h", "dense_kernel"], ["logits_no_bias"]),
+            helper.make_node("Add", ["logits_no_bias", "dense_bias"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1),
+        ],
+        "imdb_lstm_folded",
+        [helper.make_tensor_value_info("token_ids", TensorProto.INT32, [1, "steps"]),
+         helper.make_tensor_value_info("h0", TensorProto.FLOAT, [1, units]),
+         helper.make_tensor_value_info("c0", TensorProto.FLOAT, [1, units])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [1, config.num_classes])],
+        [numpy_helper.from_array(table, "table"), numpy_helper.from_array(dense_kernel, "dense_kernel"),
+         numpy_helper.from_array(dense_bias, "dense_bias"), numpy_helper.from_array(np.array([0], np.int64), "axis0")],
+    )
+    folded = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    onnx.checker.check_model(folded)
+    return folded, {"table_bytes": table.nbytes, "embedding_bytes": embedding.nbytes}
+
+
+class FoldedClassifier:
+    """The folded graph behind the shipped classifier's tokenizer and padding states."""
+
+    def __init__(self, folded, reference: SentimentClassifier):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        self._session = onnxruntime.InferenceSession(folded.SerializeToString(), options,
+                                                     providers=["CPUExecutionProvider"])
+        self._reference = reference
+
+    def probabilities(self, text: str) -> np.ndarray:
+        reference = self._reference
+        ids = reference._ids(text)
+        states = reference._padding_states
+        h0, c0 = states[min(reference.config.sequence_length - len(ids), len(states) - 1)]
+        return self._session.run(None, {"token_ids": np.array([ids], np.int32), "h0": h0[None], "c0": c0[None]})[0][0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, default=ROOT / bundle.DEFAULT_BUNDLE)
+    parser.add_argument("--data", default=os.environ.get("IMDB_DATA"))
+    parser.add_argument("--reviews", type=int, default=1000, help="test reviews for the parity check")
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks/folded-embedding.json")
+    args = parser.parse_args(argv)
+    from training.data import load_imdb, sample
+
+    test = load_imdb(args.data).test
+    folded, sizes = folded_graph(args.model)
+    with SentimentClassifier.from_bundle(args.model, "onnx", "float32", "cached", threads=1) as builtin:
+        probe = FoldedClassifier(folded, builtin)
+        checked = sample(test, args.reviews, seed=3).texts
+        difference = max(float(np.abs(probe.probabilities(text) - builtin.probabilities([text])[0]).max())
+                         for text in checked)
+        median = int(np.median([len(builtin.tokenizer.token_ids(text)) for text in test.texts]))
+        buckets = pick_buckets(builtin.tokenizer, sample(test, 5000, seed=1).texts, median)
+        latency = interleaved_latency({"onnx-cached-float32 (builtin LSTM node)": (builtin.classify, 40),
+                                       "onnx-cached-float32-folded (Scan)": (probe.probabilities, 40)}, buckets)
+    results = {"machine": machine(), "python": platform.python_version(), "rounds": ROUNDS,
+               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+               "median_test_review_tokens": median, "parity_reviews": len(checked),
+               "max_abs_difference_vs_cached": difference, **sizes, "latency": latency}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    bundle.write_json(args.output, results)
+    print(f"parity on {len(checked)} test reviews: max |folded - cached| = {difference:.2e}")
+    for name, figures in latency.items():
+        print(f"{name}: " + ", ".join(f"{bucket} tokens {figure['p50_ms']:.3f} ms" for bucket, figure in figures.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
