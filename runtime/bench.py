@@ -397,8 +397,9 @@ def render_markdown(results: dict) -> str:
         f"Produced by `python -m runtime.bench` on {machine_info['date']}: {machine_info['cpu']}, "
         f"{machine_info['cores']} cores, {machine_info['system']}; {versions}.",
         "Regenerate with the commands at the top of `runtime/bench.py`. Real test reviews; one review per call, "
-        "tokenization included; ratios are Keras `model.predict` time over the path's time. Latency is measured "
-        f"round-robin: {results.get('rounds', 1)} rounds, each timing every path on every length in turn.", "",
+        "tokenization included; ratios are Keras `model.predict` time over the path's time."
+        + (f" Latency is measured round-robin: {results['rounds']} rounds, each timing every path on every length "
+           "in turn." if "rounds" in results else ""), "",
         "## Latency, one review, one thread (milliseconds, p50 / p99, and speed-up over Keras `model.predict`)", "",
         "| path | " + " | ".join(f"{b} tokens" + (" (median)" if b == str(results["median_test_review_tokens"]) else "")
                                for b in buckets) + " |",

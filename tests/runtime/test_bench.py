@@ -38,7 +38,7 @@ def test_measures_and_renders(bundle_dir, shared_test_reviews, tmp_path):
     assert all(entry["peak_mib"] > 0 for entry in results["cold_start"])
     text = bench.render_markdown(json.loads(json.dumps(results)))  # renders from JSON, as BENCHMARKS.md is
     assert f"| {backend}-cached-int8 |" in text and "## Against the targets" in text
-    assert results["machine"]["cpu"] in text
+    assert results["machine"]["cpu"] in text and "round-robin: 2 rounds" in text
 
 
 def test_round_robin_times_every_path_in_every_round():
