@@ -45,7 +45,7 @@ def tuning_block(manifests: list[tuple[str, dict]]) -> str:
     for name, manifest in manifests:
         metrics, settings = manifest["metrics"], manifest["training"]["settings"]
         shown = ", ".join(f"{key} {value}" for key, value in settings.items()
-                          if key not in ("seed", "limit", "refit") and value is not None)
+                          if key not in ("seed", "limit", "refit") and value not in (None, 0))  # 0: an option left off
         # Runs before validation blocks drew single reviews, so their validation shared films with training.
         blocks = manifest["training"]["data"].get("validation_block_ids")
         validation = f"blocks of {blocks} ids" if blocks else "single reviews"
