@@ -85,6 +85,14 @@ def interleaved_latency(calls: dict, buckets: dict[int, list[str]], rounds: int 
             for name, by_bucket in timings.items()}
 
 
+def throughput(classifier: SentimentClassifier, texts: list[str]) -> float:
+    """Reviews per second for one batch of `texts`, after a short warm-up."""
+    classifier.probabilities(texts[:10])
+    started = time.perf_counter()
+    classifier.probabilities(texts)
+    return len(texts) / (time.perf_counter() - started)
+
+
 def open_runtime_path(stack: contextlib.ExitStack, folder: Path, backend: str, graph: str, precision: str,
                       texts: list[str], xnnpack: bool = True, form: str | None = None) -> tuple[dict, object]:
     """A path's description with its throughput and size, and a one-thread classifier, kept open on
@@ -92,18 +100,13 @@ def open_runtime_path(stack: contextlib.ExitStack, folder: Path, backend: str, g
     path = {"backend": backend, "graph": graph, "precision": precision,
             "xnnpack": xnnpack if backend == "tflite" else None,
             "form": form or ("while" if backend == "tflite" else "onnx LSTM node")}
-    path["throughput"] = {}
-    for threads in (1, 2):
-        with SentimentClassifier.from_bundle(folder, backend, precision, graph, threads=threads, xnnpack=xnnpack) as classifier:
-            classifier.probabilities(texts[:10])
-            started = time.perf_counter()
-            classifier.probabilities(texts)
-            path["throughput"][str(threads)] = len(texts) / (time.perf_counter() - started)
-    classifier = stack.enter_context(
+    one_thread = stack.enter_context(
         SentimentClassifier.from_bundle(folder, backend, precision, graph, threads=1, xnnpack=xnnpack))
-    path["interpreter"] = classifier.describe()["interpreter"]
-    path["artifact_bytes"] = classifier.manifest["artifacts"][bundle.artifact_key(backend, graph, precision)]["bytes"]
-    return path, classifier.classify
+    with SentimentClassifier.from_bundle(folder, backend, precision, graph, threads=2, xnnpack=xnnpack) as two_threads:
+        path["throughput"] = {"1": throughput(one_thread, texts), "2": throughput(two_threads, texts)}
+    path["interpreter"] = one_thread.describe()["interpreter"]
+    path["artifact_bytes"] = one_thread.manifest["artifacts"][bundle.artifact_key(backend, graph, precision)]["bytes"]
+    return path, one_thread.classify
 
 
 def open_keras(folder: Path, texts: list[str]) -> tuple[dict, object, object]:

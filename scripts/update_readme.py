@@ -83,7 +83,7 @@ def bench_block(results: dict, repeat: dict | None = None) -> str:
 def folding_block(probe: dict) -> str:
     median = str(probe["median_test_review_tokens"])
     builtin, folded = (probe["latency"][name][median]["p50_ms"] for name in probe["latency"])
-    return (f"Measured by `python scripts/folded_embedding.py` on {probe['date'][:10]} ({probe['machine']['cpu']}, "
+    return (f"Measured by `python scripts/folded_embedding.py` on {probe['machine']['date'][:10]} ({probe['machine']['cpu']}, "
             f"{probe['machine']['cores']} cores), {probe['rounds']} rounds round-robin: the folded graph agrees with the "
             f"cached graph to {probe['max_abs_difference_vs_cached']:.1e} on {probe['parity_reviews']:,} test reviews, "
             f"but a median review ({median} tokens) takes **{folded:.3f} ms** against {builtin:.3f} ms "
@@ -99,6 +99,12 @@ def sizes_block(sizes: dict) -> str:
     lines.append(f"\nMeasured by `scripts/install_sizes.sh` on {sizes['date'][:10]} (Python {sizes['python']}, "
                  f"{sizes['machine']}): site-packages of a fresh virtual environment, pip itself excluded.")
     return "\n".join(lines)
+
+
+def read_json(path: str) -> dict | None:
+    """A results file under the repository root, or None if its command has not been run."""
+    file = ROOT / path
+    return json.loads(file.read_text()) if file.is_file() else None
 
 
 def replace_block(readme: str, name: str, body: str) -> str:
@@ -117,16 +123,13 @@ def main() -> int:
     tried = [(f"`docs/tuning/{path.name}`", json.loads(path.read_text()))
              for path in sorted((ROOT / "docs" / "tuning").glob("*.manifest.json"))]
     readme = replace_block(readme, "tuning", tuning_block([("shipped", manifest)] + tried))
-    repeat = ROOT / "benchmarks" / "repeat-run.json"
-    if (ROOT / "benchmarks/results.json").is_file():
-        readme = replace_block(readme, "bench", bench_block(
-            json.loads((ROOT / "benchmarks/results.json").read_text()),
-            json.loads(repeat.read_text()) if repeat.is_file() else None))
-    if (ROOT / "benchmarks/folded-embedding.json").is_file():
-        readme = replace_block(readme, "folding", folding_block(
-            json.loads((ROOT / "benchmarks/folded-embedding.json").read_text())))
-    if (ROOT / "benchmarks/install_sizes.json").is_file():
-        readme = replace_block(readme, "sizes", sizes_block(json.loads((ROOT / "benchmarks/install_sizes.json").read_text())))
+    results = read_json("benchmarks/results.json")
+    if results is not None:
+        readme = replace_block(readme, "bench", bench_block(results, read_json("benchmarks/repeat-run.json")))
+    for name, path, render in (("folding", "benchmarks/folded-embedding.json", folding_block),
+                               ("sizes", "benchmarks/install_sizes.json", sizes_block)):
+        if (found := read_json(path)) is not None:
+            readme = replace_block(readme, name, render(found))
     readme_path.write_text(readme)
     return 0
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from runtime import bundle
 from runtime.config import ModelConfig
-from runtime.text import FIRST_WORD_ID, OOV_ID, PAD_ID, START_ID, Tokenizer
+from runtime.text import FIRST_WORD_ID, OOV_ID, PAD_ID, START_ID, Tokenizer, pad_ids
 from training import data
 
 DEFAULT_OUTPUT = Path("models/imdb-lstm")
@@ -121,11 +121,11 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
                   "reviews; the embedding keeps its configured size", file=sys.stderr)
         model = build_model(config, settings.learning_rate, settings.clipnorm, settings.ema_momentum,
                             settings.weight_decay)
+        token_ids = [tokenizer.token_ids(text) for text in split.texts]
         pretraining = None
         if settings.pretrain_epochs:
-            pretraining = pretrain(model, [tokenizer.token_ids(text) for text in split.texts], config,
-                                   settings.pretrain_epochs, settings.batch_size, settings.learning_rate,
-                                   settings.clipnorm, verbose)
+            pretraining = pretrain(model, token_ids, config, settings.pretrain_epochs, settings.batch_size,
+                                   settings.learning_rate, settings.clipnorm, verbose)
         callbacks = []
         if validation is not None:
             keep_best = keras.callbacks.EarlyStopping(
@@ -139,7 +139,7 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
         elif settings.ema_momentum:
             callbacks = [keras.callbacks.SwapEMAWeights()]  # end on the average, as validation chose it
         history = model.fit(
-            tokenizer.encode(split.texts), labels(split), epochs=epochs, batch_size=settings.batch_size,
+            pad_ids(token_ids, config.sequence_length), labels(split), epochs=epochs, batch_size=settings.batch_size,
             validation_data=None if validation is None else (tokenizer.encode(validation.texts), labels(validation)),
             callbacks=callbacks, verbose=verbose).history
         history = {key: [float(value) for value in values] for key, values in history.items()}

@@ -14,6 +14,15 @@ import keras
 from runtime.config import ModelConfig
 
 
+def trainable_encoder(config: ModelConfig, return_sequences: bool = False) -> list:
+    """The seed's Embedding and LSTM with dropout, by the names export and pretraining look up."""
+    return [
+        keras.layers.Embedding(config.vocab_size, config.embedding_dim, name="embedding"),
+        keras.layers.LSTM(config.lstm_units, dropout=config.dropout, recurrent_dropout=config.recurrent_dropout,
+                          return_sequences=return_sequences, name="lstm"),
+    ]
+
+
 def build_model(config: ModelConfig, learning_rate: float = 1e-3, clipnorm: float | None = None,
                 ema_momentum: float | None = None, weight_decay: float | None = None) -> keras.Model:
     """The seed's architecture, compiled for training with Adam and categorical cross-entropy.
@@ -27,9 +36,7 @@ def build_model(config: ModelConfig, learning_rate: float = 1e-3, clipnorm: floa
     model = keras.Sequential(
         [
             keras.Input(shape=(config.sequence_length,), dtype="int32", name="token_ids"),
-            keras.layers.Embedding(config.vocab_size, config.embedding_dim, name="embedding"),
-            keras.layers.LSTM(config.lstm_units, dropout=config.dropout,
-                              recurrent_dropout=config.recurrent_dropout, name="lstm"),
+            *trainable_encoder(config),
             keras.layers.Dense(config.num_classes, activation="softmax", name="probabilities"),
         ],
         name="imdb_lstm",

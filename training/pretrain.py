@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from runtime.config import ModelConfig
+from training.model import trainable_encoder
 
 WINDOW = 100  # tokens per training sequence: long enough to learn to carry context, short to batch
 
@@ -37,9 +38,7 @@ def build_language_model(config: ModelConfig, learning_rate: float, clipnorm: fl
     model = keras.Sequential(
         [
             keras.Input(shape=(None,), dtype="int32", name="token_ids"),
-            keras.layers.Embedding(config.vocab_size, config.embedding_dim, name="embedding"),
-            keras.layers.LSTM(config.lstm_units, dropout=config.dropout, recurrent_dropout=config.recurrent_dropout,
-                              return_sequences=True, name="lstm"),
+            *trainable_encoder(config, return_sequences=True),
             keras.layers.Dense(config.vocab_size, name="next_word_logits"),
         ],
         name="imdb_lstm_language_model",
