@@ -60,6 +60,14 @@ def pick_buckets(tokenizer: Tokenizer, texts: list[str], median: int) -> dict[in
     return chosen
 
 
+def review_buckets(tokenizer: Tokenizer, test) -> tuple[int, dict[int, list[str]]]:
+    """The median test review's token count, and real test reviews near each bucket's length."""
+    from training.data import sample
+
+    median = int(np.median([len(tokenizer.token_ids(text)) for text in test.texts]))
+    return median, pick_buckets(tokenizer, sample(test, 5000, seed=1).texts, median)
+
+
 def interleaved_latency(calls: dict, buckets: dict[int, list[str]], rounds: int = ROUNDS) -> dict[str, dict]:
     """Latency p50/p99 by bucket of each call, measured round-robin.
 
@@ -290,8 +298,7 @@ def run(folder: Path, data_source: str | None) -> dict:
     config = bundle.model_config(manifest)
     tokenizer = Tokenizer.load(folder / bundle.VOCABULARY_NAME, config.sequence_length)
     test = load_imdb(data_source).test
-    median_tokens = int(np.median([len(tokenizer.token_ids(text)) for text in test.texts]))
-    buckets = pick_buckets(tokenizer, sample(test, 5000, seed=1).texts, median_tokens)
+    median_tokens, buckets = review_buckets(tokenizer, test)
     texts = sample(test, THROUGHPUT_REVIEWS, seed=2).texts
 
     results = {"machine": machine(), "median_test_review_tokens": median_tokens, "paths": [], "rounds": ROUNDS}

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from runtime import SentimentClassifier, backends, bundle  # noqa: E402
-from runtime.bench import ROUNDS, interleaved_latency, machine, pick_buckets  # noqa: E402
+from runtime.bench import ROUNDS, interleaved_latency, machine, review_buckets  # noqa: E402
 
 
 def folded_graph(folder: Path):
@@ -116,8 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         probe = folded_classifier(folded, builtin, Path(workdir))
         checked = sample(test, args.reviews, seed=3).texts
         difference = float(np.abs(probe.probabilities(checked) - builtin.probabilities(checked)).max())
-        median = int(np.median([len(builtin.tokenizer.token_ids(text)) for text in test.texts]))
-        buckets = pick_buckets(builtin.tokenizer, sample(test, 5000, seed=1).texts, median)
+        median, buckets = review_buckets(builtin.tokenizer, test)
         latency = interleaved_latency({"onnx-cached-float32 (builtin LSTM node)": (builtin.classify, 40),
                                        "onnx-cached-float32-folded (Scan)": (probe.classify, 40)}, buckets)
     results = {"machine": machine(), "rounds": ROUNDS, "median_test_review_tokens": median, "parity_reviews": len(checked),
