@@ -20,6 +20,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from runtime import bench, bundle  # noqa: E402
+from runtime.config import ModelConfig  # noqa: E402
+
+
+def changed_model_config(manifest: dict) -> dict:
+    """The model config values a run changed from the seed's (dropout rates, say)."""
+    seed = ModelConfig().to_dict()
+    return {key: value for key, value in manifest["model_config"].items() if seed.get(key) != value}
 
 
 def accuracy_block(manifest: dict) -> str:
@@ -35,7 +42,7 @@ def accuracy_block(manifest: dict) -> str:
         + f"Training took {metrics['training_seconds'] / 60:.1f} minutes in all, {metrics['seconds_per_epoch']:.0f} s per "
         f"epoch of the validated run, on {training['machine']} (TensorFlow {training['library_versions']['tensorflow']}, "
         f"Keras {training['library_versions']['keras']}). Settings recorded in the manifest: "
-        + ", ".join(f"{key} {value}" for key, value in settings.items()) + "."
+        + ", ".join(f"{key} {value}" for key, value in {**changed_model_config(manifest), **settings}.items()) + "."
     )
 
 
@@ -44,7 +51,7 @@ def tuning_block(manifests: list[tuple[str, dict]]) -> str:
              "|---|---|---|---|---|---|---|"]
     for name, manifest in manifests:
         metrics, settings = manifest["metrics"], manifest["training"]["settings"]
-        shown = ", ".join(f"{key} {value}" for key, value in settings.items()
+        shown = ", ".join(f"{key} {value}" for key, value in {**changed_model_config(manifest), **settings}.items()
                           if key not in ("seed", "limit", "refit") and value not in (None, 0))  # 0: an option left off
         # Runs before validation blocks drew single reviews, so their validation shared films with training.
         blocks = manifest["training"]["data"].get("validation_block_ids")

@@ -246,6 +246,13 @@ def positive_float(text: str) -> float:
     return value
 
 
+def dropout_rate(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
+    return value
+
+
 def fraction(text: str) -> float:
     value = float(text)
     if not 0.0 < value < 1.0:
@@ -254,7 +261,7 @@ def fraction(text: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    defaults = TrainingSettings()
+    defaults, model_defaults = TrainingSettings(), ModelConfig()
     parser = argparse.ArgumentParser(prog="python -m training.fit", description=__doc__.split("\n")[0])
     parser.add_argument("--data", help="aclImdb archive or folder (default: download the official archive)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="bundle folder (default: %(default)s)")
@@ -276,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pretrain-epochs", type=non_negative_int, default=defaults.pretrain_epochs, metavar="N",
                         help="first train the embedding and LSTM as a language model on the fit reviews' "
                              "text for N epochs (default: %(default)s)")
+    parser.add_argument("--dropout", type=dropout_rate, default=model_defaults.dropout,
+                        help="the LSTM's dropout on its inputs, the embedded words (default: %(default)s, the seed's)")
+    parser.add_argument("--recurrent-dropout", type=dropout_rate, default=model_defaults.recurrent_dropout,
+                        help="the LSTM's dropout on its state (default: %(default)s, the seed's)")
     parser.add_argument("--validation-split", type=fraction, default=defaults.validation_split)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--limit", type=positive_int, help="use only N reviews of each split (quick runs)")
@@ -288,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         validation_split=args.validation_split,
         seed=args.seed, limit=args.limit)
     try:
-        train(args.data, args.output, settings, verbose=0 if args.quiet else 1 if sys.stdout.isatty() else 2)
+        config = ModelConfig(dropout=args.dropout, recurrent_dropout=args.recurrent_dropout)
+        train(args.data, args.output, settings, config, verbose=0 if args.quiet else 1 if sys.stdout.isatty() else 2)
     except (data.DataError, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

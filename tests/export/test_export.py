@@ -103,6 +103,29 @@ def test_onnx_graph_has_one_lstm_node_and_declared_io(exported, graph):
     assert onnx_export.lstm_node_count(quantized)["DynamicQuantizeLSTM"] == 1
 
 
+@pytest.mark.parametrize("graph", bundle.GRAPHS)
+def test_onnx_graph_is_only_the_layers_own_nodes(exported, graph):
+    """No index normalisation before the embedding, no slicing after the LSTM, a float Dense."""
+    states = ["Unsqueeze", "Unsqueeze"] if graph == "cached" else []
+    layers = ["Transpose", "Gather", *states, "LSTM", "Squeeze", "MatMul", "Add", "Softmax"]
+    model = onnx.load(str(artifact_path(exported, "onnx", graph, "float32")))
+    assert sorted(node.op_type for node in model.graph.node) == sorted(layers)
+    quantized = onnx.load(str(artifact_path(exported, "onnx", graph, "int8")))
+    int8_layers = [op for op in layers if op != "LSTM"] + ["DequantizeLinear", "DynamicQuantizeLSTM"]
+    assert sorted(node.op_type for node in quantized.graph.node) == sorted(int8_layers)
+
+
+def test_simplify_refuses_a_graph_of_another_shape():
+    from onnx import TensorProto, helper
+
+    proto = helper.make_model(helper.make_graph(
+        [helper.make_node("Relu", ["token_ids"], ["probabilities"])], "other",
+        [helper.make_tensor_value_info("token_ids", TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [1, 3])]))
+    with pytest.raises(common.ExportError, match="one embedding Gather"):
+        onnx_export.simplify(proto)
+
+
 @pytest.mark.parametrize("backend", ["tflite", "onnx"])
 @pytest.mark.parametrize("graph", bundle.GRAPHS)
 def test_int8_is_smaller_than_a_third_of_float(exported, backend, graph):

@@ -4,7 +4,10 @@ import pytest
 
 pytest.importorskip("keras", reason="needs the training extra")
 
+import keras  # noqa: E402
+
 from runtime import bundle  # noqa: E402
+from runtime.config import ModelConfig  # noqa: E402
 from tests.conftest import write_archive  # noqa: E402
 from training import fit  # noqa: E402
 
@@ -105,6 +108,17 @@ def test_pretraining_is_recorded_in_the_manifest(tmp_path):
     assert pretraining["epochs"] == len(pretraining["loss"]) == 2 and pretraining["windows"] >= 1
 
 
+def test_dropout_options_reach_the_model_and_the_manifest(tmp_path):
+    archive = write_archive(tmp_path / "tiny.tar.gz", per_folder=20)
+    output = tmp_path / "bundle"
+    assert fit.main(["--data", str(archive), "--output", str(output), "--epochs", "1", "--dropout", "0.5",
+                     "--recurrent-dropout", "0", "--quiet"]) == 0
+    assert bundle.read_manifest(output)["model_config"] == {
+        **ModelConfig().to_dict(), "dropout": 0.5, "recurrent_dropout": 0.0}
+    lstm = keras.saving.load_model(output / "model.keras").get_layer("lstm")
+    assert (lstm.dropout, lstm.recurrent_dropout) == (0.5, 0.0)
+
+
 def test_lr_decay_and_refit_are_refused_together(tmp_path, capsys):
     archive = write_archive(tmp_path / "tiny.tar.gz", per_folder=10)
     assert fit.main(["--data", str(archive), "--output", str(tmp_path / "out"), "--lr-decay", "0.5", "--refit"]) == 1
@@ -135,6 +149,7 @@ def test_an_interrupted_run_leaves_the_previous_bundle(quick_bundle, tmp_path, m
     (["--validation-split", "1.5"], "must be between 0 and 1"),
     (["--pretrain-epochs", "-1"], "must be 0 or more"),
     (["--learning-rate", "abc"], "invalid positive_float value"),
+    (["--dropout", "1"], "must be at least 0 and below 1"),
 ])
 def test_nonsense_options_exit_non_zero(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
