@@ -84,7 +84,7 @@ def lstm_node_count(proto) -> dict:
     return {op: ops.count(op) for op in ("LSTM", "DynamicQuantizeLSTM", "Loop", "Scan")}
 
 
-def export_onnx(folder: str | Path, parity_limit: int | None = 200) -> dict:
+def export_onnx(folder: str | Path, parity_limit: int | None = common.QUICK_PARITY_REVIEWS) -> dict:
     """Write the four ONNX artifacts into the bundle and check them; return the manifest."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic

@@ -54,7 +54,8 @@ def convert(model, quantize: bool) -> bytes:
         return converter.convert()
 
 
-def export_tflite(folder: str | Path, form: str = "while", parity_limit: int | None = 200) -> dict:
+def export_tflite(folder: str | Path, form: str = "while",
+                  parity_limit: int | None = common.QUICK_PARITY_REVIEWS) -> dict:
     """Write the four TFLite artifacts into the bundle and check them; return the manifest."""
     folder = Path(folder)
     tf_keras = import_tf_keras() if form == "fused" else None  # before the slow part: fails at once
