@@ -18,7 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -264,7 +264,7 @@ def fraction(text: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    defaults, model_defaults = TrainingSettings(), TRAINING_CONFIG
+    defaults = TrainingSettings()
     parser = argparse.ArgumentParser(prog="python -m training.fit", description=__doc__.split("\n")[0])
     parser.add_argument("--data", help="aclImdb archive or folder (default: download the official archive)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="bundle folder (default: %(default)s)")
@@ -286,9 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pretrain-epochs", type=non_negative_int, default=defaults.pretrain_epochs, metavar="N",
                         help="first train the embedding and LSTM as a language model on the fit reviews' "
                              "text for N epochs (default: %(default)s)")
-    parser.add_argument("--dropout", type=dropout_rate, default=model_defaults.dropout,
+    parser.add_argument("--dropout", type=dropout_rate, default=TRAINING_CONFIG.dropout,
                         help="the LSTM's dropout on its inputs, the embedded words (default: %(default)s; the seed's is 0.2)")
-    parser.add_argument("--recurrent-dropout", type=dropout_rate, default=model_defaults.recurrent_dropout,
+    parser.add_argument("--recurrent-dropout", type=dropout_rate, default=TRAINING_CONFIG.recurrent_dropout,
                         help="the LSTM's dropout on its state (default: %(default)s, the seed's)")
     parser.add_argument("--validation-split", type=fraction, default=defaults.validation_split)
     parser.add_argument("--seed", type=int, default=defaults.seed)
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         validation_split=args.validation_split,
         seed=args.seed, limit=args.limit)
     try:
-        config = ModelConfig(dropout=args.dropout, recurrent_dropout=args.recurrent_dropout)
+        config = replace(TRAINING_CONFIG, dropout=args.dropout, recurrent_dropout=args.recurrent_dropout)
         train(args.data, args.output, settings, config, verbose=0 if args.quiet else 1 if sys.stdout.isatty() else 2)
     except (data.DataError, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -30,6 +30,7 @@ def test_quick_run_writes_a_complete_bundle(quick_bundle):
     assert not [name for name in names if name.startswith(".")]
     manifest = bundle.read_manifest(quick_bundle)
     assert manifest["model_config"]["lstm_units"] == 100 and manifest["model_config"]["sequence_length"] == 500
+    assert manifest["model_config"]["dropout"] == fit.TRAINING_CONFIG.dropout == 0.5  # what the README says ships
     assert manifest["training"]["data"]["test_reviews"] == 300
     assert manifest["training"]["data"]["fit_reviews"] + manifest["training"]["data"]["validation_reviews"] == 300
     for record in (manifest["artifacts"]["keras"], manifest["tokenizer"]["vocabulary"]):
