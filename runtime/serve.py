@@ -131,12 +131,17 @@ def make_handler(pool: ClassifierPool, max_body: int, max_batch: int, quiet: boo
     return Handler
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # Connections waiting to be accepted. socketserver's default, 5, is overrun when dozens of
+    # clients connect at once, and a client can then see its connection reset.
+    request_queue_size = 128
+
+
 def make_server(pool: ClassifierPool, host: str = "127.0.0.1", port: int = 8000, max_body: int = MAX_BODY_BYTES,
                 max_batch: int = MAX_BATCH, quiet: bool = False,
                 read_timeout: float = READ_TIMEOUT_SECONDS) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), make_handler(pool, max_body, max_batch, quiet, read_timeout))
-    server.daemon_threads = True
-    return server
+    return Server((host, port), make_handler(pool, max_body, max_batch, quiet, read_timeout))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,9 @@ from tests.runtime.conftest import NEGATIVE, POSITIVE
 @pytest.fixture(scope="module")
 def server(bundle_dir):
     pool = ClassifierPool(2, folder=bundle_dir, threads=1)
-    httpd = make_server(pool, port=0, max_body=64 * 1024, max_batch=16, quiet=True, read_timeout=1)
+    # Short enough for the stalled-client test, long enough that 32 client threads sharing this
+    # process's GIL on a loaded machine are not dropped between their requests.
+    httpd = make_server(pool, port=0, max_body=64 * 1024, max_batch=16, quiet=True, read_timeout=3)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield httpd.server_address[1]
