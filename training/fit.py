@@ -43,7 +43,7 @@ EXAMPLE_REVIEWS = (
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    epochs: int = 6  # the seed trains 5; patience stops a run once validation stops improving
+    epochs: int = 8  # the seed trains 5; patience stops a run once validation stops improving
     batch_size: int = 32  # the seed uses 64; 32 won on validation (README, "Training")
     learning_rate: float = 1e-3
     clipnorm: float | None = 1.0  # the seed has none; see README, "Settings"
@@ -53,6 +53,7 @@ class TrainingSettings:
     weight_decay: float | None = None  # Adam's decoupled weight decay (AdamW)
     refit: bool = False  # retrain on all training reviews for the validated number of epochs
     pretrain_epochs: int = 0  # language-model epochs on the fit reviews' text first (training/pretrain.py)
+    word2vec_epochs: int = 5  # start the embedding from word2vec on the fit reviews' text (training/word_vectors.py)
     validation_split: float = 0.2
     seed: int = 1337
     limit: int | None = None  # reviews per split, for quick runs
@@ -97,6 +98,8 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
     if settings.refit and settings.lr_decay:
         raise ValueError("--lr-decay follows the validation curve, which a refit on all training reviews "
                          "does not have; leave out --refit")
+    if settings.pretrain_epochs and settings.word2vec_epochs:
+        raise ValueError("--pretrain-epochs and --word2vec-epochs both set the embedding's start; choose one")
     prepare_output(output)
     dataset = data.load_imdb(data_source)
     train_split, test_split = dataset.train, dataset.test
@@ -110,6 +113,7 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
     from training.model import build_model
     from training.plots import plot_history
     from training.pretrain import pretrain
+    from training.word_vectors import word2vec_embedding
 
     def labels(split: data.Split):
         return keras.utils.to_categorical(split.labels, config.num_classes)
@@ -126,6 +130,9 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
                             settings.weight_decay)
         token_ids = [tokenizer.token_ids(text) for text in split.texts]
         pretraining = None
+        if settings.word2vec_epochs:
+            embedding, pretraining = word2vec_embedding(token_ids, config, settings.word2vec_epochs, settings.seed)
+            model.get_layer("embedding").set_weights([embedding])
         if settings.pretrain_epochs:
             pretraining = pretrain(model, token_ids, config, settings.pretrain_epochs, settings.batch_size,
                                    settings.learning_rate, settings.clipnorm, verbose)
@@ -202,7 +209,7 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
                 "training_seconds": round(training_seconds, 1),
                 "seconds_per_epoch": round(selection_seconds / len(history["loss"]), 1),
                 "refit": refit,  # None when the validated model itself is shipped
-                "pretraining": pretraining,  # None without --pretrain-epochs; the shipped model's own
+                "pretraining": pretraining,  # None without --pretrain-epochs or --word2vec-epochs
             },
             "artifacts": {"keras": {**bundle.file_record(staging / "model.keras"), "format": "keras",
                                     "precision": "float32"}},
@@ -286,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pretrain-epochs", type=non_negative_int, default=defaults.pretrain_epochs, metavar="N",
                         help="first train the embedding and LSTM as a language model on the fit reviews' "
                              "text for N epochs (default: %(default)s)")
+    parser.add_argument("--word2vec-epochs", type=non_negative_int, default=defaults.word2vec_epochs, metavar="N",
+                        help="start the embedding from word2vec vectors trained for N epochs on the fit "
+                             "reviews' text (default: %(default)s; 0 starts it at random, as the seed)")
     parser.add_argument("--dropout", type=dropout_rate, default=TRAINING_CONFIG.dropout,
                         help="the LSTM's dropout on its inputs, the embedded words (default: %(default)s; the seed's is 0.2)")
     parser.add_argument("--recurrent-dropout", type=dropout_rate, default=TRAINING_CONFIG.recurrent_dropout,
@@ -299,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         clipnorm=args.clipnorm, patience=args.patience, lr_decay=args.lr_decay, ema_momentum=args.ema,
         weight_decay=args.weight_decay, refit=args.refit, pretrain_epochs=args.pretrain_epochs,
+        word2vec_epochs=args.word2vec_epochs,
         validation_split=args.validation_split,
         seed=args.seed, limit=args.limit)
     try:

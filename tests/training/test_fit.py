@@ -31,6 +31,7 @@ def test_quick_run_writes_a_complete_bundle(quick_bundle):
     manifest = bundle.read_manifest(quick_bundle)
     assert manifest["model_config"]["lstm_units"] == 100 and manifest["model_config"]["sequence_length"] == 500
     assert manifest["model_config"]["dropout"] == fit.TRAINING_CONFIG.dropout == 0.5  # what the README says ships
+    assert manifest["training"]["settings"]["word2vec_epochs"] == 5 == manifest["metrics"]["pretraining"]["epochs"]
     assert manifest["training"]["data"]["test_reviews"] == 300
     assert manifest["training"]["data"]["fit_reviews"] + manifest["training"]["data"]["validation_reviews"] == 300
     for record in (manifest["artifacts"]["keras"], manifest["tokenizer"]["vocabulary"]):
@@ -102,11 +103,30 @@ def test_pretraining_is_recorded_in_the_manifest(tmp_path):
     archive = write_archive(tmp_path / "tiny.tar.gz", per_folder=40)
     output = tmp_path / "bundle"
     assert fit.main(["--data", str(archive), "--output", str(output), "--epochs", "1", "--pretrain-epochs", "2",
-                     "--quiet"]) == 0
+                     "--word2vec-epochs", "0", "--quiet"]) == 0
     manifest = bundle.read_manifest(output)
     assert manifest["training"]["settings"]["pretrain_epochs"] == 2
     pretraining = manifest["metrics"]["pretraining"]
     assert pretraining["epochs"] == len(pretraining["loss"]) == 2 and pretraining["windows"] >= 1
+
+
+def test_word2vec_start_is_recorded_in_the_manifest(tmp_path):
+    pytest.importorskip("gensim", reason="needs the training extra")
+    archive = write_archive(tmp_path / "tiny.tar.gz", per_folder=40)
+    output = tmp_path / "bundle"
+    assert fit.main(["--data", str(archive), "--output", str(output), "--epochs", "1", "--word2vec-epochs", "2",
+                     "--quiet"]) == 0
+    manifest = bundle.read_manifest(output)
+    assert manifest["training"]["settings"]["word2vec_epochs"] == 2
+    start = manifest["metrics"]["pretraining"]
+    assert start["method"] == "word2vec skip-gram" and start["epochs"] == 2 and start["words"] > 10
+
+
+def test_pretraining_and_word2vec_are_refused_together(tmp_path, capsys):
+    archive = write_archive(tmp_path / "tiny.tar.gz", per_folder=10)
+    assert fit.main(["--data", str(archive), "--output", str(tmp_path / "out"), "--pretrain-epochs", "1",
+                     "--word2vec-epochs", "1"]) == 1
+    assert "choose one" in capsys.readouterr().err and not (tmp_path / "out").exists()
 
 
 def test_dropout_options_reach_the_model_and_the_manifest(tmp_path):
@@ -149,6 +169,7 @@ def test_an_interrupted_run_leaves_the_previous_bundle(quick_bundle, tmp_path, m
     (["--batch-size", "-3"], "must be a positive integer"),
     (["--validation-split", "1.5"], "must be between 0 and 1"),
     (["--pretrain-epochs", "-1"], "must be 0 or more"),
+    (["--word2vec-epochs", "x"], "invalid non_negative_int value"),
     (["--learning-rate", "abc"], "invalid positive_float value"),
     (["--dropout", "1"], "must be at least 0 and below 1"),
 ])
