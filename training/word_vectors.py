@@ -13,13 +13,14 @@ import time
 from typing import Sequence
 
 import numpy as np
+from gensim.models import Word2Vec
 
 from runtime.config import ModelConfig
 from runtime.text import FIRST_WORD_ID
 
 WINDOW = 5  # words either side, word2vec's default
-# Keras initialises an embedding uniformly in +-0.05 (standard deviation 0.029); the vectors are
-# scaled to this standard deviation so the LSTM's inputs start on a familiar scale, a few times larger.
+# Keras starts an embedding uniformly in +-0.05 (standard deviation 0.029); the word2vec vectors
+# are scaled to a standard deviation of the same order. The one value tried (README, "Training").
 TARGET_STD = 0.1
 
 
@@ -30,8 +31,6 @@ def word2vec_embedding(token_ids: Sequence[Sequence[int]], config: ModelConfig, 
     Rows of ids that never occur as words (padding, start, out-of-vocabulary, and words beyond a
     small vocabulary) keep a small random start, as in Keras.
     """
-    from gensim.models import Word2Vec  # only training with --word2vec-epochs needs gensim
-
     # gensim's vocabulary is words as strings; ids below FIRST_WORD_ID (start, out-of-vocabulary)
     # are left out so every window holds real words.
     sentences = [[str(i) for i in ids if i >= FIRST_WORD_ID] for ids in token_ids]
