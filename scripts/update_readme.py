@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from runtime import bench, bundle  # noqa: E402
 from runtime.config import ModelConfig  # noqa: E402
+from training.fit import TrainingSettings  # noqa: E402
 
 
 def changed_model_config(manifest: dict) -> dict:
@@ -55,7 +56,8 @@ def tuning_block(manifests: list[tuple[str, dict]]) -> str:
     for name, manifest in manifests:
         metrics, settings = manifest["metrics"], manifest["training"]["settings"]
         shown = ", ".join(f"{key} {value}" for key, value in {**changed_model_config(manifest), **settings}.items()
-                          if key not in ("seed", "limit", "refit") and value not in (None, 0))  # 0: an option left off
+                          if key not in ("limit", "refit") and value not in (None, 0)  # 0: an option left off
+                          and (key, value) != ("seed", TrainingSettings.seed))
         # Runs before validation blocks drew single reviews, so their validation shared films with training.
         blocks = manifest["training"]["data"].get("validation_block_ids")
         validation = f"blocks of {blocks} ids" if blocks else "single reviews"
