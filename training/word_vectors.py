@@ -44,4 +44,5 @@ def word2vec_embedding(token_ids: Sequence[Sequence[int]], config: ModelConfig, 
     ids = np.array([int(word) for word in vectors.index_to_key])
     learned = vectors.vectors
     matrix[ids] = learned * (TARGET_STD / learned.std())
-    return matrix, {"method": "word2vec skip-gram", "epochs": epochs, "window": WINDOW, "words": len(ids), "seconds": round(seconds, 1)}
+    return matrix, {"method": "word2vec skip-gram", "epochs": epochs, "window": WINDOW, "words": len(ids),
+                    "seconds": round(seconds, 1)}
