@@ -42,7 +42,7 @@ def accuracy_block(manifest: dict) -> str:
            if (refit := metrics.get("refit")) else ". ")
         + f"Training took {metrics['training_seconds'] / 60:.1f} minutes in all, {metrics['seconds_per_epoch']:.0f} s per "
         f"epoch of the validated run"
-        + (f" after {start['seconds']:.0f} s of {start.get('method', 'language-model pretraining')}"
+        + (f" after {start['seconds']:.0f} s of {start['method']}"
            if (start := metrics.get("pretraining")) else "")
         + f", on {training['machine']} (TensorFlow {training['library_versions']['tensorflow']}, "
         f"Keras {training['library_versions']['keras']}). Settings recorded in the manifest: "

@@ -58,6 +58,6 @@ def pretrain(classifier: keras.Model, token_ids: Sequence[Sequence[int]], config
     for name in ("embedding", "lstm"):
         classifier.get_layer(name).set_weights(language_model.get_layer(name).get_weights())
     losses = [float(loss) for loss in history["loss"]]
-    return {"epochs": epochs, "windows": len(inputs), "window_tokens": WINDOW, "loss": losses,
-            "perplexity": [float(np.exp(loss)) for loss in losses],
+    return {"method": "language model", "epochs": epochs, "windows": len(inputs), "window_tokens": WINDOW,
+            "loss": losses, "perplexity": [float(np.exp(loss)) for loss in losses],
             "seconds": round(time.perf_counter() - started, 1)}
