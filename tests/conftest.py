@@ -58,8 +58,16 @@ def require_shared_archive() -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_test_reviews():
+def shared_test_set():
+    """All 25,000 real test reviews and their labels."""
+    from training import data
+
+    return data.load_imdb(require_shared_archive()).test
+
+
+@pytest.fixture(scope="session")
+def shared_test_reviews(shared_test_set):
     """A few hundred real test reviews (seeded sample) and their labels."""
     from training import data
 
-    return data.sample(data.load_imdb(require_shared_archive()).test, 400, seed=0)
+    return data.sample(shared_test_set, 400, seed=0)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from runtime.text import OOV_ID, PAD_ID, START_ID, Tokenizer, pad_ids, split_words
+from runtime.text import _WORD, OOV_ID, PAD_ID, START_ID, Tokenizer, normalize, pad_ids, split_words
 
 
 @pytest.fixture
@@ -27,6 +27,24 @@ def test_a_lone_angle_bracket_is_not_a_tag():
 
 def test_emoji_control_characters_cjk_and_rtl():
     assert split_words("good\x00\x07movie 😀 映画 فيلم") == ["good", "movie", "映画", "فيلم"]
+
+
+def test_apostrophes_stay_only_inside_words():
+    assert split_words("'Quoted' rock'n'roll a''b don't' ''' 90's x'_y") == [
+        "quoted", "rock'n'roll", "a", "b", "don't", "90's", "x", "y"]
+
+
+@pytest.mark.parametrize("text", ["'", "''a", "a'", "a' 'b", "a'''b", "a''''b", "'a'b'", "snake_case_name",
+                                  "x'y'z''w", "tab\tnew\nline\r", "", "9-5 o'clock, 3:10 to 'yuma'"])
+def test_ascii_words_are_the_word_pattern_matches(text):
+    """ASCII text takes a faster path than the regex; its words must be the regex's."""
+    assert normalize(text).isascii()
+    assert split_words(text) == _WORD.findall(normalize(text))
+
+
+def test_every_test_review_splits_as_the_word_pattern_does(shared_test_set):
+    differing = [text for text in shared_test_set.texts if split_words(text) != _WORD.findall(normalize(text))]
+    assert not differing, differing[0]
 
 
 def test_unknown_words_map_to_oov(tokenizer):
