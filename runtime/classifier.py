@@ -76,8 +76,11 @@ class SentimentClassifier:
             raise bundle.BundleError(f"{folder / record['file']}: was exported for another vocabulary")
         return cls(folder, manifest, tokenizer, model, backend, graph, precision, padding_states)
 
-    def _probabilities_of_ids(self, ids: list[int]) -> np.ndarray:
+    def probabilities_of_ids(self, ids: list[int]) -> np.ndarray:
+        """The model's output for one review's unpadded token ids (`tokenizer.token_ids`)."""
         length = self.config.sequence_length
+        if not 0 < len(ids) <= length:  # else the cached graph would start from a wrong padding state
+            raise ValueError(f"a review has 1 to {length} token ids, not {len(ids)}")
         if self.graph == "full":
             return self._model.run({"token_ids": pad_ids([ids], length)})[0]
         # Padding is the same for every review, so the state after it was computed at export:
@@ -88,7 +91,7 @@ class SentimentClassifier:
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """The model's output for each text, shape (len(texts), number of labels)."""
-        rows = [self._probabilities_of_ids(self._ids(text)) for text in texts]
+        rows = [self.probabilities_of_ids(self._ids(text)) for text in texts]
         return np.array(rows, np.float32).reshape(len(rows), self.config.num_classes)
 
     def _ids(self, text: str) -> list[int]:
@@ -104,7 +107,7 @@ class SentimentClassifier:
         return Prediction(labels[best], values[best], dict(zip(labels, values)))
 
     def classify(self, text: str) -> Prediction:
-        return self._prediction(self._probabilities_of_ids(self._ids(text)))
+        return self._prediction(self.probabilities_of_ids(self._ids(text)))
 
     def classify_batch(self, texts: Sequence[str]) -> list[Prediction]:
         return [self._prediction(row) for row in self.probabilities(texts)]

@@ -22,13 +22,16 @@ def test_measures_and_renders(bundle_dir, shared_test_reviews, tmp_path):
         opened = [bench.open_runtime_path(stack, bundle_dir, backend, graph, "int8", texts[:20])
                   for graph in ("full", "cached")]
         paths = [path for path, _ in opened]
-        latencies = bench.interleaved_latency({bench.path_name(path): (classify, 2) for path, classify in opened},
-                                              buckets, rounds=2)
+        latencies = bench.interleaved_latency(
+            {bench.path_name(path): (classifier.classify, 2) for path, classifier in opened}, buckets, rounds=2)
+        breakdown = bench.time_breakdown(opened[1][1], buckets[173], rounds=2)
     for path in paths:
         path["latency"] = latencies[bench.path_name(path)]
         assert all(figure["calls"] == 2 * 2 for figure in path["latency"].values())
+    assert set(breakdown) == {"tokenize_ms", "model_ms", "classify_ms"} and min(breakdown.values()) > 0
     results = {
         "machine": bench.machine(), "median_test_review_tokens": 173, "paths": paths, "rounds": 2,
+        "best_path_breakdown": {"path": f"{backend}-cached-int8", **breakdown},
         "cold_start": bench.cold_starts(bundle_dir, repeats=1),
         "loading": bench.loading_costs(bundle_dir, texts[0], repeats=2),
         "cpu_peak_gflops_1_thread": bench.cpu_peak_gflops(),
@@ -38,6 +41,7 @@ def test_measures_and_renders(bundle_dir, shared_test_reviews, tmp_path):
     assert all(entry["peak_mib"] > 0 for entry in results["cold_start"])
     text = bench.render_markdown(json.loads(json.dumps(results)))  # renders from JSON, as BENCHMARKS.md is
     assert f"| {backend}-cached-int8 |" in text and "## Against the targets" in text
+    assert f"Where {backend}-cached-int8's time goes" in text
     assert results["machine"]["cpu"] in text and "round-robin: 2 rounds" in text
 
 
