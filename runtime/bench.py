@@ -481,12 +481,16 @@ def render_markdown(results: dict) -> str:
                      f"(target >= {KERAS_SPEEDUP_TARGET}x).")
     breakdown = results.get("best_path_breakdown")
     if breakdown:
-        line = (f"- Where {breakdown['path']}'s time goes for a median review (p50, its own {results['rounds']} rounds "
-                f"round-robin after the table): tokenizing {breakdown['tokenize_ms']:.3f} ms, the model with the ids "
-                f"ready {breakdown['model_ms']:.3f} ms, the whole call {breakdown['classify_ms']:.3f} ms.")
+        whole = breakdown["classify_ms"]
+        line = (f"- Where {breakdown['path']}'s time goes for a median review (p50 of its own {results['rounds']} rounds "
+                f"round-robin, after the table; the machine's speed may differ, so compare shares): tokenizing "
+                f"{breakdown['tokenize_ms']:.3f} ms (**{breakdown['tokenize_ms'] / whole * 100:.0f} %**), the model with the ids "
+                f"ready {breakdown['model_ms']:.3f} ms (**{breakdown['model_ms'] / whole * 100:.0f} %**), the whole call "
+                f"{whole:.3f} ms.")
         if "keras_predict_p50_ms" in out:
-            line += (f" {KERAS_SPEEDUP_TARGET}x over Keras needs "
-                     f"{out['keras_predict_p50_ms'] / KERAS_SPEEDUP_TARGET:.3f} ms for the whole call.")
+            needed = out["keras_predict_p50_ms"] / KERAS_SPEEDUP_TARGET
+            line += (f" {KERAS_SPEEDUP_TARGET}x over Keras needs the whole call at {needed:.3f} ms, "
+                     f"**{needed / out['best_p50_ms'] * 100:.0f} %** of its p50 in the table.")
         lines.append(line)
     if "speedup_vs_same_backend_full" in out:
         lines.append(f"- Speed-up over the same backend's full 500-step graph: "
