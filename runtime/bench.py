@@ -222,8 +222,15 @@ def cold_starts(folder: Path, repeats: int = 3) -> list[dict]:
         "tokenizer = Tokenizer.load(f'{folder}/{bundle.VOCABULARY_NAME}', config.sequence_length)\n"
         "print(model.predict(tokenizer.encode([sys.argv[2]]), verbose=0))\n"
     )
+    # The interpreter alone loading a model, without the runtime's tokenizer and checks: its floor.
+    interpreter_script = ("import sys\nfrom pathlib import Path\nfrom runtime import backends\n"
+                          "backends.load_model(sys.argv[1], Path(sys.argv[2]), threads=1)\n")
+    artifacts = bundle.read_manifest(folder)["artifacts"]
     commands = {"numpy import (floor)": [sys.executable, "-c", "import numpy"]}
     for backend in backends.available_backends():
+        model = folder / artifacts[bundle.artifact_key(backend, "cached", "int8")]["file"]
+        commands[f"{backend} interpreter loading the cached int8 model (floor)"] = [
+            sys.executable, "-c", interpreter_script, backend, str(model)]
         for precision in bundle.PRECISIONS:
             commands[f"runtime.predict {backend} {precision}"] = [
                 sys.executable, "-m", "runtime.predict", "--model", str(folder), "--backend", backend,

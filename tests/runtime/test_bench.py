@@ -37,7 +37,9 @@ def test_measures_and_renders(bundle_dir, shared_test_reviews, tmp_path):
         "cpu_peak_gflops_1_thread": bench.cpu_peak_gflops(),
         "flops_per_median_review": bench.flops_per_review(bundle.model_config(bundle.read_manifest(bundle_dir)), 173),
     }
-    assert {entry["name"] for entry in results["cold_start"]} >= {"numpy import (floor)", f"runtime.predict {backend} int8"}
+    assert {entry["name"] for entry in results["cold_start"]} >= {
+        "numpy import (floor)", f"{backend} interpreter loading the cached int8 model (floor)",
+        f"runtime.predict {backend} int8"}
     assert all(entry["peak_mib"] > 0 for entry in results["cold_start"])
     text = bench.render_markdown(json.loads(json.dumps(results)))  # renders from JSON, as BENCHMARKS.md is
     assert f"| {backend}-cached-int8 |" in text and "## Against the targets" in text
