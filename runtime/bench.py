@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime import SentimentClassifier, backends, bundle
-from runtime.text import _WORD, Tokenizer, normalize, split_words
+from runtime.text import WORD_PATTERN, Tokenizer, normalize, split_words
 
 BUCKETS = (25, 50, 100, 250, 500)  # review length in tokens (start id included); the median is added
 REVIEWS_PER_BUCKET = 40
@@ -268,7 +268,7 @@ def loading_costs(folder: Path, median_review: str, repeats: int = 20) -> dict:
         "tokenize_median_review_ms": best(lambda: tokenizer.token_ids(median_review)),
         "split_words_median_review_ms": best(lambda: split_words(median_review)),
         # the word regex that split_words replaced for ASCII text, timed beside it
-        "word_regex_median_review_ms": best(lambda: _WORD.findall(normalize(median_review))),
+        "word_regex_median_review_ms": best(lambda: WORD_PATTERN.findall(normalize(median_review))),
     }
 
 

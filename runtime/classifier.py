@@ -69,7 +69,8 @@ class SentimentClassifier:
             states = manifest.get("padding_states")
             if states is None:
                 raise bundle.BundleError(f"{folder}: the manifest lists no padding states")
-            padding_states = np.load(bundle.verify_file(folder, states), allow_pickle=False)
+            # (steps, 2, units) -> (steps, 2, 1, units): each row is then h0 and c0 as the graph takes them
+            padding_states = np.load(bundle.verify_file(folder, states), allow_pickle=False)[:, :, None]
         model = backends.load_model(backend, bundle.verify_file(folder, record), threads, xnnpack)
         metadata_vocabulary = getattr(model, "metadata", {}).get("vocabulary_sha256")
         if metadata_vocabulary not in (None, vocabulary["sha256"]):
@@ -87,7 +88,7 @@ class SentimentClassifier:
         # start from there and run only the review's own tokens.
         padding_steps = min(length - len(ids), len(self._padding_states) - 1)
         h0, c0 = self._padding_states[padding_steps]
-        return self._model.run({"token_ids": np.array([ids], np.int32), "h0": h0[None], "c0": c0[None]})[0]
+        return self._model.run({"token_ids": np.array([ids], np.int32), "h0": h0, "c0": c0})[0]
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """The model's output for each text, shape (len(texts), number of labels)."""

@@ -30,7 +30,7 @@ FIRST_WORD_ID = 3
 # HTML tags such as the dataset's `<br />`; a lone "<" or ">" in prose is left alone.
 _TAG = re.compile(r"</?[a-zA-Z][^<>]{0,200}>")
 # A word: letters and digits in any script, with inner apostrophes kept ("don't", "it's").
-_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+WORD_PATTERN = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 _APOSTROPHES = ("\u2019", "\u2018", "`", "\u00b4")  # read as "'"
 
 
@@ -46,9 +46,9 @@ def normalize(text: str) -> str:
     return text
 
 
-# For ASCII text, _WORD's words are the [a-z0-9'] runs with every apostrophe that is not between two
-# letters or digits removed. Bytes operations find them faster than the regex (`runtime.bench` times
-# both), and tokenizing is part of every review's latency on the device.
+# For ASCII text, WORD_PATTERN's words are the [a-z0-9'] runs with every apostrophe that is not
+# between two letters or digits removed. Bytes operations find them faster than the regex
+# (`runtime.bench` times both), and tokenizing is part of every review's latency on the device.
 _ASCII_WORD_CHARACTERS = (string.ascii_letters + string.digits + "'").encode("ascii")
 _ASCII_SEPARATE = bytes(byte if byte in _ASCII_WORD_CHARACTERS else ord(" ") for byte in range(256))
 
@@ -63,7 +63,7 @@ def _split_ascii(text: str) -> list[str]:
 def split_words(text: str) -> list[str]:
     """The words of a raw review, in order, normalised."""
     text = normalize(text)
-    return _split_ascii(text) if text.isascii() else _WORD.findall(text)
+    return _split_ascii(text) if text.isascii() else WORD_PATTERN.findall(text)
 
 
 def pad_ids(sequences: Sequence[Sequence[int]], length: int) -> np.ndarray:
@@ -105,7 +105,7 @@ class Tokenizer:
     @classmethod
     def load(cls, path: str | Path, sequence_length: int) -> "Tokenizer":
         words = Path(path).read_text(encoding="utf-8").splitlines()
-        bad = [word for word in words if _WORD.fullmatch(word) is None]
+        bad = [word for word in words if WORD_PATTERN.fullmatch(word) is None]
         if bad:
             raise ValueError(f"{path}: not a vocabulary file (bad entry {bad[0]!r})")
         return cls(words, sequence_length)

@@ -69,7 +69,8 @@ def test_token_ids_in_and_out_of_range(bundle_dir, graph):
     with SentimentClassifier.from_bundle(bundle_dir, graph=graph) as classifier:
         ids = classifier.tokenizer.token_ids(POSITIVE * 100)
         assert len(ids) == 500
-        np.testing.assert_array_equal(classifier.probabilities_of_ids(ids), classifier.probabilities([POSITIVE * 100])[0])
+        np.testing.assert_array_equal(classifier.probabilities_of_ids(ids),
+                                      classifier.probabilities([POSITIVE * 100])[0])
         for wrong in ([], ids + [3]):
             with pytest.raises(ValueError, match="1 to 500 token ids"):
                 classifier.probabilities_of_ids(wrong)

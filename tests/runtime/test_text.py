@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from runtime.text import _WORD, OOV_ID, PAD_ID, START_ID, Tokenizer, normalize, pad_ids, split_words
+from runtime.text import OOV_ID, PAD_ID, START_ID, WORD_PATTERN, Tokenizer, normalize, pad_ids, split_words
 
 
 @pytest.fixture
@@ -39,11 +39,12 @@ def test_apostrophes_stay_only_inside_words():
 def test_ascii_words_are_the_word_pattern_matches(text):
     """ASCII text takes a faster path than the regex; its words must be the regex's."""
     assert normalize(text).isascii()
-    assert split_words(text) == _WORD.findall(normalize(text))
+    assert split_words(text) == WORD_PATTERN.findall(normalize(text))
 
 
 def test_every_test_review_splits_as_the_word_pattern_does(shared_test_set):
-    differing = [text for text in shared_test_set.texts if split_words(text) != _WORD.findall(normalize(text))]
+    differing = [text for text in shared_test_set.texts
+                 if split_words(text) != WORD_PATTERN.findall(normalize(text))]
     assert not differing, differing[0]
 
 
