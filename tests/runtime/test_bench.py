@@ -55,6 +55,35 @@ def test_round_robin_times_every_path_in_every_round():
     assert seen[3:] == [(n, "short") for n in "abc"] + [(n, "long") for n in "abc"] + \
         [(n, "short") for n in "bca"] + [(n, "long") for n in "bca"]  # after 3 warm-up calls
     assert {name: figures["500"]["calls"] for name, figures in latencies.items()} == {"a": 2, "b": 2, "c": 2}
+    assert all(len(figures["25"]["round_p50_ms"]) == 2 for figures in latencies.values())
+
+
+def test_speed_up_by_round_pairs_the_rounds():
+    """Each round's ratio divides Keras's p50 in that round by the best path's in the same round."""
+    def path(backend, graph, round_p50_ms):
+        latency = {str(bucket): {"p50_ms": sorted(round_p50_ms)[1], "round_p50_ms": round_p50_ms}
+                   for bucket in (50, 173, 500)}
+        return {"backend": backend, "graph": graph, "precision": "int8", "latency": latency}
+
+    results = {"median_test_review_tokens": 173, "cold_start": [], "flops_per_median_review": 1e6,
+               "cpu_peak_gflops_1_thread": 10.0,
+               "paths": [path("onnx", "cached", [0.5, 0.4, 1.0]), path("onnx", "full", [2.0, 2.0, 2.0]),
+                         path("keras-predict", "full", [100.0, 120.0, 150.0])]}
+    out = bench.summary(results)
+    assert out["best_path"] == "onnx-cached-int8"
+    assert out["speedup_vs_keras_predict_by_round"] == [200.0, 300.0, 150.0]
+    assert out["speedup_vs_keras_predict"] == 120.0 / 0.5
+
+
+@pytest.mark.skipif(not backends.installed("tensorflow"), reason="TensorFlow is not installed")
+def test_tensorflow_runs_on_one_thread_for_the_comparison():
+    import subprocess
+    import sys
+
+    code = "from runtime.bench import tensorflow_on_one_thread as f; import tensorflow as tf; " \
+           "print(f(), tf.config.threading.get_inter_op_parallelism_threads())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["1", "1"]
 
 
 def test_flops_count_grows_with_length():
