@@ -1,7 +1,7 @@
 """Convert a trained bundle to ONNX, float32 and int8: `python -m export.onnx`.
 
 Writes model.onnx / model.int8.onnx (reviews padded to the sequence length, dynamic batch) and
-model.cached.onnx / model.cached.int8.onnx (a review's own tokens, dynamic batch and length,
+model.cached.onnx / model.cached.int8.onnx (one review's own tokens, any length, time-major,
 from the stored padding state). tf2onnx lowers the dropout-free inference graph into exactly one
 ONNX `LSTM` node; `onnxruntime.quantization.quantize_dynamic` turns it into
 `DynamicQuantizeLSTM` with int8 weights.
@@ -35,11 +35,13 @@ def simplify(proto):
     """Drop the nodes tf2onnx adds around the embedding and the LSTM that this model never needs.
 
     Each costs ONNX Runtime a kernel call per review, which matters next to a short review's
-    few LSTM steps. The embedding's ids are never negative, so the Gather reads `token_ids`
-    directly (transposed to time-major, which the LSTM reads, instead of transposing the embedded
-    floats); the Dense layer reads the LSTM's last state (Y_h) instead of slicing it from every
-    step's output, which is no longer written; and the full graph's zero initial state is the
-    LSTM's default. The parity checks after export compare the result with Keras."""
+    few LSTM steps. The embedding's ids are never negative, so the Gather reads the token ids
+    directly, in the time-major order the LSTM reads; the Dense layer reads the LSTM's last state
+    (Y_h) instead of slicing it from every step's output, which is no longer written; and the full
+    graph's zero initial state is the LSTM's default. The full graph takes padded reviews in
+    batches, (batch, length), and transposes them. The cached graph takes one review, so its
+    inputs come in the LSTM's own shapes and need no node: token ids (length, 1), and h0 and c0
+    (1, 1, units). The parity checks after export compare the result with Keras."""
     import numpy as np
     from onnx import helper, numpy_helper
 
@@ -52,19 +54,29 @@ def simplify(proto):
     if not (len(gathers) == len(lstms) == len(denses) == 1):
         raise common.ExportError("the ONNX graph is not one embedding Gather, one LSTM and one Dense MatMul")
     (gather,), (lstm,), (dense,) = gathers, lstms, denses
-    time_major = helper.make_node("Transpose", ["token_ids"], ["token_ids_time_major"], perm=[1, 0],
-                                  name="token_ids_time_major")
-    gather.input[1] = time_major.output[0]
+    inputs = {value.name: value for value in graph.input}
+    added = {}
+    if "h0" in inputs:  # the cached graph: one review, in the LSTM's shapes
+        units = inputs["h0"].type.tensor_type.shape.dim[-1].dim_value
+        for name, dims in (("token_ids", ["length", 1]), ("h0", [1, 1, units]), ("c0", [1, 1, units])):
+            inputs[name].CopyFrom(helper.make_tensor_value_info(name, inputs[name].type.tensor_type.elem_type, dims))
+        gather.input[1] = "token_ids"
+        lstm.input[5], lstm.input[6] = "h0", "c0"
+    else:
+        time_major = helper.make_node("Transpose", ["token_ids"], ["token_ids_time_major"], perm=[1, 0],
+                                      name="token_ids_time_major")
+        gather.input[1] = time_major.output[0]
+        lstm.input[5] = lstm.input[6] = ""  # initial_h, initial_c: zeros when absent
+        added[id(gather)] = time_major
     lstm.input[0] = gather.output[0]
     lstm.output[0] = ""  # Y, every step's state
-    if "h0" not in {value.name for value in graph.input}:
-        lstm.input[5] = lstm.input[6] = ""  # initial_h, initial_c: zeros when absent
     graph.initializer.append(numpy_helper.from_array(np.array([0], np.int64), "direction_axis"))
     last_state = helper.make_node("Squeeze", [lstm.output[1], "direction_axis"], ["last_state"], name="last_state")
     dense.input[0] = last_state.output[0]
+    added[id(dense)] = last_state
     ordered = []
     for node in nodes:
-        ordered += [time_major] if node is gather else [last_state] if node is dense else []
+        ordered += [added[id(node)]] if id(node) in added else []
         ordered.append(node)
     needed, kept = {value.name for value in graph.output}, []
     for node in reversed(ordered):  # keep what the output depends on

@@ -72,14 +72,13 @@ class TFLiteModel:
             runner = self._interpreter.get_signature_runner()
         except (ValueError, RuntimeError) as error:
             raise BackendError(f"{path}: cannot be loaded by {module_name} ({error})") from None
-        self._inputs = {name: detail["index"] for name, detail in runner.get_input_details().items()}
+        details = runner.get_input_details()
+        self._inputs = {name: detail["index"] for name, detail in details.items()}
+        self.input_shapes = {name: tuple(int(size) for size in detail["shape_signature"])
+                             for name, detail in details.items()}  # -1: a dynamic size
         (self._output,) = [detail["index"] for detail in runner.get_output_details().values()]
         self._shapes = {name: None for name in self._inputs}
         self.module = module_name
-
-    @property
-    def input_names(self) -> list[str]:
-        return list(self._inputs)
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         resized = False
@@ -113,12 +112,10 @@ class OnnxModel:
         except Exception as error:  # onnxruntime raises its own unexported exception types
             raise BackendError(f"{path}: cannot be loaded by onnxruntime ({error})") from None
         self._output = self._session.get_outputs()[0].name
+        self.input_shapes = {value.name: tuple(size if isinstance(size, int) else -1 for size in value.shape)
+                             for value in self._session.get_inputs()}  # -1: a dynamic size
         self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
         self.module = "onnxruntime"
-
-    @property
-    def input_names(self) -> list[str]:
-        return [node.name for node in self._session.get_inputs()]
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         return self._session.run([self._output], feeds)[0]

@@ -41,6 +41,7 @@ class SentimentClassifier:
         self.precision = precision
         self._model = model
         self._padding_states = padding_states
+        self._ids_shape = model.input_shapes.get("token_ids")  # one review: (1, -1) or time-major (-1, 1)
 
     @classmethod
     def from_bundle(cls, folder: str | Path = bundle.DEFAULT_BUNDLE, backend: str = "auto",
@@ -64,17 +65,22 @@ class SentimentClassifier:
                 f"{folder / vocabulary['file']}: this vocabulary does not belong to {record['file']}")
         config = bundle.model_config(manifest)
         tokenizer = Tokenizer.load(bundle.verify_file(folder, vocabulary), config.sequence_length)
+        model = backends.load_model(backend, bundle.verify_file(folder, record), threads, xnnpack)
+        metadata_vocabulary = getattr(model, "metadata", {}).get("vocabulary_sha256")
+        if metadata_vocabulary not in (None, vocabulary["sha256"]):
+            raise bundle.BundleError(f"{folder / record['file']}: was exported for another vocabulary")
         padding_states = None
         if graph == "cached":
             states = manifest.get("padding_states")
             if states is None:
                 raise bundle.BundleError(f"{folder}: the manifest lists no padding states")
-            # (steps, 2, units) -> (steps, 2, 1, units): each row is then h0 and c0 as the graph takes them
-            padding_states = np.load(bundle.verify_file(folder, states), allow_pickle=False)[:, :, None]
-        model = backends.load_model(backend, bundle.verify_file(folder, record), threads, xnnpack)
-        metadata_vocabulary = getattr(model, "metadata", {}).get("vocabulary_sha256")
-        if metadata_vocabulary not in (None, vocabulary["sha256"]):
-            raise bundle.BundleError(f"{folder / record['file']}: was exported for another vocabulary")
+            ids_shape, state_shape = (model.input_shapes.get(name, (-1, -1)) for name in ("token_ids", "h0"))
+            if ids_shape.count(-1) != 1 or -1 in state_shape:
+                raise bundle.BundleError(f"{folder / record['file']}: its inputs are not one review's (token_ids "
+                                         f"{ids_shape}, h0 {state_shape}); export it again with this version")
+            # (steps, 2, units): each row becomes h0 and c0 in the shape the graph takes them
+            padding_states = np.load(bundle.verify_file(folder, states), allow_pickle=False)
+            padding_states = padding_states.reshape(len(padding_states), 2, *state_shape)
         return cls(folder, manifest, tokenizer, model, backend, graph, precision, padding_states)
 
     def probabilities_of_ids(self, ids: list[int]) -> np.ndarray:
@@ -88,7 +94,7 @@ class SentimentClassifier:
         # start from there and run only the review's own tokens.
         padding_steps = min(length - len(ids), len(self._padding_states) - 1)
         h0, c0 = self._padding_states[padding_steps]
-        return self._model.run({"token_ids": np.array([ids], np.int32), "h0": h0, "c0": c0})[0]
+        return self._model.run({"token_ids": np.array(ids, np.int32).reshape(self._ids_shape), "h0": h0, "c0": c0})[0]
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """The model's output for each text, shape (len(texts), number of labels)."""

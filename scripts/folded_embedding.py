@@ -69,20 +69,23 @@ def folded_graph(folder: Path):
     )
     graph = helper.make_graph(
         [
-            helper.make_node("Squeeze", ["token_ids", "axis0"], ["ids"]),
+            helper.make_node("Squeeze", ["token_ids", "axis1"], ["ids"]),
             helper.make_node("Gather", ["table", "ids"], ["preactivations"]),
-            helper.make_node("Scan", ["h0", "c0", "preactivations"], ["h", "c"], body=cell, num_scan_inputs=1),
+            helper.make_node("Squeeze", ["h0", "axis0"], ["h0_row"]),
+            helper.make_node("Squeeze", ["c0", "axis0"], ["c0_row"]),
+            helper.make_node("Scan", ["h0_row", "c0_row", "preactivations"], ["h", "c"], body=cell, num_scan_inputs=1),
             helper.make_node("MatMul", ["h", "dense_kernel"], ["logits_no_bias"]),
             helper.make_node("Add", ["logits_no_bias", "dense_bias"], ["logits"]),
             helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1),
         ],
         "imdb_lstm_folded",
-        [helper.make_tensor_value_info("token_ids", TensorProto.INT32, [1, "steps"]),
-         helper.make_tensor_value_info("h0", TensorProto.FLOAT, [1, units]),
-         helper.make_tensor_value_info("c0", TensorProto.FLOAT, [1, units])],
+        [helper.make_tensor_value_info("token_ids", TensorProto.INT32, ["steps", 1]),  # as the cached graph's
+         helper.make_tensor_value_info("h0", TensorProto.FLOAT, [1, 1, units]),
+         helper.make_tensor_value_info("c0", TensorProto.FLOAT, [1, 1, units])],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [1, config.num_classes])],
         [numpy_helper.from_array(table, "table"), numpy_helper.from_array(dense_kernel, "dense_kernel"),
-         numpy_helper.from_array(dense_bias, "dense_bias"), numpy_helper.from_array(np.array([0], np.int64), "axis0")],
+         numpy_helper.from_array(dense_bias, "dense_bias"), numpy_helper.from_array(np.array([0], np.int64), "axis0"),
+         numpy_helper.from_array(np.array([1], np.int64), "axis1")],
     )
     folded = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     onnx.checker.check_model(folded)

@@ -172,3 +172,23 @@ def test_describe_reports_the_manifest(bundle_dir):
     assert description["labels"] == ["negative", "positive"]
     assert description["model_config"]["sequence_length"] == 500
     assert description["backend"] == AVAILABLE[0]
+
+
+def test_cached_graph_that_is_not_for_one_review_is_refused(bundle_dir, tmp_path):
+    """A cached ONNX graph declaring (batch, length) token ids, as exports before the time-major
+    one did, cannot be fed one review in its shape: loading says so instead of failing per review."""
+    onnx = pytest.importorskip("onnx")
+    if "onnx" not in AVAILABLE:
+        pytest.skip("ONNX Runtime is not installed")
+    folder = copy_bundle(bundle_dir, tmp_path / "batch-major")
+    key = bundle.artifact_key("onnx", "cached", "float32")
+    path = folder / bundle.artifact_filename("onnx", "cached", "float32")
+    model = onnx.load(str(path))
+    (token_ids,) = [value for value in model.graph.input if value.name == "token_ids"]
+    token_ids.type.tensor_type.shape.dim[1].dim_param = "batch"  # (length, 1) -> (length, batch)
+    onnx.save(model, str(path))
+    manifest = bundle.read_manifest(folder)
+    manifest["artifacts"][key].update(bundle.file_record(path))
+    bundle.write_manifest(folder, manifest)
+    with pytest.raises(bundle.BundleError, match="inputs are not one review's"):
+        SentimentClassifier.from_bundle(folder, "onnx")
