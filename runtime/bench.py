@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import math
 import os
 import platform
 import shutil
@@ -74,9 +75,11 @@ def review_buckets(tokenizer: Tokenizer, test) -> tuple[int, dict[int, list[str]
 def interleaved_latency(calls: dict, buckets: dict[int, list[str]], rounds: int = ROUNDS) -> dict[str, dict]:
     """Latency p50/p99 by bucket of each call, measured round-robin.
 
-    calls maps a path name to (function of one review, reviews per bucket). Each round times every
-    path on every bucket in turn, starting one path later each round, so a machine that slows down
-    for a while (this one is shared) slows all paths alike and the ratios between them hold.
+    calls maps a path name to (function of one review, reviews per bucket). Each round goes through
+    every bucket review by review, timing every path on that review in turn, and starts one path
+    later each round. So every path's calls are spread over the same stretch of time, and a spell
+    in which the machine runs slow (this one is shared; spells last a fraction of a second) falls on
+    all paths alike. A path with fewer reviews per bucket takes every k-th review, spread the same way.
     """
     timings = {name: {target: [] for target in buckets} for name in calls}
     for function, _ in calls.values():
@@ -85,14 +88,17 @@ def interleaved_latency(calls: dict, buckets: dict[int, list[str]], rounds: int 
     for round_index in range(rounds):
         order = names[round_index % len(names):] + names[:round_index % len(names)]
         for target, texts in buckets.items():
-            for name in order:
-                function, per_bucket = calls[name]
-                times = []
-                for text in texts[:per_bucket]:
-                    started = time.perf_counter()
-                    function(text)
-                    times.append(time.perf_counter() - started)
-                timings[name][target].append(times)
+            times = {name: [] for name in names}
+            stride = {name: math.ceil(len(texts) / per_bucket) for name, (_, per_bucket) in calls.items()}
+            for index, text in enumerate(texts):
+                for name in order:
+                    function, per_bucket = calls[name]
+                    if index % stride[name] == 0 and len(times[name]) < per_bucket:
+                        started = time.perf_counter()
+                        function(text)
+                        times[name].append(time.perf_counter() - started)
+            for name in names:
+                timings[name][target].append(times[name])
     return {name: {str(target): latency_figures(per_round) for target, per_round in by_bucket.items()}
             for name, by_bucket in timings.items()}
 
@@ -470,8 +476,8 @@ def render_markdown(results: dict) -> str:
         f"{machine_info['cores']} cores, {machine_info['system']}; {versions}.",
         "Regenerate with the commands at the top of `runtime/bench.py`. Real test reviews; one review per call, "
         "tokenization included; ratios are Keras `model.predict` time over the path's time."
-        + (f" Latency is measured round-robin: {results['rounds']} rounds, each timing every path on every length "
-           "in turn." if "rounds" in results else ""), "",
+        + (f" Latency is measured round-robin: {results['rounds']} rounds, each going through every length review "
+           "by review and timing every path on each review in turn." if "rounds" in results else ""), "",
         "## Latency, one review, one thread (milliseconds, p50 / p99, and speed-up over Keras `model.predict`)", "",
         "| path | " + " | ".join(f"{b} tokens" + (" (median)" if b == str(results["median_test_review_tokens"]) else "")
                                for b in buckets) + " |",

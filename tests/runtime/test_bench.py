@@ -58,6 +58,15 @@ def test_round_robin_times_every_path_in_every_round():
     assert all(len(figures["25"]["round_p50_ms"]) == 2 for figures in latencies.values())
 
 
+def test_round_robin_goes_review_by_review():
+    """Paths alternate on every review, and a path with fewer reviews takes every k-th one, so the
+    calls of every path are spread over the same stretch of time."""
+    seen = []
+    calls = {"fast": (lambda text: seen.append(("fast", text)), 4), "slow": (lambda text: seen.append(("slow", text)), 2)}
+    bench.interleaved_latency(calls, {100: ["r0", "r1", "r2", "r3"]}, rounds=1)
+    assert seen[2:] == [("fast", "r0"), ("slow", "r0"), ("fast", "r1"), ("fast", "r2"), ("slow", "r2"), ("fast", "r3")]
+
+
 def test_speed_up_by_round_pairs_the_rounds():
     """Each round's ratio divides Keras's p50 in that round by the best path's in the same round."""
     def path(backend, graph, round_p50_ms):
