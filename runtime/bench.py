@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import datetime
 import json
-import math
 import os
 import platform
 import shutil
@@ -41,8 +40,9 @@ from runtime.text import WORD_PATTERN, Tokenizer, normalize, split_words
 
 BUCKETS = (25, 50, 100, 250, 500)  # review length in tokens (start id included); the median is added
 REVIEWS_PER_BUCKET = 40
-KERAS_REVIEWS_PER_BUCKET = 10  # model.predict takes ~150 ms a review
-ROUNDS = 5
+ROUNDS = 25
+REVIEWS_PER_BLOCK = 8  # a path's reviews in a row in each round: 200 calls a bucket over the rounds
+KERAS_REVIEWS_PER_BLOCK = 2  # model.predict takes ~120 ms a review
 THROUGHPUT_REVIEWS = 1000
 KERAS_SPEEDUP_TARGET = 250  # issue 5: the best path against Keras model.predict, median review
 EXAMPLE = "A wonderful film with a brilliant cast. I loved every minute of it."
@@ -75,11 +75,12 @@ def review_buckets(tokenizer: Tokenizer, test) -> tuple[int, dict[int, list[str]
 def interleaved_latency(calls: dict, buckets: dict[int, list[str]], rounds: int = ROUNDS) -> dict[str, dict]:
     """Latency p50/p99 by bucket of each call, measured round-robin.
 
-    calls maps a path name to (function of one review, reviews per bucket). Each round goes through
-    every bucket review by review, timing every path on that review in turn, and starts one path
-    later each round. So every path's calls are spread over the same stretch of time, and a spell
-    in which the machine runs slow (this one is shared; spells last a fraction of a second) falls on
-    all paths alike. A path with fewer reviews per bucket takes every k-th review, spread the same way.
+    calls maps a path name to (function of one review, reviews per block). Each round times every
+    path on every bucket in turn, a short block of reviews each (the next ones of that bucket, so
+    the rounds go through all of them), starting one path later each round. This machine is shared
+    and has slow spells a fraction of a second long: many short blocks spread every path's calls
+    over the whole run, so a spell slows all paths alike, while the calls within a block run back
+    to back, warm, as a device answering reviews does.
     """
     timings = {name: {target: [] for target in buckets} for name in calls}
     for function, _ in calls.values():
@@ -88,17 +89,15 @@ def interleaved_latency(calls: dict, buckets: dict[int, list[str]], rounds: int 
     for round_index in range(rounds):
         order = names[round_index % len(names):] + names[:round_index % len(names)]
         for target, texts in buckets.items():
-            times = {name: [] for name in names}
-            stride = {name: math.ceil(len(texts) / per_bucket) for name, (_, per_bucket) in calls.items()}
-            for index, text in enumerate(texts):
-                for name in order:
-                    function, per_bucket = calls[name]
-                    if index % stride[name] == 0 and len(times[name]) < per_bucket:
-                        started = time.perf_counter()
-                        function(text)
-                        times[name].append(time.perf_counter() - started)
-            for name in names:
-                timings[name][target].append(times[name])
+            for name in order:
+                function, per_block = calls[name]
+                times = []
+                for offset in range(round_index * per_block, (round_index + 1) * per_block):
+                    text = texts[offset % len(texts)]
+                    started = time.perf_counter()
+                    function(text)
+                    times.append(time.perf_counter() - started)
+                timings[name][target].append(times)
     return {name: {str(target): latency_figures(per_round) for target, per_round in by_bucket.items()}
             for name, by_bucket in timings.items()}
 
@@ -139,9 +138,9 @@ def time_breakdown(classifier: SentimentClassifier, texts: list[str], rounds: in
     """Where one review's time goes on a path, p50 in ms over `texts` timed round-robin: tokenizing,
     the model with the token ids ready (interpreter plus the runtime's feed), and the whole call."""
     ids = {text: classifier.tokenizer.token_ids(text) for text in texts}
-    calls = {"tokenize": (classifier.tokenizer.token_ids, len(texts)),
-             "model": (lambda text: classifier.probabilities_of_ids(ids[text]), len(texts)),
-             "classify": (classifier.classify, len(texts))}
+    calls = {"tokenize": (classifier.tokenizer.token_ids, REVIEWS_PER_BLOCK),
+             "model": (lambda text: classifier.probabilities_of_ids(ids[text]), REVIEWS_PER_BLOCK),
+             "classify": (classifier.classify, REVIEWS_PER_BLOCK)}
     latencies = interleaved_latency(calls, {0: texts}, rounds)
     return {f"{name}_ms": figures["0"]["p50_ms"] for name, figures in latencies.items()}
 
@@ -357,9 +356,9 @@ def run(folder: Path, data_source: str | None) -> dict:
     print(f"buckets: { {k: len(v) for k, v in buckets.items()} }, median review {median_tokens} tokens", file=sys.stderr)
     calls, classifiers = {}, {}
 
-    def add(path: dict, function, per_bucket: int = REVIEWS_PER_BUCKET) -> None:
+    def add(path: dict, function, per_block: int = REVIEWS_PER_BLOCK) -> None:
         results["paths"].append(path)
-        calls[path_name(path)] = (function, per_bucket)
+        calls[path_name(path)] = (function, per_block)
 
     def add_runtime(path: dict, classifier: SentimentClassifier) -> None:
         add(path, classifier.classify)
@@ -390,7 +389,7 @@ def run(folder: Path, data_source: str | None) -> dict:
         if (folder / "model.keras").is_file() and backends.installed("keras"):
             print("loading Keras", file=sys.stderr)
             keras_path, keras_predict, keras_call = open_keras(folder, texts)
-            add({**keras_path, "backend": "keras-predict"}, keras_predict, KERAS_REVIEWS_PER_BUCKET)
+            add({**keras_path, "backend": "keras-predict"}, keras_predict, KERAS_REVIEWS_PER_BLOCK)
         print(f"measuring latency: {len(calls)} paths, {ROUNDS} rounds, round-robin", file=sys.stderr)
         latencies = interleaved_latency(calls, buckets)
         for path in results["paths"]:
@@ -476,8 +475,8 @@ def render_markdown(results: dict) -> str:
         f"{machine_info['cores']} cores, {machine_info['system']}; {versions}.",
         "Regenerate with the commands at the top of `runtime/bench.py`. Real test reviews; one review per call, "
         "tokenization included; ratios are Keras `model.predict` time over the path's time."
-        + (f" Latency is measured round-robin: {results['rounds']} rounds, each going through every length review "
-           "by review and timing every path on each review in turn." if "rounds" in results else ""), "",
+        + (f" Latency is measured round-robin: {results['rounds']} rounds, each timing every path on every length "
+           "in turn, a short block of reviews each." if "rounds" in results else ""), "",
         "## Latency, one review, one thread (milliseconds, p50 / p99, and speed-up over Keras `model.predict`)", "",
         "| path | " + " | ".join(f"{b} tokens" + (" (median)" if b == str(results["median_test_review_tokens"]) else "")
                                for b in buckets) + " |",

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from runtime import SentimentClassifier, backends, bundle  # noqa: E402
-from runtime.bench import ROUNDS, interleaved_latency, machine, review_buckets  # noqa: E402
+from runtime.bench import REVIEWS_PER_BLOCK, ROUNDS, interleaved_latency, machine, review_buckets  # noqa: E402
 
 
 def folded_graph(folder: Path):
@@ -120,8 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         checked = sample(test, args.reviews, seed=3).texts
         difference = float(np.abs(probe.probabilities(checked) - builtin.probabilities(checked)).max())
         median, buckets = review_buckets(builtin.tokenizer, test)
-        latency = interleaved_latency({"onnx-cached-float32 (builtin LSTM node)": (builtin.classify, 40),
-                                       "onnx-cached-float32-folded (Scan)": (probe.classify, 40)}, buckets)
+        latency = interleaved_latency({"onnx-cached-float32 (builtin LSTM node)": (builtin.classify, REVIEWS_PER_BLOCK),
+                                       "onnx-cached-float32-folded (Scan)": (probe.classify, REVIEWS_PER_BLOCK)},
+                                      buckets)
     results = {"machine": machine(), "rounds": ROUNDS, "median_test_review_tokens": median, "parity_reviews": len(checked),
                "max_abs_difference_vs_cached": difference, **sizes, "latency": latency}
     args.output.parent.mkdir(parents=True, exist_ok=True)

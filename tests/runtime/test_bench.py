@@ -58,13 +58,14 @@ def test_round_robin_times_every_path_in_every_round():
     assert all(len(figures["25"]["round_p50_ms"]) == 2 for figures in latencies.values())
 
 
-def test_round_robin_goes_review_by_review():
-    """Paths alternate on every review, and a path with fewer reviews takes every k-th one, so the
-    calls of every path are spread over the same stretch of time."""
+def test_round_robin_times_short_blocks_through_all_reviews():
+    """Each round times a path on the next block of a bucket's reviews, so the rounds go through
+    all of them, cycling."""
     seen = []
-    calls = {"fast": (lambda text: seen.append(("fast", text)), 4), "slow": (lambda text: seen.append(("slow", text)), 2)}
-    bench.interleaved_latency(calls, {100: ["r0", "r1", "r2", "r3"]}, rounds=1)
-    assert seen[2:] == [("fast", "r0"), ("slow", "r0"), ("fast", "r1"), ("fast", "r2"), ("slow", "r2"), ("fast", "r3")]
+    calls = {"a": (lambda text: seen.append(("a", text)), 2), "b": (lambda text: seen.append(("b", text)), 1)}
+    latencies = bench.interleaved_latency(calls, {100: ["r0", "r1", "r2"]}, rounds=2)
+    assert seen[2:] == [("a", "r0"), ("a", "r1"), ("b", "r0"), ("b", "r1"), ("a", "r2"), ("a", "r0")]
+    assert latencies["a"]["100"]["calls"] == 4 and len(latencies["b"]["100"]["round_p50_ms"]) == 2
 
 
 def test_speed_up_by_round_pairs_the_rounds():
