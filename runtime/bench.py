@@ -352,7 +352,7 @@ def run(folder: Path, data_source: str | None) -> dict:
     texts = sample(test, THROUGHPUT_REVIEWS, seed=2).texts
 
     results = {"machine": machine(), "median_test_review_tokens": median_tokens, "paths": [], "rounds": ROUNDS,
-               "keras_threads": tensorflow_on_one_thread()}
+               "keras_threads": tensorflow_on_one_thread() if (folder / "model.keras").is_file() else None}
     print(f"buckets: { {k: len(v) for k, v in buckets.items()} }, median review {median_tokens} tokens", file=sys.stderr)
     calls, classifiers = {}, {}
 

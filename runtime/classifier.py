@@ -40,8 +40,15 @@ class SentimentClassifier:
         self.graph = graph
         self.precision = precision
         self._model = model
-        self._padding_states = padding_states
-        self._ids_shape = model.input_shapes.get("token_ids")  # one review: (1, -1) or time-major (-1, 1)
+        self._padding_states = self._ids_shape = None
+        if graph == "cached":  # the shapes the graph declares for one review: ids (1, -1) or time-major (-1, 1)
+            self._ids_shape, state_shape = (model.input_shapes.get(name, (-1, -1)) for name in ("token_ids", "h0"))
+            if self._ids_shape.count(-1) != 1 or -1 in state_shape:
+                raise bundle.BundleError(f"{folder / bundle.artifact_filename(backend, graph, precision)}: its inputs "
+                                         f"are not one review's (token_ids {self._ids_shape}, h0 {state_shape}); "
+                                         "export it again with this version")
+            # (steps, 2, units): each row becomes h0 and c0 in the shape the graph takes them
+            self._padding_states = padding_states.reshape(len(padding_states), 2, *state_shape)
 
     @classmethod
     def from_bundle(cls, folder: str | Path = bundle.DEFAULT_BUNDLE, backend: str = "auto",
@@ -74,13 +81,7 @@ class SentimentClassifier:
             states = manifest.get("padding_states")
             if states is None:
                 raise bundle.BundleError(f"{folder}: the manifest lists no padding states")
-            ids_shape, state_shape = (model.input_shapes.get(name, (-1, -1)) for name in ("token_ids", "h0"))
-            if ids_shape.count(-1) != 1 or -1 in state_shape:
-                raise bundle.BundleError(f"{folder / record['file']}: its inputs are not one review's (token_ids "
-                                         f"{ids_shape}, h0 {state_shape}); export it again with this version")
-            # (steps, 2, units): each row becomes h0 and c0 in the shape the graph takes them
             padding_states = np.load(bundle.verify_file(folder, states), allow_pickle=False)
-            padding_states = padding_states.reshape(len(padding_states), 2, *state_shape)
         return cls(folder, manifest, tokenizer, model, backend, graph, precision, padding_states)
 
     def probabilities_of_ids(self, ids: list[int]) -> np.ndarray:
