@@ -6,6 +6,8 @@
         model.keras       the trained Keras model (training and export only)
         model*.tflite     device artifacts written by `python -m export.tflite`
         model*.onnx       device artifacts written by `python -m export.onnx`
+        padding_states.npy  the LSTM state after each number of padding steps (cached graphs)
+        history.json, accuracy.png, loss.png   the training run's curves ("reports")
 
 Every file is written to a temporary name and moved into place, and the manifest is written
 last, so an interrupted run never leaves a manifest that describes a half-written file.

@@ -177,7 +177,7 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
         model.save(staging / "model.keras")
         tokenizer.save(staging / bundle.VOCABULARY_NAME)
         bundle.write_json(staging / "history.json", history)
-        plot_history(history, staging)
+        reports = [staging / "history.json", *plot_history(history, staging)]
         manifest = {
             "schema_version": bundle.SCHEMA_VERSION,
             "name": output.name,
@@ -211,6 +211,7 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
                 "refit": refit,  # None when the validated model itself is shipped
                 "pretraining": pretraining,  # None without --pretrain-epochs or --word2vec-epochs
             },
+            "reports": [bundle.file_record(path) for path in reports],  # history and plots: read, not loaded
             "artifacts": {"keras": {**bundle.file_record(staging / "model.keras"), "format": "keras",
                                     "precision": "float32"}},
         }
@@ -258,8 +259,10 @@ def positive_float(text: str) -> float:
 
 def dropout_rate(text: str) -> float:
     value = float(text)
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
+    try:
+        ModelConfig(dropout=value)  # the one place the range is checked
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
     return value
 
 

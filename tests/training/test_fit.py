@@ -34,8 +34,9 @@ def test_quick_run_writes_a_complete_bundle(quick_bundle):
     assert manifest["training"]["settings"]["word2vec_epochs"] == 5 == manifest["metrics"]["pretraining"]["epochs"]
     assert manifest["training"]["data"]["test_reviews"] == 300
     assert manifest["training"]["data"]["fit_reviews"] + manifest["training"]["data"]["validation_reviews"] == 300
-    for record in (manifest["artifacts"]["keras"], manifest["tokenizer"]["vocabulary"]):
+    for record in (manifest["artifacts"]["keras"], manifest["tokenizer"]["vocabulary"], *manifest["reports"]):
         bundle.verify_file(quick_bundle, record)
+    assert [record["file"] for record in manifest["reports"]] == ["history.json", "accuracy.png", "loss.png"]
     history = json.loads((quick_bundle / "history.json").read_text())
     assert len(history["val_accuracy"]) == manifest["metrics"]["epochs_run"] == 2
     assert manifest["metrics"]["validation_accuracy"] == max(history["val_accuracy"])
@@ -171,7 +172,7 @@ def test_an_interrupted_run_leaves_the_previous_bundle(quick_bundle, tmp_path, m
     (["--pretrain-epochs", "-1"], "must be 0 or more"),
     (["--word2vec-epochs", "x"], "invalid non_negative_int value"),
     (["--learning-rate", "abc"], "invalid positive_float value"),
-    (["--dropout", "1"], "must be at least 0 and below 1"),
+    (["--dropout", "1"], "dropout must be in [0, 1), got 1.0"),
 ])
 def test_nonsense_options_exit_non_zero(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
