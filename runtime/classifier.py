@@ -40,15 +40,15 @@ class SentimentClassifier:
         self.graph = graph
         self.precision = precision
         self._model = model
-        self._padding_states = self._ids_shape = None
+        self.padding_states = self._ids_shape = None
         if graph == "cached":  # the shapes the graph declares for one review: ids (1, -1) or time-major (-1, 1)
             self._ids_shape, state_shape = (model.input_shapes.get(name, (-1, -1)) for name in ("token_ids", "h0"))
             if self._ids_shape.count(-1) != 1 or -1 in state_shape:
                 raise bundle.BundleError(f"{folder / bundle.artifact_filename(backend, graph, precision)}: its inputs "
                                          f"are not one review's (token_ids {self._ids_shape}, h0 {state_shape}); "
                                          "export it again with this version")
-            # (steps, 2, units): each row becomes h0 and c0 in the shape the graph takes them
-            self._padding_states = padding_states.reshape(len(padding_states), 2, *state_shape)
+            # The cached graph's start: row k holds h0 and c0 after k padding steps, in the graph's shapes.
+            self.padding_states = padding_states.reshape(len(padding_states), 2, *state_shape)
 
     @classmethod
     def from_bundle(cls, folder: str | Path = bundle.DEFAULT_BUNDLE, backend: str = "auto",
@@ -93,8 +93,8 @@ class SentimentClassifier:
             return self._model.run({"token_ids": pad_ids([ids], length)})[0]
         # Padding is the same for every review, so the state after it was computed at export:
         # start from there and run only the review's own tokens.
-        padding_steps = min(length - len(ids), len(self._padding_states) - 1)
-        h0, c0 = self._padding_states[padding_steps]
+        padding_steps = min(length - len(ids), len(self.padding_states) - 1)
+        h0, c0 = self.padding_states[padding_steps]
         return self._model.run({"token_ids": np.array(ids, np.int32).reshape(self._ids_shape), "h0": h0, "c0": c0})[0]
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:

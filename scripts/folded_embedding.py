@@ -27,6 +27,9 @@ sys.path.insert(0, str(ROOT))
 from runtime import SentimentClassifier, backends, bundle  # noqa: E402
 from runtime.bench import REVIEWS_PER_BLOCK, ROUNDS, interleaved_latency, machine, review_buckets  # noqa: E402
 
+BUILTIN = "onnx-cached-float32 (builtin LSTM node)"  # the names of the two timed paths in the JSON
+FOLDED = "onnx-cached-float32-folded (Scan)"
+
 
 def folded_graph(folder: Path):
     """The cached graph's function with the embedding folded into the input projection, as ONNX."""
@@ -100,7 +103,7 @@ def folded_classifier(folded, builtin: SentimentClassifier, workdir: Path) -> Se
     path = workdir / "model.cached.folded.onnx"
     onnx.save(folded, path)
     return SentimentClassifier(builtin.folder, builtin.manifest, builtin.tokenizer, backends.OnnxModel(path, threads=1),
-                               "onnx", "cached", "float32", builtin._padding_states)
+                               "onnx", "cached", "float32", builtin.padding_states)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,9 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         checked = sample(test, args.reviews, seed=3).texts
         difference = float(np.abs(probe.probabilities(checked) - builtin.probabilities(checked)).max())
         median, buckets = review_buckets(builtin.tokenizer, test)
-        latency = interleaved_latency({"onnx-cached-float32 (builtin LSTM node)": (builtin.classify, REVIEWS_PER_BLOCK),
-                                       "onnx-cached-float32-folded (Scan)": (probe.classify, REVIEWS_PER_BLOCK)},
-                                      buckets)
+        latency = interleaved_latency({BUILTIN: (builtin.classify, REVIEWS_PER_BLOCK),
+                                       FOLDED: (probe.classify, REVIEWS_PER_BLOCK)}, buckets)
     results = {"machine": machine(), "rounds": ROUNDS, "median_test_review_tokens": median, "parity_reviews": len(checked),
                "max_abs_difference_vs_cached": difference, **sizes, "latency": latency}
     args.output.parent.mkdir(parents=True, exist_ok=True)
