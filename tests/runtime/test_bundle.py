@@ -5,7 +5,7 @@ from runtime import bundle
 
 def file_records(manifest: dict) -> list[dict]:
     return [manifest["tokenizer"]["vocabulary"], manifest["padding_states"], *manifest["artifacts"].values(),
-            *manifest["reports"]]
+            *manifest.get("reports", [])]
 
 
 def test_every_file_of_the_bundle_is_recorded_with_its_sha256(bundle_dir):
