@@ -94,6 +94,12 @@ def file_record(path: Path) -> dict:
     return {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 
+def file_records(manifest: dict) -> list[dict]:
+    """The manifest's record of every file in the bundle but the manifest itself."""
+    return [manifest["tokenizer"]["vocabulary"], *manifest.get("artifacts", {}).values(),
+            *([manifest["padding_states"]] if "padding_states" in manifest else []), *manifest.get("reports", [])]
+
+
 def verify_file(bundle: str | Path, record: dict) -> Path:
     """Check one file of the bundle against its manifest record; return its path."""
     path = Path(bundle) / record["file"]
