@@ -52,8 +52,8 @@ def accuracy_block(manifest: dict) -> str:
 
 
 def tuning_block(manifests: list[tuple[str, dict]]) -> str:
-    lines = ["| run | settings | validation reviews | best validation accuracy | epoch | shipped weights | test accuracy |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| run | trained (UTC) | settings | validation reviews | best validation accuracy | epoch | shipped weights | "
+             "test accuracy |", "|---|---|---|---|---|---|---|---|"]
     for name, manifest in manifests:
         metrics, settings = manifest["metrics"], manifest["training"]["settings"]
         shown = ", ".join(f"{key} {value}" for key, value in {**changed_model_config(manifest), **settings}.items()
@@ -64,7 +64,7 @@ def tuning_block(manifests: list[tuple[str, dict]]) -> str:
         validation = f"blocks of {blocks} ids" if blocks else "single reviews"
         refit = metrics.get("refit")
         weights = f"refit on {refit['reviews']:,} reviews" if refit else "the validated epoch's"
-        lines.append(f"| {name} | {shown} | {validation} | {metrics['validation_accuracy'] * 100:.2f} % | "
+        lines.append(f"| {name} | {manifest['created'][:16].replace('T', ' ')} | {shown} | {validation} | {metrics['validation_accuracy'] * 100:.2f} % | "
                      f"{metrics['best_epoch']} of {metrics['epochs_run']} | {weights} | {metrics['test_accuracy'] * 100:.2f} % |")
     return "\n".join(lines)
 
