@@ -1,5 +1,7 @@
 """What both exporters share: reading the trained bundle, the inference graphs, the padding
-states, and writing an artifact into the bundle with its manifest record."""
+states, writing an artifact with its manifest record and fingerprint, and the all-or-nothing
+export: everything is written into a staging copy of the bundle, proven there by the parity
+check, and swapped in only when that passes."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from runtime import bundle
+from runtime import backends, bundle
 from runtime.config import ModelConfig
 
 
@@ -29,7 +31,7 @@ def load_trained(folder: str | Path):
     """The manifest, model config and trained Keras model of a bundle."""
     folder = Path(folder)
     manifest = bundle.read_manifest(folder)
-    record = manifest.get("artifacts", {}).get("keras")
+    record = manifest["artifacts"].get("keras")
     if record is None or not (folder / record["file"]).is_file():
         raise bundle.BundleError(f"{folder}: no model.keras; train one with python -m training.fit")
     import keras
@@ -124,10 +126,18 @@ def write_artifact(folder: Path, name: str, write: Callable[[Path], None]) -> Pa
     return path
 
 
+def fingerprint(manifest: dict, model, graph: str) -> dict:
+    """What an artifact was exported for; stored inside the model file, checked by the runtime."""
+    config = bundle.model_config(manifest)
+    return {"vocabulary_sha256": manifest["tokenizer"]["vocabulary"]["sha256"], "labels": list(config.labels),
+            "graph": graph, "sequence_length": config.sequence_length,
+            "inputs": [input_name(tensor) for tensor in model.inputs], "outputs": ["probabilities"]}
+
+
 def write_and_record(folder: Path, manifest: dict, backend: str, graph: str, precision: str, model,
                      write: Callable[[Path], None], **details) -> Path:
     """Write one device artifact and add its record to the manifest at once, so the manifest
-    never describes a file that has since been replaced."""
+    never describes a file that has since been replaced; the artifact's old parity record goes."""
     config = bundle.model_config(manifest)
     path = write_artifact(folder, bundle.artifact_filename(backend, graph, precision), write)
     record = {
@@ -142,9 +152,12 @@ def write_and_record(folder: Path, manifest: dict, backend: str, graph: str, pre
 
 
 def record_artifacts(folder: Path, records: dict, **extra) -> dict:
-    """Add artifact records (and any top-level entries) to the manifest; return it."""
+    """Add artifact records (and any top-level entries) to the manifest, dropping the parity
+    records of the artifacts replaced; return the manifest."""
     manifest = bundle.read_manifest(folder)
-    manifest.setdefault("artifacts", {}).update(records)
+    manifest["artifacts"].update(records)
+    for key in records:
+        manifest.get("parity", {}).pop(key, None)
     manifest.update(extra)
     bundle.write_manifest(folder, manifest)
     return manifest
@@ -162,21 +175,44 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(handle, array, allow_pickle=False)
 
 
-def check_exported(folder: Path, trained, keys: list[str], parity_limit: int | None) -> dict:
-    """The quick parity check every export ends with, so a broken artifact never lands silently."""
-    if parity_limit:
-        from export.parity import check_bundle
+def export_bundle(folder: str | Path, backend: str, write_artifacts: Callable, data_source: str | None,
+                  parity_limit: int | None) -> dict:
+    """Export one backend's artifacts all or nothing; return the new manifest.
 
-        check_bundle(folder, os.environ.get("IMDB_DATA"), parity_limit, keys, trained)
-    return bundle.read_manifest(folder)
+    The parity reviews are read first, so missing data fails before any work. The artifacts are
+    written by `write_artifacts(staging, manifest, config, trained)` into a staging copy of the
+    bundle, proven there on real test reviews, and the copy replaces the bundle only if that
+    passes: any failure leaves the bundle byte-identical. With no parity_limit the artifacts land
+    unproven, and the runtime refuses them until `python -m export.parity` passes.
+    """
+    from export import parity
+
+    folder = Path(folder)
+    load_trained(folder)  # a bundle that cannot be exported fails before the data is read
+    reviews = parity.test_reviews(data_source, parity_limit) if parity_limit else None
+    with bundle.staging_folder(folder, copy_from=folder) as staging:
+        manifest, config, trained = load_trained(staging)
+        write_artifacts(staging, manifest, config, trained)
+        record_artifacts(staging, {}, padding_states=ensure_padding_states(staging, trained, config))
+        keys = [bundle.artifact_key(backend, graph, precision) for graph in bundle.GRAPHS for precision in bundle.PRECISIONS]
+        if reviews is not None:
+            parity.check_reviews(staging, trained, reviews, keys)
+        else:
+            print(f"note: parity skipped; the runtime refuses these artifacts until python -m export.parity "
+                  f"--model {folder} passes", file=sys.stderr)
+        return bundle.read_manifest(staging)
 
 
 def export_arguments(prog: str, description: str) -> argparse.ArgumentParser:
     """The options every export command takes."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("--model", type=Path, default=bundle.DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--model", type=Path, default=bundle.DEFAULT_BUNDLE, help="bundle folder")
+    parser.add_argument("--data", default=os.environ.get("IMDB_DATA"),
+                        help="aclImdb archive or folder for the parity check (default: $IMDB_DATA, else download)")
     parser.add_argument("--parity-limit", type=int, default=QUICK_PARITY_REVIEWS,
-                        help="test reviews for the parity check after export (0 skips it); read from $IMDB_DATA")
+                        help="test reviews for the parity check after export (0 skips it, and the runtime "
+                             "then refuses the artifacts until python -m export.parity passes)")
     return parser
 
 
@@ -186,7 +222,7 @@ def run_export(job: Callable[[], object]) -> int:
 
     try:
         job()
-    except (bundle.BundleError, ExportError, DataError, OSError) as error:
+    except (bundle.BundleError, backends.BackendError, ExportError, DataError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

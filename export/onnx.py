@@ -9,10 +9,11 @@ ONNX `LSTM` node; `onnxruntime.quantization.quantize_dynamic` turns it into
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
-from runtime import bundle
+from runtime import backends, bundle
 from export import common
 
 OPSET = 17
@@ -96,42 +97,38 @@ def lstm_node_count(proto) -> dict:
     return {op: ops.count(op) for op in ("LSTM", "DynamicQuantizeLSTM", "Loop", "Scan")}
 
 
-def export_onnx(folder: str | Path, parity_limit: int | None = common.QUICK_PARITY_REVIEWS) -> dict:
-    """Write the four ONNX artifacts into the bundle and check them; return the manifest."""
+def export_onnx(folder: str | Path, data_source: str | None = None,
+                parity_limit: int | None = common.QUICK_PARITY_REVIEWS) -> dict:
+    """Write the four ONNX artifacts into the bundle, all or nothing (common.export_bundle)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    folder = Path(folder)
-    manifest, config, trained = common.load_trained(folder)
-    for graph in bundle.GRAPHS:
-        model = common.inference_model(trained, config, graph, batch_size=None)
-        metadata = {"inputs": ",".join(common.input_name(tensor) for tensor in model.inputs),
-                    "outputs": "probabilities", "labels": ",".join(config.labels),
-                    "sequence_length": str(config.sequence_length), "graph": graph,
-                    "vocabulary_sha256": manifest["tokenizer"]["vocabulary"]["sha256"]}
-        proto = convert(model, metadata)
-        counts = lstm_node_count(proto)
-        if counts["LSTM"] != 1 or counts["Loop"] or counts["Scan"]:
-            raise common.ExportError(f"the {graph} ONNX graph should have one LSTM node and no loop, has {counts}")
-        float_path = common.write_and_record(folder, manifest, "onnx", graph, "float32", model,
-                                             lambda tmp: onnx.save(proto, str(tmp)), opset=OPSET)
-        # reduce_range keeps weights to 7 bits: without it, x86 CPUs lacking VNNI saturate in
-        # ONNX Runtime's int8 kernels and answer differently from ARM (scripts/pi_emulation.py).
-        # The 100x2 Dense layer stays float: quantizing it saves 600 bytes and costs 4 kernel calls.
-        dense = [node.name for node in proto.graph.node if node.op_type == "MatMul"]
-        common.write_and_record(folder, manifest, "onnx", graph, "int8", model,
-                                lambda tmp: quantize_dynamic(float_path, tmp, weight_type=QuantType.QInt8,
-                                                             reduce_range=True, nodes_to_exclude=dense),
-                                opset=OPSET, quantization="dynamic int8, 7-bit weight range (quantize_dynamic)")
-    common.record_artifacts(folder, {}, padding_states=common.ensure_padding_states(folder, trained, config))
-    keys = [bundle.artifact_key("onnx", graph, precision) for graph in bundle.GRAPHS for precision in bundle.PRECISIONS]
-    return common.check_exported(folder, trained, keys, parity_limit)
+    def write_artifacts(staging: Path, manifest: dict, config, trained) -> None:
+        for graph in bundle.GRAPHS:
+            model = common.inference_model(trained, config, graph, batch_size=None)
+            fingerprint = json.dumps(common.fingerprint(manifest, model, graph))
+            proto = convert(model, {backends.FINGERPRINT_KEY: fingerprint})
+            counts = lstm_node_count(proto)
+            if counts["LSTM"] != 1 or counts["Loop"] or counts["Scan"]:
+                raise common.ExportError(f"the {graph} ONNX graph should have one LSTM node and no loop, has {counts}")
+            float_path = common.write_and_record(staging, manifest, "onnx", graph, "float32", model,
+                                                 lambda tmp: onnx.save(proto, str(tmp)), opset=OPSET)
+            # reduce_range keeps weights to 7 bits: without it, x86 CPUs lacking VNNI saturate in
+            # ONNX Runtime's int8 kernels and answer differently from ARM (scripts/pi_emulation.py).
+            # The 100x2 Dense layer stays float: quantizing it saves 600 bytes and costs 4 kernel calls.
+            dense = [node.name for node in proto.graph.node if node.op_type == "MatMul"]
+            common.write_and_record(staging, manifest, "onnx", graph, "int8", model,
+                                    lambda tmp: quantize_dynamic(float_path, tmp, weight_type=QuantType.QInt8,
+                                                                 reduce_range=True, nodes_to_exclude=dense),
+                                    opset=OPSET, quantization="dynamic int8, 7-bit weight range (quantize_dynamic)")
+
+    return common.export_bundle(folder, "onnx", write_artifacts, data_source, parity_limit)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = common.export_arguments("python -m export.onnx", __doc__.split("\n")[0])
     args = parser.parse_args(argv)
-    return common.run_export(lambda: export_onnx(args.model, args.parity_limit or None))
+    return common.run_export(lambda: export_onnx(args.model, args.data, args.parity_limit or None))
 
 
 if __name__ == "__main__":

@@ -9,11 +9,12 @@ activations, which every TFLite runtime runs without a representative dataset.
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 from pathlib import Path
 
-from runtime import bundle
+from runtime import backends, bundle
 from export import common
 
 # Graph forms, and the graphs each applies to (the other graph stays "while"):
@@ -54,31 +55,52 @@ def convert(model, quantize: bool) -> bytes:
         return converter.convert()
 
 
-def export_tflite(folder: str | Path, form: str = "while",
+def with_fingerprint(content: bytes, fingerprint: dict) -> bytes:
+    """The flatbuffer with `fingerprint` as a named metadata buffer (as TFLite Model Maker stores
+    its labels and vocabulary), so the file says what it was exported for."""
+    import numpy as np
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
+    data = schema.BufferT()
+    data.data = np.frombuffer(json.dumps(fingerprint).encode("utf-8"), np.uint8)
+    model.buffers.append(data)
+    metadata = schema.MetadataT()
+    metadata.name, metadata.buffer = backends.FINGERPRINT_KEY, len(model.buffers) - 1
+    model.metadata = [entry for entry in model.metadata or [] if entry.name != backends.FINGERPRINT_KEY.encode()]
+    model.metadata.append(metadata)
+    return flatbuffer_utils.convert_object_to_bytearray(model)
+
+
+def export_tflite(folder: str | Path, form: str = "while", data_source: str | None = None,
                   parity_limit: int | None = common.QUICK_PARITY_REVIEWS) -> dict:
-    """Write the four TFLite artifacts into the bundle and check them; return the manifest."""
-    folder = Path(folder)
+    """Write the four TFLite artifacts into the bundle, all or nothing (common.export_bundle)."""
     tf_keras = import_tf_keras() if form == "fused" else None  # before the slow part: fails at once
-    manifest, config, trained = common.load_trained(folder)
-    for graph in bundle.GRAPHS:
-        graph_form = form if graph in FORMS[form] else "while"
-        model = common.inference_model(trained, config, graph, batch_size=1, unroll=graph_form == "unrolled",
-                                       library=tf_keras if graph_form == "fused" else None)
-        for precision in bundle.PRECISIONS:
-            content = convert(model, quantize=precision == "int8")
-            common.write_and_record(
-                folder, manifest, "tflite", graph, precision, model, lambda tmp: tmp.write_bytes(content),
-                form=graph_form, quantization="dynamic-range int8 weights" if precision == "int8" else None)
-    common.record_artifacts(folder, {}, padding_states=common.ensure_padding_states(folder, trained, config))
-    keys = [bundle.artifact_key("tflite", graph, precision) for graph in bundle.GRAPHS for precision in bundle.PRECISIONS]
-    return common.check_exported(folder, trained, keys, parity_limit)
+
+    def write_artifacts(staging: Path, manifest: dict, config, trained) -> None:
+        for graph in bundle.GRAPHS:
+            graph_form = form if graph in FORMS[form] else "while"
+            model = common.inference_model(trained, config, graph, batch_size=1, unroll=graph_form == "unrolled",
+                                           library=tf_keras if graph_form == "fused" else None)
+            for precision in bundle.PRECISIONS:
+                content = with_fingerprint(convert(model, quantize=precision == "int8"),
+                                           common.fingerprint(manifest, model, graph))
+                common.write_and_record(
+                    staging, manifest, "tflite", graph, precision, model, lambda tmp: tmp.write_bytes(content),
+                    form=graph_form, quantization="dynamic-range int8 weights" if precision == "int8" else None)
+
+    return common.export_bundle(folder, "tflite", write_artifacts, data_source, parity_limit)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = common.export_arguments("python -m export.tflite", __doc__.split("\n")[0])
-    parser.add_argument("--form", choices=list(FORMS), default="while", help="LSTM graph form (see FORMS)")
+    parser.add_argument("--form", choices=list(FORMS), default="while",
+                        help="how the LSTM is lowered: while (a WHILE loop of builtin ops), unrolled "
+                             "(full graph only), fused (one UNIDIRECTIONAL_SEQUENCE_LSTM op, cached graph only; "
+                             "needs tf-keras)")
     args = parser.parse_args(argv)
-    return common.run_export(lambda: export_tflite(args.model, args.form, args.parity_limit or None))
+    return common.run_export(lambda: export_tflite(args.model, args.form, args.data, args.parity_limit or None))
 
 
 if __name__ == "__main__":

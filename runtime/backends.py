@@ -7,13 +7,22 @@ Nothing here imports TensorFlow unless it is the only TFLite interpreter install
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
-from pathlib import Path
+import json
+import os
+import sys
+import threading
 
 import numpy as np
 
-BACKENDS = ("tflite", "onnx")
+from runtime.bundle import BACKENDS
+
+# A model file's own description of what it was exported for, as JSON: ONNX metadata_props and
+# TFLite metadata under this name (written by export/common.py, checked by the classifier).
+FINGERPRINT_KEY = "bundle_fingerprint"
+MAX_THREADS = 64  # more threads than any device has cores; LiteRT crashes on absurd counts
 _TFLITE_MODULES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite")
 
 
@@ -57,10 +66,88 @@ def resolve_backend(backend: str) -> str:
     return backend
 
 
-class TFLiteModel:
-    """A .tflite file in a LiteRT / tflite-runtime interpreter, called by its signature's names."""
+# LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on the process's stderr
+# when it first allocates tensors, with no switch to turn it off; the CLIs' --verbose sets this.
+show_native_logs = False
 
-    def __init__(self, path: Path, threads: int | None = None, xnnpack: bool = True):
+
+@contextlib.contextmanager
+def native_logs_silenced():
+    """Send what native code writes to file descriptor 2 to /dev/null for the block."""
+    if show_native_logs:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def check_threads(threads: int | None) -> None:
+    if threads is not None and (type(threads) is not int or not 1 <= threads <= MAX_THREADS):
+        raise ValueError(f"threads must be an integer from 1 to {MAX_THREADS}, got {threads!r}")
+
+
+def tflite_metadata(content: bytes) -> dict[str, bytes]:
+    """The named metadata buffers of a .tflite flatbuffer (schema.fbs: Model.buffers, Model.metadata).
+
+    LiteRT's Python interpreter does not expose them, so they are read with the flatbuffers
+    library (a dependency of LiteRT); the field numbers are those of TFLite's schema."""
+    import struct
+
+    from flatbuffers import encode, number_types, packer, table
+
+    def offset(view: table.Table, field: int) -> int:  # where a field's value is, 0 if absent
+        relative = view.Offset(4 + 2 * field)
+        return view.Pos + relative if relative else 0
+
+    def tables(view: table.Table, field: int) -> list[table.Table]:
+        relative = view.Offset(4 + 2 * field)
+        if not relative:
+            return []
+        start = view.Vector(relative)
+        return [table.Table(view.Bytes, view.Indirect(start + 4 * i)) for i in range(view.VectorLen(relative))]
+
+    buffer = bytearray(content)
+    try:
+        model = table.Table(buffer, encode.Get(packer.uoffset, buffer, 0))
+        buffers, found = tables(model, 4), {}
+        for entry in tables(model, 6):
+            name = entry.String(offset(entry, 0)).decode("utf-8") if offset(entry, 0) else ""
+            index = entry.Get(number_types.Uint32Flags, offset(entry, 1)) if offset(entry, 1) else 0
+            data = buffers[index]
+            relative = data.Offset(4)
+            start = data.Vector(relative) if relative else 0
+            found[name] = bytes(buffer[start:start + data.VectorLen(relative)]) if relative else b""
+        return found
+    except (IndexError, struct.error, UnicodeDecodeError) as error:
+        raise BackendError(f"unreadable TFLite metadata ({type(error).__name__})") from None
+
+
+def fingerprint_of(metadata: dict) -> dict | None:
+    """The export fingerprint stored in a model file's metadata, or None if it has none."""
+    raw = metadata.get(FINGERPRINT_KEY)
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+class TFLiteModel:
+    """A .tflite flatbuffer in a LiteRT / tflite-runtime interpreter, called by its signature's names.
+
+    An interpreter holds one set of input and output tensors, so calls from several threads are
+    serialised by a lock: answers stay each caller's own."""
+
+    def __init__(self, content: bytes, threads: int | None = None, xnnpack: bool = True):
         module_name = tflite_module_name()
         if module_name is None:
             raise BackendError("no TFLite interpreter installed: pip install ai-edge-litert")
@@ -68,19 +155,27 @@ class TFLiteModel:
         options = {} if xnnpack else {  # XNNPACK is the default CPU delegate; off only to measure it
             "experimental_op_resolver_type": module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
         try:
-            self._interpreter = module.Interpreter(model_path=str(path), num_threads=threads, **options)
+            self._interpreter = module.Interpreter(model_content=content, num_threads=threads, **options)
+            with native_logs_silenced():  # the delegate is applied, and announced, on the first allocation
+                self._interpreter.allocate_tensors()
             runner = self._interpreter.get_signature_runner()
         except (ValueError, RuntimeError) as error:
-            raise BackendError(f"{path}: cannot be loaded by {module_name} ({error})") from None
+            raise BackendError(f"cannot be loaded by {module_name} ({error})") from None
         details = runner.get_input_details()
         self._inputs = {name: detail["index"] for name, detail in details.items()}
         self.input_shapes = {name: tuple(int(size) for size in detail["shape_signature"])
                              for name, detail in details.items()}  # -1: a dynamic size
         (self._output,) = [detail["index"] for detail in runner.get_output_details().values()]
         self._shapes = {name: None for name in self._inputs}
+        self._lock = threading.Lock()
+        self.metadata = tflite_metadata(content)
         self.module = module_name
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        with self._lock:
+            return self._run(feeds)
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         resized = False
         for name, value in feeds.items():
             if self._shapes[name] != value.shape:
@@ -96,9 +191,9 @@ class TFLiteModel:
 
 
 class OnnxModel:
-    """An .onnx file in an ONNX Runtime CPU session."""
+    """An .onnx model in an ONNX Runtime CPU session (whose `run` is safe to call from many threads)."""
 
-    def __init__(self, path: Path, threads: int | None = None):
+    def __init__(self, content: bytes, threads: int | None = None):
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -107,19 +202,21 @@ class OnnxModel:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         try:
-            self._session = onnxruntime.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"])
+            self._session = onnxruntime.InferenceSession(content, options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own unexported exception types
-            raise BackendError(f"{path}: cannot be loaded by onnxruntime ({error})") from None
+            raise BackendError(f"cannot be loaded by onnxruntime ({error})") from None
         self._output = self._session.get_outputs()[0].name
         self.input_shapes = {value.name: tuple(size if isinstance(size, int) else -1 for size in value.shape)
                              for value in self._session.get_inputs()}  # -1: a dynamic size
-        self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
+        self.metadata = {key: value.encode("utf-8")
+                         for key, value in self._session.get_modelmeta().custom_metadata_map.items()}
         self.module = "onnxruntime"
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         return self._session.run([self._output], feeds)[0]
 
 
-def load_model(backend: str, path: Path, threads: int | None = None, xnnpack: bool = True):
-    return TFLiteModel(path, threads, xnnpack) if backend == "tflite" else OnnxModel(path, threads)
+def load_model(backend: str, content: bytes, threads: int | None = None, xnnpack: bool = True):
+    """An interpreter for a model file's bytes (read and verified by the caller)."""
+    check_threads(threads)
+    return TFLiteModel(content, threads, xnnpack) if backend == "tflite" else OnnxModel(content, threads)

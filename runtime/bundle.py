@@ -1,7 +1,7 @@
 """The model bundle: a folder with everything a device needs, described by manifest.json.
 
     models/imdb-lstm/
-        manifest.json     schema version, model config, tokenizer, artifacts with sha256, metrics
+        manifest.json     schema version, model config, tokenizer, artifacts with sha256, parity, metrics
         vocab.txt         the tokenizer's vocabulary, one word a line
         model.keras       the trained Keras model (training and export only)
         model*.tflite     device artifacts written by `python -m export.tflite`
@@ -9,8 +9,13 @@
         padding_states.npy  the LSTM state after each number of padding steps (cached graphs)
         history.json, accuracy.png, loss.png   the training run's curves ("reports")
 
-Every file is written to a temporary name and moved into place, and the manifest is written
-last, so an interrupted run never leaves a manifest that describes a half-written file.
+`read_manifest` is the one reader of a manifest: it checks its structure and types once, so the
+rest of the code can trust them, and every violation is a BundleError naming the file and key.
+A file record names a plain file inside the bundle folder; `read_file` reads it once, checks
+its size and sha256, and returns those bytes, which are what gets loaded.
+
+Writers put every file under a temporary name and move it into place, and a whole bundle is
+built in a staging folder and swapped in, so a failed run leaves the previous bundle as it was.
 """
 
 from __future__ import annotations
@@ -19,21 +24,206 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
 from runtime.config import ModelConfig
+from runtime.text import FIRST_WORD_ID, OOV_ID, PAD_ID, START_ID
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 VOCABULARY_NAME = "vocab.txt"
+PADDING_STATES_NAME = "padding_states.npy"
 DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "models" / "imdb-lstm"
+MAX_MANIFEST_BYTES = 1 << 20  # a real manifest is a few KiB
+
+# The device artifacts: each backend has a "full" graph (every review padded to the sequence
+# length) and a "cached" graph (starts from the stored LSTM state after the review's padding and
+# runs only its own tokens), in float32 and int8.
+BACKENDS = ("tflite", "onnx")
+GRAPHS = ("cached", "full")
+PRECISIONS = ("float32", "int8")
+# What the tokenizer settings in a manifest must say: the ids and padding runtime.text uses.
+TOKENIZER_SETTINGS = {"pad_id": PAD_ID, "start_id": START_ID, "oov_id": OOV_ID, "first_word_id": FIRST_WORD_ID,
+                      "padding": "pre", "truncating": "pre"}
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class BundleError(Exception):
-    """A bundle that is missing, of another schema version, or whose files do not match it."""
+    """A bundle that is missing, malformed, or whose files do not match its manifest."""
 
+
+def artifact_key(backend: str, graph: str, precision: str) -> str:
+    return f"{backend}-{graph}-{precision}"
+
+
+def artifact_filename(backend: str, graph: str, precision: str) -> str:
+    parts = ["model"] + (["cached"] if graph == "cached" else []) + (["int8"] if precision == "int8" else [])
+    return ".".join(parts) + {"tflite": ".tflite", "onnx": ".onnx"}[backend]
+
+
+# Reading ---------------------------------------------------------------------------------------
+
+def read_manifest(folder: str | Path) -> dict:
+    """The bundle's manifest, checked for structure and types (see `check_manifest`)."""
+    folder = Path(folder)
+    path = folder / MANIFEST_NAME
+    if not folder.is_dir():
+        raise BundleError(f"{folder}: no such model bundle folder")
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_MANIFEST_BYTES + 1)
+    except FileNotFoundError:
+        raise BundleError(f"{path}: missing; is {folder} a model bundle?") from None
+    except OSError as error:
+        raise BundleError(f"{path}: cannot be read ({error.strerror})") from None
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise BundleError(f"{path}: larger than {MAX_MANIFEST_BYTES:,} bytes; not a manifest")
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:  # ValueError: bad JSON, or an over-long number
+        raise BundleError(f"{path}: not valid JSON ({error})") from None
+    except RecursionError:
+        raise BundleError(f"{path}: not valid JSON (nested too deeply)") from None
+    check_manifest(manifest, path)
+    return manifest
+
+
+def _fail(path: Path, key: str, problem: str):
+    raise BundleError(f"{path}: {key} {problem}")
+
+
+def _require(container: dict, key: str, kind, path: Path, where: str):
+    """container[key], which must be of `kind` (a type or tuple of types; bool is never an int)."""
+    name = f"{where}.{key}" if where else key
+    if key not in container:
+        _fail(path, name, "is missing")
+    value = container[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        expected = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+        _fail(path, name, f"must be {expected}, not {type(value).__name__}")
+    return value
+
+
+def _check_strings(value: list, path: Path, name: str) -> None:
+    if not all(isinstance(item, str) for item in value):
+        _fail(path, name, "must be a list of strings")
+
+
+def check_file_record(record, path: Path, name: str) -> None:
+    """A file record: a plain file name inside the bundle, its size and its sha256."""
+    if not isinstance(record, dict):
+        _fail(path, name, f"must be an object, not {type(record).__name__}")
+    file = _require(record, "file", str, path, name)
+    if file in ("", ".", "..", MANIFEST_NAME) or any(sep in file for sep in ("/", "\\", "\0")):
+        _fail(path, f"{name}.file", f"must be a plain file name inside the bundle, not {file!r}")
+    if _require(record, "bytes", int, path, name) < 0:
+        _fail(path, f"{name}.bytes", "must not be negative")
+    if not _SHA256.fullmatch(_require(record, "sha256", str, path, name)):
+        _fail(path, f"{name}.sha256", "must be 64 lowercase hex digits")
+
+
+def check_manifest(manifest, path: Path) -> None:
+    """Every key the runtime, export and tests read, with its type; raise BundleError on the first miss."""
+    if not isinstance(manifest, dict):
+        _fail(path, "the manifest", f"must be an object, not {type(manifest).__name__}")
+    version = manifest.get("schema_version")
+    if type(version) is not int or version != SCHEMA_VERSION:
+        _fail(path, "schema_version", f"is {version!r}; this code reads {SCHEMA_VERSION}")
+    _require(manifest, "name", str, path, "")
+    try:
+        config = ModelConfig.from_dict(_require(manifest, "model_config", dict, path, ""))
+    except (ValueError, TypeError) as error:
+        _fail(path, "model_config", f"is invalid: {error}")
+    tokenizer = _require(manifest, "tokenizer", dict, path, "")
+    check_file_record(_require(tokenizer, "vocabulary", dict, path, "tokenizer"), path, "tokenizer.vocabulary")
+    words = _require(tokenizer, "words", int, path, "tokenizer")
+    if not 0 < words <= config.vocab_size - FIRST_WORD_ID:
+        _fail(path, "tokenizer.words", f"is {words}; the model reads at most {config.vocab_size - FIRST_WORD_ID}")
+    for key, expected in TOKENIZER_SETTINGS.items():
+        if tokenizer.get(key) != expected:
+            _fail(path, f"tokenizer.{key}", f"is {tokenizer.get(key)!r}; this runtime's tokenizer uses {expected!r}")
+    for key, record in _require(manifest, "artifacts", dict, path, "").items():
+        name = f"artifacts.{key}"
+        check_file_record(record, path, name)
+        backend = _require(record, "format", str, path, name)
+        if backend == "keras":
+            continue
+        graph, precision = (_require(record, field, str, path, name) for field in ("graph", "precision"))
+        if key != artifact_key(backend, graph, precision) or backend not in BACKENDS or graph not in GRAPHS \
+                or precision not in PRECISIONS:
+            _fail(path, name, f"is not a known artifact (format {backend!r}, graph {graph!r}, precision {precision!r})")
+        for field in ("inputs", "outputs", "labels"):
+            _check_strings(_require(record, field, list, path, name), path, f"{name}.{field}")
+        if not _SHA256.fullmatch(_require(record, "vocabulary_sha256", str, path, name)):
+            _fail(path, f"{name}.vocabulary_sha256", "must be 64 lowercase hex digits")
+        _require(record, "sequence_length", (int, type(None)), path, name)
+    if "padding_states" in manifest:
+        check_file_record(manifest["padding_states"], path, "padding_states")
+        if _require(manifest["padding_states"], "steps", int, path, "padding_states") < 0:
+            _fail(path, "padding_states.steps", "must not be negative")
+    for index, record in enumerate(_require(manifest, "reports", list, path, "") if "reports" in manifest else []):
+        check_file_record(record, path, f"reports[{index}]")
+    for key, result in (_require(manifest, "parity", dict, path, "") if "parity" in manifest else {}).items():
+        if not isinstance(result, dict):
+            _fail(path, f"parity.{key}", f"must be an object, not {type(result).__name__}")
+        _require(result, "passed", bool, path, f"parity.{key}")
+    for key in ("metrics", "training"):
+        if key in manifest:
+            _require(manifest, key, dict, path, "")
+
+
+def model_config(manifest: dict) -> ModelConfig:
+    return ModelConfig.from_dict(manifest["model_config"])
+
+
+def file_records(manifest: dict) -> list[dict]:
+    """The manifest's record of every file in the bundle but the manifest itself."""
+    return [manifest["tokenizer"]["vocabulary"], *manifest.get("artifacts", {}).values(),
+            *([manifest["padding_states"]] if "padding_states" in manifest else []), *manifest.get("reports", [])]
+
+
+def read_file(folder: str | Path, record: dict) -> bytes:
+    """The bytes of one file of the bundle, read once and checked against its manifest record.
+
+    The record's name is a plain name (checked by `read_manifest`); a symbolic link is followed
+    only if it stays inside the bundle folder, and only a regular file is read (never a FIFO or
+    a device, which could block or never end).
+    """
+    folder = Path(folder)
+    path = folder / record["file"]
+    real = path.resolve()
+    if real.parent != folder.resolve():
+        raise BundleError(f"{path}: a link that leads outside the bundle folder")
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        descriptor = os.open(real, flags)
+    except FileNotFoundError:
+        raise BundleError(f"{path}: missing from the bundle") from None
+    except OSError as error:
+        raise BundleError(f"{path}: cannot be read ({error.strerror})") from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise BundleError(f"{path}: not a regular file")
+    with os.fdopen(descriptor, "rb") as handle:
+        content = handle.read(record["bytes"] + 1)  # one byte more shows a file that grew
+    if len(content) != record["bytes"] or hashlib.sha256(content).hexdigest() != record["sha256"]:
+        raise BundleError(f"{path}: does not match the manifest (truncated, corrupt or replaced)")
+    return content
+
+
+def verify_file(folder: str | Path, record: dict) -> Path:
+    """Check one file of the bundle against its record; return its path (for loaders that need one)."""
+    read_file(folder, record)
+    return Path(folder) / record["file"]
+
+
+# Writing ---------------------------------------------------------------------------------------
 
 def sha256_file(path: str | Path) -> str:
     digest = hashlib.sha256()
@@ -41,6 +231,11 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def file_record(path: Path) -> dict:
+    """How the manifest describes a file: its name, size and sha256."""
+    return {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 
 @contextlib.contextmanager
@@ -63,65 +258,34 @@ def write_json(path: str | Path, data: dict) -> None:
         temporary.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
-def read_manifest(bundle: str | Path) -> dict:
-    """The bundle's manifest, checked for existence and schema version."""
-    bundle = Path(bundle)
-    path = bundle / MANIFEST_NAME
-    if not bundle.is_dir():
-        raise BundleError(f"{bundle}: no such model bundle folder")
-    if not path.is_file():
-        raise BundleError(f"{path}: missing; is {bundle} a model bundle?")
+def write_manifest(folder: str | Path, manifest: dict) -> None:
+    write_json(Path(folder) / MANIFEST_NAME, manifest)
+
+
+@contextlib.contextmanager
+def staging_folder(target: Path, copy_from: Path | None = None) -> Iterator[Path]:
+    """A private folder beside `target` (optionally a copy of `copy_from`'s files); it replaces
+    `target` only if the block succeeds, and is removed in any case."""
+    target = Path(target)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.resolve().parent))
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BundleError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(manifest, dict) or manifest.get("schema_version") != SCHEMA_VERSION:
-        found = manifest.get("schema_version") if isinstance(manifest, dict) else None
-        raise BundleError(f"{path}: schema version {found!r}, this code reads {SCHEMA_VERSION}")
-    return manifest
+        if copy_from is not None:
+            for source in Path(copy_from).iterdir():
+                if source.is_file() and not source.is_symlink():
+                    shutil.copy2(source, staging / source.name)
+        yield staging
+        staging.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be read by anyone
+        _replace_folder(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
-def write_manifest(bundle: str | Path, manifest: dict) -> None:
-    write_json(Path(bundle) / MANIFEST_NAME, manifest)
-
-
-def model_config(manifest: dict) -> ModelConfig:
-    return ModelConfig.from_dict(manifest["model_config"])
-
-
-def file_record(path: Path) -> dict:
-    """How the manifest describes a file: its name, size and sha256."""
-    return {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
-
-
-def file_records(manifest: dict) -> list[dict]:
-    """The manifest's record of every file in the bundle but the manifest itself."""
-    return [manifest["tokenizer"]["vocabulary"], *manifest.get("artifacts", {}).values(),
-            *([manifest["padding_states"]] if "padding_states" in manifest else []), *manifest.get("reports", [])]
-
-
-def verify_file(bundle: str | Path, record: dict) -> Path:
-    """Check one file of the bundle against its manifest record; return its path."""
-    path = Path(bundle) / record["file"]
-    if not path.is_file():
-        raise BundleError(f"{path}: missing from the bundle")
-    if path.stat().st_size != record["bytes"] or sha256_file(path) != record["sha256"]:
-        raise BundleError(f"{path}: does not match the manifest (truncated, corrupt or replaced)")
-    return path
-
-
-# The device artifacts: each backend has a "full" graph (every review padded to the sequence
-# length) and a "cached" graph (starts from the stored LSTM state after the review's padding and
-# runs only its own tokens), in float32 and int8.
-GRAPHS = ("cached", "full")
-PRECISIONS = ("float32", "int8")
-PADDING_STATES_NAME = "padding_states.npy"
-
-
-def artifact_key(backend: str, graph: str, precision: str) -> str:
-    return f"{backend}-{graph}-{precision}"
-
-
-def artifact_filename(backend: str, graph: str, precision: str) -> str:
-    parts = ["model"] + (["cached"] if graph == "cached" else []) + (["int8"] if precision == "int8" else [])
-    return ".".join(parts) + {"tflite": ".tflite", "onnx": ".onnx"}[backend]
+def _replace_folder(staging: Path, target: Path) -> None:
+    """Move a fully written folder into place; the previous one stays until the new one is there."""
+    backup = None
+    if target.exists():
+        backup = target.with_name(f".{target.name}.previous-{os.getpid()}")
+        os.replace(target, backup)
+    os.replace(staging, target)
+    if backup is not None:
+        shutil.rmtree(backup)

@@ -1,12 +1,17 @@
 """Raw review text in, sentiment out: the device API.
 
     from runtime import SentimentClassifier
-    with SentimentClassifier.from_bundle("models/imdb-lstm", backend="auto", precision="int8") as classifier:
+    with SentimentClassifier.from_bundle(backend="auto", precision="int8") as classifier:
         print(classifier.classify("A wonderful film with a brilliant cast."))
+
+A classifier may be shared by many threads: its TFLite interpreter is serialised by a lock and
+an ONNX Runtime session is safe to call concurrently, so every caller gets its own answer.
 """
 
 from __future__ import annotations
 
+import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -15,6 +20,14 @@ import numpy as np
 
 from runtime import backends, bundle
 from runtime.text import Tokenizer, pad_ids
+
+# The longest text classified, in characters. The model reads a review's last 500 tokens, so
+# nothing longer changes an answer much, and a bound keeps one input from taking the memory.
+MAX_TEXT_CHARACTERS = 1 << 20
+
+
+class UnverifiedArtifactWarning(UserWarning):
+    """An artifact loaded with allow_unverified=True although parity has not proven it."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +38,41 @@ class Prediction:
 
     def to_dict(self) -> dict:
         return {"label": self.label, "score": self.score, "probabilities": self.probabilities}
+
+
+class BatchError(ValueError):
+    """Some texts of a batch could not be classified; the others' answers are kept.
+
+    `predictions[i]` is the Prediction of text i, or None where `errors[i]` says what was wrong."""
+
+    def __init__(self, predictions: list[Prediction | None], errors: dict[int, str]):
+        self.predictions, self.errors = predictions, errors
+        shown = "; ".join(f"texts[{index}]: {message}" for index, message in list(errors.items())[:3])
+        more = f"; and {len(errors) - 3} more" if len(errors) > 3 else ""
+        super().__init__(f"{len(errors)} of {len(predictions)} texts could not be classified: {shown}{more}")
+
+
+def _check_fingerprint(path: Path, fingerprint: dict | None, expected: dict) -> None:
+    """The model file's own record of what it was exported for must match the manifest."""
+    if fingerprint is None:
+        raise bundle.BundleError(f"{path}: carries no export fingerprint; export it again with this version")
+    for key, value in expected.items():
+        if fingerprint.get(key) != value:
+            what = "vocabulary" if key == "vocabulary_sha256" else key.replace("_", " ")
+            raise bundle.BundleError(f"{path}: was exported for another {what} than this bundle's")
+
+
+def _padding_states(path: Path, content: bytes, config, steps: int) -> np.ndarray:
+    try:
+        states = np.load(io.BytesIO(content), allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        raise bundle.BundleError(f"{path}: not a numpy array file") from None
+    expected = (steps + 1, 2, config.lstm_units)
+    if states.dtype != np.float32 or states.shape != expected or not 1 <= len(states) <= config.sequence_length:
+        raise bundle.BundleError(f"{path}: {states.dtype} array of shape {states.shape}; expected float32 {expected}")
+    if not np.isfinite(states).all():
+        raise bundle.BundleError(f"{path}: holds values that are not finite")
+    return states
 
 
 class SentimentClassifier:
@@ -43,7 +91,7 @@ class SentimentClassifier:
         self.padding_states = self._ids_shape = None
         if graph == "cached":  # the shapes the graph declares for one review: ids (1, -1) or time-major (-1, 1)
             self._ids_shape, state_shape = (model.input_shapes.get(name, (-1, -1)) for name in ("token_ids", "h0"))
-            if self._ids_shape.count(-1) != 1 or -1 in state_shape:
+            if self._ids_shape.count(-1) != 1 or -1 in state_shape or np.prod(state_shape) != self.config.lstm_units:
                 raise bundle.BundleError(f"{folder / bundle.artifact_filename(backend, graph, precision)}: its inputs "
                                          f"are not one review's (token_ids {self._ids_shape}, h0 {state_shape}); "
                                          "export it again with this version")
@@ -52,36 +100,63 @@ class SentimentClassifier:
 
     @classmethod
     def from_bundle(cls, folder: str | Path = bundle.DEFAULT_BUNDLE, backend: str = "auto",
-                    precision: str = "float32", graph: str = "cached",
-                    threads: int | None = None, xnnpack: bool = True) -> "SentimentClassifier":
-        """Load and verify a bundle: schema version, sha256 of every file used, vocabulary match."""
+                    precision: str = "float32", graph: str = "cached", threads: int | None = None,
+                    xnnpack: bool = True, allow_unverified: bool = False) -> "SentimentClassifier":
+        """Load a bundle, trusting only what its manifest records and parity has proven.
+
+        Each file is a plain name inside `folder`, read once, checked against its sha256 and loaded
+        from those bytes. The artifact must have a passing parity record for exactly these bytes
+        (`python -m export.parity`), unless `allow_unverified` (which warns), and its own
+        fingerprint must name this bundle's vocabulary, labels and sequence length.
+        """
         folder = Path(folder)
         if precision not in bundle.PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(bundle.PRECISIONS)}")
         if graph not in bundle.GRAPHS:
             raise ValueError(f"unknown graph {graph!r}; choose from {', '.join(bundle.GRAPHS)}")
+        backends.check_threads(threads)
         backend = backends.resolve_backend(backend)
         manifest = bundle.read_manifest(folder)
+        config = bundle.model_config(manifest)
         key = bundle.artifact_key(backend, graph, precision)
-        record = manifest.get("artifacts", {}).get(key)
+        record = manifest["artifacts"].get(key)
         if record is None:
             raise bundle.BundleError(f"{folder}: no {key} artifact; run python -m export.{backend}")
+        parity = manifest.get("parity", {}).get(key, {})
+        if not (parity.get("passed") is True and parity.get("sha256") == record["sha256"]):
+            if not allow_unverified:
+                raise bundle.BundleError(
+                    f"{folder / record['file']}: no passing parity record for this file; prove it with "
+                    f"python -m export.parity --model {folder} (or allow_unverified=True / --allow-unverified)")
+            warnings.warn(f"{folder / record['file']}: loaded without a passing parity record",
+                          UnverifiedArtifactWarning, stacklevel=2)
         vocabulary = manifest["tokenizer"]["vocabulary"]
-        if record.get("vocabulary_sha256") != vocabulary["sha256"]:
+        if record["vocabulary_sha256"] != vocabulary["sha256"]:
             raise bundle.BundleError(
                 f"{folder / vocabulary['file']}: this vocabulary does not belong to {record['file']}")
-        config = bundle.model_config(manifest)
-        tokenizer = Tokenizer.load(bundle.verify_file(folder, vocabulary), config.sequence_length)
-        model = backends.load_model(backend, bundle.verify_file(folder, record), threads, xnnpack)
-        metadata_vocabulary = getattr(model, "metadata", {}).get("vocabulary_sha256")
-        if metadata_vocabulary not in (None, vocabulary["sha256"]):
-            raise bundle.BundleError(f"{folder / record['file']}: was exported for another vocabulary")
+        try:
+            tokenizer = Tokenizer.parse(bundle.read_file(folder, vocabulary), config.sequence_length,
+                                        folder / vocabulary["file"])
+        except ValueError as error:
+            raise bundle.BundleError(str(error)) from None
+        if tokenizer.vocab_size > config.vocab_size or len(tokenizer.words) != manifest["tokenizer"]["words"]:
+            raise bundle.BundleError(f"{folder / vocabulary['file']}: {len(tokenizer.words)} words; the manifest "
+                                     f"records {manifest['tokenizer']['words']} for a model of {config.vocab_size} ids")
+        path = folder / record["file"]
+        try:
+            model = backends.load_model(backend, bundle.read_file(folder, record), threads, xnnpack)
+        except backends.BackendError as error:
+            raise backends.BackendError(f"{path}: {error}") from None
+        _check_fingerprint(path, backends.fingerprint_of(model.metadata), {
+            "vocabulary_sha256": vocabulary["sha256"], "labels": list(config.labels), "graph": graph,
+            "sequence_length": config.sequence_length, "inputs": record["inputs"], "outputs": record["outputs"]})
         padding_states = None
         if graph == "cached":
             states = manifest.get("padding_states")
             if states is None:
                 raise bundle.BundleError(f"{folder}: the manifest lists no padding states")
-            padding_states = np.load(bundle.verify_file(folder, states), allow_pickle=False)
+            padding_states = _padding_states(folder / states["file"], bundle.read_file(folder, states), config,
+                                             states["steps"])
         return cls(folder, manifest, tokenizer, model, backend, graph, precision, padding_states)
 
     def probabilities_of_ids(self, ids: list[int]) -> np.ndarray:
@@ -99,10 +174,12 @@ class SentimentClassifier:
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """The model's output for each text, shape (len(texts), number of labels)."""
-        rows = [self.probabilities_of_ids(self._ids(text)) for text in texts]
+        rows = [self.probabilities_of_ids(self._ids(text)) for text in _texts(texts)]
         return np.array(rows, np.float32).reshape(len(rows), self.config.num_classes)
 
     def _ids(self, text: str) -> list[int]:
+        if isinstance(text, str) and len(text) > MAX_TEXT_CHARACTERS:
+            raise ValueError(f"the text has {len(text):,} characters; at most {MAX_TEXT_CHARACTERS:,} are classified")
         ids = self.tokenizer.token_ids(text)
         if len(ids) < 2:  # the start id alone: nothing to read
             raise ValueError("the text has no words to classify")
@@ -115,14 +192,26 @@ class SentimentClassifier:
         return Prediction(labels[best], values[best], dict(zip(labels, values)))
 
     def classify(self, text: str) -> Prediction:
+        """The label of one text; ValueError for a text without words or over MAX_TEXT_CHARACTERS,
+        TypeError for anything but a str."""
         return self._prediction(self.probabilities_of_ids(self._ids(text)))
 
     def classify_batch(self, texts: Sequence[str]) -> list[Prediction]:
-        return [self._prediction(row) for row in self.probabilities(texts)]
+        """The label of each text. If some fail, BatchError carries the others' answers and which failed."""
+        predictions, errors = [], {}
+        for index, text in enumerate(_texts(texts)):
+            try:
+                predictions.append(self.classify(text))
+            except (ValueError, TypeError) as error:
+                predictions.append(None)
+                errors[index] = str(error)
+        if errors:
+            raise BatchError(predictions, errors)
+        return predictions
 
     def describe(self) -> dict:
         """What a client may want to know about the loaded model (the server's GET /v1/model)."""
-        return {"name": self.manifest.get("name"), "backend": self.backend, "interpreter": self._model.module,
+        return {"name": self.manifest["name"], "backend": self.backend, "interpreter": self._model.module,
                 "graph": self.graph, "precision": self.precision, "labels": list(self.config.labels),
                 "model_config": self.manifest["model_config"], "metrics": self.manifest.get("metrics", {})}
 
@@ -134,3 +223,9 @@ class SentimentClassifier:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _texts(texts: Sequence[str]) -> Sequence[str]:
+    if isinstance(texts, (str, bytes)):
+        raise TypeError("a batch is a list of texts, not one str; use classify(text) for one")
+    return texts

@@ -1,12 +1,15 @@
-"""Classify reviews from the command line: `python -m runtime.predict`.
+"""Classify reviews from the command line: `imdb-sentiment` (or `python -m runtime.predict`).
 
-    python -m runtime.predict "A wonderful film with a brilliant cast."
-    python -m runtime.predict --file reviews.txt          # one review a line
-    cat reviews.jsonl | python -m runtime.predict --jsonl -   # {"text": ...} or "..." a line
+    imdb-sentiment "A wonderful film with a brilliant cast."
+    imdb-sentiment --file reviews.txt                # one review a line
+    cat reviews.jsonl | imdb-sentiment --jsonl       # {"text": ...} or "..." a line, from stdin
 
-Prints one JSON object a review (or a line of text with --format text), in input order.
-A review that cannot be classified (no words, invalid UTF-8, bad JSON) gets an object with an
-"error" instead, the others go on, and the exit status is 1.
+Prints one JSON object a review (or a line of text with --format text), in input order. An input
+that cannot be classified (no words, invalid UTF-8, bad JSON, a line over 4 MiB) gets an object
+with an "error" instead and the others go on.
+
+Exit status: 0 every review classified; 1 some inputs failed, or the model could not be loaded;
+2 a usage error; 141 the output pipe was closed (as `head` does).
 """
 
 from __future__ import annotations
@@ -15,20 +18,45 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Iterator
 
 from runtime import backends, bundle
 from runtime.classifier import SentimentClassifier
 
+# The longest input line read; a longer one is skipped in bounded memory and reported. 4 bytes a
+# character is the UTF-8 worst case for the classifier's limit (MAX_TEXT_CHARACTERS).
+MAX_LINE_BYTES = 4 << 20
+BROKEN_PIPE_STATUS = 128 + 13  # a process ended by SIGPIPE, as shells report it
 
-class InputError(ValueError):
-    """One input line that is not a review."""
+
+def program_name(module: str) -> str:
+    """The name the user typed: the console script's, or `python -m module`."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return f"python -m {module}" if name in ("", "-c") or name.endswith(".py") else name
+
+
+def read_lines(stream, limit: int = MAX_LINE_BYTES) -> Iterator[bytes | None]:
+    """Each line of a binary stream, or None for a line over `limit` bytes (read past in chunks)."""
+    while True:
+        line = stream.readline(limit + 1)
+        if not line:
+            return
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
+            continue
+        while line and not line.endswith(b"\n"):  # skip the rest of the over-long line
+            line = stream.readline(limit)
+        yield None
 
 
 def lines_of(stream, jsonl: bool) -> Iterator[tuple[str | None, str | None]]:
     """(text, error) for each line of a binary stream, read one line at a time."""
-    for raw in stream:
+    for raw in read_lines(stream):
+        if raw is None:
+            yield None, f"line longer than {MAX_LINE_BYTES:,} bytes"
+            continue
         try:
             line = raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError as error:
@@ -39,8 +67,11 @@ def lines_of(stream, jsonl: bool) -> Iterator[tuple[str | None, str | None]]:
             continue
         try:
             value = json.loads(line)
-        except json.JSONDecodeError as error:
-            yield None, f"not JSON ({error.msg})"
+        except ValueError as error:  # bad JSON, or a number too long to convert
+            yield None, f"not JSON ({getattr(error, 'msg', error)})"
+            continue
+        except RecursionError:
+            yield None, "not JSON (nested too deeply)"
             continue
         text = value.get("text") if isinstance(value, dict) else value
         yield (text, None) if isinstance(text, str) else (None, 'expected a JSON string or {"text": "..."}')
@@ -83,21 +114,45 @@ def classify_stream(classifier: SentimentClassifier, items, style: str, out) -> 
         if error is None:
             try:
                 prediction = classifier.classify(text)
-            except ValueError as problem:
+            except (ValueError, TypeError) as problem:
                 error = str(problem)
         failed += error is not None
         print(format_result(index, text, prediction, error, style), file=out)
     return failed
 
 
+def thread_count(text: str) -> int:
+    try:
+        value = int(text)
+        backends.check_threads(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer from 1 to {backends.MAX_THREADS}, got {text}") from None
+    return value
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The options that choose the bundle, interpreter, precision and graph (CLI and server)."""
     parser.add_argument("--model", type=Path, default=Path(os.environ.get("IMDB_SENTIMENT_MODEL", bundle.DEFAULT_BUNDLE)),
-                        help="model bundle folder (default: $IMDB_SENTIMENT_MODEL, else the shipped models/imdb-lstm)")
-    parser.add_argument("--backend", choices=("auto", *backends.BACKENDS), default="auto")
-    parser.add_argument("--precision", choices=bundle.PRECISIONS, default="float32")
+                        help="model bundle folder ($IMDB_SENTIMENT_MODEL, else the shipped model)")
+    parser.add_argument("--backend", choices=("auto", *backends.BACKENDS), default="auto",
+                        help="interpreter; auto takes the first installed of tflite, onnx")
+    parser.add_argument("--precision", choices=bundle.PRECISIONS, default="float32", help="artifact precision")
     parser.add_argument("--graph", choices=bundle.GRAPHS, default="cached",
-                        help="cached: run only a review's own tokens (default); full: all padded steps")
+                        help="cached: run only a review's own tokens; full: all padded steps")
+    parser.add_argument("--allow-unverified", action="store_true",
+                        help="load an artifact that has no passing parity record (warns on stderr)")
+    parser.add_argument("--verbose", action="store_true", help="show the interpreters' own log lines on stderr")
+
+
+def load_classifier(args, threads: int | None) -> SentimentClassifier:
+    """The classifier the model options ask for; a warning (an unverified artifact) is one stderr line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        classifier = SentimentClassifier.from_bundle(args.model, args.backend, args.precision, args.graph, threads,
+                                                     allow_unverified=args.allow_unverified)
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    return classifier
 
 
 def inputs(args) -> Iterator[tuple[str | None, str | None]]:
@@ -117,30 +172,40 @@ def inputs(args) -> Iterator[tuple[str | None, str | None]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runtime.predict", description=__doc__.split("\n")[0])
-    parser.add_argument("reviews", nargs="*", help="review texts; '-' reads one review a line from standard input")
+    parser = argparse.ArgumentParser(prog=program_name("runtime.predict"), description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("reviews", nargs="*", help="review texts; '-' (or none, with piped input) reads one "
+                                                   "review a line from standard input")
     parser.add_argument("--file", type=Path, help="read one review a line from this file")
     parser.add_argument("--jsonl", action="store_true", help='input lines are JSON: "text" or {"text": "..."}')
     parser.add_argument("--format", choices=("json", "text"), default="json", help="output format")
     add_model_arguments(parser)
-    parser.add_argument("--threads", type=int, default=1, help="interpreter threads (default: %(default)s)")
+    parser.add_argument("--threads", type=thread_count, default=1, help="interpreter threads")
     args = parser.parse_args(argv)
     if not args.reviews and args.file is None:
-        parser.error("give review texts, '-' for standard input, or --file")
-    if args.threads < 1:
-        parser.error("--threads must be at least 1")
+        if sys.stdin is None or sys.stdin.isatty():
+            parser.error("give review texts, '-' for standard input, or --file")
+        args.reviews = ["-"]
     if args.file is not None and not args.file.is_file():
         print(f"error: {args.file}: no such file", file=sys.stderr)
         return 1
+    backends.show_native_logs = args.verbose
 
     try:
-        classifier = SentimentClassifier.from_bundle(args.model, args.backend, args.precision, args.graph, args.threads)
+        classifier = load_classifier(args, args.threads)
     except (bundle.BundleError, backends.BackendError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
-    with classifier:
-        failed = classify_stream(classifier, inputs(args), args.format, sys.stdout)
+    try:
+        with classifier:
+            failed = classify_stream(classifier, inputs(args), args.format, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader has gone (`| head -1`): stop quietly. Point stdout at /dev/null so that the
+        # interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE_STATUS
     if failed:
         print(f"error: {failed} review(s) could not be classified", file=sys.stderr)
     return 1 if failed else 0

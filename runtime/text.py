@@ -104,10 +104,21 @@ class Tokenizer:
 
     @classmethod
     def load(cls, path: str | Path, sequence_length: int) -> "Tokenizer":
-        words = Path(path).read_text(encoding="utf-8").splitlines()
-        bad = [word for word in words if WORD_PATTERN.fullmatch(word) is None]
-        if bad:
-            raise ValueError(f"{path}: not a vocabulary file (bad entry {bad[0]!r})")
+        return cls.parse(Path(path).read_bytes(), sequence_length, path)
+
+    @classmethod
+    def parse(cls, content: bytes, sequence_length: int, source: str | Path = "vocabulary") -> "Tokenizer":
+        """A vocabulary file's bytes, one word a line. Errors give the line number, never the
+        line itself: a file that is not a vocabulary may hold anything."""
+        try:
+            words = content.decode("utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise ValueError(f"{source}: not a vocabulary file (not UTF-8)") from None
+        for number, word in enumerate(words, start=1):
+            if WORD_PATTERN.fullmatch(word) is None:
+                raise ValueError(f"{source}: not a vocabulary file (line {number} is not one word)")
+        if len(set(words)) != len(words):
+            raise ValueError(f"{source}: the vocabulary has duplicate words")
         return cls(words, sequence_length)
 
     def save(self, path: str | Path) -> None:

@@ -1,6 +1,7 @@
 """Train the seed's LSTM on IMDB and write a model bundle: `python -m training.fit`.
 
-    python -m training.fit --data ../shared/data/aclImdb_labeled.tar.gz
+    python -m training.fit --data ../shared/data/aclImdb_labeled.tar.gz      # a new bundle under runs/
+    python -m training.fit --data ... --output models/imdb-lstm --overwrite  # remake the shipped one
 
 The epoch is chosen on a validation set carved from the training reviews, and the validated
 model is the one written. `--refit` instead trains a fresh model for the chosen number of epochs
@@ -14,9 +15,7 @@ import argparse
 import datetime
 import os
 import platform
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -28,7 +27,10 @@ from runtime.config import ModelConfig
 from runtime.text import FIRST_WORD_ID, OOV_ID, PAD_ID, START_ID, Tokenizer, pad_ids
 from training import data
 
-DEFAULT_OUTPUT = Path("models/imdb-lstm")
+# The bundle this repository ships. Only an explicit --output with --overwrite replaces it, and
+# never with a --limit run.
+SHIPPED_BUNDLE = Path(__file__).resolve().parent.parent / "models" / "imdb-lstm"
+RUNS = Path("runs")
 # The seed's model, trained with more dropout on the LSTM's inputs than the seed's 0.2: 0.5 won on
 # validation (README, "Training"). Dropout is off at inference, so the exported graphs are the same.
 TRAINING_CONFIG = ModelConfig(dropout=0.5)
@@ -59,8 +61,17 @@ class TrainingSettings:
     limit: int | None = None  # reviews per split, for quick runs
 
 
-def prepare_output(output: Path) -> None:
-    """Fail before training, not after, if the bundle cannot be written."""
+def default_output() -> Path:
+    """A new folder for each run: runs/imdb-lstm-<UTC time>."""
+    return RUNS / datetime.datetime.now(datetime.timezone.utc).strftime("imdb-lstm-%Y%m%d-%H%M%S")
+
+
+def prepare_output(output: Path, overwrite: bool = False, limit: int | None = None) -> None:
+    """Fail before training, not after, if the bundle cannot or must not be written."""
+    if limit and output.resolve() == SHIPPED_BUNDLE.resolve():
+        raise OSError(f"{output} is the shipped bundle, which a --limit run never replaces; choose another --output")
+    if output.exists() and not overwrite:
+        raise OSError(f"{output} exists; pass --overwrite to replace it (it stays until the new bundle is complete)")
     parent = output.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -70,17 +81,6 @@ def prepare_output(output: Path) -> None:
         raise OSError(f"{output} exists and is not a folder")
     if not os.access(parent, os.W_OK) or (output.is_dir() and not os.access(output, os.W_OK)):
         raise OSError(f"{output} is not writable")
-
-
-def replace_folder(staging: Path, output: Path) -> None:
-    """Move a fully written bundle into place; the previous one stays until the new one is there."""
-    backup = None
-    if output.exists():
-        backup = output.with_name(f".{output.name}.previous-{os.getpid()}")
-        os.replace(output, backup)
-    os.replace(staging, output)
-    if backup is not None:
-        shutil.rmtree(backup)
 
 
 def library_versions() -> dict:
@@ -93,14 +93,16 @@ def library_versions() -> dict:
 
 
 def train(data_source: str | None, output: Path, settings: TrainingSettings,
-          config: ModelConfig = TRAINING_CONFIG, verbose: int = 1) -> dict:
-    """Fit the model, evaluate it on the test set and write the bundle; return its manifest."""
+          config: ModelConfig = TRAINING_CONFIG, verbose: int = 1, overwrite: bool = False) -> dict:
+    """Fit the model, evaluate it on the test set and write the bundle; return its manifest.
+
+    `output` must not exist unless `overwrite`; it is replaced only once the new bundle is whole."""
     if settings.refit and settings.lr_decay:
         raise ValueError("--lr-decay follows the validation curve, which a refit on all training reviews "
                          "does not have; leave out --refit")
     if settings.pretrain_epochs and settings.word2vec_epochs:
         raise ValueError("--pretrain-epochs and --word2vec-epochs both set the embedding's start; choose one")
-    prepare_output(output)
+    prepare_output(output, overwrite, settings.limit)
     dataset = data.load_imdb(data_source)
     train_split, test_split = dataset.train, dataset.test
     if settings.limit:
@@ -172,8 +174,7 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
     test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=256, verbose=verbose)
     examples = predict_examples(model, tokenizer, config)
 
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.staging-", dir=output.resolve().parent))
-    try:
+    with bundle.staging_folder(output) as staging:
         model.save(staging / "model.keras")
         tokenizer.save(staging / bundle.VOCABULARY_NAME)
         bundle.write_json(staging / "history.json", history)
@@ -216,10 +217,6 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
                                     "precision": "float32"}},
         }
         bundle.write_manifest(staging, manifest)
-        staging.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be read by anyone
-        replace_folder(staging, output)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
     print(f"\nTest accuracy on {len(test_split):,} reviews: {test_accuracy:.4f} (loss {test_loss:.4f}); "
           f"best validation epoch {best_epoch + 1} of {len(history['loss'])}"
@@ -275,9 +272,13 @@ def fraction(text: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     defaults = TrainingSettings()
-    parser = argparse.ArgumentParser(prog="python -m training.fit", description=__doc__.split("\n")[0])
-    parser.add_argument("--data", help="aclImdb archive or folder (default: download the official archive)")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="bundle folder (default: %(default)s)")
+    parser = argparse.ArgumentParser(prog="python -m training.fit", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--data", default=os.environ.get("IMDB_DATA"),
+                        help="aclImdb archive or folder (default: $IMDB_DATA, else download the official archive)")
+    parser.add_argument("--output", type=Path, help="bundle folder (default: a new runs/imdb-lstm-<UTC time>)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --output if it exists (only once the new bundle is complete)")
     parser.add_argument("--epochs", type=positive_int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
     parser.add_argument("--learning-rate", type=positive_float, default=defaults.learning_rate)
@@ -317,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed, limit=args.limit)
     try:
         config = replace(TRAINING_CONFIG, dropout=args.dropout, recurrent_dropout=args.recurrent_dropout)
-        train(args.data, args.output, settings, config, verbose=0 if args.quiet else 1 if sys.stdout.isatty() else 2)
+        train(args.data, args.output or default_output(), settings, config,
+              verbose=0 if args.quiet else 1 if sys.stdout.isatty() else 2, overwrite=args.overwrite)
     except (data.DataError, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -98,13 +98,27 @@ def test_onnx_graph_has_one_lstm_node_and_declared_io(exported, graph):
         assert shapes["token_ids"][1] == 500 and isinstance(shapes["token_ids"][0], str)  # a dynamic batch
     (output,) = model.graph.output
     assert output.name == "probabilities" and output.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-    metadata = {prop.key: prop.value for prop in model.metadata_props}
-    manifest = bundle.read_manifest(exported)
-    assert metadata["vocabulary_sha256"] == manifest["tokenizer"]["vocabulary"]["sha256"]
-    assert metadata["labels"] == "negative,positive" and metadata["sequence_length"] == "500"
-
     quantized = onnx.load(str(artifact_path(exported, "onnx", graph, "int8")))
     assert onnx_export.lstm_node_count(quantized)["DynamicQuantizeLSTM"] == 1
+
+
+@pytest.mark.parametrize("backend", bundle.BACKENDS)
+@pytest.mark.parametrize("graph", bundle.GRAPHS)
+@pytest.mark.parametrize("precision", bundle.PRECISIONS)
+def test_every_artifact_carries_its_fingerprint(exported, backend, graph, precision):
+    """Finding 6: the model file itself says which vocabulary, labels and length it was made for."""
+    from runtime import backends
+
+    content = artifact_path(exported, backend, graph, precision).read_bytes()
+    if backend == "tflite":
+        metadata = backends.tflite_metadata(content)
+    else:
+        metadata = {prop.key: prop.value.encode() for prop in onnx.load_from_string(content).metadata_props}
+    manifest = bundle.read_manifest(exported)
+    assert backends.fingerprint_of(metadata) == {
+        "vocabulary_sha256": manifest["tokenizer"]["vocabulary"]["sha256"], "labels": ["negative", "positive"],
+        "graph": graph, "sequence_length": 500, "inputs": ["token_ids", "h0", "c0"] if graph == "cached" else ["token_ids"],
+        "outputs": ["probabilities"]}
 
 
 @pytest.mark.parametrize("graph", bundle.GRAPHS)
@@ -220,18 +234,49 @@ def test_other_schema_version_is_a_clear_error(exported, tmp_path, capsys):
     manifest["schema_version"] = 99
     (folder / "manifest.json").write_text(json.dumps(manifest))
     assert tflite_export.main(["--model", str(folder)]) == 1
-    assert "schema version 99" in capsys.readouterr().err
+    assert "schema_version is 99" in capsys.readouterr().err
 
 
-def test_unwritable_output_keeps_the_old_artifact(exported, tmp_path, capsys):
-    folder = tmp_path / "blocked"
-    shutil.copytree(exported, folder)
-    (folder / "model.int8.tflite").unlink()
-    (folder / "model.int8.tflite").mkdir()  # a folder where the file must go: the move fails
-    assert tflite_export.main(["--model", str(folder), "--parity-limit", "0"]) == 1
-    assert "error:" in capsys.readouterr().err
-    assert not [path.name for path in folder.iterdir() if path.name.endswith(".tmp")]
-    bundle.verify_file(folder, bundle.read_manifest(folder)["artifacts"]["tflite-full-float32"])
+def snapshot(folder):
+    return {path.name: path.read_bytes() for path in folder.iterdir()}
+
+
+@pytest.mark.parametrize("exporter", [tflite_export, onnx_export])
+def test_missing_data_fails_before_anything_is_written(exported, tmp_path, capsys, monkeypatch, exporter):
+    """Finding 2: without the dataset, export rewrote the artifacts, then asked for --data."""
+    folder = shutil.copytree(exported, tmp_path / "no-data")
+    before = snapshot(folder)
+    monkeypatch.delenv("IMDB_DATA", raising=False)
+    assert exporter.main(["--model", str(folder), "--data", str(tmp_path / "missing.tar.gz")]) == 1
+    assert "missing.tar.gz: no such file or folder" in capsys.readouterr().err
+    assert snapshot(folder) == before
+    assert [path.name for path in tmp_path.iterdir()] == ["no-data"]  # no staging folder left
+
+
+@pytest.mark.parametrize("exporter", [tflite_export, onnx_export])
+def test_failed_parity_leaves_the_bundle_byte_identical(exported, tmp_path, capsys, monkeypatch, exporter):
+    folder = shutil.copytree(exported, tmp_path / "strict")
+    before = snapshot(folder)
+    monkeypatch.setattr(parity, "FLOAT_ATOL", 0.0)  # no artifact can pass
+    assert exporter.main(["--model", str(folder), "--data", str(SHARED_ARCHIVE if SHARED_ARCHIVE.is_file() else
+                                                                 write_archive(tmp_path / "a.tar.gz", 20)),
+                          "--parity-limit", "20"]) == 1
+    assert "parity failed" in capsys.readouterr().err
+    assert snapshot(folder) == before
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
+
+
+def test_an_export_without_parity_lands_but_the_runtime_refuses_it(exported, tmp_path, capsys):
+    from runtime import SentimentClassifier
+
+    folder = shutil.copytree(exported, tmp_path / "unproven")
+    assert onnx_export.main(["--model", str(folder), "--parity-limit", "0"]) == 0
+    assert "parity skipped" in capsys.readouterr().err
+    manifest = bundle.read_manifest(folder)
+    assert not any(key.startswith("onnx-") for key in manifest["parity"])
+    assert all(manifest["parity"][key]["passed"] for key in manifest["parity"])  # the TFLite ones stay
+    with pytest.raises(bundle.BundleError, match="python -m export.parity"):
+        SentimentClassifier.from_bundle(folder, "onnx")
 
 
 @pytest.mark.slow

@@ -1,6 +1,40 @@
-"""The bundle's manifest accounts for every file in the bundle folder."""
+"""The bundle's promise on a device: the manifest accounts for every file, and a hostile or
+damaged bundle is refused with a BundleError naming the file and key, without a traceback from
+a library and without opening anything outside the bundle folder."""
 
-from runtime import bundle
+import hashlib
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+from runtime import SentimentClassifier, backends, bundle, predict
+from tests.runtime.conftest import AVAILABLE
+
+OPENED: list[str] | None = None  # paths opened while a test records them (see `recording_opens`)
+
+
+def _audit(event: str, args: tuple) -> None:
+    if event == "open" and OPENED is not None and isinstance(args[0], (str, bytes, os.PathLike)):
+        OPENED.append(os.fsdecode(args[0]))
+
+
+sys.addaudithook(_audit)  # audit hooks cannot be removed; this one records only inside a test
+
+
+def load_recording_opens(folder, *args, **kwargs):
+    """from_bundle's outcome (a classifier or the exception) and every path it opened."""
+    global OPENED
+    OPENED = []
+    try:
+        return SentimentClassifier.from_bundle(folder, *args, **kwargs), OPENED
+    except Exception as error:  # noqa: BLE001 - the test asserts which
+        return error, OPENED
+    finally:
+        OPENED = None
 
 
 def test_every_file_of_the_bundle_is_recorded_with_its_sha256(bundle_dir):
@@ -9,3 +43,194 @@ def test_every_file_of_the_bundle_is_recorded_with_its_sha256(bundle_dir):
     assert [name for name in files if name not in records] == []
     for name in files:
         bundle.verify_file(bundle_dir, records[name])
+
+
+def test_every_shipped_device_artifact_has_a_passing_parity_record_for_its_bytes(bundle_dir):
+    manifest = bundle.read_manifest(bundle_dir)
+    for key, record in manifest["artifacts"].items():
+        if record["format"] != "keras":
+            assert manifest["parity"][key]["passed"] is True
+            assert manifest["parity"][key]["sha256"] == record["sha256"]
+
+
+# The hostile-bundle table -----------------------------------------------------------------------
+
+def rewrite(folder, change):
+    """Apply `change` to the manifest's JSON object and write it back."""
+    manifest = json.loads((folder / bundle.MANIFEST_NAME).read_text())
+    change(manifest)
+    (folder / bundle.MANIFEST_NAME).write_text(json.dumps(manifest))
+
+
+def artifact(manifest):
+    return manifest["artifacts"][bundle.artifact_key(AVAILABLE[0], "cached", "float32")]
+
+
+def record_file(folder, manifest, record, content: bytes):
+    """Replace a bundle file and update its record, as a careful attacker would."""
+    (folder / record["file"]).write_bytes(content)
+    record.update(bytes=len(content), sha256=hashlib.sha256(content).hexdigest())
+
+
+def replace_file_and_record(folder, name, content: bytes, key_path):
+    def change(manifest):
+        record = manifest
+        for key in key_path:
+            record = record[key]
+        record_file(folder, manifest, record, content)
+        if key_path == ["tokenizer", "vocabulary"]:  # vouch for it everywhere the manifest can
+            for entry in manifest["artifacts"].values():
+                entry["vocabulary_sha256"] = record["sha256"]
+    rewrite(folder, change)
+
+
+def states(array) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def vocabulary_words(folder):
+    return (folder / bundle.VOCABULARY_NAME).read_text().splitlines()
+
+
+MUTATIONS = {
+    # paths: nothing outside the folder is read, whatever the manifest says
+    "vocabulary ../ path": (lambda f, o: rewrite(f, lambda m: m["tokenizer"]["vocabulary"].update(
+        file=f"../{o.name}/vocab.txt")), "plain file name"),
+    "artifact absolute path to a real model": (lambda f, o: rewrite(f, lambda m: artifact(m).update(
+        file=str(o / artifact(m)["file"]))), "plain file name"),
+    "vocabulary /etc/passwd": (lambda f, o: rewrite(f, lambda m: m["tokenizer"]["vocabulary"].update(
+        file="/etc/passwd")), "plain file name"),
+    "file is the manifest": (lambda f, o: rewrite(f, lambda m: artifact(m).update(file="manifest.json")),
+                             "plain file name"),
+    "file is ..": (lambda f, o: rewrite(f, lambda m: artifact(m).update(file="..")), "plain file name"),
+    "vocabulary symlink outside": (lambda f, o: ((f / "vocab.txt").unlink(), (f / "vocab.txt").symlink_to(
+        o / "vocab.txt")), "leads outside the bundle"),
+    "artifact symlink outside": (lambda f, o: (
+        (f / artifact(bundle.read_manifest(f))["file"]).unlink(),
+        (f / artifact(bundle.read_manifest(f))["file"]).symlink_to(o / artifact(bundle.read_manifest(o))["file"])),
+        "leads outside the bundle"),
+    # structure and types
+    "no tokenizer": (lambda f, o: rewrite(f, lambda m: m.pop("tokenizer")), "tokenizer is missing"),
+    "no model_config": (lambda f, o: rewrite(f, lambda m: m.pop("model_config")), "model_config is missing"),
+    "no sha256": (lambda f, o: rewrite(f, lambda m: artifact(m).pop("sha256")), "sha256 is missing"),
+    "no bytes": (lambda f, o: rewrite(f, lambda m: artifact(m).pop("bytes")), "bytes is missing"),
+    "no file": (lambda f, o: rewrite(f, lambda m: artifact(m).pop("file")), "file is missing"),
+    "artifacts a list": (lambda f, o: rewrite(f, lambda m: m.update(artifacts=list(m["artifacts"].values()))),
+                         "artifacts must be dict"),
+    "sequence_length a string": (lambda f, o: rewrite(f, lambda m: m["model_config"].update(sequence_length="500")),
+                                 "sequence_length must be an integer"),
+    "file a number": (lambda f, o: rewrite(f, lambda m: artifact(m).update(file=5)), "file must be str"),
+    "bytes a string": (lambda f, o: rewrite(f, lambda m: artifact(m).update(bytes="5")), "bytes must be int"),
+    "bytes negative": (lambda f, o: rewrite(f, lambda m: artifact(m).update(bytes=-1)), "must not be negative"),
+    "sha256 not hex": (lambda f, o: rewrite(f, lambda m: artifact(m).update(sha256="x" * 64)), "64 lowercase hex"),
+    "one label": (lambda f, o: rewrite(f, lambda m: m["model_config"].update(labels=["only"])), "two labels"),
+    "unknown config key": (lambda f, o: rewrite(f, lambda m: m["model_config"].update(layers=3)), "unknown keys"),
+    "other pad id": (lambda f, o: rewrite(f, lambda m: m["tokenizer"].update(pad_id=5)), "tokenizer.pad_id"),
+    "JSON nested 100,000 deep": (lambda f, o: (f / "manifest.json").write_text("[" * 100_000 + "]" * 100_000),
+                                 "nested too deeply"),
+    "a number of 5,000 digits": (lambda f, o: (f / "manifest.json").write_text('{"schema_version": ' + "9" * 5000 + "}"),
+                                 "not valid JSON"),
+    "manifest a list": (lambda f, o: (f / "manifest.json").write_text("[]"), "must be an object"),
+    "manifest of 2 MiB": (lambda f, o: (f / "manifest.json").write_text(" " * (2 << 20)), "larger than"),
+    # files and their contents
+    "artifact swapped for another": (lambda f, o: shutil.copy(
+        f / bundle.artifact_filename(AVAILABLE[0], "cached", "int8"), f / artifact(bundle.read_manifest(f))["file"]),
+        "does not match the manifest"),
+    "artifact is a folder": (lambda f, o: ((f / artifact(bundle.read_manifest(f))["file"]).unlink(),
+                                           (f / artifact(bundle.read_manifest(f))["file"]).mkdir()),
+                             "not a regular file"),
+    "vocabulary is a FIFO": (lambda f, o: ((f / "vocab.txt").unlink(), os.mkfifo(f / "vocab.txt")),
+                             "not a regular file"),
+    "padding states of 0 rows": (lambda f, o: replace_file_and_record(
+        f, bundle.PADDING_STATES_NAME, states(np.zeros((0, 2, 100), np.float32)), ["padding_states"]),
+        "padding_states.npy: float32 array of shape (0, 2, 100)"),
+    "padding states NaN": (lambda f, o: replace_file_and_record(
+        f, bundle.PADDING_STATES_NAME, states(np.full((bundle.read_manifest(f)["padding_states"]["steps"] + 1, 2, 100),
+                                                      np.nan, np.float32)), ["padding_states"]), "not finite"),
+    "padding states not numpy": (lambda f, o: replace_file_and_record(
+        f, bundle.PADDING_STATES_NAME, b"\x93NUMPY nonsense", ["padding_states"]), "not a numpy array"),
+    "vocabulary longer than vocab_size": (lambda f, o: replace_file_and_record(
+        f, bundle.VOCABULARY_NAME, "".join(w + "\n" for w in vocabulary_words(f) + ["zzextra1", "zzextra2", "zzextra3"]).encode(),
+        ["tokenizer", "vocabulary"]), "for a model of 10000 ids"),
+    "vocabulary not a word list": (lambda f, o: replace_file_and_record(
+        f, bundle.VOCABULARY_NAME, b"root:x:0:0:root:/root:/bin/bash\n", ["tokenizer", "vocabulary"]),
+        "line 1 is not one word"),
+    "vocabulary swapped, every record updated": (lambda f, o: replace_file_and_record(
+        f, bundle.VOCABULARY_NAME,
+        "".join(w + "\n" for w in [vocabulary_words(f)[1], vocabulary_words(f)[0], *vocabulary_words(f)[2:]]).encode(),
+        ["tokenizer", "vocabulary"]), "exported for another vocabulary"),
+    # proof
+    "no parity record": (lambda f, o: rewrite(f, lambda m: m["parity"].pop(
+        bundle.artifact_key(AVAILABLE[0], "cached", "float32"))), "no passing parity record"),
+    "parity failed": (lambda f, o: rewrite(f, lambda m: m["parity"][
+        bundle.artifact_key(AVAILABLE[0], "cached", "float32")].update(passed=False)), "no passing parity record"),
+    "parity of other bytes": (lambda f, o: rewrite(f, lambda m: m["parity"][
+        bundle.artifact_key(AVAILABLE[0], "cached", "float32")].update(sha256="0" * 64)), "no passing parity record"),
+}
+
+
+@pytest.fixture
+def bundle_and_outside(bundle_dir, tmp_path):
+    """A copy of the bundle to damage, and a second copy beside it that must never be opened."""
+    folder = shutil.copytree(bundle_dir, tmp_path / "bundle", ignore=shutil.ignore_patterns("model.keras"))
+    outside = shutil.copytree(folder, tmp_path / "outside")
+    return folder, outside
+
+
+@pytest.mark.parametrize("name", MUTATIONS)
+def test_a_hostile_bundle_is_refused(bundle_and_outside, name):
+    folder, outside = bundle_and_outside
+    mutate, message = MUTATIONS[name]
+    mutate(folder, outside)
+    outcome, opened = load_recording_opens(folder, AVAILABLE[0])
+    assert isinstance(outcome, bundle.BundleError), outcome
+    assert message in str(outcome)
+    assert "root:" not in str(outcome)  # no line of another file is quoted
+    assert [path for path in opened if os.path.realpath(path).startswith(str(outside))] == []
+    assert [path for path in opened if path.startswith("/etc")] == []
+
+
+@pytest.mark.parametrize("name", ["vocabulary ../ path", "no tokenizer", "JSON nested 100,000 deep",
+                                  "padding states NaN", "vocabulary is a FIFO", "no parity record"])
+def test_the_cli_reports_a_hostile_bundle_in_one_line(bundle_and_outside, name, capsys):
+    folder, outside = bundle_and_outside
+    MUTATIONS[name][0](folder, outside)
+    assert predict.main(["--model", str(folder), "--backend", AVAILABLE[0], "a fine film"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_each_file_is_opened_once_and_loaded_from_those_bytes(bundle_dir, backend):
+    """Finding 4: a file hashed and then opened again could be swapped in between."""
+    classifier, opened = load_recording_opens(bundle_dir, backend)
+    assert isinstance(classifier, SentimentClassifier)
+    inside = [os.path.basename(path) for path in opened if os.path.dirname(os.path.realpath(path)) == str(bundle_dir.resolve())]
+    assert sorted(inside) == sorted({*inside}), inside  # no file twice
+    assert set(inside) == {bundle.MANIFEST_NAME, bundle.VOCABULARY_NAME, bundle.PADDING_STATES_NAME,
+                           bundle.artifact_filename(backend, "cached", "float32")}
+
+
+def test_an_unverified_artifact_loads_only_when_allowed_and_says_so(bundle_and_outside, capsys):
+    folder, outside = bundle_and_outside
+    MUTATIONS["no parity record"][0](folder, outside)
+    with pytest.warns(UserWarning, match="without a passing parity record"):
+        classifier = SentimentClassifier.from_bundle(folder, AVAILABLE[0], allow_unverified=True)
+    assert classifier.classify("A wonderful film with a brilliant cast.").label == "positive"
+    assert predict.main(["--model", str(folder), "--backend", AVAILABLE[0], "--allow-unverified", "a fine film"]) == 0
+    assert "warning: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend_name", backends.BACKENDS)
+def test_a_vocabulary_swap_is_caught_on_every_backend(bundle_and_outside, backend_name):
+    """Finding 6: TFLite files carried no fingerprint, so a consistent swap went unnoticed there."""
+    if backend_name not in AVAILABLE:
+        pytest.skip(f"{backend_name} is not installed here")
+    folder, outside = bundle_and_outside
+    MUTATIONS["vocabulary swapped, every record updated"][0](folder, outside)
+    for graph in bundle.GRAPHS:
+        with pytest.raises(bundle.BundleError, match="exported for another vocabulary"):
+            SentimentClassifier.from_bundle(folder, backend_name, graph=graph)

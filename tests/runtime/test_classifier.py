@@ -2,11 +2,13 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
 
 from runtime import Prediction, SentimentClassifier, backends, bundle
+from runtime.classifier import MAX_TEXT_CHARACTERS, BatchError
 from tests.runtime.conftest import AVAILABLE, NEGATIVE, POSITIVE
 
 
@@ -87,7 +89,7 @@ def test_non_string_is_a_type_error(bundle_dir):
     "Loved it 😀🎬👍 best film of the year",
     "映画はとても良かった。 great acting",
     "فيلم رائع جدا and a wonderful cast",
-    "Wonderful film " * 700_000,  # about 10 MB
+    "Wonderful film " * 69_000,  # about 1 MB, under the limit
 ])
 def test_unusual_text_gets_an_answer(bundle_dir, text):
     with SentimentClassifier.from_bundle(bundle_dir) as classifier:
@@ -144,7 +146,7 @@ def test_other_schema_version_and_missing_bundle(bundle_dir, tmp_path):
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["schema_version"] = 2
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(bundle.BundleError, match="schema version 2"):
+    with pytest.raises(bundle.BundleError, match="schema_version is 2; this code reads 1"):
         SentimentClassifier.from_bundle(folder)
     with pytest.raises(bundle.BundleError, match="no such model bundle folder"):
         SentimentClassifier.from_bundle(tmp_path / "nowhere")
@@ -189,6 +191,71 @@ def test_cached_graph_that_is_not_for_one_review_is_refused(bundle_dir, tmp_path
     onnx.save(model, str(path))
     manifest = bundle.read_manifest(folder)
     manifest["artifacts"][key].update(bundle.file_record(path))
+    manifest["parity"][key]["sha256"] = manifest["artifacts"][key]["sha256"]
     bundle.write_manifest(folder, manifest)
     with pytest.raises(bundle.BundleError, match="inputs are not one review's"):
         SentimentClassifier.from_bundle(folder, "onnx")
+
+
+@pytest.mark.slow
+def test_one_classifier_shared_by_8_threads_answers_as_one_thread_does(bundle_dir, backend, shared_test_reviews):
+    """Finding 7: eight threads sharing a TFLite classifier got each other's probabilities."""
+    texts = shared_test_reviews.texts[:100]
+    classifier = SentimentClassifier.from_bundle(bundle_dir, backend)
+    expected = classifier.probabilities(texts)
+    mismatches, errors = [], []
+
+    def work(worker: int) -> None:
+        for call in range(1000):
+            index = (worker * 1000 + call * 7) % len(texts)
+            try:
+                got = classifier.probabilities_of_ids(classifier.tokenizer.token_ids(texts[index]))
+            except Exception as error:  # noqa: BLE001 - every failure is counted
+                errors.append(repr(error))
+                continue
+            if not np.array_equal(got, expected[index]):
+                mismatches.append(index)
+
+    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and mismatches == []
+
+
+def test_a_failed_item_does_not_lose_the_batch(bundle_dir, backend):
+    """Finding 8: one text without words raised and lost every good answer."""
+    texts = [POSITIVE, "!!! ???", NEGATIVE, 42, "x" * (MAX_TEXT_CHARACTERS + 1)]
+    with SentimentClassifier.from_bundle(bundle_dir, backend) as classifier:
+        with pytest.raises(BatchError) as caught:
+            classifier.classify_batch(texts)
+        assert classifier.classify_batch([POSITIVE, NEGATIVE]) == [classifier.classify(POSITIVE),
+                                                                    classifier.classify(NEGATIVE)]
+    error = caught.value
+    assert [p.label if p else None for p in error.predictions] == ["positive", None, "negative", None, None]
+    assert sorted(error.errors) == [1, 3, 4]
+    assert "no words" in error.errors[1] and "must be a str" in error.errors[3] and "at most" in error.errors[4]
+    assert str(error).startswith("3 of 5 texts could not be classified: texts[1]: ")
+
+
+def test_a_string_is_not_a_batch(bundle_dir):
+    with SentimentClassifier.from_bundle(bundle_dir) as classifier:
+        with pytest.raises(TypeError, match="not one str"):
+            classifier.classify_batch("a string")
+        with pytest.raises(TypeError, match="not one str"):
+            classifier.probabilities("a string")
+
+
+@pytest.mark.parametrize("threads", [0, -1, 65, 65536, True, 2.5])
+def test_thread_counts_out_of_range_are_refused(bundle_dir, backend, threads):
+    """Finding 9: --threads 65536 crashed LiteRT and made ONNX Runtime take gigabytes."""
+    with pytest.raises(ValueError, match="threads must be an integer from 1 to 64"):
+        SentimentClassifier.from_bundle(bundle_dir, backend, threads=threads)
+
+
+def test_a_text_over_the_limit_is_refused_and_one_at_it_classified(bundle_dir):
+    with SentimentClassifier.from_bundle(bundle_dir) as classifier:
+        assert classifier.classify("good " * (MAX_TEXT_CHARACTERS // 5)).label in ("negative", "positive")
+        with pytest.raises(ValueError, match="at most 1,048,576 are classified"):
+            classifier.classify("x" * (MAX_TEXT_CHARACTERS + 1))

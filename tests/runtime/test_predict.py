@@ -82,11 +82,50 @@ def test_input_is_streamed_not_read_whole(bundle_dir):
     (["--model", "/nonexistent/bundle", "good"], "no such model bundle folder"),
     (["--file", "/nonexistent/reviews.txt"], "no such file"),
     (["--backend", "tpu", "good"], "invalid choice"),
-    (["--threads", "0", "good"], "--threads must be at least 1"),
-    ([], "give review texts"),
+    (["--threads", "0", "good"], "must be an integer from 1 to 64"),
 ])
 def test_bad_invocations_exit_non_zero_with_a_message(args, message):
     result = run_cli(*args)
     assert result.returncode != 0
     assert message in result.stderr.decode()
     assert "Traceback" not in result.stderr.decode()
+
+
+def test_every_bad_line_is_reported_on_its_line_and_the_run_goes_on(bundle_dir, tmp_path):
+    """Finding 10: a deeply nested line, a 5,000-digit number or a huge line ended the whole run."""
+    from runtime.predict import MAX_LINE_BYTES
+
+    path = tmp_path / "hostile.jsonl"
+    with open(path, "wb") as handle:
+        handle.write(json.dumps(POSITIVE).encode() + b"\n")
+        handle.write(b"[" * 100_000 + b"]" * 100_000 + b"\n")
+        handle.write(b"9" * 5000 + b"\n")
+        handle.write(b'"' + b"a" * (MAX_LINE_BYTES + 10) + b'"\n')
+        handle.write(json.dumps({"text": NEGATIVE}).encode() + b"\n")
+    result = run_cli("--model", str(bundle_dir), "--jsonl", "--file", str(path))
+    outputs = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert [output.get("label") for output in outputs] == ["positive", None, None, None, "negative"]
+    assert "nested too deeply" in outputs[1]["error"] and "not JSON" in outputs[2]["error"]
+    assert "line longer than" in outputs[3]["error"]
+    assert result.returncode == 1 and b"Traceback" not in result.stderr
+
+
+def test_a_closed_output_pipe_ends_quietly(bundle_dir):
+    """Finding 10: `| head -1` ended in a BrokenPipeError traceback."""
+    process = subprocess.Popen([sys.executable, "-m", "runtime.predict", "--model", str(bundle_dir), "-"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # the reader goes away before the first answer
+    _, err = process.communicate(("great fun\n" * 20_000).encode(), timeout=300)
+    assert process.returncode == 141 and err == b""
+
+
+def test_piped_input_needs_no_dash_and_nothing_is_printed_on_stderr(bundle_dir):
+    result = run_cli("--model", str(bundle_dir), input=f"{POSITIVE}\n".encode())
+    assert result.returncode == 0 and result.stderr == b""
+    assert json.loads(result.stdout)["label"] == "positive"
+
+
+@pytest.mark.parametrize("threads", ["0", "65", "65536", "many"])
+def test_thread_counts_out_of_range_are_usage_errors(threads):
+    result = run_cli("--threads", threads, "a fine film")
+    assert result.returncode == 2 and b"must be an integer from 1 to 64" in result.stderr

@@ -160,7 +160,7 @@ def test_an_interrupted_run_leaves_the_previous_bundle(quick_bundle, tmp_path, m
     monkeypatch.setattr("training.plots.plot_history", interrupted)
     archive = write_archive(tmp_path / "tiny.tar.gz", per_folder=20)
     with pytest.raises(KeyboardInterrupt):
-        fit.main(["--data", str(archive), "--output", str(output), "--epochs", "1", "--quiet"])
+        fit.main(["--data", str(archive), "--output", str(output), "--overwrite", "--epochs", "1", "--quiet"])
     assert {path.name: path.read_bytes() for path in output.iterdir()} == before
     assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
 
@@ -197,5 +197,29 @@ def test_unwritable_output_fails_before_training(small_archive, tmp_path, capsys
     blocker.write_text("")
     assert fit.main(["--data", str(small_archive), "--output", str(blocker / "bundle")]) == 1
     assert "cannot create" in capsys.readouterr().err
-    assert fit.main(["--data", str(small_archive), "--output", str(blocker)]) == 1
+    assert fit.main(["--data", str(small_archive), "--output", str(blocker), "--overwrite"]) == 1
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_an_existing_bundle_is_replaced_only_with_overwrite(quick_bundle, small_archive, capsys):
+    """Finding 1 of the bundle issue: a quick run replaced the shipped bundle without a word."""
+    before = {path.name: path.read_bytes() for path in quick_bundle.iterdir()}
+    assert fit.main(["--data", str(small_archive), "--output", str(quick_bundle), "--epochs", "1", "--quiet"]) == 1
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert {path.name: path.read_bytes() for path in quick_bundle.iterdir()} == before
+
+
+def test_a_limit_run_never_replaces_the_shipped_bundle(small_archive, capsys):
+    manifest = (fit.SHIPPED_BUNDLE / bundle.MANIFEST_NAME).read_bytes()
+    argv = ["--data", str(small_archive), "--output", str(fit.SHIPPED_BUNDLE), "--overwrite", "--limit", "20"]
+    assert fit.main(argv) == 1
+    assert "never replaces" in capsys.readouterr().err
+    assert (fit.SHIPPED_BUNDLE / bundle.MANIFEST_NAME).read_bytes() == manifest
+
+
+def test_without_output_a_run_writes_a_new_folder_under_runs(small_archive, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert fit.main(["--data", str(small_archive), "--epochs", "1", "--limit", "20", "--quiet"]) == 0
+    (written,) = (tmp_path / "runs").iterdir()
+    assert written.name.startswith("imdb-lstm-") and bundle.read_manifest(written)["name"] == written.name
+    assert f"bundle written to runs/{written.name}" in capsys.readouterr().out
