@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from runtime import SentimentClassifier, backends, bundle  # noqa: E402
-from runtime.bench import REVIEWS_PER_BLOCK, ROUNDS, interleaved_latency, machine, review_buckets  # noqa: E402
+from benchmarks.bench import REVIEWS_PER_BLOCK, ROUNDS, interleaved_latency, machine, review_buckets  # noqa: E402
 
 BUILTIN = "onnx-cached-float32 (builtin LSTM node)"  # the names of the two timed paths in the JSON
 FOLDED = "onnx-cached-float32-folded (Scan)"

@@ -19,7 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runtime import bench, bundle  # noqa: E402
+from benchmarks import bench  # noqa: E402
+from runtime import bundle  # noqa: E402
 from runtime.config import ModelConfig  # noqa: E402
 from scripts.folded_embedding import BUILTIN, FOLDED  # noqa: E402
 from training.fit import TrainingSettings  # noqa: E402
