@@ -1,7 +1,13 @@
-"""Benchmark every way this project answers a review, side by side: `python -m runtime.bench`.
+"""Benchmark every way this project answers a review, side by side: `python -m benchmarks.bench`.
 
-    python -m runtime.bench --data ../shared/data/aclImdb_labeled.tar.gz      # writes benchmarks/results.json
-    python -m runtime.bench --render benchmarks/results.json > BENCHMARKS.md   # the report, from that JSON
+From the repository root, with the train extra (it converts graphs and measures Keras):
+
+    python -m benchmarks.bench --data ../shared/data/aclImdb_labeled.tar.gz   # writes benchmarks/results.json
+    python -m benchmarks.bench --render benchmarks/results.json --markdown BENCHMARKS.md   # the report, from that JSON
+
+`--markdown` rewrites BENCHMARKS.md and keeps the sections other harnesses own in it (between
+`<!-- begin:NAME -->` and `<!-- end:NAME -->`, such as `python -m benchmarks.load_and_lock`'s);
+without it the report goes to stdout.
 
 In one run, on the same real test reviews: each backend x graph x precision (and TFLite without
 XNNPACK; when TensorFlow is installed to convert them, the unrolled full graph and, with
@@ -25,17 +31,20 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from runtime import SentimentClassifier, backends, bundle
+from runtime.classifier import UnverifiedArtifactWarning
 from runtime.text import WORD_PATTERN, Tokenizer, normalize, split_words
 
 BUCKETS = (25, 50, 100, 250, 500)  # review length in tokens (start id included); the median is added
@@ -46,6 +55,10 @@ KERAS_REVIEWS_PER_BLOCK = 2  # model.predict takes ~120 ms a review
 THROUGHPUT_REVIEWS = 1000
 KERAS_SPEEDUP_TARGET = 250  # issue 5: the best path against Keras model.predict, median review
 EXAMPLE = "A wonderful film with a brilliant cast. I loved every minute of it."
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results.json"
+MARKDOWN = HERE.parent / "BENCHMARKS.md"
+SECTION = re.compile(r"<!-- begin:([\w-]+) -->.*?<!-- end:\1 -->\n?", re.DOTALL)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -121,13 +134,26 @@ def open_runtime_path(stack: contextlib.ExitStack, folder: Path, backend: str, g
                       texts: list[str], xnnpack: bool = True,
                       form: str | None = None) -> tuple[dict, SentimentClassifier]:
     """A path's description with its throughput and size, and a one-thread classifier, kept open on
-    `stack`, whose latency is measured later with every other path's."""
+    `stack`, whose latency is measured later with every other path's.
+
+    A `form` other than the shipped one is a probe converted for this run without a parity check
+    (other_form_bundle): the classifier refuses such an artifact unless allow_unverified, and then
+    warns. Measuring the speed of an unproven probe form is what the benchmark is for, and it never
+    answers a user, so it is loaded unverified and that expected warning is silenced here only."""
     path = {"backend": backend, "graph": graph, "precision": precision,
             "xnnpack": xnnpack if backend == "tflite" else None,
             "form": form or ("while" if backend == "tflite" else "onnx LSTM node")}
-    one_thread = stack.enter_context(
-        SentimentClassifier.from_bundle(folder, backend, precision, graph, threads=1, xnnpack=xnnpack))
-    with SentimentClassifier.from_bundle(folder, backend, precision, graph, threads=2, xnnpack=xnnpack) as two_threads:
+    probe = form is not None
+
+    def load(threads: int) -> SentimentClassifier:
+        with warnings.catch_warnings():
+            if probe:
+                warnings.simplefilter("ignore", UnverifiedArtifactWarning)
+            return SentimentClassifier.from_bundle(folder, backend, precision, graph, threads=threads,
+                                                   xnnpack=xnnpack, allow_unverified=probe)
+
+    one_thread = stack.enter_context(load(1))
+    with load(2) as two_threads:
         path["throughput"] = {"1": throughput(one_thread, texts), "2": throughput(two_threads, texts)}
     path["interpreter"] = one_thread.describe()["interpreter"]
     path["artifact_bytes"] = one_thread.manifest["artifacts"][bundle.artifact_key(backend, graph, precision)]["bytes"]
@@ -176,12 +202,13 @@ def open_keras(folder: Path, texts: list[str]) -> tuple[dict, object, object]:
 
 
 def other_form_bundle(folder: Path, workdir: Path, form: str) -> Path:
-    """A copy of the bundle with its TFLite graphs converted in another graph form."""
+    """A copy of the bundle with its TFLite graphs converted in another graph form, without a parity
+    check (so no data is read): open_runtime_path loads them unverified, as probes."""
     from export.tflite import export_tflite
 
     copy = workdir / form
     shutil.copytree(folder, copy)
-    export_tflite(copy, form=form, parity_limit=None)
+    export_tflite(copy, form=form, data_source=None, parity_limit=None)
     return copy
 
 
@@ -251,7 +278,7 @@ def cold_starts(folder: Path, repeats: int = 3) -> list[dict]:
     )
     # The interpreter alone loading a model, without the runtime's tokenizer and checks: its floor.
     interpreter_script = ("import sys\nfrom pathlib import Path\nfrom runtime import backends\n"
-                          "backends.load_model(sys.argv[1], Path(sys.argv[2]), threads=1)\n")
+                          "backends.load_model(sys.argv[1], Path(sys.argv[2]).read_bytes(), threads=1)\n")
     artifacts = bundle.read_manifest(folder)["artifacts"]
     commands = {"numpy import (floor)": [sys.executable, "-c", "import numpy"]}
     for backend in backends.available_backends():
@@ -471,9 +498,9 @@ def render_markdown(results: dict) -> str:
     versions = ", ".join(f"{name} {version}" for name, version in machine_info["versions"].items())
     lines = [
         "# Benchmarks", "",
-        f"Produced by `python -m runtime.bench` on {machine_info['date']}: {machine_info['cpu']}, "
+        f"Produced by `python -m benchmarks.bench` on {machine_info['date']}: {machine_info['cpu']}, "
         f"{machine_info['cores']} cores, {machine_info['system']}; {versions}.",
-        "Regenerate with the commands at the top of `runtime/bench.py`. Real test reviews; one review per call, "
+        "Regenerate with the commands at the top of `benchmarks/bench.py`. Real test reviews; one review per call, "
         "tokenization included; ratios are Keras `model.predict` time over the path's time."
         + (f" Latency is measured round-robin: {results['rounds']} rounds, each timing every path on every length "
            "in turn, a short block of reviews each." if "rounds" in results else ""), "",
@@ -499,7 +526,7 @@ def render_markdown(results: dict) -> str:
     if keras:
         lines += ["", "Keras throughput is `model.predict` on the 1,000 reviews at batch 256. Every Keras figure but the "
                   "cold start ran with TensorFlow's intra- and inter-op thread pools set to "
-                  f"{results['keras_threads']} (`tensorflow_on_one_thread` in `runtime/bench.py`), like the runtime's one thread."]
+                  f"{results['keras_threads']} (`tensorflow_on_one_thread` in `benchmarks/bench.py`), like the runtime's one thread."]
     lines += ["", "## Cold start: a new process to its first answer", "",
               "| process | seconds (median of 3) | peak memory |", "|---|---|---|"]
     for entry in results["cold_start"]:
@@ -556,16 +583,32 @@ def render_markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_markdown(path: Path, report: str) -> None:
+    """Write the report to `path`, keeping the marked sections other harnesses wrote there (after it)."""
+    kept = [match.group(0) for match in SECTION.finditer(path.read_text())] if path.is_file() else []
+    path.write_text(report + "".join("\n" + section.rstrip("\n") + "\n" for section in kept))
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runtime.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=bundle.DEFAULT_BUNDLE)
     parser.add_argument("--data", default=os.environ.get("IMDB_DATA"),
                         help="aclImdb archive or folder for real reviews (default: $IMDB_DATA)")
-    parser.add_argument("--output", type=Path, default=Path("benchmarks/results.json"))
-    parser.add_argument("--render", type=Path, metavar="JSON", help="print BENCHMARKS.md from a results file and exit")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="results JSON (default: %(default)s)")
+    parser.add_argument("--render", type=Path, metavar="JSON", help="render BENCHMARKS.md from a results file and exit")
+    parser.add_argument("--markdown", type=Path, nargs="?", const=MARKDOWN, metavar="PATH",
+                        help=f"write the report into PATH (default {MARKDOWN.name}), keeping other harnesses' "
+                             "marked sections, instead of printing it")
     args = parser.parse_args(argv)
+
+    def report(results: dict) -> None:
+        if args.markdown:
+            write_markdown(args.markdown, render_markdown(results))
+        else:
+            print(render_markdown(results), end="")
+
     if args.render:
-        print(render_markdown(json.loads(args.render.read_text())), end="")
+        report(json.loads(args.render.read_text()))
         return 0
     try:
         results = run(args.model, args.data)
@@ -574,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     args.output.parent.mkdir(parents=True, exist_ok=True)
     bundle.write_json(args.output, results)
-    print(render_markdown(results), end="")
+    report(results)
     return 0
 
 

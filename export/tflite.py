@@ -19,7 +19,7 @@ from export import common
 
 # Graph forms, and the graphs each applies to (the other graph stays "while"):
 # "while": Keras' LSTM lowered to a TFLite WHILE loop of builtin ops (the default: smaller and,
-# measured by runtime.bench, faster here). "unrolled": 500 copies of the cell; a dynamic length
+# measured by benchmarks.bench, faster here). "unrolled": 500 copies of the cell; a dynamic length
 # cannot be unrolled, so full graph only. "fused": one UNIDIRECTIONAL_SEQUENCE_LSTM operator,
 # which the converter makes only from a Keras 2 LSTM (tf-keras); cached graph only, because the
 # operator keeps its state in variable tensors between calls, which the cached graph overwrites
@@ -94,13 +94,13 @@ def export_tflite(folder: str | Path, form: str = "while", data_source: str | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = common.export_arguments("python -m export.tflite", __doc__.split("\n")[0])
+    parser = common.export_arguments("export.tflite", __doc__.split("\n")[0])
     parser.add_argument("--form", choices=list(FORMS), default="while",
                         help="how the LSTM is lowered: while (a WHILE loop of builtin ops), unrolled "
                              "(full graph only), fused (one UNIDIRECTIONAL_SEQUENCE_LSTM op, cached graph only; "
                              "needs tf-keras)")
     args = parser.parse_args(argv)
-    return common.run_export(lambda: export_tflite(args.model, args.form, args.data, args.parity_limit or None))
+    return common.run_export(lambda: export_tflite(args.model, args.form, args.data, args.parity_limit or None), args.verbose)
 
 
 if __name__ == "__main__":

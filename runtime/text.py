@@ -48,7 +48,7 @@ def normalize(text: str) -> str:
 
 # For ASCII text, WORD_PATTERN's words are the [a-z0-9'] runs with every apostrophe that is not
 # between two letters or digits removed. Bytes operations find them faster than the regex
-# (`runtime.bench` times both), and tokenizing is part of every review's latency on the device.
+# (`benchmarks.bench` times both), and tokenizing is part of every review's latency on the device.
 _ASCII_WORD_CHARACTERS = (string.ascii_letters + string.digits + "'").encode("ascii")
 _ASCII_SEPARATE = bytes(byte if byte in _ASCII_WORD_CHARACTERS else ord(" ") for byte in range(256))
 
