@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from runtime import backends, bundle
+from runtime import backends, bundle, cli
 from runtime.config import ModelConfig
 
 
@@ -203,23 +203,26 @@ def export_bundle(folder: str | Path, backend: str, write_artifacts: Callable, d
         return bundle.read_manifest(staging)
 
 
-def export_arguments(prog: str, description: str) -> argparse.ArgumentParser:
+def export_arguments(module: str, description: str) -> argparse.ArgumentParser:
     """The options every export command takes."""
-    parser = argparse.ArgumentParser(prog=prog, description=description,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", type=Path, default=bundle.DEFAULT_BUNDLE, help="bundle folder")
+    parser = cli.parser(module, description)
+    parser.add_argument("--model", type=Path, default=bundle.REPOSITORY_BUNDLE, help="bundle folder")
     parser.add_argument("--data", default=os.environ.get("IMDB_DATA"),
                         help="aclImdb archive or folder for the parity check (default: $IMDB_DATA, else download)")
     parser.add_argument("--parity-limit", type=int, default=QUICK_PARITY_REVIEWS,
                         help="test reviews for the parity check after export (0 skips it, and the runtime "
                              "then refuses the artifacts until python -m export.parity passes)")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's and the converters' log lines")
     return parser
 
 
-def run_export(job: Callable[[], object]) -> int:
+def run_export(job: Callable[[], object], verbose: bool = False) -> int:
     """Run an export command's job; turn the expected failures into a message and exit code 1."""
     from training.data import DataError
+    from training.quiet import quiet
 
+    quiet(verbose)
+    backends.show_native_logs = verbose
     try:
         job()
     except (bundle.BundleError, backends.BackendError, ExportError, DataError, OSError) as error:

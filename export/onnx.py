@@ -126,9 +126,9 @@ def export_onnx(folder: str | Path, data_source: str | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = common.export_arguments("python -m export.onnx", __doc__.split("\n")[0])
+    parser = common.export_arguments("export.onnx", __doc__.split("\n")[0])
     args = parser.parse_args(argv)
-    return common.run_export(lambda: export_onnx(args.model, args.data, args.parity_limit or None))
+    return common.run_export(lambda: export_onnx(args.model, args.data, args.parity_limit or None), args.verbose)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ artifact and figure that misses, when
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime import SentimentClassifier, backends, bundle
+from runtime import SentimentClassifier, backends, bundle, cli
 from runtime.classifier import UnverifiedArtifactWarning
 from export.common import ExportError
 
@@ -152,14 +151,14 @@ def check_bundle(folder: str | Path, data_source: str | None, limit: int | None,
 def main(argv: list[str] | None = None) -> int:
     from export.common import run_export
 
-    parser = argparse.ArgumentParser(prog="python -m export.parity", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", type=Path, default=bundle.DEFAULT_BUNDLE, help="bundle folder")
+    parser = cli.parser("export.parity", __doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, default=bundle.REPOSITORY_BUNDLE, help="bundle folder")
     parser.add_argument("--data", default=os.environ.get("IMDB_DATA"),
-                        help="aclImdb archive or folder (default: $IMDB_DATA, else download)")
-    parser.add_argument("--limit", type=int, help="use N test reviews (default: all 25,000)")
+                        help="aclImdb archive or folder ($IMDB_DATA, else download)")
+    parser.add_argument("--limit", type=int, help="use N test reviews (all 25,000 if not given)")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
     args = parser.parse_args(argv)
-    return run_export(lambda: check_bundle(args.model, args.data, args.limit))
+    return run_export(lambda: check_bundle(args.model, args.data, args.limit), args.verbose)
 
 
 if __name__ == "__main__":

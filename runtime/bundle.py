@@ -38,7 +38,11 @@ SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 VOCABULARY_NAME = "vocab.txt"
 PADDING_STATES_NAME = "padding_states.npy"
-DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "models" / "imdb-lstm"
+# Where training and export write the shipped model in a clone, and where a built wheel carries
+# its device part (setup.py); the default model is the wheel's when installed, else the clone's.
+REPOSITORY_BUNDLE = Path(__file__).resolve().parent.parent / "models" / "imdb-lstm"
+PACKAGED_BUNDLE = Path(__file__).resolve().parent / "models" / "imdb-lstm"
+DEFAULT_BUNDLE = PACKAGED_BUNDLE if (PACKAGED_BUNDLE / MANIFEST_NAME).is_file() else REPOSITORY_BUNDLE
 MAX_MANIFEST_BYTES = 1 << 20  # a real manifest is a few KiB
 
 # The device artifacts: each backend has a "full" graph (every review padded to the sequence

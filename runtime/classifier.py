@@ -121,6 +121,9 @@ class SentimentClassifier:
         key = bundle.artifact_key(backend, graph, precision)
         record = manifest["artifacts"].get(key)
         if record is None:
+            packaged = manifest.get("packaged", {})
+            if key in packaged.get("omitted_artifacts", []):
+                raise bundle.BundleError(f"{folder}: no {key} artifact here: {packaged.get('note')}")
             raise bundle.BundleError(f"{folder}: no {key} artifact; run python -m export.{backend}")
         parity = manifest.get("parity", {}).get(key, {})
         if not (parity.get("passed") is True and parity.get("sha256") == record["sha256"]):

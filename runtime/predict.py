@@ -22,19 +22,13 @@ import warnings
 from pathlib import Path
 from typing import Iterator
 
-from runtime import backends, bundle
+from runtime import backends, bundle, cli
 from runtime.classifier import SentimentClassifier
 
 # The longest input line read; a longer one is skipped in bounded memory and reported. 4 bytes a
 # character is the UTF-8 worst case for the classifier's limit (MAX_TEXT_CHARACTERS).
 MAX_LINE_BYTES = 4 << 20
 BROKEN_PIPE_STATUS = 128 + 13  # a process ended by SIGPIPE, as shells report it
-
-
-def program_name(module: str) -> str:
-    """The name the user typed: the console script's, or `python -m module`."""
-    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    return f"python -m {module}" if name in ("", "-c") or name.endswith(".py") else name
 
 
 def read_lines(stream, limit: int = MAX_LINE_BYTES) -> Iterator[bytes | None]:
@@ -172,8 +166,7 @@ def inputs(args) -> Iterator[tuple[str | None, str | None]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=program_name("runtime.predict"), description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = cli.parser("runtime.predict", __doc__.split("\n")[0])
     parser.add_argument("reviews", nargs="*", help="review texts; '-' (or none, with piped input) reads one "
                                                    "review a line from standard input")
     parser.add_argument("--file", type=Path, help="read one review a line from this file")

@@ -1,12 +1,14 @@
-"""Fill the README's measured figures from the files the commands wrote, so none is typed by hand.
+"""Fill the README's and docs' measured figures, and write the model card, from the files the
+commands wrote, so no figure is typed by hand.
 
     python scripts/update_readme.py
 
-Replaces each block between `<!-- begin:NAME -->` and `<!-- end:NAME -->` in README.md:
-accuracy and parity from models/imdb-lstm/manifest.json, the benchmark summary from
-benchmarks/results.json (python -m runtime.bench), the folding probe from
-benchmarks/folded-embedding.json (scripts/folded_embedding.py), install sizes from
-benchmarks/install_sizes.json (scripts/install_sizes.sh).
+Replaces each block between `<!-- begin:NAME -->` and `<!-- end:NAME -->` in README.md and
+docs/*.md: accuracy, parity and tuning from models/imdb-lstm/manifest.json (and docs/tuning/),
+the benchmark summary from benchmarks/results.json (python -m benchmarks.bench), the folding probe
+from benchmarks/folded-embedding.json (scripts/folded_embedding.py), install and wheel sizes from
+benchmarks/install_sizes.json (scripts/install_sizes.sh). Then writes
+models/imdb-lstm/MODEL_CARD.md (scripts/model_card.py) and records it in the manifest.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import bench  # noqa: E402
 from runtime import bundle  # noqa: E402
 from runtime.config import ModelConfig  # noqa: E402
+from scripts import model_card  # noqa: E402
 from scripts.folded_embedding import BUILTIN, FOLDED  # noqa: E402
 from training.fit import TrainingSettings  # noqa: E402
 
@@ -109,9 +112,41 @@ def sizes_block(sizes: dict) -> str:
     names = {"litert": "runtime + LiteRT", "onnx": "runtime + ONNX Runtime", "tflite-runtime": "runtime + tflite-runtime",
              "all": "training + export + tests (all extras)"}
     lines = ["| environment | installed size |", "|---|---|"]
-    lines += [f"| `pip install \".[{extra}]\"` ({names[extra]}) | {mib} MiB |" for extra, mib in sizes["mib"].items()]
-    lines.append(f"\nMeasured by `scripts/install_sizes.sh` on {sizes['date'][:10]} (Python {sizes['python']}, "
-                 f"{sizes['machine']}): site-packages of a fresh virtual environment, pip itself excluded.")
+    lines += [f"| `pip install \"{sizes['wheel']}[{extra}]\"` ({names[extra]}) | {mib} MiB |"
+              for extra, mib in sizes["mib"].items()]
+    lines.append(f"\nThe wheel itself is {sizes['wheel_bytes'] / 2**20:.1f} MiB. Measured by `scripts/install_sizes.sh` on "
+                 f"{sizes['date'][:10]} (Python {sizes['python']}, {sizes['machine']}): site-packages of a fresh virtual "
+                 "environment, pip itself excluded.")
+    return "\n".join(lines)
+
+
+def results_block(manifest: dict, results: dict | None, sizes: dict | None) -> str:
+    """The README's short table: what a user gets, each figure with where it comes from."""
+    parity = manifest.get("parity", {})
+    floats = [r for key, r in parity.items() if key.endswith("float32")]
+    int8s = [r for key, r in parity.items() if key.endswith("int8")]
+    data = manifest["training"]["data"]
+    rows = [("Test accuracy (Keras model)", f"{manifest['metrics']['test_accuracy'] * 100:.2f} % on "
+             f"{data['test_reviews']:,} IMDB test reviews", "[training](docs/training.md)")]
+    if floats and int8s:
+        rows.append(("Exported artifacts vs Keras", f"float32: max difference {max(r['max_abs_diff'] for r in floats):.0e}, "
+                     f"same labels on {min(r['label_agreement'] for r in floats) * 100:.2f} %; int8: same labels on "
+                     f"{min(r['label_agreement'] for r in int8s) * 100:.2f} %+ of {floats[0]['reviews']:,} reviews",
+                     "[parity](docs/export.md)"))
+    if results is not None:
+        paths = {bench.path_name(path): path for path in results["paths"]}
+        median = str(results["median_test_review_tokens"])
+        best = bench.summary(results)
+        default = paths["tflite-cached-float32"]["latency"][median]["p50_ms"]
+        rows.append(("One median review (173 tokens), one thread", f"{default:.2f} ms (default: LiteRT, float32); "
+                     f"{best['best_p50_ms']:.2f} ms ({best['best_path']}); Keras `predict` "
+                     f"{best['keras_predict_p50_ms']:.0f} ms", f"[performance](docs/performance.md), "
+                     f"{results['machine']['cpu']} {results['machine']['cores']} cores, {results['machine']['date'][:10]}"))
+    if sizes is not None and "wheel_bytes" in sizes:
+        device = ", ".join(f"{extra} {sizes['mib'][extra]} MiB" for extra in ("litert", "onnx") if extra in sizes["mib"])
+        rows.append(("Package", f"wheel {sizes['wheel_bytes'] / 2**20:.1f} MiB; installed with its interpreter: {device}",
+                     f"`scripts/install_sizes.sh`, {sizes['date'][:10]}"))
+    lines = ["| | | measured by |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(lines)
 
 
@@ -121,30 +156,38 @@ def read_json(path: str) -> dict | None:
     return json.loads(file.read_text()) if file.is_file() else None
 
 
-def replace_block(readme: str, name: str, body: str) -> str:
+def replace_block(text: str, name: str, body: str, where: str) -> str:
     pattern = re.compile(rf"(<!-- begin:{name} -->\n)(?:.*?\n)?(<!-- end:{name} -->)", re.S)
-    if not pattern.search(readme):
-        raise SystemExit(f"README.md has no block {name}")
-    return pattern.sub(lambda match: match.group(1) + body + "\n" + match.group(2), readme)
+    if not pattern.search(text):
+        raise SystemExit(f"{where} has no block {name}")
+    return pattern.sub(lambda match: match.group(1) + body + "\n" + match.group(2), text)
+
+
+def fill(path: str, blocks: dict) -> None:
+    """Replace the named blocks of one Markdown file (a block whose figures are missing stays)."""
+    file = ROOT / path
+    text = file.read_text()
+    for name, body in blocks.items():
+        if body is not None:
+            text = replace_block(text, name, body, path)
+    file.write_text(text)
 
 
 def main() -> int:
-    readme_path = ROOT / "README.md"
-    readme = readme_path.read_text()
-    manifest = bundle.read_manifest(ROOT / "models" / "imdb-lstm")
-    readme = replace_block(readme, "accuracy", accuracy_block(manifest))
-    readme = replace_block(readme, "parity", parity_block(manifest))
+    folder = bundle.REPOSITORY_BUNDLE
+    manifest = bundle.read_manifest(folder)
+    results, sizes = read_json("benchmarks/results.json"), read_json("benchmarks/install_sizes.json")
+    folding = read_json("benchmarks/folded-embedding.json")
     tried = [(f"`docs/tuning/{path.name}`", json.loads(path.read_text()))
              for path in sorted((ROOT / "docs" / "tuning").glob("*.manifest.json"))]
-    readme = replace_block(readme, "tuning", tuning_block([("shipped", manifest)] + tried))
-    results = read_json("benchmarks/results.json")
-    if results is not None:
-        readme = replace_block(readme, "bench", bench_block(results, read_json("benchmarks/repeat-run.json")))
-    for name, path, render in (("folding", "benchmarks/folded-embedding.json", folding_block),
-                               ("sizes", "benchmarks/install_sizes.json", sizes_block)):
-        if (found := read_json(path)) is not None:
-            readme = replace_block(readme, name, render(found))
-    readme_path.write_text(readme)
+    fill("README.md", {"results": results_block(manifest, results, sizes)})
+    fill("docs/training.md", {"accuracy": accuracy_block(manifest),
+                              "tuning": tuning_block([("shipped", manifest)] + tried)})
+    fill("docs/export.md", {"parity": parity_block(manifest)})
+    fill("docs/install.md", {"sizes": sizes and sizes_block(sizes)})
+    fill("docs/performance.md", {"bench": results and bench_block(results, read_json("benchmarks/repeat-run.json")),
+                                 "folding": folding and folding_block(folding)})
+    model_card.write(folder)
     return 0
 
 

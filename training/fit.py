@@ -22,14 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime import bundle
+from runtime import bundle, cli
 from runtime.config import ModelConfig
 from runtime.text import FIRST_WORD_ID, OOV_ID, PAD_ID, START_ID, Tokenizer, pad_ids
 from training import data
+from training.quiet import quiet
 
 # The bundle this repository ships. Only an explicit --output with --overwrite replaces it, and
 # never with a --limit run.
-SHIPPED_BUNDLE = Path(__file__).resolve().parent.parent / "models" / "imdb-lstm"
+SHIPPED_BUNDLE = bundle.REPOSITORY_BUNDLE
 RUNS = Path("runs")
 # The seed's model, trained with more dropout on the LSTM's inputs than the seed's 0.2: 0.5 won on
 # validation (README, "Training"). Dropout is off at inference, so the exported graphs are the same.
@@ -272,43 +273,46 @@ def fraction(text: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     defaults = TrainingSettings()
-    parser = argparse.ArgumentParser(prog="python -m training.fit", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = cli.parser("training.fit", __doc__.split("\n")[0])
     parser.add_argument("--data", default=os.environ.get("IMDB_DATA"),
                         help="aclImdb archive or folder (default: $IMDB_DATA, else download the official archive)")
     parser.add_argument("--output", type=Path, help="bundle folder (default: a new runs/imdb-lstm-<UTC time>)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace --output if it exists (only once the new bundle is complete)")
-    parser.add_argument("--epochs", type=positive_int, default=defaults.epochs)
-    parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
-    parser.add_argument("--learning-rate", type=positive_float, default=defaults.learning_rate)
+    parser.add_argument("--epochs", type=positive_int, default=defaults.epochs, help="most epochs to train")
+    parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size, help="reviews per step")
+    parser.add_argument("--learning-rate", type=positive_float, default=defaults.learning_rate, help="Adam's learning rate")
     parser.add_argument("--clipnorm", type=positive_float, default=defaults.clipnorm,
-                        help="clip each gradient to this norm (default: %(default)s)")
-    parser.add_argument("--patience", type=positive_int, default=defaults.patience)
+                        help="clip each gradient to this norm")
+    parser.add_argument("--patience", type=positive_int, default=defaults.patience,
+                        help="epochs without a better validation accuracy before stopping")
     parser.add_argument("--lr-decay", type=fraction, default=defaults.lr_decay,
                         help="multiply the learning rate by this after an epoch that does not improve validation accuracy")
     parser.add_argument("--ema", type=fraction, default=defaults.ema_momentum, metavar="MOMENTUM",
                         help="validate and keep an exponential moving average of the weights")
     parser.add_argument("--weight-decay", type=positive_float, default=defaults.weight_decay,
-                        help="Adam's decoupled weight decay, e.g. 0.05 (default: none, as the seed)")
+                        help="Adam's decoupled weight decay, e.g. 0.05 (the seed has none)")
     parser.add_argument("--refit", action="store_true",
                         help="after validation, retrain on all training reviews for the chosen epochs "
                              "and write that unvalidated model")
     parser.add_argument("--pretrain-epochs", type=non_negative_int, default=defaults.pretrain_epochs, metavar="N",
                         help="first train the embedding and LSTM as a language model on the fit reviews' "
-                             "text for N epochs (default: %(default)s)")
+                             "text for N epochs")
     parser.add_argument("--word2vec-epochs", type=non_negative_int, default=defaults.word2vec_epochs, metavar="N",
                         help="start the embedding from word2vec vectors trained for N epochs on the fit "
-                             "reviews' text (default: %(default)s; 0 starts it at random, as the seed)")
+                             "reviews' text (0 starts it at random, as the seed)")
     parser.add_argument("--dropout", type=dropout_rate, default=TRAINING_CONFIG.dropout,
-                        help="the LSTM's dropout on its inputs, the embedded words (default: %(default)s; the seed's is 0.2)")
+                        help="the LSTM's dropout on its inputs, the embedded words (the seed's is 0.2)")
     parser.add_argument("--recurrent-dropout", type=dropout_rate, default=TRAINING_CONFIG.recurrent_dropout,
-                        help="the LSTM's dropout on its state (default: %(default)s, the seed's)")
-    parser.add_argument("--validation-split", type=fraction, default=defaults.validation_split)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+                        help="the LSTM's dropout on its state (the seed's)")
+    parser.add_argument("--validation-split", type=fraction, default=defaults.validation_split,
+                        help="share of the training reviews that validates")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the splits, weights and shuffling")
     parser.add_argument("--limit", type=positive_int, help="use only N reviews of each split (quick runs)")
     parser.add_argument("--quiet", action="store_true", help="no Keras progress bars")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
     args = parser.parse_args(argv)
+    quiet(args.verbose)
     settings = TrainingSettings(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         clipnorm=args.clipnorm, patience=args.patience, lr_decay=args.lr_decay, ema_momentum=args.ema,

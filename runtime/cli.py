@@ -1,0 +1,26 @@
+"""What every command line of the project shares: its name in --help and how options show defaults."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def program_name(module: str) -> str:
+    """The name the user typed: the console script's (imdb-sentiment), else `python -m module`."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return f"python -m {module}" if name in ("", "-c") or name.endswith(".py") else name
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default, unless there is none to show (None, a flag off)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False, argparse.SUPPRESS) or "%(default)" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def parser(module: str, description: str) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog=program_name(module), description=description, formatter_class=HelpFormatter)

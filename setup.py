@@ -1,0 +1,56 @@
+"""The wheel carries the shipped model: `build_py` copies the device part of models/imdb-lstm
+into runtime/models/imdb-lstm inside the wheel (never into the source tree), so an installed
+`imdb-sentiment` works from any folder. Everything else about the project is in pyproject.toml.
+
+Only the cached graphs go in (both interpreters, float32 and int8: about 13 MB instead of 26):
+they are the fast path and the default. The manifest copied with them lists just those files,
+and says which artifacts were left out and where they are, so the runtime can say so too. The
+Keras model, history and plots stay out: a device never reads them. This file uses only the
+standard library, because the build runs in an isolated environment without numpy.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+SOURCE = Path(__file__).resolve().parent / "models" / "imdb-lstm"
+PACKAGED = Path("runtime") / "models" / "imdb-lstm"
+SHIPPED_GRAPHS = ("cached",)
+
+
+def device_manifest(manifest: dict) -> tuple[dict, list[str]]:
+    """The manifest of the packaged copy, and the files it names."""
+    kept = {key: record for key, record in manifest["artifacts"].items()
+            if record["format"] != "keras" and record.get("graph") in SHIPPED_GRAPHS}
+    omitted = sorted(key for key in manifest["artifacts"] if key not in kept)
+    packaged = {key: value for key, value in manifest.items() if key != "reports"}
+    packaged["artifacts"] = kept
+    packaged["parity"] = {key: value for key, value in manifest.get("parity", {}).items() if key in kept}
+    packaged["packaged"] = {
+        "omitted_artifacts": omitted,
+        "note": "the installed package carries the cached graphs only; the others are in models/imdb-lstm "
+                "of the source repository (pass its folder as --model / from_bundle(folder))"}
+    files = [manifest["tokenizer"]["vocabulary"]["file"], manifest["padding_states"]["file"],
+             *(record["file"] for record in kept.values())]
+    return packaged, files
+
+
+class BuildWithModel(build_py):
+    def run(self):
+        super().run()
+        if self.editable_mode:  # an editable install reads models/imdb-lstm in place
+            return
+        manifest = json.loads((SOURCE / "manifest.json").read_text(encoding="utf-8"))
+        packaged, files = device_manifest(manifest)
+        target = Path(self.build_lib) / PACKAGED
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        for name in files:
+            shutil.copyfile(SOURCE / name, target / name)
+        (target / "manifest.json").write_text(json.dumps(packaged, indent=2) + "\n", encoding="utf-8")
+
+
+setup(cmdclass={"build_py": BuildWithModel})
