@@ -113,7 +113,7 @@ def tflite_metadata(content: bytes) -> dict[str, bytes]:
         start = view.Vector(relative)
         return [table.Table(view.Bytes, view.Indirect(start + 4 * i)) for i in range(view.VectorLen(relative))]
 
-    buffer = bytearray(content)
+    buffer = content  # read in place: the tables index and unpack the bytes without a copy
     try:
         model = table.Table(buffer, encode.Get(packer.uoffset, buffer, 0))
         buffers, found = tables(model, 4), {}

@@ -31,6 +31,7 @@ FIRST_WORD_ID = 3
 _TAG = re.compile(r"</?[a-zA-Z][^<>]{0,200}>")
 # A word: letters and digits in any script, with inner apostrophes kept ("don't", "it's").
 WORD_PATTERN = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+_VOCABULARY = re.compile(rf"(?:{WORD_PATTERN.pattern}\n)*")  # a vocabulary file: one word a line
 _APOSTROPHES = ("\u2019", "\u2018", "`", "\u00b4")  # read as "'"
 
 
@@ -111,12 +112,14 @@ class Tokenizer:
         """A vocabulary file's bytes, one word a line. Errors give the line number, never the
         line itself: a file that is not a vocabulary may hold anything."""
         try:
-            words = content.decode("utf-8").splitlines()
+            text = content.decode("utf-8")
         except UnicodeDecodeError:
             raise ValueError(f"{source}: not a vocabulary file (not UTF-8)") from None
-        for number, word in enumerate(words, start=1):
-            if WORD_PATTERN.fullmatch(word) is None:
-                raise ValueError(f"{source}: not a vocabulary file (line {number} is not one word)")
+        words = text.splitlines()
+        # One pass of the word pattern over the whole file; line by line only to name a bad line.
+        if _VOCABULARY.fullmatch("".join(word + "\n" for word in words)) is None:
+            number = next(n for n, word in enumerate(words, start=1) if WORD_PATTERN.fullmatch(word) is None)
+            raise ValueError(f"{source}: not a vocabulary file (line {number} is not one word)")
         if len(set(words)) != len(words):
             raise ValueError(f"{source}: the vocabulary has duplicate words")
         return cls(words, sequence_length)
