@@ -33,8 +33,9 @@ PROBES = [
     ("Fast delivery, the headphones sound great and fit well.", "a product review: another domain"),
     ("Une histoire magnifique, des acteurs excellents et une fin bouleversante.",
      "French: almost every word is outside the vocabulary"),
-    ("An absolute masterpiece, the best film of the decade. " + FILLER_SENTENCE * 45,
-     "a long review: the praise is in its first words, beyond the last 500 tokens the model reads"),
+    (FILLER_SENTENCE * 45, "a long text of plain facts"),
+    ("This is the worst film I have ever seen. " + FILLER_SENTENCE * 45,
+     "the same text after a damning first sentence, which falls outside the last 500 tokens read"),
 ]
 
 
@@ -84,7 +85,7 @@ metrics: [accuracy]
 ## Intended use
 
 Telling whether an English movie review, as a viewer writes it, is negative or positive, on a device
-without a GPU (such as a Raspberry Pi), in about a millisecond. It suits sorting or counting reviews, not
+without a GPU (such as a Raspberry Pi), in a few milliseconds or less. It suits sorting or counting reviews, not
 decisions about people.
 
 ## Out-of-scope use
