@@ -83,8 +83,8 @@ def bench_block(results: dict, repeat: dict | None = None) -> str:
     text = bench.render_markdown(results)
     targets = text[text.index("## Against the targets"):].split("\n", 2)[2].strip()
     machine = results["machine"]
-    block = f"Measured by `python -m runtime.bench` on {machine['date'][:10]} ({machine['cpu']}, {machine['cores']} cores); " \
-            f"all figures in [BENCHMARKS.md](BENCHMARKS.md).\n\n{targets}"
+    block = f"Measured by `python -m benchmarks.bench` on {machine['date'][:10]} ({machine['cpu']}, {machine['cores']} cores); " \
+            f"all figures in [BENCHMARKS.md](../BENCHMARKS.md).\n\n{targets}"
     if repeat:  # the same command run earlier on the same bundle: how far figures move between runs here
         runs = [bench.summary(repeat), bench.summary(results)]
         block += (f"\n\nRun to run on this shared machine, the same command on the same bundle "
