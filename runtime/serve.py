@@ -1,179 +1,310 @@
-"""Serve predictions over HTTP with the standard library only: `python -m runtime.serve`.
+"""Serve predictions over HTTP: `python -m runtime.serve` (also `imdb-sentiment-serve`).
 
-    POST /v1/predict   {"texts": ["...", ...]}  ->  {"predictions": [{"label", "score", "probabilities"}, ...]}
-    GET  /v1/model     the loaded model's description (manifest config, metrics, backend)
-    GET  /healthz      {"status": "ok"}
+    POST /v1/predict                {"texts": [...]}: a prediction or an error for each text
+    POST /v2/models/{name}/infer    the Open Inference Protocol (KServe v2); GET /v2/health/ready
+    GET  /metrics, /openapi.json    (runtime/http_app.py and docs/serving.md list every endpoint)
 
-Interpreters are not thread-safe, so the server keeps a pool of classifiers, one per worker
-(default: one per CPU core); a request borrows one for its batch and gives it back. Requests
-beyond the pool wait their turn instead of sharing an interpreter.
+The application (runtime/http_app.py) runs on uvicorn with its httptools parser, which refuses
+malformed HTTP (duplicate Content-Length, Transfer-Encoding with Content-Length) instead of
+guessing. This module adds what uvicorn leaves open: a deadline for the whole request to arrive
+(uvicorn bounds only idle keep-alive time), a limit on the size of the request head, JSON for the
+errors uvicorn answers itself, a bound on connections answered with a JSON 503, and a stop on
+SIGTERM or SIGINT that finishes the requests in flight and exits 0 (uvicorn re-raises the signal).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
+import logging
 import os
-import queue
+import resource
+import signal
+import socket
 import sys
-from contextlib import contextmanager
+import threading
+from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from runtime import backends, bundle
-from runtime.classifier import SentimentClassifier
-from runtime.predict import add_model_arguments
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-MAX_BODY_BYTES = 1 << 20
-MAX_BATCH = 64
-READ_TIMEOUT_SECONDS = 10
+from runtime import backends, cli
+from runtime.http_app import (CLIENT_GONE, GUARD_EXTENSION, ClassifierPool, Limits, Metrics, SentimentService,
+                              build_app, log_access)
+from runtime.predict import add_model_arguments, load_classifier
 
-
-class RequestError(Exception):
-    def __init__(self, status: HTTPStatus, message: str):
-        super().__init__(message)
-        self.status = status
+MAX_HEAD_BYTES = 16 * 1024  # request line and headers, as uvicorn's h11 parser allows by default
+DEFAULTS = Limits()
 
 
-class ClassifierPool:
-    """`size` classifiers of one bundle, each used by one request at a time."""
+class HeadTooLarge(Exception):
+    """Raised inside the parser's callbacks to stop it: the request head is over the limit."""
 
-    def __init__(self, size: int, **load_options):
-        self._idle: queue.Queue[SentimentClassifier] = queue.Queue()
-        for _ in range(size):
-            self._idle.put(SentimentClassifier.from_bundle(**load_options))
-        self.size = size
-        self.description = self._idle.queue[0].describe()
 
-    @contextmanager
-    def borrow(self):
-        classifier = self._idle.get()
+@dataclass(frozen=True)
+class Guards:
+    """What the connection-level guards need, given to every connection's protocol."""
+    request_timeout: float
+    max_connections: int
+    metrics: Metrics
+    max_head_bytes: int = MAX_HEAD_BYTES
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools connection, with a clock from a request's first byte (or the connection's
+    opening) to its last: while the request line and headers arrive this class enforces it (408),
+    then hands its deadline to the app, which enforces it on the body."""
+
+    def __init__(self, *args, guards: Guards, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.guards = guards
+        self._deadline = 0.0
+        self._deadline_timer = None  # set while a request's head is arriving
+        self._head_bytes = self._unparsed_head_bytes = 0
+        self._head_too_large = self._request_begun = False
+
+    def _start_clock(self) -> None:
+        if self._deadline_timer is None:
+            self._deadline = self.loop.time() + self.guards.request_timeout
+            self._deadline_timer = self.loop.call_at(self._deadline, self._request_too_slow)
+            self._head_bytes = self._unparsed_head_bytes = 0
+            self._head_too_large = self._request_begun = False
+
+    def _stop_clock(self) -> None:
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        # uvicorn writes a response's head and body apart; with Nagle's algorithm on, the body would
+        # wait for the client's delayed ACK (40 ms). asyncio turns it off only for sockets whose
+        # protocol number says TCP, and a socket from socket.create_server says 0.
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._start_clock()
+
+    def connection_lost(self, exc) -> None:
+        if self._deadline_timer is not None and self._request_begun:
+            self._log(CLIENT_GONE, "the client left before its request arrived")
+        self._stop_clock()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        reading_head = self._deadline_timer is not None
+        super().data_received(data)
+        if reading_head and self._deadline_timer is not None and not self.transport.is_closing():
+            self._unparsed_head_bytes += len(data)  # a head still arriving: the parser holds it all so far
+            if self._unparsed_head_bytes > self.guards.max_head_bytes:
+                self._refuse(431, f"the request line and headers are over {self.guards.max_head_bytes} bytes")
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self._count_head(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._count_head(len(name) + len(value) + 4)
+
+    def _count_head(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > self.guards.max_head_bytes and not self._head_too_large:
+            self._head_too_large = True
+            raise HeadTooLarge()  # stops the parser; uvicorn then calls send_400_response
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._start_clock()  # already running on a new connection: its first request's clock started at connect
+        self._request_begun = True
+        self.scope.setdefault("extensions", {})[GUARD_EXTENSION] = {
+            "deadline": self._deadline, "over_capacity": len(self.connections) > self.guards.max_connections}
+
+    def on_headers_complete(self) -> None:
+        self._stop_clock()  # from here the app holds the request to the same deadline
+        super().on_headers_complete()
+
+    def shutdown(self) -> None:
+        self._stop_clock()  # the server is stopping: closing a half-sent request is not the client's doing
+        super().shutdown()
+
+    def send_400_response(self, msg: str) -> None:
+        if self._head_too_large:
+            self._refuse(431, f"the request line and headers are over {self.guards.max_head_bytes} bytes")
+        else:
+            self._refuse(400, "malformed HTTP request")
+
+    def _request_too_slow(self) -> None:
+        self._deadline_timer = None
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.transport.close()  # a pipelined request behind a response still being written: no room for a 408
+        else:
+            self._refuse(408, f"the request did not arrive within {self.guards.request_timeout:g} s")
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer `status` with a JSON error and close: what follows in the stream cannot be trusted."""
+        self._stop_clock()
+        if self.transport.is_closing():
+            return
+        body = json.dumps({"error": message}).encode()
+        head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}".encode()]
+        head += [name + b": " + value for name, value in self.server_state.default_headers]
+        head += [b"content-type: application/json", b"content-length: %d" % len(body), b"connection: close"]
+        self.transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
+        self.transport.close()
+        self._log(status, message)
+
+    def _log(self, status: int, message: str) -> None:
+        self.guards.metrics.count_request("none", "-", status)
+        log_access(client=self.client[0] if self.client else None, status=status, error=message)
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server: on SIGTERM or SIGINT it says not-ready, stops accepting, finishes the
+    requests in flight (up to the grace period) and returns, so main() exits 0."""
+
+    def __init__(self, config: uvicorn.Config, service: SentimentService):
+        super().__init__(config)
+        self.service = service
+
+    def handle_exit(self, sig, frame) -> None:
+        self.service.drain()
+        super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        # uvicorn's own version raises the signal again once it has shut down, so a drained
+        # server would still die of SIGTERM (status -15); this one only catches them.
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            yield classifier
+            yield
         finally:
-            self._idle.put(classifier)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    async def shutdown(self, sockets=None) -> None:
+        grace = self.config.timeout_graceful_shutdown
+        print(f"stopping: finishing the requests in flight (up to {grace} s)", file=sys.stderr, flush=True)
+        await super().shutdown(sockets)
+        print("stopped", file=sys.stderr, flush=True)
 
 
-def parse_texts(body: bytes, max_batch: int) -> list[str]:
-    try:
-        payload = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RequestError(HTTPStatus.BAD_REQUEST, f"body is not UTF-8 JSON ({error})") from None
-    texts = payload.get("texts") if isinstance(payload, dict) else None
-    if not isinstance(texts, list) or not texts:
-        raise RequestError(HTTPStatus.BAD_REQUEST, 'expected {"texts": ["review", ...]} with at least one text')
-    if len(texts) > max_batch:
-        raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"{len(texts)} texts; at most {max_batch} per request")
-    for index, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise RequestError(HTTPStatus.BAD_REQUEST, f"texts[{index}] is {type(text).__name__}, not a string")
-    return texts
+def configure_logging(quiet: bool) -> None:
+    """The access log: JSON lines on stdout (none with --quiet). uvicorn's own log: errors only, on
+    stderr (its warnings repeat what the access log says, e.g. a malformed request)."""
+    access = logging.getLogger("imdb_sentiment.access")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.handlers, access.propagate = [handler], False
+    access.setLevel(logging.WARNING if quiet else logging.INFO)
+    server = logging.getLogger("uvicorn.error")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    server.handlers, server.propagate = [handler], False
+    server.setLevel(logging.ERROR)
 
 
-def make_handler(pool: ClassifierPool, max_body: int, max_batch: int, quiet: bool, read_timeout: float):
-    class Handler(BaseHTTPRequestHandler):
-        timeout = read_timeout  # a client that stops sending is dropped, not waited on forever
-        protocol_version = "HTTP/1.1"
-        server_version = "imdb-sentiment"
-
-        def send_json(self, status: HTTPStatus, body: dict) -> None:
-            data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def send_error_json(self, status: HTTPStatus, message: str) -> None:
-            if status >= 400 and self.command == "POST":
-                self.close_connection = True  # the unread body may still be in the socket
-            self.send_json(status, {"error": message})
-
-        def do_GET(self) -> None:
-            if self.path == "/healthz":
-                self.send_json(HTTPStatus.OK, {"status": "ok"})
-            elif self.path == "/v1/model":
-                self.send_json(HTTPStatus.OK, pool.description)
-            else:
-                self.send_error_json(HTTPStatus.NOT_FOUND, f"no such endpoint: GET {self.path}")
-
-        def do_POST(self) -> None:
-            try:
-                if self.path != "/v1/predict":
-                    raise RequestError(HTTPStatus.NOT_FOUND, f"no such endpoint: POST {self.path}")
-                texts = parse_texts(self.read_body(), max_batch)
-                with pool.borrow() as classifier:
-                    try:
-                        predictions = [prediction.to_dict() for prediction in classifier.classify_batch(texts)]
-                    except ValueError as error:
-                        raise RequestError(HTTPStatus.BAD_REQUEST, str(error)) from None
-                self.send_json(HTTPStatus.OK, {"predictions": predictions})
-            except RequestError as error:
-                self.send_error_json(error.status, str(error))
-            except TimeoutError:
-                self.close_connection = True
-
-        def read_body(self) -> bytes:
-            length = self.headers.get("Content-Length")
-            if length is None or not length.isdigit():
-                raise RequestError(HTTPStatus.LENGTH_REQUIRED, "a Content-Length header is required")
-            if int(length) > max_body:
-                raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body of {length} bytes; at most {max_body}")
-            body = self.rfile.read(int(length))
-            if len(body) < int(length):
-                raise RequestError(HTTPStatus.BAD_REQUEST, "body shorter than its Content-Length")
-            return body
-
-        def log_message(self, format: str, *args) -> None:
-            if not quiet:
-                super().log_message(format, *args)
-
-    return Handler
+def raise_open_file_limit(wanted: int) -> int:
+    """Lift the soft limit on open files (1,024 under systemd) to `wanted` if the hard limit allows;
+    return the limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return soft
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # Connections waiting to be accepted. socketserver's default, 5, is overrun when dozens of
-    # clients connect at once, and a client can then see its connection reset.
-    request_queue_size = 128
+def listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=2048)
 
 
-def make_server(pool: ClassifierPool, host: str = "127.0.0.1", port: int = 8000, max_body: int = MAX_BODY_BYTES,
-                max_batch: int = MAX_BATCH, quiet: bool = False,
-                read_timeout: float = READ_TIMEOUT_SECONDS) -> ThreadingHTTPServer:
-    return Server((host, port), make_handler(pool, max_body, max_batch, quiet, read_timeout))
+def positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value <= 0:
+            raise argparse.ArgumentTypeError(f"must be a positive {kind.__name__}, got {text}")
+        return value
+    return parse
+
+
+def port_number(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"must be 0 to 65535, got {text}")
+    return int(text)
+
+
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = cli.parser("runtime.serve", __doc__.split("\n")[0])
+    add_model_arguments(parser)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=port_number, default=8000, help="TCP port; 0 takes a free one (printed at start)")
+    parser.add_argument("--workers", type=positive(int), default=os.cpu_count() or 1,
+                        help="classifiers in the pool, one interpreter thread each (CPU cores here)")
+    parser.add_argument("--max-body-bytes", type=positive(int), default=DEFAULTS.max_body_bytes, help="largest request body (413 above)")
+    parser.add_argument("--max-batch", type=positive(int), default=DEFAULTS.max_batch, help="most texts in one request (413 above)")
+    parser.add_argument("--request-timeout", type=positive(float), default=DEFAULTS.request_timeout,
+                        help="seconds for a whole request (line, headers, body) to arrive (408 after)")
+    parser.add_argument("--keep-alive", type=positive(int), default=5, help="seconds an idle connection stays open")
+    parser.add_argument("--max-connections", type=positive(int), default=1024,
+                        help="open connections; a request beyond them gets 503")
+    parser.add_argument("--grace", type=positive(int), default=20,
+                        help="seconds to finish the requests in flight on SIGTERM or SIGINT")
+    parser.add_argument("--quiet", action="store_true", help="no access log (JSON lines on stdout)")
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runtime.serve", description=__doc__.split("\n")[0])
-    add_model_arguments(parser)
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="classifiers in the pool, each with one thread (default: CPU cores)")
-    parser.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES)
-    parser.add_argument("--max-batch", type=int, default=MAX_BATCH)
-    parser.add_argument("--quiet", action="store_true", help="no access log")
-    args = parser.parse_args(argv)
-    if min(args.workers, args.max_body_bytes, args.max_batch) < 1 or not 0 <= args.port < 65536:
-        parser.error("--workers, --max-body-bytes and --max-batch must be positive, --port 0..65535")
+    args = parse_arguments(argv)
+    backends.show_native_logs = args.verbose
+    configure_logging(args.quiet)
+    open_files = raise_open_file_limit(args.max_connections + 64)  # + the model files, logs and listener
+    if open_files < args.max_connections + 64:
+        print(f"warning: at most {open_files} open files (ulimit -n): fewer connections than --max-connections",
+              file=sys.stderr)
     try:
-        pool = ClassifierPool(args.workers, folder=args.model, backend=args.backend, precision=args.precision,
-                              graph=args.graph, threads=1)
-        server = make_server(pool, args.host, args.port, args.max_body_bytes, args.max_batch, args.quiet)
-    except (bundle.BundleError, backends.BackendError, ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        listener = listen(args.host, args.port)
+    except OSError as error:
+        print(f"error: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
         return 1
-    host, port = server.server_address[:2]
-    print(f"serving {pool.description['name']} ({pool.description['backend']}, {args.precision}) "
-          f"on http://{host}:{port} with {args.workers} workers", file=sys.stderr, flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+
+    metrics = Metrics()
+    pool = ClassifierPool(args.workers, functools.partial(load_classifier, args, 1))
+    service = SentimentService(pool, metrics, Limits(args.max_body_bytes, args.max_batch, args.request_timeout))
+    guards = Guards(args.request_timeout, args.max_connections, metrics)
+    config = uvicorn.Config(build_app(service), http=functools.partial(GuardedHttpToolsProtocol, guards=guards),
+                            loop="asyncio", ws="none", lifespan="on", interface="asgi3", log_config=None,
+                            access_log=False, server_header=False, timeout_keep_alive=args.keep_alive,
+                            timeout_graceful_shutdown=args.grace)
+    server = DrainingServer(config, service)
+    failures = []
+
+    def loaded() -> None:
+        d = pool.description
+        count = f"{args.workers} classifier{'s' if args.workers > 1 else ''}"
+        print(f"ready: {d['name']} ({d['backend']} {d['precision']} {d['graph']}), {count}",
+              file=sys.stderr, flush=True)
+
+    def load_failed(error: BaseException) -> None:
+        failures.append(error)
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        server.should_exit = True
+
+    service.on_loaded, service.on_load_failed = loaded, load_failed
+    host, port = listener.getsockname()[:2]
+    print(f"listening on http://{f'[{host}]' if ':' in host else host}:{port}; loading {args.model}",
+          file=sys.stderr, flush=True)
+    server.run(sockets=[listener])
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

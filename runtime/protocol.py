@@ -1,0 +1,270 @@
+"""The JSON the server reads and writes, apart from HTTP: the simple protocol (`POST /v1/predict`),
+the Open Inference Protocol (KServe v2: the model's metadata, `infer` requests and responses) and
+the OpenAPI document that describes every endpoint.
+
+Everything here is a plain function of bytes and dicts. A body that cannot be answered raises
+`RequestError` with the HTTP status that fits; `runtime.http_app` turns it into a JSON error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+# The Open Inference Protocol names of the model's one input and two outputs.
+INPUT_TEXT = "text"
+OUTPUT_PROBABILITIES = "probabilities"
+OUTPUT_LABEL = "label"
+OUTPUTS = (OUTPUT_PROBABILITIES, OUTPUT_LABEL)
+# The one version a server serves: the loaded bundle. `/v2/models/{name}/versions/1` names it.
+MODEL_VERSION = "1"
+# OIP platform names (Triton's); LiteRT has none there, so it is named after its file format.
+PLATFORMS = {"tflite": "tflite", "onnx": "onnxruntime_onnx"}
+
+
+class RequestError(Exception):
+    """A request the server refuses, with the status and message its JSON error carries."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+def read_json(body: bytes) -> object:
+    """The JSON value of a request body: strict UTF-8, and a 400 for anything json cannot read,
+    including nesting deeper than Python's recursion limit and integers of thousands of digits."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise RequestError(400, f"the body is not UTF-8 (byte 0x{body[error.start]:02x} at offset {error.start})") from None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise RequestError(400, "the body is not JSON that can be read: nested too deeply") from None
+    except ValueError as error:  # json.JSONDecodeError, and int() past its digit limit
+        raise RequestError(400, f"the body is not JSON that can be read: {str(error)[:200]}") from None
+
+
+def json_type(value: object) -> str:
+    """A value's JSON type name, for error messages a client of any language understands."""
+    names = {str: "a string", bool: "a boolean", int: "a number", float: "a number", list: "an array",
+             dict: "an object", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _check_batch_size(count: int, max_batch: int) -> None:
+    if count > max_batch:
+        raise RequestError(413, f"{count} texts; at most {max_batch} per request")
+
+
+# --- the simple protocol: POST /v1/predict ------------------------------------------------------
+
+def predict_texts(payload: object, max_batch: int) -> list[str]:
+    """The texts of a `{"texts": [...]}` request. Its shape is checked whole (422); whether each text
+    can be classified is answered text by text."""
+    texts = payload.get("texts") if isinstance(payload, dict) else None
+    if not isinstance(texts, list) or not texts:
+        raise RequestError(422, 'expected {"texts": ["review", ...]} with at least one text')
+    _check_batch_size(len(texts), max_batch)
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise RequestError(422, f"texts[{index}] is {json_type(text)}, not a string")
+    return texts
+
+
+def predict_response(outcomes: list) -> dict:
+    """Each text's prediction (`Prediction.to_dict()`), or `{"error": message}` where it has none."""
+    return {"predictions": [{"error": outcome} if isinstance(outcome, str) else outcome.to_dict()
+                            for outcome in outcomes]}
+
+
+# --- the Open Inference Protocol (KServe v2) ---------------------------------------------------
+
+def server_metadata(version: str) -> dict:
+    return {"name": "imdb-sentiment", "version": version, "extensions": []}
+
+
+def model_metadata(name: str, backend: str, labels: list[str]) -> dict:
+    """$metadata_model_response, plus the labels in the order of the probabilities' last axis."""
+    return {
+        "name": name,
+        "versions": [MODEL_VERSION],
+        "platform": PLATFORMS.get(backend, backend),
+        "inputs": [{"name": INPUT_TEXT, "datatype": "BYTES", "shape": [-1]}],
+        "outputs": [{"name": OUTPUT_PROBABILITIES, "datatype": "FP32", "shape": [-1, len(labels)]},
+                    {"name": OUTPUT_LABEL, "datatype": "BYTES", "shape": [-1]}],
+        "labels": list(labels),
+    }
+
+
+@dataclass(frozen=True)
+class InferRequest:
+    texts: list[str]
+    outputs: tuple[str, ...]  # the outputs asked for, in the order asked; all of them by default
+    id: str | None = None
+
+
+def _flat(data: object) -> list:
+    """Tensor data in row-major order: the protocol allows nested arrays or a flat one."""
+    if not isinstance(data, list):
+        return [data]
+    return [item for element in data for item in _flat(element)]
+
+
+def infer_request(payload: object, max_batch: int) -> InferRequest:
+    """An $inference_request with one BYTES input named "text" of shape [n] or [n, 1], its data the
+    texts as JSON strings."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
+        raise RequestError(400, 'expected an inference request: {"inputs": [{"name": "text", ...}]}')
+    request_id = payload.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise RequestError(400, f'"id" is {json_type(request_id)}, not a string')
+    inputs = payload["inputs"]
+    names = [tensor.get("name") if isinstance(tensor, dict) else None for tensor in inputs]
+    if names != [INPUT_TEXT]:
+        raise RequestError(400, f'the model takes one input, "{INPUT_TEXT}"; got {json.dumps(names)}')
+    tensor = inputs[0]
+    if tensor.get("datatype") != "BYTES":
+        raise RequestError(400, f'input "{INPUT_TEXT}" has datatype BYTES, not {json.dumps(tensor.get("datatype"))}')
+    shape = tensor.get("shape")
+    if (not isinstance(shape, list) or not 1 <= len(shape) <= 2 or not all(type(size) is int and size >= 0 for size in shape)
+            or (len(shape) == 2 and shape[1] != 1)):
+        raise RequestError(400, f'input "{INPUT_TEXT}" has shape [n] or [n, 1], not {json.dumps(shape)}')
+    texts = _flat(tensor.get("data"))
+    if len(texts) != math.prod(shape):
+        raise RequestError(400, f'input "{INPUT_TEXT}" has shape {shape} but {len(texts)} elements')
+    if not texts:
+        raise RequestError(400, f'input "{INPUT_TEXT}" holds no text')
+    _check_batch_size(len(texts), max_batch)
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise RequestError(400, f'input "{INPUT_TEXT}" element {index} is {json_type(text)}, not a string')
+    asked = payload.get("outputs")
+    if asked is None:
+        return InferRequest(texts, OUTPUTS, request_id)
+    names = [output.get("name") if isinstance(output, dict) else None for output in asked] if isinstance(asked, list) else None
+    if not names or any(name not in OUTPUTS for name in names):
+        raise RequestError(400, f'the model\'s outputs are {json.dumps(list(OUTPUTS))}; asked for {json.dumps(names)}')
+    return InferRequest(texts, tuple(names), request_id)
+
+
+def infer_response(name: str, request: InferRequest, labels: list[str], predictions: list) -> dict:
+    """$inference_response: FP32 probabilities of shape [n, labels] (row-major, flat) and the BYTES
+    label of each text, for the outputs the request asked for."""
+    tensors = {
+        OUTPUT_PROBABILITIES: {"name": OUTPUT_PROBABILITIES, "datatype": "FP32", "shape": [len(predictions), len(labels)],
+                               "data": [p.probabilities[label] for p in predictions for label in labels]},
+        OUTPUT_LABEL: {"name": OUTPUT_LABEL, "datatype": "BYTES", "shape": [len(predictions)],
+                       "data": [p.label for p in predictions]},
+    }
+    response = {"model_name": name, "model_version": MODEL_VERSION}
+    if request.id is not None:
+        response["id"] = request.id
+    response["outputs"] = [tensors[output] for output in request.outputs]
+    return response
+
+
+# --- OpenAPI -----------------------------------------------------------------------------------
+
+def _error_responses(*statuses: int) -> dict:
+    reasons = {400: "malformed request or body", 404: "no such model or version", 405: "method not allowed (see Allow)",
+               408: "the whole request did not arrive within the deadline", 411: "no Content-Length",
+               413: "body or batch over the limit", 415: "the body is not JSON", 422: "JSON of the wrong shape",
+               431: "request headers over the limit", 503: "loading, draining, or over the connection bound"}
+    return {str(status): {"description": reasons[status], "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Error"}}}} for status in statuses}
+
+
+def _json_response(description: str, schema: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+
+
+def openapi_document(version: str, max_batch: int, max_body_bytes: int) -> dict:
+    """OpenAPI 3.1 description of every endpoint (served at /openapi.json)."""
+    errors_on_body = (400, 408, 411, 413, 415, 503)
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    version_parameter = {"name": "version", "in": "path", "required": True, "schema": {"type": "string", "enum": [MODEL_VERSION]}}
+    health = {"get": {"summary": "Ready: 200, else 503", "responses": {"200": _json_response("ready", "Health"), **_error_responses(503)}}}
+    model = {"get": {"summary": "OIP model metadata", "parameters": [name],
+                     "responses": {"200": _json_response("the model's inputs, outputs, labels and versions", "ModelMetadata"),
+                                   **_error_responses(404, 503)}}}
+    model_ready = {"get": {"summary": "OIP model ready", "parameters": [name],
+                           "responses": {"200": _json_response("ready", "Health"), **_error_responses(404, 503)}}}
+    infer = {"post": {"summary": "OIP inference: texts in, FP32 probabilities and BYTES labels out", "parameters": [name],
+                      "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InferRequest"}}}},
+                      "responses": {"200": _json_response("one row of probabilities and one label per text", "InferResponse"),
+                                    **_error_responses(*errors_on_body, 404)}}}
+
+    def versioned(operation: dict) -> dict:
+        method, body = next(iter(operation.items()))
+        return {method: {**body, "parameters": [name, version_parameter]}}
+
+    tensor = {"type": "object", "required": ["name", "datatype", "shape"],
+              "properties": {"name": {"type": "string"}, "datatype": {"type": "string"},
+                             "shape": {"type": "array", "items": {"type": "integer"}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "imdb-sentiment", "version": version,
+                 "description": "Sentiment of raw review text. Two protocols: the simple /v1 and the Open Inference "
+                                f"Protocol (KServe v2). At most {max_batch} texts and {max_body_bytes} bytes a request. "
+                                "Every error is JSON: {\"error\": message}."},
+        "paths": {
+            "/v1/predict": {"post": {
+                "summary": "Classify texts; each text gets a prediction or its own error (the status stays 200)",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}}},
+                "responses": {"200": _json_response("one entry per text, in order", "PredictResponse"),
+                              **_error_responses(*errors_on_body, 422)}}},
+            "/v1/model": {"get": {"summary": "The loaded model: name, backend, labels, config, metrics",
+                                  "responses": {"200": {"description": "the classifier's description",
+                                                        "content": {"application/json": {"schema": {"type": "object"}}}},
+                                                **_error_responses(503)}}},
+            "/healthz": {"get": {"summary": "200 {\"status\": \"ok\"} when ready, else 503 with the phase",
+                                 "responses": {"200": _json_response("ready", "Status"), **_error_responses(503)}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics (text format)",
+                                 "responses": {"200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1",
+                                      "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+            "/v2": {"get": {"summary": "OIP server metadata", "responses": {"200": _json_response("name, version, extensions", "ServerMetadata")}}},
+            "/v2/health/live": {"get": {"summary": "OIP server live: 200 while the process serves",
+                                        "responses": {"200": _json_response("live", "Health")}}},
+            "/v2/health/ready": health,
+            "/v2/models/{name}": model,
+            "/v2/models/{name}/versions/{version}": versioned(model),
+            "/v2/models/{name}/ready": model_ready,
+            "/v2/models/{name}/versions/{version}/ready": versioned(model_ready),
+            "/v2/models/{name}/infer": infer,
+            "/v2/models/{name}/versions/{version}/infer": versioned(infer),
+        },
+        "components": {"schemas": {
+            "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+            "Status": {"type": "object", "properties": {"status": {"type": "string", "enum": ["ok", "loading", "draining", "failed"]}}},
+            "Health": {"type": "object", "properties": {"live": {"type": "boolean"}, "ready": {"type": "boolean"}}},
+            "PredictRequest": {"type": "object", "required": ["texts"], "properties": {
+                "texts": {"type": "array", "minItems": 1, "maxItems": max_batch, "items": {"type": "string"}}}},
+            "Prediction": {"type": "object", "required": ["label", "score", "probabilities"], "properties": {
+                "label": {"type": "string"}, "score": {"type": "number"},
+                "probabilities": {"type": "object", "additionalProperties": {"type": "number"}}}},
+            "PredictResponse": {"type": "object", "required": ["predictions"], "properties": {"predictions": {
+                "type": "array", "items": {"oneOf": [{"$ref": "#/components/schemas/Prediction"},
+                                                     {"$ref": "#/components/schemas/Error"}]}}}},
+            "ServerMetadata": {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "string"},
+                                                                "extensions": {"type": "array", "items": {"type": "string"}}}},
+            "ModelMetadata": {"type": "object", "required": ["name", "platform", "inputs", "outputs"], "properties": {
+                "name": {"type": "string"}, "versions": {"type": "array", "items": {"type": "string"}},
+                "platform": {"type": "string"}, "inputs": {"type": "array", "items": tensor},
+                "outputs": {"type": "array", "items": tensor}, "labels": {"type": "array", "items": {"type": "string"}}}},
+            "InferRequest": {"type": "object", "required": ["inputs"], "properties": {
+                "id": {"type": "string"},
+                "inputs": {"type": "array", "minItems": 1, "maxItems": 1, "items": {
+                    "type": "object", "required": ["name", "datatype", "shape", "data"], "properties": {
+                        "name": {"const": INPUT_TEXT}, "datatype": {"const": "BYTES"},
+                        "shape": {"type": "array", "items": {"type": "integer"}},
+                        "data": {"type": "array", "items": {"type": "string"}}}}},
+                "outputs": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
+                    "name": {"enum": list(OUTPUTS)}}}}}},
+            "InferResponse": {"type": "object", "required": ["model_name", "outputs"], "properties": {
+                "model_name": {"type": "string"}, "model_version": {"type": "string"}, "id": {"type": "string"},
+                "outputs": {"type": "array", "items": {**tensor, "properties": {**tensor["properties"], "data": {"type": "array"}}}}}},
+        }},
+    }
