@@ -6,7 +6,8 @@
         model.keras       the trained Keras model (training and export only)
         model*.tflite     device artifacts written by `python -m export.tflite`
         model*.onnx       device artifacts written by `python -m export.onnx`
-        padding_states.npy  the LSTM state after each number of padding steps (cached graphs)
+                          (model.steps.*: the per-step graphs that `explain` runs)
+        padding_states.npy  the LSTM state after each number of padding steps (cached and steps graphs)
         history.json, accuracy.png, loss.png   the training run's curves ("reports")
 
 `read_manifest` is the one reader of a manifest: it checks its structure and types once, so the
@@ -47,9 +48,13 @@ MAX_MANIFEST_BYTES = 1 << 20  # a real manifest is a few KiB
 
 # The device artifacts: each backend has a "full" graph (every review padded to the sequence
 # length) and a "cached" graph (starts from the stored LSTM state after the review's padding and
-# runs only its own tokens), in float32 and int8.
+# runs only its own tokens), in float32 and int8: the GRAPHS that classify. The "steps" graph is
+# the cached graph answering after every token (runtime/explain.py); it never classifies, so it
+# is not among GRAPHS, and only ARTIFACT_GRAPHS, the graphs a bundle may hold, names it.
 BACKENDS = ("tflite", "onnx")
 GRAPHS = ("cached", "full")
+STEPS_GRAPH = "steps"
+ARTIFACT_GRAPHS = (*GRAPHS, STEPS_GRAPH)
 PRECISIONS = ("float32", "int8")
 # What the tokenizer settings in a manifest must say: the ids and padding runtime.text uses.
 TOKENIZER_SETTINGS = {"pad_id": PAD_ID, "start_id": START_ID, "oov_id": OOV_ID, "first_word_id": FIRST_WORD_ID,
@@ -66,7 +71,7 @@ def artifact_key(backend: str, graph: str, precision: str) -> str:
 
 
 def artifact_filename(backend: str, graph: str, precision: str) -> str:
-    parts = ["model"] + (["cached"] if graph == "cached" else []) + (["int8"] if precision == "int8" else [])
+    parts = ["model"] + ([graph] if graph != "full" else []) + (["int8"] if precision == "int8" else [])
     return ".".join(parts) + {"tflite": ".tflite", "onnx": ".onnx"}[backend]
 
 
@@ -159,7 +164,7 @@ def check_manifest(manifest, path: Path) -> None:
         if backend == "keras":
             continue
         graph, precision = (_require(record, field, str, path, name) for field in ("graph", "precision"))
-        if key != artifact_key(backend, graph, precision) or backend not in BACKENDS or graph not in GRAPHS \
+        if key != artifact_key(backend, graph, precision) or backend not in BACKENDS or graph not in ARTIFACT_GRAPHS \
                 or precision not in PRECISIONS:
             _fail(path, name, f"is not a known artifact (format {backend!r}, graph {graph!r}, precision {precision!r})")
         for field in ("inputs", "outputs", "labels"):

@@ -58,6 +58,7 @@ def build_inference_model(
     initial_state: bool = False,
     unroll: bool = False,
     library=None,
+    return_sequences: bool = False,
 ) -> keras.Model:
     """The trained model's function without dropout, with the shapes a converter needs.
 
@@ -67,13 +68,15 @@ def build_inference_model(
     initial_state adds the inputs `h0` and `c0` (batch, lstm_units) for that starting state.
     library is the Keras that builds it: Keras 3 by default, `tf_keras` (Keras 2) for the TFLite
     converter's fused LSTM operator, which it only recognises in Keras 2's LSTM.
+    return_sequences applies the Dense softmax to every step's LSTM output, so the model answers
+    (batch, length, labels): its opinion after each token (the per-step graph that `explain` runs).
     """
     library = library or keras
     length = config.sequence_length if sequence_length == -1 else sequence_length
     token_ids = library.Input(shape=(length,), batch_size=batch_size, dtype="int32", name="token_ids")
     inputs = [token_ids]
     embedded = library.layers.Embedding(config.vocab_size, config.embedding_dim, name="embedding")(token_ids)
-    lstm = library.layers.LSTM(config.lstm_units, unroll=unroll, name="lstm")
+    lstm = library.layers.LSTM(config.lstm_units, unroll=unroll, return_sequences=return_sequences, name="lstm")
     if initial_state:
         h0 = library.Input(shape=(config.lstm_units,), batch_size=batch_size, name="h0")
         c0 = library.Input(shape=(config.lstm_units,), batch_size=batch_size, name="c0")
