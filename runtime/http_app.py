@@ -198,8 +198,9 @@ class SentimentService:
                 "failed": "the model could not be loaded"}[self.phase]
 
     def _require_model(self) -> None:
-        # Draining still answers: a request that reached the app before the stop is finished.
-        if self.phase not in ("ready", "draining"):
+        # Draining still answers (a request that reached the app before the stop is finished), if the
+        # classifiers are loaded: a stop may come while they load.
+        if not self.pool.description or self.phase == "failed":
             raise RequestError(503, self._not_ready(), {"Retry-After": "1"})
 
     def _require_named_model(self, request: Request) -> str:

@@ -150,3 +150,22 @@ def test_help_names_the_command_typed_and_shows_every_default():
     for option, entry in entries.items():
         assert option in flags or "(default: " in entry, entry
     assert "(default: 127.0.0.1)" in entries["--host"] and "(default: 10.0)" in entries["--request-timeout"]
+
+
+def test_the_systemd_unit_stops_the_server_gracefully_and_restarts_it_on_failure():
+    """docs/imdb-sentiment.service: the stop the tests above exercise (SIGTERM, drained within the
+    grace period, exit 0) fits in the unit's stop timeout, and its command line is one the server takes."""
+    from runtime.serve import parse_arguments
+
+    unit = {}
+    for line in (ROOT / "docs" / "imdb-sentiment.service").read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            unit[key.strip()] = value.strip()
+    assert (unit["Restart"], unit["KillSignal"], unit["KillMode"]) == ("on-failure", "SIGTERM", "mixed")
+    assert unit["User"] not in ("", "root") and unit["Group"] == unit["User"]
+    command = unit["ExecStart"].split()
+    assert command[0].endswith("/imdb-sentiment-serve")
+    args = parse_arguments(command[1:])
+    assert args.host == "127.0.0.1" and args.grace < int(unit["TimeoutStopSec"])
+    assert int(unit["LimitNOFILE"]) > args.max_connections
