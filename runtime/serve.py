@@ -168,7 +168,18 @@ class DrainingServer(uvicorn.Server):
 
     def __init__(self, config: uvicorn.Config, service: SentimentService):
         super().__init__(config)
-        self.service = service
+        self.service, self.load_error = service, None
+        service.on_loaded, service.on_load_failed = self._loaded, self._load_failed
+
+    def _loaded(self) -> None:
+        d, size = self.service.pool.description, self.service.pool.size
+        print(f"ready: {d['name']} ({d['backend']} {d['precision']} {d['graph']}), "
+              f"{size} classifier{'s' if size > 1 else ''}", file=sys.stderr, flush=True)
+
+    def _load_failed(self, error: BaseException) -> None:
+        self.load_error = error
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        self.should_exit = True
 
     def handle_exit(self, sig, frame) -> None:
         self.service.drain()
@@ -231,7 +242,7 @@ def positive(kind):
             value = kind(text)
         except ValueError:
             value = None
-        if value is None or value <= 0:
+        if value is None or not 0 < value < float("inf"):
             raise argparse.ArgumentTypeError(f"must be a positive {kind.__name__}, got {text}")
         return value
     return parse
@@ -263,6 +274,19 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def build_server(args: argparse.Namespace) -> DrainingServer:
+    """The application, its classifier pool (loaded once the server runs) and uvicorn, as `args` ask."""
+    metrics = Metrics()
+    pool = ClassifierPool(args.workers, functools.partial(load_classifier, args, 1))
+    service = SentimentService(pool, metrics, Limits(args.max_body_bytes, args.max_batch, args.request_timeout))
+    guards = Guards(args.request_timeout, args.max_connections, metrics)
+    config = uvicorn.Config(build_app(service), http=functools.partial(GuardedHttpToolsProtocol, guards=guards),
+                            loop="asyncio", ws="none", lifespan="on", interface="asgi3", log_config=None,
+                            access_log=False, server_header=False, timeout_keep_alive=args.keep_alive,
+                            timeout_graceful_shutdown=args.grace)
+    return DrainingServer(config, service)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
     backends.show_native_logs = args.verbose
@@ -276,35 +300,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         print(f"error: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
         return 1
-
-    metrics = Metrics()
-    pool = ClassifierPool(args.workers, functools.partial(load_classifier, args, 1))
-    service = SentimentService(pool, metrics, Limits(args.max_body_bytes, args.max_batch, args.request_timeout))
-    guards = Guards(args.request_timeout, args.max_connections, metrics)
-    config = uvicorn.Config(build_app(service), http=functools.partial(GuardedHttpToolsProtocol, guards=guards),
-                            loop="asyncio", ws="none", lifespan="on", interface="asgi3", log_config=None,
-                            access_log=False, server_header=False, timeout_keep_alive=args.keep_alive,
-                            timeout_graceful_shutdown=args.grace)
-    server = DrainingServer(config, service)
-    failures = []
-
-    def loaded() -> None:
-        d = pool.description
-        count = f"{args.workers} classifier{'s' if args.workers > 1 else ''}"
-        print(f"ready: {d['name']} ({d['backend']} {d['precision']} {d['graph']}), {count}",
-              file=sys.stderr, flush=True)
-
-    def load_failed(error: BaseException) -> None:
-        failures.append(error)
-        print(f"error: {error}", file=sys.stderr, flush=True)
-        server.should_exit = True
-
-    service.on_loaded, service.on_load_failed = loaded, load_failed
+    server = build_server(args)
     host, port = listener.getsockname()[:2]
     print(f"listening on http://{f'[{host}]' if ':' in host else host}:{port}; loading {args.model}",
           file=sys.stderr, flush=True)
     server.run(sockets=[listener])
-    return 1 if failures else 0
+    return 1 if server.load_error else 0
 
 
 if __name__ == "__main__":
