@@ -161,7 +161,7 @@ def test_openapi_describes_every_route(server):
 
     status, _, document = server.request("GET", "/openapi.json")
     assert status == 200 and document["openapi"].startswith("3.")
-    routes = {route.path.rstrip("/") for route in SentimentService(ClassifierPool(1, None), Metrics()).routes()}
+    routes = {route.path.rstrip("/") or "/" for route in SentimentService(ClassifierPool(1, None), Metrics()).routes()}
     assert routes == set(document["paths"])
 
 
