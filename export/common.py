@@ -43,14 +43,14 @@ def load_trained(folder: str | Path):
 def inference_model(trained, config: ModelConfig, graph: str, batch_size: int | None, unroll: bool = False,
                     library=None):
     """The dropout-free graph for `graph`: "full" takes padded reviews, "cached" a review's own
-    tokens of any length plus the LSTM state (h0, c0) to start from. library: see
-    `build_inference_model` (default Keras 3)."""
+    tokens of any length plus the LSTM state (h0, c0) to start from, and "steps" the cached
+    graph's inputs, answering after every token. library: see `build_inference_model` (default Keras 3)."""
     from training.model import build_inference_model
 
     if graph == "full":
         return build_inference_model(trained, config, batch_size=batch_size, unroll=unroll, library=library)
     return build_inference_model(trained, config, batch_size=batch_size, sequence_length=None,
-                                 initial_state=True, library=library)
+                                 initial_state=True, library=library, return_sequences=graph == bundle.STEPS_GRAPH)
 
 
 def input_signature(model) -> list:
@@ -185,7 +185,7 @@ def export_bundle(folder: str | Path, backend: str, write_artifacts: Callable, d
     passes: any failure leaves the bundle byte-identical. With no parity_limit the artifacts land
     unproven, and the runtime refuses them until `python -m export.parity` passes.
     """
-    from export import parity
+    from export import parity, step_parity
 
     folder = Path(folder)
     load_trained(folder)  # a bundle that cannot be exported fails before the data is read
@@ -197,6 +197,8 @@ def export_bundle(folder: str | Path, backend: str, write_artifacts: Callable, d
         keys = [bundle.artifact_key(backend, graph, precision) for graph in bundle.GRAPHS for precision in bundle.PRECISIONS]
         if reviews is not None:
             parity.check_reviews(staging, trained, reviews, keys)
+            steps = [bundle.artifact_key(backend, bundle.STEPS_GRAPH, precision) for precision in bundle.PRECISIONS]
+            parity.raise_failures(step_parity.check_reviews(staging, trained, reviews, steps))
         else:
             print(f"note: parity skipped; the runtime refuses these artifacts until python -m export.parity "
                   f"--model {folder} passes", file=sys.stderr)

@@ -1,8 +1,9 @@
 """Convert a trained bundle to ONNX, float32 and int8: `python -m export.onnx`.
 
-Writes model.onnx / model.int8.onnx (reviews padded to the sequence length, dynamic batch) and
+Writes model.onnx / model.int8.onnx (reviews padded to the sequence length, dynamic batch),
 model.cached.onnx / model.cached.int8.onnx (one review's own tokens, any length, time-major,
-from the stored padding state). tf2onnx lowers the dropout-free inference graph into exactly one
+from the stored padding state) and model.steps.onnx / model.steps.int8.onnx (the cached graph's
+probabilities after every token, for `explain`). tf2onnx lowers the dropout-free inference graph into exactly one
 ONNX `LSTM` node; `onnxruntime.quantization.quantize_dynamic` turns it into
 `DynamicQuantizeLSTM` with int8 weights.
 """
@@ -19,20 +20,21 @@ from export import common
 OPSET = 17
 
 
-def convert(model, metadata: dict):
-    """A Keras inference model as a checked ONNX ModelProto with `metadata` in its properties."""
+def convert(model, metadata: dict, steps: bool = False):
+    """A Keras inference model as a checked ONNX ModelProto with `metadata` in its properties
+    (`steps`: the per-step graph, see `simplify`)."""
     import onnx
     import tf2onnx
 
     proto, _ = tf2onnx.convert.from_function(
         common.serving_function(model), input_signature=common.input_signature(model), opset=OPSET)
-    simplify(proto)
+    simplify(proto, steps)
     onnx.helper.set_model_props(proto, metadata)
     onnx.checker.check_model(proto, full_check=True)
     return proto
 
 
-def simplify(proto):
+def simplify(proto, steps: bool = False):
     """Drop the nodes tf2onnx adds around the embedding and the LSTM that this model never needs.
 
     Each costs ONNX Runtime a kernel call per review, which matters next to a short review's
@@ -42,7 +44,9 @@ def simplify(proto):
     graph's zero initial state is the LSTM's default. The full graph takes padded reviews in
     batches, (batch, length), and transposes them. The cached graph takes one review, so its
     inputs come in the LSTM's own shapes and need no node: token ids (length, 1), and h0 and c0
-    (1, 1, units). The parity checks after export compare the result with Keras."""
+    (1, 1, units). The per-step graph ("steps", `steps=True`) takes the cached graph's inputs and
+    applies the Dense softmax to every step's output (Y) instead of the last state, answering
+    (length, 1, labels) time-major. The parity checks after export compare the result with Keras."""
     import numpy as np
     from onnx import helper, numpy_helper
 
@@ -70,11 +74,23 @@ def simplify(proto):
         lstm.input[5] = lstm.input[6] = ""  # initial_h, initial_c: zeros when absent
         added[id(gather)] = time_major
     lstm.input[0] = gather.output[0]
-    lstm.output[0] = ""  # Y, every step's state
-    graph.initializer.append(numpy_helper.from_array(np.array([0], np.int64), "direction_axis"))
-    last_state = helper.make_node("Squeeze", [lstm.output[1], "direction_axis"], ["last_state"], name="last_state")
-    dense.input[0] = last_state.output[0]
-    added[id(dense)] = last_state
+    # The direction axis the Dense input drops: Y is (length, directions, batch, units), Y_h (directions, batch, units).
+    graph.initializer.append(numpy_helper.from_array(np.array([1 if steps else 0], np.int64), "direction_axis"))
+    if steps:  # every step's state, time-major (length, 1, units)
+        lstm.output[1] = lstm.output[2] = ""  # Y_h, Y_c: not read
+        dense_input = helper.make_node("Squeeze", [lstm.output[0], "direction_axis"], ["every_state"], name="every_state")
+        # tf2onnx flattens a 3-D Dense into a 2-D MatMul between Reshapes; MatMul takes 3-D as it is.
+        reshape = next(node for node in nodes if dense.output[0] in node.input)
+        for node in nodes:
+            node.input[:] = [dense.output[0] if name == reshape.output[0] else name for name in node.input]
+        classes = next(t for t in graph.initializer if t.name == dense.input[1]).dims[-1]
+        graph.output[0].CopyFrom(helper.make_tensor_value_info(
+            graph.output[0].name, graph.output[0].type.tensor_type.elem_type, ["length", 1, classes]))
+    else:
+        lstm.output[0] = ""  # Y, every step's state
+        dense_input = helper.make_node("Squeeze", [lstm.output[1], "direction_axis"], ["last_state"], name="last_state")
+    dense.input[0] = dense_input.output[0]
+    added[id(dense)] = dense_input
     ordered = []
     for node in nodes:
         ordered += [added[id(node)]] if id(node) in added else []
@@ -99,15 +115,15 @@ def lstm_node_count(proto) -> dict:
 
 def export_onnx(folder: str | Path, data_source: str | None = None,
                 parity_limit: int | None = common.QUICK_PARITY_REVIEWS) -> dict:
-    """Write the four ONNX artifacts into the bundle, all or nothing (common.export_bundle)."""
+    """Write the six ONNX artifacts into the bundle, all or nothing (common.export_bundle)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     def write_artifacts(staging: Path, manifest: dict, config, trained) -> None:
-        for graph in bundle.GRAPHS:
+        for graph in bundle.ARTIFACT_GRAPHS:
             model = common.inference_model(trained, config, graph, batch_size=None)
             fingerprint = json.dumps(common.fingerprint(manifest, model, graph))
-            proto = convert(model, {backends.FINGERPRINT_KEY: fingerprint})
+            proto = convert(model, {backends.FINGERPRINT_KEY: fingerprint}, steps=graph == bundle.STEPS_GRAPH)
             counts = lstm_node_count(proto)
             if counts["LSTM"] != 1 or counts["Loop"] or counts["Scan"]:
                 raise common.ExportError(f"the {graph} ONNX graph should have one LSTM node and no loop, has {counts}")

@@ -1,8 +1,9 @@
 """Convert a trained bundle to TFLite, float32 and int8: `python -m export.tflite`.
 
-Writes model.tflite / model.int8.tflite (every review padded to the sequence length) and
+Writes model.tflite / model.int8.tflite (every review padded to the sequence length),
 model.cached.tflite / model.cached.int8.tflite (a review's own tokens, any length, from the
-stored padding state), all from the dropout-free inference graph with a static batch of 1,
+stored padding state) and model.steps.tflite / model.steps.int8.tflite (the cached graph's
+probabilities after every token, for `explain`), all from the dropout-free inference graph with a static batch of 1,
 with builtin operators only. int8 is dynamic-range quantisation: int8 weights, float
 activations, which every TFLite runtime runs without a representative dataset.
 """
@@ -24,7 +25,7 @@ from export import common
 # which the converter makes only from a Keras 2 LSTM (tf-keras); cached graph only, because the
 # operator keeps its state in variable tensors between calls, which the cached graph overwrites
 # with its h0 / c0 inputs every call while the full graph would start from the last review's state.
-FORMS = {"while": bundle.GRAPHS, "unrolled": ("full",), "fused": ("cached",)}
+FORMS = {"while": bundle.ARTIFACT_GRAPHS, "unrolled": ("full",), "fused": ("cached",)}
 # tf-keras declares a dependency on the package "tensorflow", which would install a second,
 # 570 MB TensorFlow beside tensorflow-cpu; it is pure Python, so it goes in without its deps.
 TF_KERAS_INSTALL = "pip install --no-deps 'tf-keras==2.21.*'"
@@ -75,11 +76,11 @@ def with_fingerprint(content: bytes, fingerprint: dict) -> bytes:
 
 def export_tflite(folder: str | Path, form: str = "while", data_source: str | None = None,
                   parity_limit: int | None = common.QUICK_PARITY_REVIEWS) -> dict:
-    """Write the four TFLite artifacts into the bundle, all or nothing (common.export_bundle)."""
+    """Write the six TFLite artifacts into the bundle, all or nothing (common.export_bundle)."""
     tf_keras = import_tf_keras() if form == "fused" else None  # before the slow part: fails at once
 
     def write_artifacts(staging: Path, manifest: dict, config, trained) -> None:
-        for graph in bundle.GRAPHS:
+        for graph in bundle.ARTIFACT_GRAPHS:
             graph_form = form if graph in FORMS[form] else "while"
             model = common.inference_model(trained, config, graph, batch_size=1, unroll=graph_form == "unrolled",
                                            library=tf_keras if graph_form == "fused" else None)

@@ -6,11 +6,13 @@
 
 A classifier may be shared by many threads: its TFLite interpreter is serialised by a lock and
 an ONNX Runtime session is safe to call concurrently, so every caller gets its own answer.
+`classifier.explain(text)` shows the model's opinion after every word (runtime/explain.py).
 """
 
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +77,67 @@ def _padding_states(path: Path, content: bytes, config, steps: int) -> np.ndarra
     return states
 
 
+def load_padding_states(folder: Path, manifest: dict) -> np.ndarray:
+    """The LSTM state after each number of padding steps, where the cached and steps graphs start."""
+    states = manifest.get("padding_states")
+    if states is None:
+        raise bundle.BundleError(f"{folder}: the manifest lists no padding states")
+    return _padding_states(folder / states["file"], bundle.read_file(folder, states), bundle.model_config(manifest),
+                           states["steps"])
+
+
+def review_shapes(model, config, path: Path) -> tuple[tuple, tuple]:
+    """The shapes a graph that starts from a padding state declares for one review: token ids
+    (1, -1) or time-major (-1, 1), and h0 / c0."""
+    ids_shape, state_shape = (model.input_shapes.get(name, (-1, -1)) for name in ("token_ids", "h0"))
+    if ids_shape.count(-1) != 1 or -1 in state_shape or np.prod(state_shape) != config.lstm_units:
+        raise bundle.BundleError(f"{path}: its inputs are not one review's (token_ids {ids_shape}, h0 {state_shape}); "
+                                 "export it again with this version")
+    return ids_shape, state_shape
+
+
+def artifact_record(folder: Path, manifest: dict, backend: str, graph: str, precision: str,
+                    allow_unverified: bool) -> dict:
+    """The manifest record of one artifact, if the manifest proves it: a passing parity record for
+    exactly its bytes (unless `allow_unverified`, which warns) and this bundle's vocabulary."""
+    key = bundle.artifact_key(backend, graph, precision)
+    record = manifest["artifacts"].get(key)
+    if record is None:
+        packaged = manifest.get("packaged", {})
+        if key in packaged.get("omitted_artifacts", []):
+            raise bundle.BundleError(f"{folder}: no {key} artifact here: {packaged.get('note')}")
+        raise bundle.BundleError(f"{folder}: no {key} artifact; run python -m export.{backend}")
+    parity = manifest.get("parity", {}).get(key, {})
+    if not (parity.get("passed") is True and parity.get("sha256") == record["sha256"]):
+        if not allow_unverified:
+            raise bundle.BundleError(
+                f"{folder / record['file']}: no passing parity record for this file; prove it with "
+                f"python -m export.parity --model {folder} (or allow_unverified=True / --allow-unverified)")
+        warnings.warn(f"{folder / record['file']}: loaded without a passing parity record",
+                      UnverifiedArtifactWarning, stacklevel=3)
+    vocabulary = manifest["tokenizer"]["vocabulary"]
+    if record["vocabulary_sha256"] != vocabulary["sha256"]:
+        raise bundle.BundleError(
+            f"{folder / vocabulary['file']}: this vocabulary does not belong to {record['file']}")
+    return record
+
+
+def load_artifact(folder: Path, manifest: dict, record: dict, threads: int | None, xnnpack: bool):
+    """An artifact's file (read once, checked against its sha256) in an interpreter, if its own
+    fingerprint names this bundle's vocabulary, labels, sequence length, graph and inputs."""
+    config = bundle.model_config(manifest)
+    path = folder / record["file"]
+    try:
+        model = backends.load_model(record["format"], bundle.read_file(folder, record), threads, xnnpack)
+    except backends.BackendError as error:
+        raise backends.BackendError(f"{path}: {error}") from None
+    _check_fingerprint(path, backends.fingerprint_of(model.metadata), {
+        "vocabulary_sha256": manifest["tokenizer"]["vocabulary"]["sha256"], "labels": list(config.labels),
+        "graph": record["graph"], "sequence_length": config.sequence_length, "inputs": record["inputs"],
+        "outputs": record["outputs"]})
+    return model
+
+
 class SentimentClassifier:
     """A verified bundle, its tokenizer and one interpreter for one artifact."""
 
@@ -90,13 +153,14 @@ class SentimentClassifier:
         self._model = model
         self.padding_states = self._ids_shape = None
         if graph == "cached":  # the shapes the graph declares for one review: ids (1, -1) or time-major (-1, 1)
-            self._ids_shape, state_shape = (model.input_shapes.get(name, (-1, -1)) for name in ("token_ids", "h0"))
-            if self._ids_shape.count(-1) != 1 or -1 in state_shape or np.prod(state_shape) != self.config.lstm_units:
-                raise bundle.BundleError(f"{folder / bundle.artifact_filename(backend, graph, precision)}: its inputs "
-                                         f"are not one review's (token_ids {self._ids_shape}, h0 {state_shape}); "
-                                         "export it again with this version")
+            self._ids_shape, state_shape = review_shapes(model, self.config,
+                                                         folder / bundle.artifact_filename(backend, graph, precision))
             # The cached graph's start: row k holds h0 and c0 after k padding steps, in the graph's shapes.
             self.padding_states = padding_states.reshape(len(padding_states), 2, *state_shape)
+        # explain's per-step graph, loaded on its first call with the options this one was loaded with.
+        self.load_options = {"threads": None, "xnnpack": True, "allow_unverified": False}
+        self._steps = None
+        self._steps_lock = threading.Lock()
 
     @classmethod
     def from_bundle(cls, folder: str | Path = bundle.DEFAULT_BUNDLE, backend: str = "auto",
@@ -118,25 +182,8 @@ class SentimentClassifier:
         backend = backends.resolve_backend(backend)
         manifest = bundle.read_manifest(folder)
         config = bundle.model_config(manifest)
-        key = bundle.artifact_key(backend, graph, precision)
-        record = manifest["artifacts"].get(key)
-        if record is None:
-            packaged = manifest.get("packaged", {})
-            if key in packaged.get("omitted_artifacts", []):
-                raise bundle.BundleError(f"{folder}: no {key} artifact here: {packaged.get('note')}")
-            raise bundle.BundleError(f"{folder}: no {key} artifact; run python -m export.{backend}")
-        parity = manifest.get("parity", {}).get(key, {})
-        if not (parity.get("passed") is True and parity.get("sha256") == record["sha256"]):
-            if not allow_unverified:
-                raise bundle.BundleError(
-                    f"{folder / record['file']}: no passing parity record for this file; prove it with "
-                    f"python -m export.parity --model {folder} (or allow_unverified=True / --allow-unverified)")
-            warnings.warn(f"{folder / record['file']}: loaded without a passing parity record",
-                          UnverifiedArtifactWarning, stacklevel=2)
+        record = artifact_record(folder, manifest, backend, graph, precision, allow_unverified)
         vocabulary = manifest["tokenizer"]["vocabulary"]
-        if record["vocabulary_sha256"] != vocabulary["sha256"]:
-            raise bundle.BundleError(
-                f"{folder / vocabulary['file']}: this vocabulary does not belong to {record['file']}")
         try:
             tokenizer = Tokenizer.parse(bundle.read_file(folder, vocabulary), config.sequence_length,
                                         folder / vocabulary["file"])
@@ -145,22 +192,11 @@ class SentimentClassifier:
         if tokenizer.vocab_size > config.vocab_size or len(tokenizer.words) != manifest["tokenizer"]["words"]:
             raise bundle.BundleError(f"{folder / vocabulary['file']}: {len(tokenizer.words)} words; the manifest "
                                      f"records {manifest['tokenizer']['words']} for a model of {config.vocab_size} ids")
-        path = folder / record["file"]
-        try:
-            model = backends.load_model(backend, bundle.read_file(folder, record), threads, xnnpack)
-        except backends.BackendError as error:
-            raise backends.BackendError(f"{path}: {error}") from None
-        _check_fingerprint(path, backends.fingerprint_of(model.metadata), {
-            "vocabulary_sha256": vocabulary["sha256"], "labels": list(config.labels), "graph": graph,
-            "sequence_length": config.sequence_length, "inputs": record["inputs"], "outputs": record["outputs"]})
-        padding_states = None
-        if graph == "cached":
-            states = manifest.get("padding_states")
-            if states is None:
-                raise bundle.BundleError(f"{folder}: the manifest lists no padding states")
-            padding_states = _padding_states(folder / states["file"], bundle.read_file(folder, states), config,
-                                             states["steps"])
-        return cls(folder, manifest, tokenizer, model, backend, graph, precision, padding_states)
+        model = load_artifact(folder, manifest, record, threads, xnnpack)
+        padding_states = load_padding_states(folder, manifest) if graph == "cached" else None
+        classifier = cls(folder, manifest, tokenizer, model, backend, graph, precision, padding_states)
+        classifier.load_options = {"threads": threads, "xnnpack": xnnpack, "allow_unverified": allow_unverified}
+        return classifier
 
     def probabilities_of_ids(self, ids: list[int]) -> np.ndarray:
         """The model's output for one review's unpadded token ids (`tokenizer.token_ids`)."""
@@ -212,6 +248,18 @@ class SentimentClassifier:
             raise BatchError(predictions, errors)
         return predictions
 
+    def explain(self, text: str):
+        """The model's opinion after every word of one text, and each word's effect on the answer;
+        its final answer is exactly `classify(text)`'s. See runtime.explain (an example there).
+        The bundle's per-step artifact (model.steps.*) of this backend and precision is loaded on
+        the first call; errors as `classify`, and BundleError if the bundle has no such artifact."""
+        from runtime import explain
+
+        with self._steps_lock:
+            if self._steps is None:
+                self._steps = explain.StepModel.load(self)
+        return explain.explain(self, self._steps, text)
+
     def describe(self) -> dict:
         """What a client may want to know about the loaded model (the server's GET /v1/model)."""
         return {"name": self.manifest["name"], "backend": self.backend, "interpreter": self._model.module,
@@ -219,7 +267,7 @@ class SentimentClassifier:
                 "model_config": self.manifest["model_config"], "metrics": self.manifest.get("metrics", {})}
 
     def close(self) -> None:
-        self._model = None
+        self._model = self._steps = None
 
     def __enter__(self) -> "SentimentClassifier":
         return self

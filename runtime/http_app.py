@@ -2,6 +2,8 @@
 classifiers they share, Prometheus metrics and the JSON access log. `runtime.serve` runs it.
 
     POST /v1/predict                       {"texts": [...]} -> a prediction or an error per text
+    POST /v1/explain                       {"text": "..."} -> the opinion after every word (runtime/explain.py)
+    GET  /                                 a page to explain a review in a browser (runtime/explain.html)
     GET  /v1/model, /healthz               the loaded model; 200 when ready, else 503
     GET  /v2, /v2/health/live, /v2/health/ready
     GET  /v2/models/{name}[/versions/1][/ready]
@@ -24,17 +26,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
+from pathlib import Path
 from typing import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from runtime import protocol
+from runtime import backends, bundle, protocol
 from runtime.classifier import BatchError, Prediction, SentimentClassifier
+from runtime.explain import Explanation
 from runtime.protocol import RequestError
 
 ACCESS_LOG = logging.getLogger("imdb_sentiment.access")
@@ -43,6 +47,10 @@ ACCESS_LOG = logging.getLogger("imdb_sentiment.access")
 GUARD_EXTENSION = "imdb_sentiment.guard"
 # "Status" of a request whose client left before sending all of it: logged, never sent (nginx's 499).
 CLIENT_GONE = 499
+PAGE = Path(__file__).resolve().parent / "explain.html"
+# The page may talk to this server only, and load nothing: a browser refuses anything else.
+PAGE_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
+               "img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,19 @@ class ClassifierPool:
         classifier = self._idle.get()
         try:
             return classify_each(classifier, texts)
+        finally:
+            self._idle.put(classifier)
+
+    async def explain(self, text: str) -> Explanation | str:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._explain, text)
+
+    def _explain(self, text: str) -> Explanation | str:
+        """The text's explanation, or the message saying why it has none (as for a text of /v1/predict)."""
+        classifier = self._idle.get()
+        try:
+            return classifier.explain(text)
+        except (ValueError, TypeError) as error:
+            return str(error)
         finally:
             self._idle.put(classifier)
 
@@ -167,6 +188,7 @@ class SentimentService:
         self.on_loaded: Callable[[], None] | None = None  # set by the server: say so
         self.on_load_failed: Callable[[BaseException], None] | None = None  # set by the server: stop, exit 1
         self._openapi = protocol.openapi_document(self.version, limits.max_batch, limits.max_body_bytes)
+        self._page = PAGE.read_bytes()
 
     # --- life cycle ---
 
@@ -253,6 +275,22 @@ class SentimentService:
         self.metrics.count_outcomes(outcomes)
         return JSONResponse(protocol.predict_response(outcomes))
 
+    async def explain(self, request: Request) -> Response:
+        self._require_model()
+        text = protocol.explain_text(await self._read_json(request))
+        try:
+            outcome = await self.pool.explain(text)
+        except (bundle.BundleError, backends.BackendError) as error:  # no per-step artifact for this model
+            raise RequestError(501, f"this model cannot explain: {error}") from None
+        self.metrics.count_outcomes([outcome])
+        if isinstance(outcome, str):
+            raise RequestError(422, outcome)
+        return JSONResponse(outcome.to_dict())
+
+    async def page(self, request: Request) -> Response:
+        return HTMLResponse(self._page, headers={"Content-Security-Policy": PAGE_POLICY,
+                                                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
+
     async def model_description(self, request: Request) -> Response:
         self._require_model()
         return JSONResponse(self.pool.description)
@@ -309,6 +347,8 @@ class SentimentService:
         model, version = "/v2/models/{name}", "/v2/models/{name}/versions/{version}"
         return [
             Route("/v1/predict", self.predict, methods=post),
+            Route("/v1/explain", self.explain, methods=post),
+            Route("/", self.page, methods=get),
             Route("/v1/model", self.model_description, methods=get),
             Route("/healthz", self.healthz, methods=get),
             Route("/v2", self.server_metadata, methods=get),

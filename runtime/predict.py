@@ -3,10 +3,13 @@
     imdb-sentiment "A wonderful film with a brilliant cast."
     imdb-sentiment --file reviews.txt                # one review a line
     cat reviews.jsonl | imdb-sentiment --jsonl       # {"text": ...} or "..." a line, from stdin
+    imdb-sentiment --explain "A dull start, but the cast is wonderful."   # why: word by word
 
 Prints one JSON object a review (or a line of text with --format text), in input order. An input
 that cannot be classified (no words, invalid UTF-8, bad JSON, a line over 4 MiB) gets an object
-with an "error" instead and the others go on.
+with an "error" instead and the others go on. With --explain, the object is the model's opinion
+after every word (runtime.explain); on a terminal the default is the review itself, each word
+coloured by its effect (green toward the final label, red away from it), and the label.
 
 Exit status: 0 every review classified; 1 some inputs failed, or the model could not be loaded;
 2 a usage error; 141 the output pipe was closed (as `head` does).
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -24,6 +28,7 @@ from typing import Iterator
 
 from runtime import backends, bundle, cli
 from runtime.classifier import SentimentClassifier
+from runtime.explain import Explanation
 
 # The longest input line read; a longer one is skipped in bounded memory and reported. 4 bytes a
 # character is the UTF-8 worst case for the classifier's limit (MAX_TEXT_CHARACTERS).
@@ -115,6 +120,65 @@ def classify_stream(classifier: SentimentClassifier, items, style: str, out) -> 
     return failed
 
 
+# Effects (changes in the final label's probability) smaller than this stay plain; from the
+# second, a word is bold (or, without colour, followed by its effect).
+EFFECT_SHOWN, EFFECT_STRONG = 0.01, 0.05
+_LINE_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)  # the dataset's line breaks
+
+
+def format_explanation(index: int, text: str | None, explanation: Explanation | None, error: str | None,
+                       style: str, colour: bool) -> str:
+    if style == "json":
+        body = {"index": index, "error": error} if error else {"index": index, **explanation.to_dict()}
+        return json.dumps(body, ensure_ascii=False)
+    if error:
+        return f"{index}\terror: {error}"
+    parts, position = [], 0
+    for word in explanation.words:
+        if word.start < position:  # a span shared with the last word (a character that made two words)
+            continue
+        parts += [_LINE_BREAK.sub("\n", text[position:word.start]), _shade(text[word.start:word.end], word, colour)]
+        position = word.end
+    parts.append(_LINE_BREAK.sub("\n", text[position:]))
+    others = ", ".join(f"{label} {value:.3f}" for label, value in explanation.probabilities.items())
+    strongest = sorted((word for word in explanation.words if word.effect is not None), key=lambda w: -abs(w.effect))[:3]
+    lines = ["".join(parts).strip(), f"-> {explanation.label} {explanation.score:.3f} ({others})",
+             "   strongest: " + ", ".join(f"{text[word.start:word.end]} {word.effect:+.2f}" for word in strongest)
+             + f"; effect on {explanation.label}: green toward it, red away" * colour]
+    cut = sum(word.truncated for word in explanation.words)
+    if cut:
+        lines.append(f"   the first {cut} words were not read: the model reads a review's last tokens"
+                     + " (dimmed)" * colour)
+    return f"{index}\t" + "\n".join(lines)
+
+
+def _shade(shown: str, word, colour: bool) -> str:
+    """One word of the review as the terminal shows it: by its effect, dim if it was not read."""
+    if word.truncated:
+        return f"\033[2m{shown}\033[0m" if colour else shown
+    if word.effect is None or abs(word.effect) < EFFECT_SHOWN:
+        return shown
+    if not colour:
+        return f"{shown}({word.effect:+.2f})" if abs(word.effect) >= EFFECT_STRONG else shown
+    code = ("1;" if abs(word.effect) >= EFFECT_STRONG else "") + ("32" if word.effect > 0 else "31")
+    return f"\033[{code}m{shown}\033[0m"
+
+
+def explain_stream(classifier: SentimentClassifier, items, style: str, out, colour: bool) -> int:
+    """Explain (text, error) items, write one result each; return how many failed."""
+    failed = 0
+    for index, (text, error) in enumerate(items):
+        explanation = None
+        if error is None:
+            try:
+                explanation = classifier.explain(text)
+            except (ValueError, TypeError) as problem:
+                error = str(problem)
+        failed += error is not None
+        print(format_explanation(index, text, explanation, error, style, colour), file=out)
+    return failed
+
+
 def thread_count(text: str) -> int:
     try:
         value = int(text)
@@ -171,7 +235,10 @@ def main(argv: list[str] | None = None) -> int:
                                                    "review a line from standard input")
     parser.add_argument("--file", type=Path, help="read one review a line from this file")
     parser.add_argument("--jsonl", action="store_true", help='input lines are JSON: "text" or {"text": "..."}')
-    parser.add_argument("--format", choices=("json", "text"), default="json", help="output format")
+    parser.add_argument("--explain", action="store_true",
+                        help="show the model's opinion after every word and each word's effect")
+    parser.add_argument("--format", choices=("json", "text"),
+                        help="output format (default: json; with --explain on a terminal, text)")
     add_model_arguments(parser)
     parser.add_argument("--threads", type=thread_count, default=1, help="interpreter threads")
     args = parser.parse_args(argv)
@@ -190,10 +257,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
+    style = args.format or ("text" if args.explain and sys.stdout.isatty() else "json")
     try:
         with classifier:
-            failed = classify_stream(classifier, inputs(args), args.format, sys.stdout)
+            if args.explain:
+                colour = style == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+                failed = explain_stream(classifier, inputs(args), style, sys.stdout, colour)
+            else:
+                failed = classify_stream(classifier, inputs(args), style, sys.stdout)
         sys.stdout.flush()
+    except (bundle.BundleError, backends.BackendError) as error:  # explain's per-step artifact
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # The reader has gone (`| head -1`): stop quietly. Point stdout at /dev/null so that the
         # interpreter's final flush does not raise again.

@@ -1,5 +1,5 @@
-"""The JSON the server reads and writes, apart from HTTP: the simple protocol (`POST /v1/predict`),
-the Open Inference Protocol (KServe v2: the model's metadata, `infer` requests and responses) and
+"""The JSON the server reads and writes, apart from HTTP: the simple protocol (`POST /v1/predict`,
+`POST /v1/explain`), the Open Inference Protocol (KServe v2: the model's metadata, `infer` requests and responses) and
 the OpenAPI document that describes every endpoint.
 
 Everything here is a plain function of bytes and dicts. A body that cannot be answered raises
@@ -77,6 +77,15 @@ def predict_response(outcomes: list) -> dict:
     """Each text's prediction (`Prediction.to_dict()`), or `{"error": message}` where it has none."""
     return {"predictions": [{"error": outcome} if isinstance(outcome, str) else outcome.to_dict()
                             for outcome in outcomes]}
+
+
+def explain_text(payload: object) -> str:
+    """The text of a `{"text": "..."}` request to /v1/explain (one review: its answer is one per word)."""
+    text = payload.get("text") if isinstance(payload, dict) else None
+    if not isinstance(text, str):
+        found = json_type(text) if isinstance(payload, dict) and "text" in payload else "no text"
+        raise RequestError(422, f'expected {{"text": "review"}}; got {found}')
+    return text
 
 
 # --- the Open Inference Protocol (KServe v2) ---------------------------------------------------
@@ -171,7 +180,7 @@ def _error_responses(*statuses: int) -> dict:
     reasons = {400: "malformed request or body", 404: "no such model or version", 405: "method not allowed (see Allow)",
                408: "the whole request did not arrive within the deadline", 411: "no Content-Length",
                413: "body or batch over the limit", 415: "the body is not JSON", 422: "JSON of the wrong shape",
-               431: "request headers over the limit", 503: "loading, draining, or over the connection bound"}
+               431: "request headers over the limit", 501: "the model has no per-step artifact to explain with", 503: "loading, draining, or over the connection bound"}
     return {str(status): {"description": reasons[status], "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/Error"}}}} for status in statuses}
 
@@ -215,6 +224,16 @@ def openapi_document(version: str, max_batch: int, max_body_bytes: int) -> dict:
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}}},
                 "responses": {"200": _json_response("one entry per text, in order", "PredictResponse"),
                               **_error_responses(*errors_on_body, 422)}}},
+            "/v1/explain": {"post": {
+                "summary": "One text's label and the model's opinion after every word, with each word's effect "
+                           "(runtime/explain.py); a text that cannot be classified is a 422",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExplainRequest"}}}},
+                "responses": {"200": _json_response("the label, and every word with its span, probabilities and effect",
+                                                    "Explanation"),
+                              **_error_responses(*errors_on_body, 422, 501)}}},
+            "/": {"get": {"summary": "A page to type a review into and see its explanation (works offline)",
+                          "responses": {"200": {"description": "one HTML file, no external resources",
+                                                "content": {"text/html": {"schema": {"type": "string"}}}}}}},
             "/v1/model": {"get": {"summary": "The loaded model: name, backend, labels, config, metrics",
                                   "responses": {"200": {"description": "the classifier's description",
                                                         "content": {"application/json": {"schema": {"type": "object"}}}},
@@ -248,6 +267,18 @@ def openapi_document(version: str, max_batch: int, max_body_bytes: int) -> dict:
             "PredictResponse": {"type": "object", "required": ["predictions"], "properties": {"predictions": {
                 "type": "array", "items": {"oneOf": [{"$ref": "#/components/schemas/Prediction"},
                                                      {"$ref": "#/components/schemas/Error"}]}}}},
+            "ExplainRequest": {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}},
+            "Explanation": {"type": "object", "required": ["label", "score", "probabilities", "start", "words"], "properties": {
+                "label": {"type": "string"}, "score": {"type": "number"},
+                "probabilities": {"type": "object", "additionalProperties": {"type": "number"}},
+                "start": {"type": ["object", "null"], "additionalProperties": {"type": "number"},
+                          "description": "the opinion before the first word; null if the start was cut off"},
+                "truncated_words": {"type": "integer"},
+                "words": {"type": "array", "items": {"type": "object", "properties": {
+                    "word": {"type": "string"}, "start": {"type": "integer"}, "end": {"type": "integer"},
+                    "in_vocabulary": {"type": "boolean"}, "truncated": {"type": "boolean"},
+                    "probabilities": {"type": ["object", "null"], "additionalProperties": {"type": "number"}},
+                    "effect": {"type": ["number", "null"]}}}}}},
             "ServerMetadata": {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "string"},
                                                                 "extensions": {"type": "array", "items": {"type": "string"}}}},
             "ModelMetadata": {"type": "object", "required": ["name", "platform", "inputs", "outputs"], "properties": {

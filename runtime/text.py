@@ -12,6 +12,7 @@ front, and a review longer than the sequence length keeps its last tokens.
 from __future__ import annotations
 
 import collections
+import functools
 import html
 import itertools
 import re
@@ -54,17 +55,101 @@ _ASCII_WORD_CHARACTERS = (string.ascii_letters + string.digits + "'").encode("as
 _ASCII_SEPARATE = bytes(byte if byte in _ASCII_WORD_CHARACTERS else ord(" ") for byte in range(256))
 
 
-def _split_ascii(text: str) -> list[str]:
+def _ascii_runs(text: str) -> bytes:
+    """The text between two spaces, with every character that is no part of a word made a space."""
     runs = b" " + text.encode("ascii").translate(_ASCII_SEPARATE) + b" "
     if b"'" in runs:  # an apostrophe is kept only between two letters or digits
         runs = runs.replace(b"''", b"  ").replace(b" '", b"  ").replace(b"' ", b"  ")
-    return runs.decode("ascii").split()
+    return runs
+
+
+def _split_ascii(text: str) -> list[str]:
+    return _ascii_runs(text).decode("ascii").split()
 
 
 def split_words(text: str) -> list[str]:
     """The words of a raw review, in order, normalised."""
     text = normalize(text)
     return _split_ascii(text) if text.isascii() else WORD_PATTERN.findall(text)
+
+
+# Where each word of `split_words` comes from in the raw text, for highlighting it (`explain`).
+# The text is cut into units that `normalize` maps independently: a tag (one space), an entity
+# reference (what html.unescape makes of it; the standard library's own pattern), a run of plain
+# ASCII (lowercased character by character, so positions map one to one), or one character.
+_ENTITY = r"&(?:#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)"
+_PLAIN = r"[\x00-\x25\x27-\x3b\x3d-\x7f]"  # ASCII but "&" and "<", which may start an entity or a tag
+_UNIT = re.compile(rf"(?P<tag>{_TAG.pattern})|(?P<entity>{_ENTITY})|{_PLAIN}+|.", re.DOTALL)
+
+
+def _fold(text: str) -> str:
+    """normalize's steps after markup, which act on each character alone except NFKC's composition."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    for apostrophe in _APOSTROPHES:
+        text = text.replace(apostrophe, "'")
+    return text
+
+
+def _composes(before: str, after: str) -> bool:
+    """Whether NFKC joins the end of `before` with the start of `after` (a combining mark, a Hangul jamo)."""
+    if unicodedata.combining(after[0]):
+        return True
+    tail = before[-8:]  # composition reaches back over one starter and its marks; a longer run of marks joined already
+    nfkc = functools.partial(unicodedata.normalize, "NFKC")
+    return nfkc(tail + after) != nfkc(tail) + nfkc(after)
+
+
+def word_spans(text: str) -> list[tuple[str, int, int]]:
+    """The words of `split_words(text)`, each with the span of the raw text it came from: text[start:end].
+
+    A word made from markup (an entity such as "&eacute;", a character NFKC composes) spans the
+    characters that made it. If some text defeated the unit mapping (no review does: the tests
+    check all 25,000), its words keep their order and each spans the whole text rather than a wrong part.
+    """
+    units = []  # [start, end, what normalize's markup steps make of it, whether it maps one to one]
+    start = 0
+    while start < len(text):
+        match = _UNIT.match(text, start)
+        raw, end = match.group(), match.end()
+        if match.lastgroup == "tag":
+            raw = " "
+        elif match.lastgroup == "entity":
+            raw = html.unescape(raw)
+            if raw == match.group():  # no reference after all: "&", then its characters stand for themselves
+                raw, end = "&", start + 1
+        if units and raw and not raw[0].isascii() and _composes(units[-1][2], raw):
+            last = units[-1]
+            if last[3] and last[1] - last[0] > 1:  # a plain run gives only its last character to the mark
+                units.insert(-1, [last[0], last[1] - 1, last[2][:-1], True])
+                last[0], last[2] = last[1] - 1, last[2][-1]
+            last[1:] = end, last[2] + raw, False
+        else:
+            units.append([start, end, raw, raw == match.group() and raw.isascii()])
+        start = end
+    pieces = [_fold(raw) for _, _, raw, _ in units]
+    folded = "".join(pieces)
+    words = split_words(text)
+    if folded != normalize(text):
+        return [(word, 0, len(text)) for word in words]
+    if not words:
+        return []
+    if folded.isascii():  # where the runs of word characters start and stop, without a loop over words
+        edges = np.flatnonzero(np.diff(np.frombuffer(_ascii_runs(folded), np.uint8) != ord(" ")))
+        starts, stops = edges[0::2], edges[1::2]
+    else:  # each word is the first match after the last: between two words lie no letters or digits
+        starts, position = [], 0
+        for word in words:
+            starts.append(folded.find(word, position))
+            position = starts[-1] + len(word)
+        starts = np.array(starts)
+        stops = starts + np.array([len(word) for word in words])
+    # Where each character of `folded` begins and ends in `text`: plain ASCII one for one, any
+    # other unit (markup, a composed character) all of it.
+    begins = np.concatenate([np.arange(start, end) if plain else np.full(len(piece), start)
+                             for (start, end, _, plain), piece in zip(units, pieces)])
+    ends = np.concatenate([np.arange(start + 1, end + 1) if plain else np.full(len(piece), end)
+                           for (start, end, _, plain), piece in zip(units, pieces)])
+    return list(zip(words, begins[starts].tolist(), ends[stops - 1].tolist()))
 
 
 def pad_ids(sequences: Sequence[Sequence[int]], length: int) -> np.ndarray:
@@ -126,6 +211,10 @@ class Tokenizer:
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text("".join(word + "\n" for word in self.words), encoding="utf-8")
+
+    def word_id(self, word: str) -> int:
+        """A normalised word's id: its vocabulary id, or OOV_ID."""
+        return self._ids.get(word, OOV_ID)
 
     def token_ids(self, text: str) -> list[int]:
         """The ids of one review, unpadded: the start id and one id a word, at most sequence_length."""

@@ -53,7 +53,7 @@ def test_every_artifact_is_in_the_manifest_with_its_sha256(exported):
 def test_exporters_recorded_passing_parity_on_real_reviews(exported):
     require_shared_archive()
     results = bundle.read_manifest(exported)["parity"]
-    assert len(results) == 8
+    assert len(results) == 12  # eight artifacts that classify, four per-step ones (explain)
     for key, result in results.items():
         assert result["passed"], (key, result["failures"])
         assert result["reviews"] == 150

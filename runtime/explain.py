@@ -1,0 +1,135 @@
+"""Why the model answered as it did: its running opinion, word by word (`classifier.explain(text)`).
+
+An LSTM reads a review one token at a time, and the Dense softmax applied to its output after a
+token is the model's opinion of the review so far. So the opinion after each word is exact, not
+an approximation, and the change a word makes to the probability of the label the model finally
+gives is that word's effect, in its context. The bundle's per-step graph (model.steps.*, proven
+against Keras with return_sequences=True at export) gives every step's opinion in one call from
+the cached padding state; the last step is classify's own answer, so `explain(text)` ends exactly
+where `classify(text)` does.
+
+    >>> from runtime import SentimentClassifier
+    >>> classifier = SentimentClassifier.from_bundle()
+    >>> explanation = classifier.explain("The plot is thin, but the acting is superb and I loved it.")
+    >>> explanation.label, round(explanation.score, 3)
+    ('positive', 0.987)
+    >>> for word in explanation.words:
+    ...     print(f"{word.word:7} {word.probabilities['positive']:.2f} {word.effect:+.2f}")
+    the     0.30 +0.06
+    plot    0.24 -0.06
+    is      0.31 +0.07
+    thin    0.03 -0.28
+    but     0.18 +0.15
+    the     0.10 -0.08
+    acting  0.02 -0.08
+    is      0.05 +0.03
+    superb  0.35 +0.30
+    and     0.45 +0.10
+    i       0.43 -0.01
+    loved   0.97 +0.53
+    it      0.99 +0.02
+
+`explanation.to_dict()` is the JSON the CLI (`--explain --format json`) and the server
+(`POST /v1/explain`) give. Each word carries its characters in the text (`text[start:end]`, in
+Python's indices: Unicode code points), whether the vocabulary knows it (`in_vocabulary`), and
+whether the model read it at all: a review longer than the sequence length is read from its last
+tokens only, so the words before them are `truncated`, with no probabilities and no effect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from runtime import bundle
+from runtime.classifier import artifact_record, load_artifact, load_padding_states, review_shapes
+from runtime.text import OOV_ID, START_ID, word_spans
+
+
+@dataclass(frozen=True)
+class Word:
+    word: str  # as the tokenizer saw it: lowercased, markup removed
+    start: int  # its characters in the text: text[start:end]
+    end: int
+    in_vocabulary: bool  # False: read as the out-of-vocabulary id
+    truncated: bool  # True: before the last sequence_length tokens, so never read
+    probabilities: dict[str, float] | None  # every label's probability after this word (None if truncated)
+    # The change this word made to the probability of the final label. None if truncated, and for
+    # the first word read of a truncated review, which has no earlier opinion to compare with.
+    effect: float | None
+
+    def to_dict(self) -> dict:
+        return {"word": self.word, "start": self.start, "end": self.end, "in_vocabulary": self.in_vocabulary,
+                "truncated": self.truncated, "probabilities": self.probabilities, "effect": self.effect}
+
+
+@dataclass(frozen=True)
+class Explanation:
+    label: str  # classify(text).label
+    score: float  # classify(text).score
+    probabilities: dict[str, float]  # classify(text).probabilities: the opinion after the last word
+    start: dict[str, float] | None  # the opinion before the first word (after the start token); None if truncated
+    words: list[Word]
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "score": self.score, "probabilities": self.probabilities, "start": self.start,
+                "truncated_words": sum(word.truncated for word in self.words),
+                "words": [word.to_dict() for word in self.words]}
+
+
+class StepModel:
+    """A bundle's per-step artifact: the probabilities after every token of one review."""
+
+    def __init__(self, model, ids_shape: tuple, padding_states: np.ndarray, sequence_length: int, labels: int):
+        self._model, self._ids_shape, self._padding_states = model, ids_shape, padding_states
+        self._sequence_length, self._labels = sequence_length, labels
+
+    @classmethod
+    def load(cls, classifier) -> "StepModel":
+        """The steps artifact of the classifier's bundle, backend and precision, trusted as the
+        classifier's own artifact was (sha256, parity record, fingerprint)."""
+        folder, manifest, config = classifier.folder, classifier.manifest, classifier.config
+        options = classifier.load_options
+        record = artifact_record(folder, manifest, classifier.backend, bundle.STEPS_GRAPH, classifier.precision,
+                                 options["allow_unverified"])
+        model = load_artifact(folder, manifest, record, options["threads"], options["xnnpack"])
+        path = folder / bundle.artifact_filename(classifier.backend, bundle.STEPS_GRAPH, classifier.precision)
+        ids_shape, state_shape = review_shapes(model, config, path)
+        states = classifier.padding_states if classifier.padding_states is not None \
+            else load_padding_states(folder, manifest)
+        return cls(model, ids_shape, states.reshape(len(states), 2, *state_shape), config.sequence_length,
+                   config.num_classes)
+
+    def probabilities_of_ids(self, ids: list[int]) -> np.ndarray:
+        """Shape (len(ids), labels): row i is the opinion after ids[i], from the review's padding state."""
+        if not 0 < len(ids) <= self._sequence_length:
+            raise ValueError(f"a review has 1 to {self._sequence_length} token ids, not {len(ids)}")
+        h0, c0 = self._padding_states[min(self._sequence_length - len(ids), len(self._padding_states) - 1)]
+        feeds = {"token_ids": np.array(ids, np.int32).reshape(self._ids_shape), "h0": h0, "c0": c0}
+        return self._model.run(feeds).reshape(len(ids), self._labels)
+
+
+def explain(classifier, steps: StepModel, text: str) -> Explanation:
+    """The opinion after every word of `text` (see the module's docstring); errors as classify's."""
+    ids = classifier._ids(text)  # classify's ids, with its checks
+    final = classifier.probabilities_of_ids(ids)
+    rows = steps.probabilities_of_ids(ids)
+    rows[-1] = final  # classify's own answer; parity holds the per-step graph's last step within 1e-5 of it (int8: 1e-3)
+    prediction = classifier._prediction(final)
+    labels = list(classifier.config.labels)
+    best = labels.index(prediction.label)
+    spans = word_spans(text)
+    # ids are [start, *one id a word] cut to their last sequence_length: these many come off the front.
+    dropped = len(spans) + 1 - len(ids)
+    opinions = [dict(zip(labels, row)) for row in rows.tolist()]
+    words = []
+    for index, (word, start, end) in enumerate(spans):
+        row = index + 1 - dropped  # this word's step; negative: cut off
+        if row < 0:
+            words.append(Word(word, start, end, classifier.tokenizer.word_id(word) != OOV_ID, True, None, None))
+            continue
+        effect = opinions[row][labels[best]] - opinions[row - 1][labels[best]] if row > 0 else None
+        words.append(Word(word, start, end, ids[row] != OOV_ID, False, opinions[row], effect))
+    start = opinions[0] if dropped == 0 and ids[0] == START_ID else None
+    return Explanation(prediction.label, prediction.score, prediction.probabilities, start, words)
