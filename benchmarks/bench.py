@@ -212,40 +212,6 @@ def other_form_bundle(folder: Path, workdir: Path, form: str) -> Path:
     return copy
 
 
-def server_throughput(folder: Path, texts: list[str], workers: int, clients: int = 32, requests: int = 1600) -> dict:
-    """Requests per second of the HTTP server on loopback with `workers` pooled classifiers,
-    under `clients` concurrent keep-alive clients sending one review per request."""
-    import http.client
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
-    from runtime.serve import ClassifierPool, make_server
-
-    server = make_server(ClassifierPool(workers, folder=folder, threads=1), port=0, quiet=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    port = server.server_address[1]
-
-    def client(index: int) -> int:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        ok = 0
-        for step in range(requests // clients):
-            connection.request("POST", "/v1/predict", body=json.dumps({"texts": [texts[(index + step) % len(texts)]]}))
-            response = connection.getresponse()
-            response.read()
-            ok += response.status == 200
-        connection.close()
-        return ok
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(clients) as executor:
-        ok = sum(executor.map(client, range(clients)))
-    seconds = time.perf_counter() - started
-    server.shutdown()
-    server.server_close()
-    return {"workers": workers, "clients": clients, "requests": requests, "ok": ok,
-            "requests_per_second": requests / seconds}
-
-
 # Measures a command from a small launcher process: a child forked straight from this (large)
 # benchmark process would count the parent's pages in its peak resident memory until it execs.
 _LAUNCHER = (
@@ -430,8 +396,6 @@ def run(folder: Path, data_source: str | None) -> dict:
             short = {target: reviews[:3] for target, reviews in buckets.items()}
             (latency,) = interleaved_latency({"keras-call": (keras_call, 3)}, short, rounds=1).values()
             results["paths"].append({**keras_path, "backend": "keras-call", "latency": latency})
-    print("measuring the HTTP server", file=sys.stderr)
-    results["server"] = [server_throughput(folder, texts, workers) for workers in (1, 2)]
     print("measuring cold starts", file=sys.stderr)
     results["cold_start"] = cold_starts(folder)
     results["loading"] = loading_costs(folder, buckets[median_tokens][0])
@@ -534,14 +498,6 @@ def render_markdown(results: dict) -> str:
     loading = results["loading"]
     lines += ["", "Loading costs inside that start (best of 20): " + ", ".join(
         f"{name.removesuffix('_ms').replace('_', ' ')} {value:.2f} ms" for name, value in loading.items()) + ".", ""]
-    if "server" in results:
-        lines += ["## HTTP server on loopback (default backend, float32, cached graph, one review a request)", "",
-                  "| pooled classifiers | concurrent clients | requests | answered 200 | requests per second |",
-                  "|---|---|---|---|---|"]
-        for entry in results["server"]:
-            lines.append(f"| {entry['workers']} | {entry['clients']} | {entry['requests']:,} | {entry['ok']:,} | "
-                         f"{entry['requests_per_second']:,.0f} |")
-        lines.append("\nOne classifier serialises every request; two run two interpreters at once, one per core.\n")
     out = summary(results)
     lines += ["## Against the targets", "",
               f"- Best path for a median review ({out['median_tokens']} tokens): **{out['best_path']}**, "
