@@ -188,8 +188,8 @@ def export_bundle(folder: str | Path, backend: str, write_artifacts: Callable, d
     from export import parity, step_parity
 
     folder = Path(folder)
-    load_trained(folder)  # a bundle that cannot be exported fails before the data is read
-    reviews = parity.test_reviews(data_source, parity_limit) if parity_limit else None
+    manifest = load_trained(folder)[0]  # a bundle that cannot be exported fails before the data is read
+    reviews = parity.test_reviews(data_source, parity_limit, manifest) if parity_limit else None
     with bundle.staging_folder(folder, copy_from=folder) as staging:
         manifest, config, trained = load_trained(staging)
         write_artifacts(staging, manifest, config, trained)
@@ -210,7 +210,8 @@ def export_arguments(module: str, description: str) -> argparse.ArgumentParser:
     parser = cli.parser(module, description)
     parser.add_argument("--model", type=Path, default=bundle.REPOSITORY_BUNDLE, help="bundle folder")
     parser.add_argument("--data", default=os.environ.get("IMDB_DATA"),
-                        help="aclImdb archive or folder for the parity check (default: $IMDB_DATA, else download)")
+                        help="the data the bundle was trained on, for the parity check on its test texts "
+                             "(IMDB: aclImdb archive or folder, $IMDB_DATA, else download)")
     parser.add_argument("--parity-limit", type=int, default=QUICK_PARITY_REVIEWS,
                         help="test reviews for the parity check after export (0 skips it, and the runtime "
                              "then refuses the artifacts until python -m export.parity passes)")

@@ -35,14 +35,15 @@ VALIDATION_BLOCK_IDS = 100
 
 
 class DataError(Exception):
-    """The dataset cannot be found, read, or does not have the aclImdb layout."""
+    """The data cannot be found or read, or is refused; the message names the file (and line)."""
 
 
 @dataclass
 class Split:
     texts: list[str]
-    labels: np.ndarray  # int32, 0 = negative, 1 = positive
-    ids: np.ndarray  # int64, the review's number in its folder: neighbours are mostly one film
+    labels: np.ndarray  # int32 indices into the dataset's labels (IMDB: 0 = negative, 1 = positive)
+    ids: np.ndarray  # int64; IMDB: the review's number in its folder (neighbours are mostly one film);
+                     # other data: the line or file number each text came from
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -53,10 +54,16 @@ class Split:
 
 @dataclass
 class Dataset:
+    """Labelled texts as read from `source`; `test` is None when the data has no test split of its
+    own (training.splits carves one). Labels index `labels`."""
+
     train: Split
-    test: Split
+    test: Split | None
     source: str
-    sha256: str  # of the archive file, or of the reviews read from a folder
+    sha256: str  # of the archive or data file, or of the files read from a folder
+    labels: tuple[str, ...] = ("negative", "positive")  # IMDB's, as in ModelConfig.labels
+    format: str = "imdb"  # one of training.sources.FORMATS
+    columns: dict | None = None  # the columns (or JSON keys) read: text, label, split
 
 
 def _check_member_name(name: str) -> None:
@@ -86,6 +93,11 @@ def _read_archive(path: Path):
                     yield name, archive.extractfile(member).read()
     except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
         raise DataError(f"{path}: not a readable tar archive ({error})") from None
+
+
+def review_files(path: Path):
+    """(member name, bytes) of each labelled review file of an aclImdb archive or folder, streamed."""
+    return _read_folder(path) if path.is_dir() else _read_archive(path)
 
 
 def _read_folder(path: Path):

@@ -1,12 +1,17 @@
-"""Train the seed's LSTM on IMDB and write a model bundle: `python -m training.fit`.
+"""Train the seed's LSTM on labelled texts and write a model bundle: `python -m training.fit`.
 
     python -m training.fit --data ../shared/data/aclImdb_labeled.tar.gz      # a new bundle under runs/
     python -m training.fit --data ... --output models/imdb-lstm --overwrite  # remake the shipped one
+    python -m training.fit --data ratings.csv --label-column rating          # your own data (training.sources)
 
 The epoch is chosen on a validation set carved from the training reviews, and the validated
 model is the one written. `--refit` instead trains a fresh model for the chosen number of epochs
 on all the training reviews; that model is never validated (README, "Training", shows what it
 scored). The 25,000 test reviews are used once, at the end, for the reported accuracy.
+
+Other data (a folder per label, CSV/TSV, JSON lines; any number of labels) trains the same model
+with one output per label; its test split is its own, or carved (training.splits), and the
+manifest records per-label precision, recall and F1 and the confusion matrix (docs/your-own-data.md).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import numpy as np
 from runtime import bundle, cli
 from runtime.config import ModelConfig
 from runtime.text import FIRST_WORD_ID, OOV_ID, PAD_ID, START_ID, Tokenizer, pad_ids
-from training import data
+from training import data, metrics, sources, splits
 from training.quiet import quiet
 
 # The bundle this repository ships. Only an explicit --output with --overwrite replaces it, and
@@ -62,9 +67,11 @@ class TrainingSettings:
     limit: int | None = None  # reviews per split, for quick runs
 
 
-def default_output() -> Path:
-    """A new folder for each run: runs/imdb-lstm-<UTC time>."""
-    return RUNS / datetime.datetime.now(datetime.timezone.utc).strftime("imdb-lstm-%Y%m%d-%H%M%S")
+def default_output(data_source: str | None = None, data_format: str = "auto") -> Path:
+    """A new folder for each run: runs/imdb-lstm-<UTC time> for IMDB, else runs/<data name>-<UTC time>."""
+    imdb = sources.detect_format(data_source, data_format) == "imdb"
+    stem = "imdb-lstm" if imdb else sources.data_stem(data_source)
+    return RUNS / (stem + datetime.datetime.now(datetime.timezone.utc).strftime("-%Y%m%d-%H%M%S"))
 
 
 def prepare_output(output: Path, overwrite: bool = False, limit: int | None = None) -> None:
@@ -94,27 +101,38 @@ def library_versions() -> dict:
 
 
 def train(data_source: str | None, output: Path, settings: TrainingSettings,
-          config: ModelConfig = TRAINING_CONFIG, verbose: int = 1, overwrite: bool = False) -> dict:
+          config: ModelConfig = TRAINING_CONFIG, verbose: int = 1, overwrite: bool = False,
+          data_options: sources.DataOptions = sources.DataOptions(),
+          test_split_fraction: float | None = None) -> dict:
     """Fit the model, evaluate it on the test set and write the bundle; return its manifest.
 
-    `output` must not exist unless `overwrite`; it is replaced only once the new bundle is whole."""
+    The labels come from the data (config's are replaced). `test_split_fraction` (default
+    splits.DEFAULT_TEST_SPLIT) is carved for data without a test split of its own. Data that is
+    refused fails before anything is written. `output` must not exist unless `overwrite`; it is
+    replaced only once the new bundle is whole."""
     if settings.refit and settings.lr_decay:
         raise ValueError("--lr-decay follows the validation curve, which a refit on all training reviews "
                          "does not have; leave out --refit")
     if settings.pretrain_epochs and settings.word2vec_epochs:
         raise ValueError("--pretrain-epochs and --word2vec-epochs both set the embedding's start; choose one")
-    prepare_output(output, overwrite, settings.limit)
-    dataset = data.load_imdb(data_source)
-    train_split, test_split = dataset.train, dataset.test
+    dataset = sources.load(data_source, data_options)
+    if test_split_fraction is not None and dataset.test is not None:
+        print(f"note: {dataset.source} has its own test split; --test-split is not used", file=sys.stderr)
+    test_fraction = splits.DEFAULT_TEST_SPLIT if test_split_fraction is None else test_split_fraction
+    config = replace(config, labels=dataset.labels)
+    imdb = dataset.format == "imdb"
+    texts = "reviews" if imdb else "texts"
+    train_split, test_split = splits.held_out(dataset, test_fraction, settings.seed)
     if settings.limit:
         train_split = data.sample(train_split, settings.limit, settings.seed)
         test_split = data.sample(test_split, settings.limit, settings.seed + 1)
-    fit_split, validation_split = data.split_validation(train_split, settings.validation_split, settings.seed)
+    fit_split, validation_split = splits.validation(dataset, train_split, settings.validation_split, settings.seed)
+    prepare_output(output, overwrite, settings.limit)
 
     import keras  # after the data checks, so a bad --data fails in a second, not after TF loads
 
     from training.model import build_model
-    from training.plots import plot_history
+    from training.plots import plot_confusion, plot_history
     from training.pretrain import pretrain
     from training.word_vectors import word2vec_embedding
 
@@ -127,8 +145,8 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
         keras.utils.set_random_seed(settings.seed)
         tokenizer = Tokenizer.build(split.texts, config.vocab_size, config.sequence_length)
         if tokenizer.vocab_size < config.vocab_size:  # small quick runs see fewer distinct words
-            print(f"note: only {tokenizer.vocab_size - FIRST_WORD_ID} distinct words in the training "
-                  "reviews; the embedding keeps its configured size", file=sys.stderr)
+            print(f"note: only {tokenizer.vocab_size - FIRST_WORD_ID} distinct words in the training {texts}; "
+                  "the embedding keeps its configured size", file=sys.stderr)
         model = build_model(config, settings.learning_rate, settings.clipnorm, settings.ema_momentum,
                             settings.weight_decay)
         token_ids = [tokenizer.token_ids(text) for text in split.texts]
@@ -164,22 +182,28 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
     best_epoch = int(np.argmax(history["val_accuracy"]))
     refit = None
     if settings.refit:
-        print(f"Refitting on all {len(train_split):,} training reviews for the {best_epoch + 1} epochs "
+        print(f"Refitting on all {len(train_split):,} training {texts} for the {best_epoch + 1} epochs "
               "validation chose", file=sys.stderr)
         model, tokenizer, refit_history, pretraining = fit_model(train_split, best_epoch + 1)
         refit = {"reviews": len(train_split), "epochs": best_epoch + 1,
                  "accuracy": refit_history["accuracy"][-1], "loss": refit_history["loss"][-1]}
     training_seconds = time.perf_counter() - started
-    x_test, y_test = tokenizer.encode(test_split.texts), labels(test_split)
-
-    test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=256, verbose=verbose)
-    examples = predict_examples(model, tokenizer, config)
+    # One pass over the test texts gives the loss, the accuracy (computed as Keras' metric does, in
+    # float32) and the per-label figures.
+    test_probabilities = model.predict(tokenizer.encode(test_split.texts), batch_size=256, verbose=0)
+    test_loss = float(keras.ops.mean(keras.losses.categorical_crossentropy(labels(test_split), test_probabilities)))
+    predicted = test_probabilities.argmax(axis=1)
+    test_accuracy = float(np.float32((predicted == test_split.labels).sum()) / np.float32(len(test_split)))
+    test_metrics = metrics.classification_metrics(config.labels, test_split.labels, predicted)
+    example_texts = EXAMPLE_REVIEWS if imdb else [test_split.texts[i] for i in range(min(4, len(test_split)))]
+    examples = predict_examples(model, tokenizer, config, example_texts)
 
     with bundle.staging_folder(output) as staging:
         model.save(staging / "model.keras")
         tokenizer.save(staging / bundle.VOCABULARY_NAME)
         bundle.write_json(staging / "history.json", history)
-        reports = [staging / "history.json", *plot_history(history, staging)]
+        reports = [staging / "history.json", *plot_history(history, staging),
+                   plot_confusion(config.labels, test_metrics["confusion"]["counts"], staging)]
         manifest = {
             "schema_version": bundle.SCHEMA_VERSION,
             "name": output.name,
@@ -194,10 +218,8 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
             },
             "training": {
                 "settings": asdict(settings),
-                "data": {"source": Path(dataset.source).name, "sha256": dataset.sha256,
-                         "fit_reviews": len(fit_split), "validation_reviews": len(validation_split),
-                         "validation_block_ids": data.VALIDATION_BLOCK_IDS,
-                         "test_reviews": len(test_split)},
+                "data": splits.data_record(dataset, fit_split, validation_split, test_split, test_fraction,
+                                           settings.seed),
                 "library_versions": library_versions(),
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores",
             },
@@ -206,8 +228,14 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
                 "best_epoch": best_epoch + 1,
                 "validation_accuracy": history["val_accuracy"][best_epoch],
                 "validation_loss": history["val_loss"][best_epoch],
-                "test_accuracy": float(test_accuracy),
-                "test_loss": float(test_loss),
+                "test_accuracy": test_accuracy,
+                "test_loss": test_loss,
+                "test_macro_f1": test_metrics["macro_f1"],
+                **({"test_within_one_accuracy": test_metrics["within_one_accuracy"],
+                    "test_mean_absolute_error": test_metrics["mean_absolute_error"]}
+                   if "within_one_accuracy" in test_metrics else {}),
+                "test_per_label": test_metrics["per_label"],
+                "test_confusion": test_metrics["confusion"],
                 "training_seconds": round(training_seconds, 1),
                 "seconds_per_epoch": round(selection_seconds / len(history["loss"]), 1),
                 "refit": refit,  # None when the validated model itself is shipped
@@ -219,19 +247,26 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
         }
         bundle.write_manifest(staging, manifest)
 
-    print(f"\nTest accuracy on {len(test_split):,} reviews: {test_accuracy:.4f} (loss {test_loss:.4f}); "
+    print(f"\nTest accuracy on {len(test_split):,} {texts}: {test_accuracy:.4f} (loss {test_loss:.4f}); "
           f"best validation epoch {best_epoch + 1} of {len(history['loss'])}"
-          + (f", then refitted on {refit['reviews']:,} reviews" if refit else "") + f"; bundle written to {output}")
+          + (f", then refitted on {refit['reviews']:,} {texts}" if refit else "") + f"; bundle written to {output}")
+    print(metrics.format_metrics(test_metrics))
+    print(f"\n{'New reviews' if imdb else 'Test texts'} and what the model says:")
+    width = max(len(label) for label in config.labels)
     for text, probabilities in examples:
         label = config.labels[int(np.argmax(probabilities))]
-        scores = ", ".join(f"{name} {p:.3f}" for name, p in zip(config.labels, probabilities))
-        print(f"  {label:>8}  ({scores})  {text}")
+        best = sorted(zip(probabilities, config.labels), reverse=True)[:3]  # the top three of many labels
+        scores = ", ".join(f"{name} {p:.3f}" for p, name in (best if len(config.labels) > 3 else
+                                                             zip(probabilities, config.labels)))
+        shown = " ".join(text.split())
+        print(f"  {label:>{width}}  ({scores})  {shown if len(shown) <= 100 else shown[:97] + '...'}")
     return manifest
 
 
-def predict_examples(model, tokenizer: Tokenizer, config: ModelConfig) -> list[tuple[str, list[float]]]:
-    probabilities = model.predict(tokenizer.encode(EXAMPLE_REVIEWS), verbose=0)
-    return [(text, [float(p) for p in row]) for text, row in zip(EXAMPLE_REVIEWS, probabilities)]
+def predict_examples(model, tokenizer: Tokenizer, config: ModelConfig,
+                     texts=EXAMPLE_REVIEWS) -> list[tuple[str, list[float]]]:
+    probabilities = model.predict(tokenizer.encode(list(texts)), verbose=0)
+    return [(text, [float(p) for p in row]) for text, row in zip(texts, probabilities)]
 
 
 def positive_int(text: str) -> int:
@@ -264,6 +299,24 @@ def dropout_rate(text: str) -> float:
     return value
 
 
+def label_list(text: str) -> tuple[str, ...]:
+    labels = tuple(label.strip() for label in text.split(","))
+    if len(labels) < 2 or not all(labels) or len(set(labels)) != len(labels):
+        raise argparse.ArgumentTypeError(f"expected two or more distinct labels separated by commas, got {text!r}")
+    return labels
+
+
+def vocabulary_size(text: str) -> int:
+    value = int(text)
+    try:
+        ModelConfig(vocab_size=value)  # the one place the range is checked
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if value <= FIRST_WORD_ID:
+        raise argparse.ArgumentTypeError(f"must exceed the {FIRST_WORD_ID} reserved ids, got {text}")
+    return value
+
+
 def fraction(text: str) -> float:
     value = float(text)
     if not 0.0 < value < 1.0:
@@ -275,8 +328,27 @@ def main(argv: list[str] | None = None) -> int:
     defaults = TrainingSettings()
     parser = cli.parser("training.fit", __doc__.split("\n")[0])
     parser.add_argument("--data", default=os.environ.get("IMDB_DATA"),
-                        help="aclImdb archive or folder (default: $IMDB_DATA, else download the official archive)")
-    parser.add_argument("--output", type=Path, help="bundle folder (default: a new runs/imdb-lstm-<UTC time>)")
+                        help="the labelled texts: an aclImdb archive or folder, a folder with one sub-folder of "
+                             ".txt files per label, a .csv, .tsv or .jsonl file (default: $IMDB_DATA, else "
+                             "download IMDB's official archive)")
+    parser.add_argument("--format", choices=("auto", *sources.FORMATS), default="auto",
+                        help="the data's format; auto goes by its name")
+    parser.add_argument("--text-column", help="CSV/TSV column or JSON key of the texts (default: text)")
+    parser.add_argument("--label-column", help="CSV/TSV column or JSON key of the labels (default: label)")
+    parser.add_argument("--split-column", metavar="NAME",
+                        help="column or key saying train or test, used when the data has it "
+                             "(default: split; '' ignores it)")
+    parser.add_argument("--labels", type=label_list, metavar="A,B,...",
+                        help="the labels in this order (default: the data's, sorted; by value if all are integers)")
+    parser.add_argument("--test-split", type=fraction, metavar="FRACTION",
+                        help="share of each label held out for the test, for data without its own test split "
+                             f"(default: {splits.DEFAULT_TEST_SPLIT})")
+    parser.add_argument("--vocab-size", type=vocabulary_size, default=TRAINING_CONFIG.vocab_size,
+                        help="ids of the vocabulary, the most frequent training words and 3 reserved ids")
+    parser.add_argument("--sequence-length", type=positive_int, default=TRAINING_CONFIG.sequence_length,
+                        help="tokens the model reads of each text (its last ones)")
+    parser.add_argument("--output", type=Path,
+                        help="bundle folder (default: a new runs/imdb-lstm-<UTC time>, or runs/<data name>-<UTC time>)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace --output if it exists (only once the new bundle is complete)")
     parser.add_argument("--epochs", type=positive_int, default=defaults.epochs, help="most epochs to train")
@@ -320,10 +392,15 @@ def main(argv: list[str] | None = None) -> int:
         word2vec_epochs=args.word2vec_epochs,
         validation_split=args.validation_split,
         seed=args.seed, limit=args.limit)
+    data_options = sources.DataOptions(format=args.format, text_column=args.text_column,
+                                       label_column=args.label_column, split_column=args.split_column,
+                                       labels=args.labels)
     try:
-        config = replace(TRAINING_CONFIG, dropout=args.dropout, recurrent_dropout=args.recurrent_dropout)
-        train(args.data, args.output or default_output(), settings, config,
-              verbose=0 if args.quiet else 1 if sys.stdout.isatty() else 2, overwrite=args.overwrite)
+        config = replace(TRAINING_CONFIG, dropout=args.dropout, recurrent_dropout=args.recurrent_dropout,
+                         vocab_size=args.vocab_size, sequence_length=args.sequence_length)
+        train(args.data, args.output or default_output(args.data, args.format), settings, config,
+              verbose=0 if args.quiet else 1 if sys.stdout.isatty() else 2, overwrite=args.overwrite,
+              data_options=data_options, test_split_fraction=args.test_split)
     except (data.DataError, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -26,7 +26,8 @@ def quick_bundle(tmp_path_factory):
 
 def test_quick_run_writes_a_complete_bundle(quick_bundle):
     names = {path.name for path in quick_bundle.iterdir()}
-    assert {"model.keras", "vocab.txt", "manifest.json", "history.json", "accuracy.png", "loss.png"} <= names
+    assert {"model.keras", "vocab.txt", "manifest.json", "history.json", "accuracy.png", "loss.png",
+            "confusion.png"} <= names
     assert not [name for name in names if name.startswith(".")]
     manifest = bundle.read_manifest(quick_bundle)
     assert manifest["model_config"]["lstm_units"] == 100 and manifest["model_config"]["sequence_length"] == 500
@@ -36,7 +37,8 @@ def test_quick_run_writes_a_complete_bundle(quick_bundle):
     assert manifest["training"]["data"]["fit_reviews"] + manifest["training"]["data"]["validation_reviews"] == 300
     for record in bundle.file_records(manifest):
         bundle.verify_file(quick_bundle, record)
-    assert [record["file"] for record in manifest["reports"]] == ["history.json", "accuracy.png", "loss.png"]
+    assert [record["file"] for record in manifest["reports"]] == ["history.json", "accuracy.png", "loss.png",
+                                                                  "confusion.png"]
     history = json.loads((quick_bundle / "history.json").read_text())
     assert len(history["val_accuracy"]) == manifest["metrics"]["epochs_run"] == 2
     assert manifest["metrics"]["validation_accuracy"] == max(history["val_accuracy"])

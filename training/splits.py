@@ -1,0 +1,119 @@
+"""The held-out splits of a dataset, the manifest's record of them, and their re-creation.
+
+Test: the data's own test split where it has one (IMDB's aclImdb/test, a split column, train/
+and test/ folders); otherwise a seeded, stratified share of every label (`--test-split`).
+Validation: carved from what is left, IMDB's in blocks of consecutive ids (training.data), any
+other data's seeded and stratified. The manifest records the data's checksum, format, columns,
+labels, the split sizes and the seed, so `recreate_test` gives `export.parity` exactly the
+held-out texts of the data a bundle was trained on, and refuses other data.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from training import data, sources
+from training.data import DataError
+
+DEFAULT_TEST_SPLIT = 0.2
+
+
+def stratified(split: data.Split, fraction: float, seed: int) -> tuple[data.Split, data.Split]:
+    """(rest, held): a seeded `fraction` of each label's examples is held, at least one of a label
+    with two or more and never its last; both keep the data's order."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"a split fraction must be between 0 and 1, got {fraction}")
+    rng = np.random.default_rng(seed)
+    held = []
+    for label in np.unique(split.labels):
+        members = np.flatnonzero(split.labels == label)
+        count = min(len(members) - 1, max(1, round(len(members) * fraction)))
+        held.extend(rng.permutation(members)[:count])
+    held = np.sort(np.array(held, np.int64))
+    return split.subset(np.setdiff1d(np.arange(len(split)), held)), split.subset(held)
+
+
+def held_out(dataset: data.Dataset, test_split: float, seed: int) -> tuple[data.Split, data.Split]:
+    """(train, test): the data's own test split, else a seeded stratified one."""
+    if dataset.test is not None:
+        return dataset.train, dataset.test
+    return stratified(dataset.train, test_split, seed)
+
+
+def validation(dataset: data.Dataset, train: data.Split, fraction: float, seed: int) -> tuple[data.Split, data.Split]:
+    """(fit, validation) from the training examples; fit in a seeded random order."""
+    if dataset.format == "imdb":
+        fit, held = data.split_validation(train, fraction, seed)
+    else:
+        rest, held = stratified(train, fraction, seed)
+        fit = rest.subset(np.random.default_rng(seed).permutation(len(rest)))
+    if not len(fit) or not len(held):
+        raise DataError(f"{dataset.source}: {len(train)} training examples are too few to carve a validation "
+                        f"split from; every label needs 2 or more of them")
+    return fit, held
+
+
+def label_counts(labels: tuple[str, ...], split: data.Split) -> dict:
+    counts = np.bincount(split.labels, minlength=len(labels))
+    return {label: int(count) for label, count in zip(labels, counts)}
+
+
+def data_record(dataset: data.Dataset, fit: data.Split, held: data.Split, test: data.Split,
+                test_split: float, seed: int) -> dict:
+    """The manifest's `training.data`: what was read and how it was split (IMDB's keys first, as before)."""
+    record = {"source": Path(dataset.source).name, "sha256": dataset.sha256,
+              "fit_reviews": len(fit), "validation_reviews": len(held)}
+    if dataset.format == "imdb":
+        record["validation_block_ids"] = data.VALIDATION_BLOCK_IDS
+    record["test_reviews"] = len(test)
+    record.update({
+        "format": dataset.format,
+        "columns": dataset.columns,
+        "labels": list(dataset.labels),
+        "test_split": None if dataset.test is not None else test_split,  # None: the data's own
+        "split_seed": seed,
+        "label_counts": {name: label_counts(dataset.labels, split)
+                         for name, split in (("fit", fit), ("validation", held), ("test", test))},
+    })
+    return record
+
+
+def recreate_test(data_source: str | Path | None, manifest: dict) -> data.Split:
+    """The test texts a bundle was evaluated on, re-created from the data it was trained on.
+
+    IMDB's test split is its aclImdb/test folder, the same in the official archive, a copy and an
+    extracted folder (whose checksums differ), so another checksum is only noted. Any other data
+    must have the checksum the manifest records; its labels are read in the bundle's order and
+    the test split is carved again with the recorded fraction and seed.
+    """
+    record = manifest.get("training", {}).get("data", {})
+    fmt = record.get("format", "imdb")  # bundles from before other data was supported are IMDB's
+    if fmt == "imdb":
+        dataset = data.load_imdb(data_source)
+        if record.get("sha256") not in (None, dataset.sha256):
+            print(f"note: {dataset.source} has sha256 {dataset.sha256}, the bundle's IMDB data "
+                  f"{record.get('source')} had {record['sha256']}; both have the aclImdb/test layout, "
+                  "so its test reviews are used", file=sys.stderr)
+        return dataset.test
+    trained_on = f"{record.get('source')} (sha256 {record.get('sha256')})"
+    if data_source is None:
+        raise DataError(f"this bundle was trained on {trained_on}, {fmt} data; pass --data with it")
+    sha256 = sources.checksum(data_source, fmt)
+    if sha256 != record.get("sha256"):
+        raise DataError(f"{data_source} has sha256 {sha256}, but this bundle was trained on {trained_on}; "
+                        "pass --data with the data it was trained on")
+    columns = record.get("columns") or {}
+    options = sources.DataOptions(format=fmt, text_column=columns.get("text"), label_column=columns.get("label"),
+                                  split_column=columns.get("split") or ("" if fmt in sources.TABLE_FORMATS else None),
+                                  labels=tuple(manifest["model_config"]["labels"]))
+    dataset = sources.load(data_source, options)
+    seed = record.get("split_seed", manifest.get("training", {}).get("settings", {}).get("seed"))
+    _, test = held_out(dataset, record.get("test_split"), seed)
+    limit = manifest.get("training", {}).get("settings", {}).get("limit")  # a --limit run sampled its test texts
+    expected = record.get("test_reviews")
+    if expected is not None and expected != (min(limit, len(test)) if limit else len(test)):
+        raise DataError(f"{data_source}: re-created {len(test):,} test texts; the manifest records {expected:,}")
+    return test
