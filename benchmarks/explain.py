@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.sections import write_section
 from runtime import SentimentClassifier, backends, bundle
 
 HERE = Path(__file__).resolve().parent
@@ -258,17 +259,6 @@ def render_section(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace this harness's section of `path`, or add it at the end; nothing else changes."""
-    text = path.read_text() if path.is_file() else ""
-    begin, end = f"<!-- begin:{SECTION} -->", f"<!-- end:{SECTION} -->"
-    if begin in text and end in text:
-        text = text[:text.index(begin)] + section.rstrip("\n") + text[text.index(end) + len(end):]
-    else:
-        text = (text.rstrip("\n") + "\n\n" if text else "") + section
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.explain", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -280,11 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--render", type=Path, metavar="JSON", help="only rewrite the section from a results file")
     args = parser.parse_args(argv)
     if args.render:
-        write_section(args.markdown, render_section(json.loads(args.render.read_text())))
+        write_section(args.markdown, SECTION, render_section(json.loads(args.render.read_text())))
         return 0
     results = run(args.model, args.data)
     bundle.write_json(args.output, results)
-    write_section(args.markdown, render_section(results))
+    write_section(args.markdown, SECTION, render_section(results))
     print(render_section(results), end="")
     return 0
 

@@ -112,10 +112,15 @@ def run_parity(folder: Path, trained, texts, labels, keys: list[str] | None = No
         result["passed"] = not result["failures"]
         results[key] = result
     if record:
-        manifest = bundle.read_manifest(folder)
-        manifest.setdefault("parity", {}).update(results)
-        bundle.write_manifest(folder, manifest)
+        record_parity(folder, results)
     return results
+
+
+def record_parity(folder: Path, results: dict) -> None:
+    """Write parity results into the manifest's "parity" entry, one record per artifact key."""
+    manifest = bundle.read_manifest(folder)
+    manifest.setdefault("parity", {}).update(results)
+    bundle.write_manifest(folder, manifest)
 
 
 def format_table(results: dict, artifacts: dict | None = None) -> str:

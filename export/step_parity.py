@@ -89,9 +89,9 @@ def run_step_parity(folder: Path, trained, texts, keys: list[str], record: bool 
         result["passed"] = not result["failures"]
         results[key] = result
     if record:
-        manifest = bundle.read_manifest(folder)
-        manifest.setdefault("parity", {}).update(results)
-        bundle.write_manifest(folder, manifest)
+        from export.parity import record_parity
+
+        record_parity(folder, results)
     return results
 
 

@@ -178,7 +178,6 @@ class SentimentClassifier:
             raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(bundle.PRECISIONS)}")
         if graph not in bundle.GRAPHS:
             raise ValueError(f"unknown graph {graph!r}; choose from {', '.join(bundle.GRAPHS)}")
-        backends.check_threads(threads)
         backend = backends.resolve_backend(backend)
         manifest = bundle.read_manifest(folder)
         config = bundle.model_config(manifest)

@@ -105,18 +105,19 @@ def format_result(index: int, text: str | None, prediction, error: str | None, s
     return f"{index}\t{prediction.label}\t{prediction.score:.3f}\t{preview}"
 
 
-def classify_stream(classifier: SentimentClassifier, items, style: str, out) -> int:
-    """Classify (text, error) items, write one result each; return how many failed."""
+def answer_stream(answer, render, items, out) -> int:
+    """Answer (text, error) items with `answer(text)` (classify or explain), write `render(index, text,
+    result, error)` for each; return how many failed."""
     failed = 0
     for index, (text, error) in enumerate(items):
-        prediction = None
+        result = None
         if error is None:
             try:
-                prediction = classifier.classify(text)
+                result = answer(text)
             except (ValueError, TypeError) as problem:
                 error = str(problem)
         failed += error is not None
-        print(format_result(index, text, prediction, error, style), file=out)
+        print(render(index, text, result, error), file=out)
     return failed
 
 
@@ -163,20 +164,6 @@ def _shade(shown: str, word, colour: bool) -> str:
     code = ("1;" if abs(word.effect) >= EFFECT_STRONG else "") + ("32" if word.effect > 0 else "31")
     return f"\033[{code}m{shown}\033[0m"
 
-
-def explain_stream(classifier: SentimentClassifier, items, style: str, out, colour: bool) -> int:
-    """Explain (text, error) items, write one result each; return how many failed."""
-    failed = 0
-    for index, (text, error) in enumerate(items):
-        explanation = None
-        if error is None:
-            try:
-                explanation = classifier.explain(text)
-            except (ValueError, TypeError) as problem:
-                error = str(problem)
-        failed += error is not None
-        print(format_explanation(index, text, explanation, error, style, colour), file=out)
-    return failed
 
 
 def thread_count(text: str) -> int:
@@ -262,9 +249,11 @@ def main(argv: list[str] | None = None) -> int:
         with classifier:
             if args.explain:
                 colour = style == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-                failed = explain_stream(classifier, inputs(args), style, sys.stdout, colour)
+                failed = answer_stream(classifier.explain, lambda i, t, r, e: format_explanation(i, t, r, e, style, colour),
+                                       inputs(args), sys.stdout)
             else:
-                failed = classify_stream(classifier, inputs(args), style, sys.stdout)
+                failed = answer_stream(classifier.classify, lambda i, t, r, e: format_result(i, t, r, e, style),
+                                       inputs(args), sys.stdout)
         sys.stdout.flush()
     except (bundle.BundleError, backends.BackendError) as error:  # explain's per-step artifact
         print(f"error: {error}", file=sys.stderr)
