@@ -185,7 +185,7 @@ def export_bundle(folder: str | Path, backend: str, write_artifacts: Callable, d
     passes: any failure leaves the bundle byte-identical. With no parity_limit the artifacts land
     unproven, and the runtime refuses them until `python -m export.parity` passes.
     """
-    from export import parity, step_parity
+    from export import parity
 
     folder = Path(folder)
     manifest = load_trained(folder)[0]  # a bundle that cannot be exported fails before the data is read
@@ -194,11 +194,10 @@ def export_bundle(folder: str | Path, backend: str, write_artifacts: Callable, d
         manifest, config, trained = load_trained(staging)
         write_artifacts(staging, manifest, config, trained)
         record_artifacts(staging, {}, padding_states=ensure_padding_states(staging, trained, config))
-        keys = [bundle.artifact_key(backend, graph, precision) for graph in bundle.GRAPHS for precision in bundle.PRECISIONS]
+        keys = [bundle.artifact_key(backend, graph, precision)
+                for graph in bundle.ARTIFACT_GRAPHS for precision in bundle.PRECISIONS]
         if reviews is not None:
             parity.check_reviews(staging, trained, reviews, keys)
-            steps = [bundle.artifact_key(backend, bundle.STEPS_GRAPH, precision) for precision in bundle.PRECISIONS]
-            parity.raise_failures(step_parity.check_reviews(staging, trained, reviews, steps))
         else:
             print(f"note: parity skipped; the runtime refuses these artifacts until python -m export.parity "
                   f"--model {folder} passes", file=sys.stderr)

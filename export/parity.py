@@ -12,6 +12,8 @@ artifact and figure that misses, when
   - a float32 "cached" graph differs from the full graph of its backend by more than 1e-5;
   - an int8 artifact agrees with Keras on fewer than 99 % of labels, or loses more than
     0.5 points of test accuracy.
+The per-step artifacts (explain's "steps" graph) are proven at every step by export.step_parity,
+which `check_reviews` runs too.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def compare(keras_probs: np.ndarray, probs: np.ndarray, labels: np.ndarray, prec
 def run_parity(folder: Path, trained, texts, labels, keys: list[str] | None = None, record: bool = True) -> dict:
     """Parity of every (or the named) artifact; with `record`, written into the manifest's "parity" entry."""
     manifest = bundle.read_manifest(folder)
-    keys = keys or [key for key in manifest["artifacts"] if key != "keras"]
+    keys = keys or [key for key, record in manifest["artifacts"].items() if record.get("graph") in bundle.GRAPHS]
     results, outputs = {}, {}
     keras_probs = None
     for key in sorted(keys, key=lambda k: "full" not in k):  # full graphs first: cached ones compare to them
@@ -143,9 +145,18 @@ def raise_failures(results: dict) -> None:
 
 
 def check_reviews(folder: Path, trained, reviews, keys: list[str] | None = None, record: bool = True) -> dict:
-    """Run parity on these reviews, print the table, raise ExportError on any failure."""
-    results = run_parity(folder, trained, reviews.texts, reviews.labels, keys, record)
-    print(format_table(results, bundle.read_manifest(folder)["artifacts"]))
+    """Run parity on these reviews (of every artifact, or the named ones; the per-step ones through
+    export.step_parity), print the tables, raise ExportError on any failure."""
+    from export import step_parity
+
+    artifacts = bundle.read_manifest(folder)["artifacts"]
+    keys = keys or [key for key in artifacts if key != "keras"]
+    steps = [key for key in keys if artifacts[key]["graph"] == bundle.STEPS_GRAPH]
+    classify = [key for key in keys if key not in steps]
+    results = run_parity(folder, trained, reviews.texts, reviews.labels, classify, record) if classify else {}
+    if results:
+        print(format_table(results, bundle.read_manifest(folder)["artifacts"]))
+    results.update(step_parity.check_reviews(folder, trained, reviews, steps, record) if steps else {})
     raise_failures(results)
     return results
 

@@ -44,7 +44,7 @@ import numpy as np
 
 from runtime import bundle
 from runtime.classifier import artifact_record, load_artifact, load_padding_states, review_shapes
-from runtime.text import OOV_ID, START_ID, word_spans
+from runtime.text import OOV_ID, word_spans
 
 
 @dataclass(frozen=True)
@@ -115,10 +115,9 @@ def explain(classifier, steps: StepModel, text: str) -> Explanation:
     ids = classifier._ids(text)  # classify's ids, with its checks
     final = classifier.probabilities_of_ids(ids)
     rows = steps.probabilities_of_ids(ids)
-    rows[-1] = final  # classify's own answer; parity holds the per-step graph's last step within 1e-5 of it (int8: 1e-3)
+    rows[-1] = final  # classify's own answer; parity holds the steps graph's last step within 1e-5 of it (int8 1e-3)
     prediction = classifier._prediction(final)
-    labels = list(classifier.config.labels)
-    best = labels.index(prediction.label)
+    labels, label = classifier.config.labels, prediction.label
     spans = word_spans(text)
     # ids are [start, *one id a word] cut to their last sequence_length: these many come off the front.
     dropped = len(spans) + 1 - len(ids)
@@ -129,7 +128,7 @@ def explain(classifier, steps: StepModel, text: str) -> Explanation:
         if row < 0:
             words.append(Word(word, start, end, classifier.tokenizer.word_id(word) != OOV_ID, True, None, None))
             continue
-        effect = opinions[row][labels[best]] - opinions[row - 1][labels[best]] if row > 0 else None
+        effect = opinions[row][label] - opinions[row - 1][label] if row > 0 else None
         words.append(Word(word, start, end, ids[row] != OOV_ID, False, opinions[row], effect))
-    start = opinions[0] if dropped == 0 and ids[0] == START_ID else None
+    start = opinions[0] if dropped == 0 else None  # row 0: after the start token
     return Explanation(prediction.label, prediction.score, prediction.probabilities, start, words)

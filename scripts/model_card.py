@@ -16,6 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from export import step_parity  # noqa: E402
 from export.parity import format_table  # noqa: E402
 from runtime import SentimentClassifier, bundle  # noqa: E402
 
@@ -48,6 +49,16 @@ def probe_rows(folder: Path) -> tuple[list[str], str]:
             shown = text if len(text) < 110 else text[:100] + f"... ({len(text.split())} words)"
             rows.append(f"| {shown} | {what} | {prediction.label} {prediction.score:.2f} | {tokens} |")
         return rows, classifier.describe()["backend"]
+
+
+def classify_parity(manifest: dict) -> dict:
+    return {key: result for key, result in manifest.get("parity", {}).items()
+            if manifest["artifacts"][key]["graph"] in bundle.GRAPHS}
+
+
+def steps_parity(manifest: dict) -> dict:
+    return {key: result for key, result in manifest.get("parity", {}).items()
+            if manifest["artifacts"][key]["graph"] == bundle.STEPS_GRAPH}
 
 
 def render(folder: Path, manifest: dict) -> str:
@@ -119,7 +130,11 @@ reviews (loss {metrics['test_loss']:.4f}); validation accuracy {metrics['validat
 epoch {metrics['best_epoch']} of {metrics['epochs_run']}. Each exported artifact against the Keras model on real
 test reviews (`python -m export.parity`):
 
-{format_table(manifest.get('parity', {}), manifest['artifacts'])}
+{format_table(classify_parity(manifest), manifest['artifacts'])}
+
+The per-step artifacts (`explain`: the opinion after every word) at every step of the same reviews:
+
+{step_parity.format_table(steps_parity(manifest), manifest['artifacts'])}
 
 ## Limitations and biases
 

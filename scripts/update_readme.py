@@ -74,9 +74,15 @@ def tuning_block(manifests: list[tuple[str, dict]]) -> str:
 
 
 def parity_block(manifest: dict) -> str:
+    from export import step_parity
     from export.parity import format_table
 
-    return format_table(manifest.get("parity", {}), manifest["artifacts"])
+    block = format_table(model_card.classify_parity(manifest), manifest["artifacts"])
+    steps = model_card.steps_parity(manifest)
+    if steps:
+        block += ("\n\nThe per-step artifacts (`explain`, [docs/explain.md](explain.md)) at every step of the same "
+                  "reviews:\n\n" + step_parity.format_table(steps, manifest["artifacts"]))
+    return block
 
 
 def bench_block(results: dict, repeat: dict | None = None) -> str:
@@ -122,7 +128,7 @@ def sizes_block(sizes: dict) -> str:
 
 def results_block(manifest: dict, results: dict | None, sizes: dict | None) -> str:
     """The README's short table: what a user gets, each figure with where it comes from."""
-    parity = manifest.get("parity", {})
+    parity = model_card.classify_parity(manifest)  # the per-step artifacts' figures are of another kind
     floats = [r for key, r in parity.items() if key.endswith("float32")]
     int8s = [r for key, r in parity.items() if key.endswith("int8")]
     data = manifest["training"]["data"]

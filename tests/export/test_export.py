@@ -285,4 +285,4 @@ def test_shipped_bundle_parity_on_1000_real_reviews():
     if not (SHIPPED_BUNDLE / "model.keras").is_file():
         pytest.skip("no trained bundle shipped yet")
     results = parity.check_bundle(SHIPPED_BUNDLE, str(SHARED_ARCHIVE), 1000, record=False)
-    assert len(results) == 8 and all(result["reviews"] == 1000 for result in results.values())
+    assert len(results) == 12 and all(result["reviews"] == 1000 for result in results.values())

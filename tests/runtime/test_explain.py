@@ -1,0 +1,205 @@
+"""explain(text): the model's opinion after every word, the words' spans in the text, what was cut
+off, and an end that is exactly classify's; in the API and the CLI."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from runtime import SentimentClassifier, bundle
+from runtime.explain import Explanation, Word
+from runtime.predict import format_explanation
+from runtime.text import split_words, word_spans
+from tests.runtime.conftest import NEGATIVE, POSITIVE
+
+MARKUP = ("It&#39;s GREAT<br /><br />fun &amp; <i>witty</i> &quot;film&quot; -- don’t miss "
+          "the café scene, naïve (ｆｕｌｌ-width) zxqvwk!")
+
+
+@pytest.fixture(scope="module", params=bundle.PRECISIONS)
+def precision(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def classifier(bundle_dir, backend, precision):
+    with SentimentClassifier.from_bundle(bundle_dir, backend, precision) as loaded:
+        yield loaded
+
+
+@pytest.mark.parametrize("text", [POSITIVE, NEGATIVE, MARKUP, "bad", " ".join([POSITIVE] * 40)])
+def test_the_last_step_is_exactly_classify(classifier, text):
+    explanation = classifier.explain(text)
+    prediction = classifier.classify(text)
+    assert (explanation.label, explanation.score, explanation.probabilities) == \
+           (prediction.label, prediction.score, prediction.probabilities)
+    assert explanation.words[-1].probabilities == prediction.probabilities
+
+
+def test_every_word_has_its_opinion_and_effect(classifier):
+    explanation = classifier.explain(MARKUP)
+    label = explanation.label
+    before = explanation.start
+    assert [word.word for word in explanation.words] == split_words(MARKUP)
+    for word in explanation.words:
+        assert not word.truncated
+        assert sum(word.probabilities.values()) == pytest.approx(1, abs=1e-5)
+        assert word.effect == pytest.approx(word.probabilities[label] - before[label], abs=1e-12)
+        before = word.probabilities
+
+
+def test_spans_point_into_the_original_text_and_unknown_words_are_marked(classifier):
+    explanation = classifier.explain(MARKUP)
+    shown = {word.word: MARKUP[word.start:word.end] for word in explanation.words}
+    assert shown["it's"] == "It&#39;s" and shown["great"] == "GREAT" and shown["don't"] == "don’t"
+    assert shown["café"] == "café" and shown["full"] == "ｆｕｌｌ" and shown["witty"] == "witty"
+    vocabulary = {word.word: word.in_vocabulary for word in explanation.words}
+    assert vocabulary["great"] and not vocabulary["zxqvwk"]
+
+
+def test_the_opinion_after_a_word_is_classify_of_the_review_cut_there(bundle_dir, backend):
+    """Before about 300 tokens every review starts from the same padding state (a fixed point), so
+    the opinion after word k is what classify says of the first k words."""
+    with SentimentClassifier.from_bundle(bundle_dir, backend) as classifier:
+        explanation = classifier.explain(POSITIVE)
+        for word in explanation.words:
+            prefix = classifier.classify(POSITIVE[:word.end])
+            assert max(abs(prefix.probabilities[label] - value) for label, value in word.probabilities.items()) < 1e-5
+
+
+def test_a_long_review_marks_what_the_model_never_read(classifier):
+    words = [f"w{index % 7}" if index % 3 else "good" for index in range(620)]
+    text = " ".join(words)
+    explanation = classifier.explain(text)
+    cut = len(words) - classifier.config.sequence_length  # the start token went too, before them
+    assert explanation.start is None and explanation.to_dict()["truncated_words"] == cut
+    assert all(word.truncated and word.probabilities is None and word.effect is None for word in explanation.words[:cut])
+    first_read = explanation.words[cut]
+    assert not first_read.truncated and first_read.probabilities is not None and first_read.effect is None
+    assert all(word.effect is not None for word in explanation.words[cut + 1:])
+    assert explanation.probabilities == classifier.classify(text).probabilities
+
+
+def test_to_dict_is_the_json_the_cli_and_server_give(classifier):
+    explanation = classifier.explain(POSITIVE)
+    body = json.loads(json.dumps(explanation.to_dict()))
+    assert list(body) == ["label", "score", "probabilities", "start", "truncated_words", "words"]
+    assert list(body["words"][0]) == ["word", "start", "end", "in_vocabulary", "truncated", "probabilities", "effect"]
+    assert body["words"][1]["probabilities"] == explanation.words[1].probabilities
+
+
+def test_errors_are_classify_s(classifier):
+    with pytest.raises(ValueError, match="no words"):
+        classifier.explain(" ... !!")
+    with pytest.raises(TypeError):
+        classifier.explain(b"bytes")
+    with pytest.raises(ValueError, match="characters"):
+        classifier.explain("a" * (2 << 20))
+
+
+def test_threads_share_a_classifier_and_each_gets_its_own_answer(bundle_dir, backend):
+    texts = [POSITIVE, NEGATIVE, MARKUP] * 8
+    with SentimentClassifier.from_bundle(bundle_dir, backend) as classifier:
+        alone = [classifier.explain(text).to_dict() for text in texts]
+    with SentimentClassifier.from_bundle(bundle_dir, backend) as classifier, ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda text: classifier.explain(text).to_dict(), texts))
+    assert together == alone
+
+
+def test_a_bundle_without_a_per_step_artifact_says_how_to_make_one(bundle_dir, backend, tmp_path):
+    folder = shutil.copytree(bundle_dir, tmp_path / "no-steps", ignore=shutil.ignore_patterns("*.steps.*", "*.keras"))
+    manifest = bundle.read_manifest(folder)
+    for key in [key for key, record in manifest["artifacts"].items() if record.get("graph") == bundle.STEPS_GRAPH]:
+        del manifest["artifacts"][key]
+    bundle.write_manifest(folder, manifest)
+    with SentimentClassifier.from_bundle(folder, backend) as classifier:
+        assert classifier.classify(POSITIVE).label == "positive"
+        with pytest.raises(bundle.BundleError, match=f"no {backend}-steps-float32 artifact; run python -m export"):
+            classifier.explain(POSITIVE)
+
+
+def test_a_classifier_of_the_full_graph_explains_too(bundle_dir, backend):
+    with SentimentClassifier.from_bundle(bundle_dir, backend, graph="full") as full, \
+            SentimentClassifier.from_bundle(bundle_dir, backend) as cached:
+        by_full, by_cached = full.explain(NEGATIVE), cached.explain(NEGATIVE)
+        assert by_full.probabilities == full.classify(NEGATIVE).probabilities
+    assert [word.probabilities for word in by_full.words[:-1]] == [word.probabilities for word in by_cached.words[:-1]]
+
+
+# --- word spans ----------------------------------------------------------------------------------
+
+def check_spans(text: str) -> None:
+    spans = word_spans(text)
+    assert [word for word, _, _ in spans] == split_words(text)
+    previous = 0
+    for word, start, end in spans:
+        assert previous <= start < end <= len(text)  # in order; a span may be shared (a character that made two words)
+        assert text[start:end].lower() == word or word in split_words(text[start:end]), (text, word, text[start:end])
+        previous = start
+
+
+def test_every_test_review_s_words_are_found_where_they_are(shared_test_set):
+    for text in shared_test_set.texts:
+        check_spans(text)
+
+
+def test_spans_of_markup_and_unicode_that_normalisation_changes():
+    alphabet = list("abcXYZ '’<>&;#/ib0123\n") + [
+        "<br />", "&amp;", "&eacute;", "&#x301;", "&#769;", "\u0301", "\u0323", "é", "ß", "ﬁ", "ＬＯ", "ᄀ", "\u1161",
+        "\u11a8", "한", "\u0bc6", "\u0bbe", "😀", "İ", "ǅ", "&am", "&ampx", "Σ", "\u00a0", "½", "&#1;"]
+    generator = random.Random(0)
+    for _ in range(3000):
+        check_spans("".join(generator.choice(alphabet) for _ in range(generator.randint(0, 25))))
+    assert word_spans("Caf&eacute; na&#xEF;ve") == [("café", 0, 11), ("naïve", 12, 22)]
+    assert word_spans("cafe\u0301 OK") == [("café", 0, 5), ("ok", 6, 8)]
+
+
+# --- the command line ----------------------------------------------------------------------------
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "runtime.predict", *args], capture_output=True, timeout=300)
+
+
+def test_cli_explain_gives_the_api_s_structure_as_json(bundle_dir):
+    result = run_cli("--model", str(bundle_dir), "--explain", "--format", "json", POSITIVE, "!!")
+    assert result.returncode == 1  # the second text has no words
+    first, second = (json.loads(line) for line in result.stdout.decode().splitlines())
+    with SentimentClassifier.from_bundle(bundle_dir) as classifier:
+        assert first == {"index": 0, **classifier.explain(POSITIVE).to_dict()}
+    assert second == {"index": 1, "error": "the text has no words to classify"}
+
+
+def test_cli_explain_without_a_terminal_prints_json_and_text_marks_strong_words(bundle_dir):
+    piped = run_cli("--model", str(bundle_dir), "--explain", NEGATIVE)
+    assert piped.returncode == 0 and json.loads(piped.stdout)["label"] == "negative"
+    text = run_cli("--model", str(bundle_dir), "--explain", "--format", "text", NEGATIVE).stdout.decode()
+    assert text.startswith("0\tThe(") and " worst(+" in text and "\033[" not in text
+    assert "-> negative" in text and "strongest: " in text
+
+
+def test_terminal_colours_follow_each_word_s_effect():
+    words = [("dull", 0, 4, -0.3), ("fine", 5, 9, 0.02), ("film", 10, 14, 0.001)]
+    explanation = Explanation("negative", 0.8, {"negative": 0.8, "positive": 0.2}, {"negative": 0.5, "positive": 0.5},
+                              [Word(word, start, end, True, False, {"negative": 0.8, "positive": 0.2}, effect)
+                               for word, start, end, effect in words])
+    shown = format_explanation(0, "dull fine film", explanation, None, "text", colour=True)
+    assert shown.startswith("0\t\033[1;31mdull\033[0m \033[32mfine\033[0m film\n-> negative 0.800")
+    assert "dull -0.30" in shown and "green toward it, red away" in shown
+
+
+def test_the_documented_example_holds(bundle_dir):
+    import doctest
+
+    import runtime.explain
+    from tests.conftest import SHIPPED_BUNDLE
+
+    if bundle_dir != SHIPPED_BUNDLE:
+        pytest.skip("the example's figures are the shipped model's")
+    assert doctest.testmod(runtime.explain).failed == 0

@@ -1,0 +1,136 @@
+"""The explain page at `/`, driven in a real browser: headless Chromium (Debian's `chromium` and
+`chromium-driver`) through selenium, against the server in a subprocess. Skipped, saying what is
+missing, where there is no browser, driver or selenium."""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from scripts.explain_screenshot import chromium_missing, explain_in_page, start_chromium
+
+if chromium_missing():
+    pytest.skip(f"the explain page needs a browser to drive: {chromium_missing()}", allow_module_level=True)
+
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+from runtime import SentimentClassifier  # noqa: E402
+from tests.runtime.test_serve_harness import ServerProcess  # noqa: E402
+
+# A review with markup, an entity, a curly apostrophe and a word outside the vocabulary.
+REVIEW = ("The first hour is dull and the dialogue is clumsy.<br /><br />But the last act is wonderful: "
+          "the cast is superb, the music moving, and I didn&#39;t want it to end. Zxqvwk’s best film.")
+
+# WCAG contrast of each word's text on its shading (over the page's white), computed in the page.
+CONTRASTS = """
+const rgb = text => text.match(/[\\d.]+/g).map(Number);
+const luminance = ([r, g, b]) => [r, g, b].map(v => v / 255)
+  .map(v => v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4)
+  .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+return Array.from(document.querySelectorAll('#words .word')).map(node => {
+  const style = getComputedStyle(node);
+  const [r, g, b, a = 1] = rgb(style.backgroundColor);
+  const back = [r, g, b].map(v => v * a + 255 * (1 - a));
+  const [light, dark] = [luminance(back), luminance(rgb(style.color))].sort((x, y) => y - x);
+  return (light + 0.05) / (dark + 0.05);
+});
+"""
+
+
+@pytest.fixture(scope="module")
+def server(bundle_dir, tmp_path_factory):
+    process = ServerProcess(tmp_path_factory.mktemp("page"), "--model", str(bundle_dir), "--workers", "1")
+    yield process
+    assert process.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        driver = start_chromium(Path(profile), network_log=True)
+        try:
+            yield driver
+        finally:
+            driver.quit()
+
+
+@pytest.fixture(scope="module")
+def expected(bundle_dir):
+    with SentimentClassifier.from_bundle(bundle_dir) as classifier:  # the server's backend: auto
+        return classifier.explain(REVIEW).to_dict()
+
+
+def page_url(server) -> str:
+    return f"http://127.0.0.1:{server.port}/"
+
+
+def test_a_review_is_explained_with_its_label_chart_and_every_word_shaded(server, browser, expected, tmp_path):
+    explain_in_page(browser, page_url(server), REVIEW)
+    assert browser.find_element(By.ID, "error").text == ""
+    assert browser.find_element(By.ID, "label").text == expected["label"]
+    rows = [row.text.split() for row in browser.find_elements(By.CSS_SELECTOR, "#probabilities tbody tr")]
+    assert rows == [[label, f"{value:.3f}"] for label, value in expected["probabilities"].items()]
+
+    words = browser.find_elements(By.CSS_SELECTOR, "#words .word")
+    assert [word.text for word in words] == [REVIEW[w["start"]:w["end"]] for w in expected["words"]]
+    backgrounds = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#words .word')).map(n => getComputedStyle(n).backgroundColor)")
+    assert all(colour not in ("transparent", "rgba(0, 0, 0, 0)") for colour in backgrounds)
+    for word, colour in zip(expected["words"], backgrounds):  # blue toward the label, orange away from it
+        assert colour.startswith("rgba(33, 102, 172" if (word["effect"] or 0) >= 0 else "rgba(230, 97, 1"), (word, colour)
+    assert "oov" in words[[w["word"] for w in expected["words"]].index("zxqvwk's")].get_attribute("class")
+    assert min(browser.execute_script(CONTRASTS)) >= 4.5
+
+    chart = browser.find_element(By.ID, "chart")
+    lines = chart.find_elements(By.TAG_NAME, "polyline")
+    assert len(lines) == len(expected["probabilities"])
+    assert all(len(line.get_attribute("points").split()) == len(expected["words"]) + 1 for line in lines)
+    assert f"after each of {len(expected['words'])} words" in browser.find_element(By.ID, "chart-desc").get_attribute("textContent")
+    screenshot = tmp_path / "explain.png"
+    assert browser.save_screenshot(str(screenshot)) and screenshot.stat().st_size > 10_000
+
+
+def test_the_page_asks_nothing_of_any_host_but_its_own(server, browser):
+    status, headers, html = server.request("GET", "/")
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    page = html.decode()
+    # No absolute or protocol-relative URL, no stylesheet, font or script from a file.
+    assert not re.search(r"(?i)\b(?:https?|wss?|ftp):|//[\w-]+\.[\w.-]+|@import|url\(|<script[^>]+src|<link[^>]+stylesheet", page)
+    policy = headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "connect-src 'self'" in policy
+
+    browser.get_log("performance")  # what earlier tests asked for
+    explain_in_page(browser, page_url(server), "A fine film.")
+    requested = [json.loads(entry["message"])["message"]["params"]["request"]["url"]
+                 for entry in browser.get_log("performance")
+                 if json.loads(entry["message"])["message"]["method"] == "Network.requestWillBeSent"]
+    assert page_url(server) + "v1/explain" in requested
+    network = [url for url in requested if urlsplit(url).scheme not in ("data", "chrome", "about", "blob")]
+    assert {urlsplit(url).netloc for url in network} == {f"127.0.0.1:{server.port}"}, network
+
+
+def test_keyboard_only_with_labels_and_a_spoken_error(server, browser):
+    browser.get(page_url(server))
+    assert browser.execute_script("return document.getElementById('review').labels.length") == 1
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    assert browser.switch_to.active_element.get_attribute("id") == "review"
+    browser.switch_to.active_element.send_keys("Dull, boring and far too long.", Keys.CONTROL, Keys.ENTER)
+    WebDriverWait(browser, 60).until(lambda page: page.find_element(By.ID, "status").text.startswith("Done"))
+    assert browser.switch_to.active_element.get_attribute("id") == "result-heading"  # a screen reader reads on from the result
+    assert browser.find_element(By.ID, "label").text == "negative"
+    assert browser.find_element(By.ID, "chart").get_attribute("role") == "img"
+
+    browser.find_element(By.ID, "review").clear()
+    browser.find_element(By.ID, "review").send_keys("... !!!")
+    browser.find_element(By.ID, "explain").click()
+    WebDriverWait(browser, 60).until(lambda page: page.find_element(By.ID, "error").text)
+    error = browser.find_element(By.ID, "error")
+    assert error.get_attribute("role") == "alert" and "no words" in error.text
