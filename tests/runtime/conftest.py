@@ -1,11 +1,12 @@
 """Runtime tests use the shipped bundle (or $IMDB_SENTIMENT_MODEL) and need no TensorFlow."""
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
-from runtime import backends
+from runtime import backends, bundle
 from tests.conftest import SHIPPED_BUNDLE
 
 BUNDLE = Path(os.environ.get("IMDB_SENTIMENT_MODEL", SHIPPED_BUNDLE))
@@ -23,3 +24,13 @@ def bundle_dir() -> Path:
 @pytest.fixture(params=AVAILABLE)
 def backend(request) -> str:
     return request.param
+
+
+def copy_without_per_step_artifacts(folder: Path, destination: Path) -> Path:
+    """A copy of the bundle with no per-step artifact (files and manifest records): one that cannot explain."""
+    copy = shutil.copytree(folder, destination, ignore=shutil.ignore_patterns("*.steps.*", "*.keras"))
+    manifest = bundle.read_manifest(copy)
+    for key in [key for key, record in manifest["artifacts"].items() if record.get("graph") == bundle.STEPS_GRAPH]:
+        del manifest["artifacts"][key]
+    bundle.write_manifest(copy, manifest)
+    return copy

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,7 @@ from runtime import SentimentClassifier, bundle
 from runtime.explain import Explanation, Word
 from runtime.predict import format_explanation
 from runtime.text import split_words, word_spans
-from tests.runtime.conftest import NEGATIVE, POSITIVE
+from tests.runtime.conftest import NEGATIVE, POSITIVE, copy_without_per_step_artifacts
 
 MARKUP = ("It&#39;s GREAT<br /><br />fun &amp; <i>witty</i> &quot;film&quot; -- don’t miss "
           "the café scene, naïve (ｆｕｌｌ-width) zxqvwk!")
@@ -114,11 +113,7 @@ def test_threads_share_a_classifier_and_each_gets_its_own_answer(bundle_dir, bac
 
 
 def test_a_bundle_without_a_per_step_artifact_says_how_to_make_one(bundle_dir, backend, tmp_path):
-    folder = shutil.copytree(bundle_dir, tmp_path / "no-steps", ignore=shutil.ignore_patterns("*.steps.*", "*.keras"))
-    manifest = bundle.read_manifest(folder)
-    for key in [key for key, record in manifest["artifacts"].items() if record.get("graph") == bundle.STEPS_GRAPH]:
-        del manifest["artifacts"][key]
-    bundle.write_manifest(folder, manifest)
+    folder = copy_without_per_step_artifacts(bundle_dir, tmp_path / "no-steps")
     with SentimentClassifier.from_bundle(folder, backend) as classifier:
         assert classifier.classify(POSITIVE).label == "positive"
         with pytest.raises(bundle.BundleError, match=f"no {backend}-steps-float32 artifact; run python -m export"):

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from tests.runtime.conftest import copy_without_per_step_artifacts
 from tests.runtime.test_serve_harness import TEXTS, ServerProcess, expected_predictions
 
 MAX_BATCH, MAX_BODY = 16, 256 * 1024
@@ -93,6 +94,46 @@ def test_model_description(server):
     status, _, model = server.request("GET", "/v1/model")
     assert status == 200 and model["name"] == "imdb-lstm" and model["model_config"]["lstm_units"] == 100
     assert model["labels"] == model["model_config"]["labels"]
+
+
+# --- explain --------------------------------------------------------------------------------------
+
+def test_explain_answers_equal_the_python_api(server, bundle_dir):
+    from runtime import SentimentClassifier
+
+    with SentimentClassifier.from_bundle(bundle_dir) as classifier:
+        expected = [classifier.explain(text).to_dict() for text in TEXTS[:3]]
+    for text, explanation in zip(TEXTS[:3], expected):
+        status, headers, body = server.request("POST", "/v1/explain", {"text": text})
+        assert (status, headers["content-type"]) == (200, "application/json")
+        assert body == json.loads(json.dumps(explanation))  # equal after the same JSON round trip
+
+
+@pytest.mark.parametrize("body, status, message", [
+    (b"{not json", 400, "not JSON"),
+    ({"texts": ["the predict key"]}, 422, 'expected {"text": "review"}; got no text'),
+    ({"text": 7}, 422, "got a number"),
+    ({"text": "  ... !!"}, 422, "no words"),
+    ({"text": "x" * (MAX_BODY + 1)}, 413, f"at most {MAX_BODY}"),
+])
+def test_explain_errors_are_json_under_predict_s_limits(server, body, status, message):
+    headers = None if isinstance(body, dict) else {"Content-Type": "application/json"}
+    got_status, got_headers, got = server.request("POST", "/v1/explain", body, headers)
+    assert (got_status, got_headers["content-type"]) == (status, "application/json")
+    assert message in got["error"]
+    assert server.request("GET", "/v1/explain")[0] == 405
+
+
+def test_a_model_without_a_per_step_artifact_cannot_explain_but_still_predicts(bundle_dir, tmp_path):
+    folder = copy_without_per_step_artifacts(bundle_dir, tmp_path / "no-steps")
+    process = ServerProcess(tmp_path, "--model", str(folder), "--workers", "1", "--quiet")
+    try:
+        assert process.request("POST", "/v1/predict", {"texts": [TEXTS[0]]})[0] == 200
+        status, _, body = process.request("POST", "/v1/explain", {"text": TEXTS[0]})
+        assert status == 501 and "cannot explain" in body["error"] and "python -m export" in body["error"]
+    finally:
+        assert process.stop() == 0
+    assert "Traceback" not in process.stderr
 
 
 # --- the Open Inference Protocol, requests built as its documentation shows them ------------------
