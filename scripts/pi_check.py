@@ -1,4 +1,4 @@
-"""Classify reviews with every artifact of a bundle on every installed backend; write JSON.
+"""Classify and explain reviews with every artifact of a bundle on every installed backend; write JSON.
 
 scripts/pi_emulation.py runs this same file twice, under the x86_64 host's Python and under the
 emulated aarch64 Python of a Raspberry Pi OS root, and compares the two outputs. It needs only
@@ -17,7 +17,7 @@ import sys
 
 from runtime import SentimentClassifier, backends, bundle
 
-PACKAGES = ("numpy", "ai-edge-litert", "tflite-runtime", "onnxruntime")
+PACKAGES = ("numpy", "ai-edge-litert", "tflite-runtime", "onnxruntime", "uvicorn", "httptools")
 
 
 def read_reviews(path: str) -> list[str]:
@@ -53,6 +53,33 @@ def classify_everywhere(folder: str, texts: list[str]) -> list[dict]:
     return runs
 
 
+def explain_everywhere(folder: str, texts: list[str]) -> list[dict]:
+    """One record per (backend, precision) of explain's per-step graph: every label's probability
+    after each word read of every review, in order, or the error."""
+    runs = []
+    for backend in backends.available_backends():
+        for precision in bundle.PRECISIONS:
+            record = {"backend": backend, "precision": precision, "graph": bundle.STEPS_GRAPH}
+            try:
+                with SentimentClassifier.from_bundle(folder, backend=backend, precision=precision) as classifier:
+                    record["interpreter"] = classifier.describe()["interpreter"]
+                    record["probabilities"] = [list(word.probabilities.values()) for text in texts
+                                               for word in classifier.explain(text).words if not word.truncated]
+            except Exception as error:  # reported to the driver, which fails the run
+                record["error"] = f"{type(error).__name__}: {error}"
+            runs.append(record)
+    return runs
+
+
+def server_imports() -> bool | str:
+    """True if the HTTP server's modules (uvicorn, httptools' compiled parser, Starlette) import here."""
+    try:
+        import runtime.serve  # noqa: F401
+    except Exception as error:  # reported to the driver, which fails the run
+        return f"{type(error).__name__}: {error}"
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", required=True)
@@ -61,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     texts = read_reviews(args.reviews)
-    runs = classify_everywhere(args.bundle, texts)
+    runs = classify_everywhere(args.bundle, texts) + explain_everywhere(args.bundle, texts)
     manifest = bundle.read_manifest(args.bundle)
     result = {
         "machine": platform.machine(),
@@ -72,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "bundle": {"name": manifest.get("name"), "created": manifest.get("created")},
         "labels": list(bundle.model_config(manifest).labels),
         "reviews": len(texts),
+        "server_imports": server_imports(),
         # The device runtime must never pull in TensorFlow, even where it is installed.
         "tensorflow_imported": "tensorflow" in sys.modules,
         "runs": runs,

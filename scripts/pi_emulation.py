@@ -14,7 +14,8 @@ Steps, each cached in the work folder (never in the repo), so a second run only 
   5. scripts/pi_check.py classifies the reviews of scripts/pi_reviews.txt with every artifact of
      the bundle, once under the host's Python and once under the emulated aarch64 Python; every
      probability must agree within --atol.
-Writes results.json and summary.txt into the work folder; exits 1 if a check fails, 2 if a step
+Writes results.json and summary.txt into the work folder (and, with --record, the summary to
+benchmarks/pi-emulation-CPU.txt for docs/raspberry-pi.md); exits 1 if a check fails, 2 if a step
 cannot run. Emulated timings mean nothing, so none are reported for classification.
 """
 
@@ -30,9 +31,11 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+RECORDS = REPO / "benchmarks"  # runs of record, with --record: pi-emulation-<cpu>.txt
 MIRROR = "http://deb.debian.org/debian"
 SUITE = "bookworm"  # Raspberry Pi OS 64-bit (2023-) is Debian bookworm for arm64
 DEVICE_PYTHON = "3.11"  # bookworm's python3
@@ -40,15 +43,18 @@ DEVICE_PYTHON = "3.11"  # bookworm's python3
 # (manylinux_2_34) and protobuf (manylinux2014) each use a different one, so name every tag that
 # a glibc 2.36 system (bookworm) accepts, as pip on the device itself would.
 PLATFORMS = [f"manylinux_2_{minor}_aarch64" for minor in range(36, 16, -1)] + ["manylinux2014_aarch64"]
-DEVICE_PACKAGES = ["numpy", "ai-edge-litert", "onnxruntime"]
+# The HTTP server's packages, as pyproject.toml's serve extra (which every device extra pulls in) names them.
+SERVE_PACKAGES = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["serve"]
+DEVICE_PACKAGES = ["numpy", "ai-edge-litert", "onnxruntime", *SERVE_PACKAGES]
 RESOLUTION_CHECKS = (
-    [(python, ["numpy", "ai-edge-litert"]) for python in ("3.11", "3.12", "3.13")]
-    + [(python, ["numpy", "onnxruntime"]) for python in ("3.11", "3.12", "3.13")]
+    [(python, ["numpy", "ai-edge-litert", *SERVE_PACKAGES]) for python in ("3.11", "3.12", "3.13")]
+    + [(python, ["numpy", "onnxruntime", *SERVE_PACKAGES]) for python in ("3.11", "3.12", "3.13")]
     + [("3.11", ["tflite-runtime==2.14.0", "numpy<2"])]  # its last release; cp311 wheels only
 )
-# Every artifact the device may load: (backend, precision, graph), as runtime.bundle names them.
+# Every artifact the device may load: (backend, precision, graph), as runtime.bundle names them;
+# "steps" is explain's per-step graph, compared at every word of every review.
 ARTIFACTS = [(backend, precision, graph) for backend in ("tflite", "onnx")
-             for precision in ("float32", "int8") for graph in ("cached", "full")]
+             for precision in ("float32", "int8") for graph in ("cached", "full", "steps")]
 
 summary_lines: list[str] = []
 
@@ -360,6 +366,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the emulated CPU: cortex-a72 is a Raspberry Pi 4, cortex-a76 a Pi 5")
     parser.add_argument("--mirror", default=MIRROR)
     parser.add_argument("--atol", type=float, default=1e-4)
+    parser.add_argument("--record", action="store_true",
+                        help="also copy the summary to benchmarks/pi-emulation-CPU.txt, from which "
+                             "scripts/update_readme.py fills docs/raspberry-pi.md")
     args = parser.parse_args(argv)
 
     work, bundle = args.work.resolve(), args.bundle.resolve()
@@ -417,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
             "platform.machine() is aarch64 in the emulated Python": device["machine"] == "aarch64",
             "tensorflow not imported (aarch64)": not device["tensorflow_imported"],
             "tensorflow not imported (x86_64)": not host["tensorflow_imported"],
+            "the HTTP server's modules import (aarch64)": device["server_imports"] is True,
             f"all {len(ARTIFACTS)} artifacts agree within {args.atol:g}": all(row["passed"] for row in parity),
             "every wheel resolution succeeded": all(record["ok"] for record in resolution),
         }
@@ -435,6 +445,8 @@ def main(argv: list[str] | None = None) -> int:
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     (work / "summary.txt").write_text("\n".join(summary_lines) + "\n", encoding="utf-8")
+    if args.record:
+        (RECORDS / f"pi-emulation-{args.cpu}.txt").write_text("\n".join(summary_lines) + "\n", encoding="utf-8")
     return code
 
 

@@ -7,7 +7,8 @@ Replaces each block between `<!-- begin:NAME -->` and `<!-- end:NAME -->` in REA
 docs/*.md: accuracy, parity and tuning from models/imdb-lstm/manifest.json (and docs/tuning/),
 the benchmark summary from benchmarks/results.json (python -m benchmarks.bench), the folding probe
 from benchmarks/folded-embedding.json (scripts/folded_embedding.py), install and wheel sizes from
-benchmarks/install_sizes.json (scripts/install_sizes.sh). Then writes
+benchmarks/install_sizes.json (scripts/install_sizes.sh), the Raspberry Pi emulation's summary
+from benchmarks/pi-emulation-*.txt (scripts/pi_emulation.py --record). Then writes
 models/imdb-lstm/MODEL_CARD.md (scripts/model_card.py) and records it in the manifest.
 """
 
@@ -194,6 +195,9 @@ def main() -> int:
     fill("docs/install.md", {"sizes": sizes and sizes_block(sizes)})
     fill("docs/performance.md", {"bench": results and bench_block(results, read_json("benchmarks/repeat-run.json")),
                                  "folding": folding and folding_block(folding)})
+    emulations = {path.stem.removeprefix("pi-emulation-"): path.read_text().rstrip()
+                  for path in (ROOT / "benchmarks").glob("pi-emulation-*.txt")}  # cortex-a72 (Pi 4), cortex-a76 (Pi 5)
+    fill("docs/raspberry-pi.md", {f"pi-{cpu}": f"```\n{summary}\n```" for cpu, summary in emulations.items()})
     model_card.write(folder)
     return 0
 
