@@ -8,8 +8,9 @@ precision, so one goes in for each interpreter: the float32 one (5.2 MB each), w
 default float32 classifier. It is the smallest that passes the float32 per-step parity (2e-5 at
 every step; 1.2e-5 measured on all 25,000 test reviews): the int8 one (1.3 MB) misses it by far
 (its steps differ from Keras by up to 0.45; it passes only int8's label-agreement criteria) and
-stays in the repository's bundle, for an int8 classifier's explain there. The manifest copied with them lists just those files, and says which
-artifacts were left out and where they are, so the runtime can say so too. The Keras model,
+stays in the repository's bundle, for an int8 classifier's explain there. The manifest copied
+with them lists just those files, and says which artifacts were left out and where they are, so
+the runtime can say so too. The Keras model,
 history and plots stay out: a device never reads them. The explain page (runtime/explain.html)
 goes in as package data. This file uses only the standard library, because the build runs in an
 isolated environment without numpy.
