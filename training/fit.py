@@ -290,13 +290,20 @@ def positive_float(text: str) -> float:
     return value
 
 
-def dropout_rate(text: str) -> float:
-    value = float(text)
-    try:
-        ModelConfig(dropout=value)  # the one place the range is checked
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return value
+def checked_by_config(field: str, convert):
+    """An argparse type for a ModelConfig field, whose range ModelConfig checks (the one place)."""
+    def parse(text: str):
+        value = convert(text)
+        try:
+            ModelConfig(**{field: value})
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return value
+    parse.__name__ = convert.__name__  # argparse's "invalid float value: ..."
+    return parse
+
+
+dropout_rate = checked_by_config("dropout", float)
 
 
 def label_list(text: str) -> tuple[str, ...]:
@@ -307,11 +314,7 @@ def label_list(text: str) -> tuple[str, ...]:
 
 
 def vocabulary_size(text: str) -> int:
-    value = int(text)
-    try:
-        ModelConfig(vocab_size=value)  # the one place the range is checked
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+    value = checked_by_config("vocab_size", int)(text)
     if value <= FIRST_WORD_ID:
         raise argparse.ArgumentTypeError(f"must exceed the {FIRST_WORD_ID} reserved ids, got {text}")
     return value
