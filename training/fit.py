@@ -62,6 +62,8 @@ class TrainingSettings:
     refit: bool = False  # retrain on all training reviews for the validated number of epochs
     pretrain_epochs: int = 0  # language-model epochs on the fit reviews' text first (training/pretrain.py)
     word2vec_epochs: int = 5  # start the embedding from word2vec on the fit reviews' text (training/word_vectors.py)
+    adversarial_epsilon: float | None = None  # adversarial training on the embeddings (training/adversarial.py)
+    distill_weight: float | None = None  # share of a bigram teacher's answer in the targets (training/teacher.py)
     validation_split: float = 0.2
     seed: int = 1337
     limit: int | None = None  # reviews per split, for quick runs
@@ -131,7 +133,8 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
 
     import keras  # after the data checks, so a bad --data fails in a second, not after TF loads
 
-    from training.model import build_model
+    from training.adversarial import AdversarialTraining
+    from training.model import build_model, compile_for_training
     from training.plots import plot_confusion, plot_history
     from training.pretrain import pretrain
     from training.word_vectors import word2vec_embedding
@@ -150,6 +153,15 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
         model = build_model(config, settings.learning_rate, settings.clipnorm, settings.ema_momentum,
                             settings.weight_decay)
         token_ids = [tokenizer.token_ids(text) for text in split.texts]
+        targets, teacher = labels(split), None
+        if settings.distill_weight:
+            from training.teacher import out_of_fold_probabilities
+
+            soft, teacher = out_of_fold_probabilities(split.texts, split.labels,
+                                                      split.ids // data.VALIDATION_BLOCK_IDS, config.num_classes)
+            print(f"Teacher: out-of-fold accuracy {teacher['out_of_fold_accuracy']:.4f} on the fit {texts} "
+                  f"({teacher['seconds']:.0f} s)", file=sys.stderr)
+            targets = (1 - settings.distill_weight) * targets + settings.distill_weight * soft
         pretraining = None
         if settings.word2vec_epochs:
             embedding, pretraining = word2vec_embedding(token_ids, config, settings.word2vec_epochs, settings.seed)
@@ -169,11 +181,19 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
                     monitor="val_accuracy", mode="max", factor=settings.lr_decay, patience=0, min_lr=1e-5))
         elif settings.ema_momentum:
             callbacks = [keras.callbacks.SwapEMAWeights()]  # end on the average, as validation chose it
-        history = model.fit(
-            pad_ids(token_ids, config.sequence_length), labels(split), epochs=epochs, batch_size=settings.batch_size,
+        trainer = model
+        if settings.adversarial_epsilon:
+            trainer = AdversarialTraining(model, settings.adversarial_epsilon)
+            compile_for_training(trainer, settings.learning_rate, settings.clipnorm, settings.ema_momentum,
+                                 settings.weight_decay)
+        history = trainer.fit(
+            pad_ids(token_ids, config.sequence_length), targets, epochs=epochs, batch_size=settings.batch_size,
             validation_data=None if validation is None else (tokenizer.encode(validation.texts), labels(validation)),
             callbacks=callbacks, verbose=verbose).history
         history = {key: [float(value) for value in values] for key, values in history.items()}
+        model.optimizer = trainer.optimizer  # saved with the model: the state that trained it
+        if teacher:
+            pretraining = {**(pretraining or {}), "teacher": teacher}
         return model, tokenizer, history, pretraining
 
     started = time.perf_counter()
@@ -376,6 +396,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--word2vec-epochs", type=non_negative_int, default=defaults.word2vec_epochs, metavar="N",
                         help="start the embedding from word2vec vectors trained for N epochs on the fit "
                              "reviews' text (0 starts it at random, as the seed)")
+    parser.add_argument("--adversarial", type=positive_float, default=defaults.adversarial_epsilon, metavar="EPSILON",
+                        help="adversarial training: also fit each batch with its embedded words moved EPSILON "
+                             "(L2, per text) in the direction that hurts most (Miyato et al. 2017)")
+    parser.add_argument("--distill", type=fraction, default=defaults.distill_weight, metavar="WEIGHT",
+                        help="targets are (1 - WEIGHT) x the label + WEIGHT x a bigram teacher's out-of-fold "
+                             "probabilities")
     parser.add_argument("--dropout", type=dropout_rate, default=TRAINING_CONFIG.dropout,
                         help="the LSTM's dropout on its inputs, the embedded words (the seed's is 0.2)")
     parser.add_argument("--recurrent-dropout", type=dropout_rate, default=TRAINING_CONFIG.recurrent_dropout,
@@ -392,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         clipnorm=args.clipnorm, patience=args.patience, lr_decay=args.lr_decay, ema_momentum=args.ema,
         weight_decay=args.weight_decay, refit=args.refit, pretrain_epochs=args.pretrain_epochs,
-        word2vec_epochs=args.word2vec_epochs,
+        word2vec_epochs=args.word2vec_epochs, adversarial_epsilon=args.adversarial, distill_weight=args.distill,
         validation_split=args.validation_split,
         seed=args.seed, limit=args.limit)
     data_options = sources.DataOptions(format=args.format, text_column=args.text_column,

@@ -41,13 +41,19 @@ def build_model(config: ModelConfig, learning_rate: float = 1e-3, clipnorm: floa
         ],
         name="imdb_lstm",
     )
+    compile_for_training(model, learning_rate, clipnorm, ema_momentum, weight_decay)
+    return model
+
+
+def compile_for_training(model: keras.Model, learning_rate: float = 1e-3, clipnorm: float | None = None,
+                         ema_momentum: float | None = None, weight_decay: float | None = None) -> None:
+    """Adam and categorical cross-entropy (soft targets allowed), reporting accuracy."""
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm, weight_decay=weight_decay,
                                         use_ema=ema_momentum is not None, ema_momentum=ema_momentum or 0.99),
         loss="categorical_crossentropy",
         metrics=["accuracy"],
     )
-    return model
 
 
 def build_inference_model(
