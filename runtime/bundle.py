@@ -22,6 +22,7 @@ built in a staging folder and swapped in, so a failed run leaves the previous bu
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -57,6 +58,7 @@ STEPS_GRAPH = "steps"
 ARTIFACT_GRAPHS = (*GRAPHS, STEPS_GRAPH)
 PRECISIONS = ("float32", "int8")
 # What the tokenizer settings in a manifest must say: the ids and padding runtime.text uses.
+TOKENIZER_MODULE = "runtime.text"  # the manifest's tokenizer.module: what marks a folder as a bundle
 TOKENIZER_SETTINGS = {"pad_id": PAD_ID, "start_id": START_ID, "oov_id": OOV_ID, "first_word_id": FIRST_WORD_ID,
                       "padding": "pre", "truncating": "pre"}
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -80,16 +82,10 @@ def artifact_filename(backend: str, graph: str, precision: str) -> str:
 def read_manifest(folder: str | Path) -> dict:
     """The bundle's manifest, checked for structure and types (see `check_manifest`)."""
     folder = Path(folder)
-    path = folder / MANIFEST_NAME
     if not folder.is_dir():
         raise BundleError(f"{folder}: no such model bundle folder")
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_MANIFEST_BYTES + 1)
-    except FileNotFoundError:
-        raise BundleError(f"{path}: missing; is {folder} a model bundle?") from None
-    except OSError as error:
-        raise BundleError(f"{path}: cannot be read ({error.strerror})") from None
+    path = folder / MANIFEST_NAME
+    raw = _read_regular(path, MAX_MANIFEST_BYTES, f"missing; is {folder} a model bundle?")
     if len(raw) > MAX_MANIFEST_BYTES:
         raise BundleError(f"{path}: larger than {MAX_MANIFEST_BYTES:,} bytes; not a manifest")
     try:
@@ -100,6 +96,27 @@ def read_manifest(folder: str | Path) -> dict:
         raise BundleError(f"{path}: not valid JSON (nested too deeply)") from None
     check_manifest(manifest, path)
     return manifest
+
+
+def _read_regular(path: Path, limit: int, missing: str = "missing from the bundle") -> bytes:
+    """At most limit + 1 bytes of `path`, which must be a regular file and not a link.
+
+    Opened without following a link and without blocking (a FIFO or a device could block or
+    never end), then checked with fstat, so what is checked is what is read.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except FileNotFoundError:
+        raise BundleError(f"{path}: {missing}") from None
+    except OSError as error:
+        if error.errno == errno.ELOOP:  # O_NOFOLLOW met a link
+            raise BundleError(f"{path}: a symbolic link, not a regular file") from None
+        raise BundleError(f"{path}: cannot be read ({error.strerror})") from None
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise BundleError(f"{path}: not a regular file")
+        return handle.read(limit + 1)  # one byte more shows a file over the limit, or one that grew
 
 
 def _fail(path: Path, key: str, problem: str):
@@ -209,18 +226,7 @@ def read_file(folder: str | Path, record: dict) -> bytes:
     real = path.resolve()
     if real.parent != folder.resolve():
         raise BundleError(f"{path}: a link that leads outside the bundle folder")
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    try:
-        descriptor = os.open(real, flags)
-    except FileNotFoundError:
-        raise BundleError(f"{path}: missing from the bundle") from None
-    except OSError as error:
-        raise BundleError(f"{path}: cannot be read ({error.strerror})") from None
-    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-        os.close(descriptor)
-        raise BundleError(f"{path}: not a regular file")
-    with os.fdopen(descriptor, "rb") as handle:
-        content = handle.read(record["bytes"] + 1)  # one byte more shows a file that grew
+    content = _read_regular(real, record["bytes"])
     if len(content) != record["bytes"] or hashlib.sha256(content).hexdigest() != record["sha256"]:
         raise BundleError(f"{path}: does not match the manifest (truncated, corrupt or replaced)")
     return content
@@ -268,14 +274,66 @@ def write_json(path: str | Path, data: dict) -> None:
 
 
 def write_manifest(folder: str | Path, manifest: dict) -> None:
+    """Write manifest.json; refuse one that `read_manifest` would refuse as too large."""
+    size = len(json.dumps(manifest, indent=2, sort_keys=False).encode("utf-8")) + 1
+    if size > MAX_MANIFEST_BYTES:
+        raise BundleError(f"{Path(folder) / MANIFEST_NAME}: would be {size:,} bytes, over the "
+                          f"{MAX_MANIFEST_BYTES:,} a bundle's manifest may have")
     write_json(Path(folder) / MANIFEST_NAME, manifest)
 
 
-@contextlib.contextmanager
-def staging_folder(target: Path, copy_from: Path | None = None) -> Iterator[Path]:
-    """A private folder beside `target` (optionally a copy of `copy_from`'s files); it replaces
-    `target` only if the block succeeds, and is removed in any case."""
+def is_bundle(folder: str | Path) -> bool:
+    """Whether `folder` holds a manifest this project wrote: a regular manifest.json with a
+    schema_version and the tokenizer module of runtime.text. Its other keys are not checked, so
+    a bundle of an older schema, or a damaged one, can still be replaced."""
+    try:
+        manifest = json.loads(_read_regular(Path(folder) / MANIFEST_NAME, MAX_MANIFEST_BYTES))
+    except (BundleError, ValueError, RecursionError):
+        return False
+    return (isinstance(manifest, dict) and type(manifest.get("schema_version")) is int
+            and isinstance(manifest.get("tokenizer"), dict) and manifest["tokenizer"].get("module") == TOKENIZER_MODULE)
+
+
+def check_replaceable(target: str | Path, protected=()) -> None:
+    """Refuse, with a BundleError, a folder that writing a bundle to `target` must not replace.
+
+    The one rule for every command that replaces a folder (training.fit --overwrite, the
+    exporters): `target` must have a UTF-8 name; if it exists, it must be a real folder (not a
+    link) holding a bundle (`is_bundle`), and neither be nor hold any `protected` path (the
+    training data), whatever its manifest says. Nothing is touched either way.
+    """
     target = Path(target)
+    try:
+        os.fsdecode(target).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BundleError(f"{os.fsdecode(target)!r}: the folder name is not valid UTF-8; choose another") from None
+    if not os.path.lexists(target):
+        return
+    if target.is_symlink():
+        raise BundleError(f"{target}: a symbolic link; name the folder itself")
+    if not target.is_dir():
+        raise BundleError(f"{target}: exists and is not a folder; refusing to replace it")
+    real = target.resolve()
+    for path in protected:
+        if path is None:
+            continue
+        path = Path(path).resolve()
+        if path == real or real in path.parents:
+            raise BundleError(f"{target}: holds the training data ({path}); refusing to replace it, "
+                              "choose another output folder")
+    if not is_bundle(target):
+        raise BundleError(f"{target}: not a model bundle (no {MANIFEST_NAME} written by this project); "
+                          "refusing to replace it, choose another output folder")
+
+
+@contextlib.contextmanager
+def staging_folder(target: Path, copy_from: Path | None = None, protected=()) -> Iterator[Path]:
+    """A private folder beside `target` (optionally a copy of `copy_from`'s files); it replaces
+    `target` only if the block succeeds, and is removed in any case. `target` is checked by
+    `check_replaceable` before and again just before it is replaced (a long run gives time for
+    the folder to change)."""
+    target = Path(target)
+    check_replaceable(target, protected)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.resolve().parent))
     try:
         if copy_from is not None:
@@ -284,13 +342,15 @@ def staging_folder(target: Path, copy_from: Path | None = None) -> Iterator[Path
                     shutil.copy2(source, staging / source.name)
         yield staging
         staging.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be read by anyone
+        check_replaceable(target, protected)
         _replace_folder(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
 def _replace_folder(staging: Path, target: Path) -> None:
-    """Move a fully written folder into place; the previous one stays until the new one is there."""
+    """Move a fully written folder into place; the previous one stays until the new one is there.
+    Only `staging_folder` calls it, after `check_replaceable`."""
     backup = None
     if target.exists():
         backup = target.with_name(f".{target.name}.previous-{os.getpid()}")

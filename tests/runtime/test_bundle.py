@@ -234,3 +234,107 @@ def test_a_vocabulary_swap_is_caught_on_every_backend(bundle_and_outside, backen
     for graph in bundle.GRAPHS:
         with pytest.raises(bundle.BundleError, match="exported for another vocabulary"):
             SentimentClassifier.from_bundle(folder, backend_name, graph=graph)
+
+
+# Reading the manifest never blocks; replacing a folder only ever replaces a bundle ------------
+
+def _hangs(call, fifo) -> bool:
+    """Whether call() is still blocked after a generous wait; a blocked reader is then released
+    by opening the FIFO for writing, so a failing test ends."""
+    import threading
+
+    thread = threading.Thread(target=lambda: pytest.raises(bundle.BundleError, call), daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    blocked = thread.is_alive()
+    if blocked:
+        with open(fifo, "wb"):
+            pass
+        thread.join()
+    return blocked
+
+
+def test_a_fifo_named_manifest_is_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / bundle.MANIFEST_NAME)
+    assert not _hangs(lambda: bundle.read_manifest(tmp_path), tmp_path / bundle.MANIFEST_NAME)
+    with pytest.raises(bundle.BundleError, match="not a regular file"):
+        bundle.read_manifest(tmp_path)
+    assert not bundle.is_bundle(tmp_path)
+
+
+def test_a_manifest_that_is_a_link_or_too_large_is_refused(bundle_dir, tmp_path):
+    (tmp_path / bundle.MANIFEST_NAME).symlink_to(bundle_dir / bundle.MANIFEST_NAME)
+    with pytest.raises(bundle.BundleError, match="symbolic link"):
+        bundle.read_manifest(tmp_path)
+    big = tmp_path / "big"
+    big.mkdir()
+    (big / bundle.MANIFEST_NAME).write_bytes(b" " * (bundle.MAX_MANIFEST_BYTES + 1))
+    with pytest.raises(bundle.BundleError, match="larger than"):
+        bundle.read_manifest(big)
+
+
+def _fake_bundle(folder):
+    folder.mkdir(parents=True)
+    (folder / bundle.MANIFEST_NAME).write_text(json.dumps(
+        {"schema_version": bundle.SCHEMA_VERSION, "tokenizer": {"module": bundle.TOKENIZER_MODULE}}))
+    (folder / "vocab.txt").write_text("a\n")
+    return folder
+
+
+def _contents(folder):
+    return sorted((str(path.relative_to(folder)), path.read_bytes() if path.is_file() else None)
+                  for path in folder.rglob("*"))
+
+
+def test_only_a_bundle_is_replaced(tmp_path):
+    old = _fake_bundle(tmp_path / "old")
+    with bundle.staging_folder(old) as staging:
+        (staging / "new.txt").write_text("new")
+    assert [path.name for path in old.iterdir()] == ["new.txt"]
+    with bundle.staging_folder(tmp_path / "fresh") as staging:  # a folder that does not exist yet
+        (staging / "new.txt").write_text("new")
+    assert (tmp_path / "fresh" / "new.txt").is_file()
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda root: (root / "mydata").mkdir() or (root / "mydata" / "notes.txt").write_text("mine"), "not a model bundle"),
+    (lambda root: (root / "mydata").mkdir() or (root / "mydata" / bundle.MANIFEST_NAME).write_text('{"a": 1}'),
+     "not a model bundle"),
+    (lambda root: (root / "mydata").write_text("a file"), "not a folder"),
+    (lambda root: (root / "elsewhere").mkdir() or (root / "mydata").symlink_to(root / "elsewhere"), "symbolic link"),
+])
+def test_anything_but_a_bundle_is_left_untouched(tmp_path, make, message):
+    make(tmp_path)
+    before = _contents(tmp_path)
+    with pytest.raises(bundle.BundleError, match=message):
+        with bundle.staging_folder(tmp_path / "mydata") as staging:
+            (staging / "new.txt").write_text("new")
+    assert _contents(tmp_path) == before
+
+
+def test_the_folder_of_the_data_or_above_it_is_never_replaced(tmp_path):
+    """Even a bundle folder: it holds the data a run reads (finding A)."""
+    data = _fake_bundle(tmp_path / "top" / "mydata") / "two.csv"
+    data.write_text("text,label\n")
+    before = _contents(tmp_path)
+    for target in (data.parent, data.parent.parent, data):
+        with pytest.raises(bundle.BundleError, match="holds the training data|not a folder"):
+            bundle.check_replaceable(target, protected=[data])
+    with pytest.raises(bundle.BundleError, match="holds the training data"):
+        with bundle.staging_folder(data.parent, protected=[data]):
+            pass
+    assert _contents(tmp_path) == before
+    bundle.check_replaceable(tmp_path / "other", protected=[data])  # a new folder beside it is fine
+
+
+def test_a_folder_name_that_is_not_utf8_is_refused(tmp_path):
+    with pytest.raises(bundle.BundleError, match="not valid UTF-8"):
+        with bundle.staging_folder(tmp_path / os.fsdecode(b"\xffmodel")):
+            pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_manifest_too_large_to_read_is_never_written(tmp_path):
+    with pytest.raises(bundle.BundleError, match="over the"):
+        bundle.write_manifest(tmp_path, {"metrics": {"counts": [[0] * 1000] * 300}})
+    assert list(tmp_path.iterdir()) == []
