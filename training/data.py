@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from runtime.bundle import sha256_file
+from training.limits import MAX_TEXT_BYTES
 
 OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 OFFICIAL_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
@@ -90,7 +91,12 @@ def _read_archive(path: Path):
                 _check_member_name(member.name)
                 name = member.name.removeprefix("./")
                 if member.isfile() and _REVIEW_PATH.fullmatch(name):
-                    yield name, archive.extractfile(member).read()
+                    # The header's size is checked before a byte is inflated (a small archive can
+                    # hold gigabytes of zeros), and the read is capped in any case.
+                    if member.size > MAX_TEXT_BYTES:
+                        raise DataError(f"{path}: the member {name} is {member.size:,} bytes; a review may have "
+                                        f"at most {MAX_TEXT_BYTES:,}")
+                    yield name, archive.extractfile(member).read(MAX_TEXT_BYTES)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
         raise DataError(f"{path}: not a readable tar archive ({error})") from None
 
@@ -106,7 +112,11 @@ def _read_folder(path: Path):
         for label in LABEL_FOLDERS:
             for file in sorted((root / split / label).glob("*.txt")):
                 if file.is_file() and not file.is_symlink():
-                    yield f"aclImdb/{split}/{label}/{file.name}", file.read_bytes()
+                    with open(file, "rb") as handle:
+                        raw = handle.read(MAX_TEXT_BYTES + 1)
+                    if len(raw) > MAX_TEXT_BYTES:
+                        raise DataError(f"{file}: over {MAX_TEXT_BYTES:,} bytes; a review may have at most that")
+                    yield f"aclImdb/{split}/{label}/{file.name}", raw
 
 
 def download_official(cache_dir: str | None = None) -> Path:

@@ -27,15 +27,18 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import itertools
 import json
 import re
-from dataclasses import dataclass
+import sys
+import unicodedata
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from runtime.bundle import sha256_file
-from training import data
+from training import data, limits
 from training.data import DataError
 
 FORMATS = ("imdb", "folder", "csv", "tsv", "jsonl")
@@ -44,12 +47,18 @@ _SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".n
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")
 DEFAULT_COLUMNS = {"text": "text", "label": "label", "split": "split"}
 SPLIT_VALUES = ("train", "test")
-# The longest CSV field read, in characters (the csv module's default is 131,072). The model
-# reads a text's last few hundred words, but a long document must not stop the run.
-CSV_FIELD_LIMIT = 1 << 24
+# The longest CSV field read, in characters (the csv module's default is 131,072); a longer one
+# is refused (training.limits).
+CSV_FIELD_LIMIT = limits.MAX_TEXT_BYTES
+# Excel's first line naming the delimiter of the rest, e.g. "sep=;".
+_EXCEL_SEPARATOR = re.compile(r"sep=(.)\r?\n?")
 _INTEGER = re.compile(r"[+-]?\d+")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?%?")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Characters no label may hold: controls (tab, line breaks, \x85), format characters (zero-width
+# spaces, bidi overrides) and the line and paragraph separators. Invisible or reordering, they
+# make labels that look alike but differ.
+_REFUSED_CATEGORIES = {"Cc": "a control character", "Cf": "an invisible format character",
+                       "Zl": "a line separator", "Zp": "a paragraph separator"}
 
 
 @dataclass(frozen=True)
@@ -106,7 +115,33 @@ def data_stem(source: str | Path | None) -> str:
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
             break
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-") or "data"
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("._-") or "data"  # a URL-safe name (training.fit --name)
+
+
+def clean_label(label: str, where: str) -> str:
+    """The label in Unicode's composed form (NFC), or a DataError naming `where` if it is not valid
+    Unicode, too long, or holds a character that is invisible or breaks lines. (Data labels are
+    checked for look-alikes before they are composed: see `_assemble`.)"""
+    try:
+        label.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: from JSON's "\\ud800", or a name in another encoding
+        raise DataError(f"{where}: the label {label!r} is not valid UTF-8 text; "
+                        "save or rename it as UTF-8") from None
+    label = unicodedata.normalize("NFC", label)
+    for character in label:
+        problem = _REFUSED_CATEGORIES.get(unicodedata.category(character))
+        if problem:
+            raise DataError(f"{where}: the label {label!r} holds {problem} (U+{ord(character):04X}); "
+                            "labels must be plain visible text")
+    if len(label) > limits.MAX_LABEL_CHARACTERS:
+        raise DataError(f"{where}: the label {label[:40]!r}... has {len(label):,} characters; a label may have "
+                        f"at most {limits.MAX_LABEL_CHARACTERS} (is this the text column?)")
+    return label
+
+
+def label_key(label: str) -> str:
+    """What two labels a reader could not tell apart share: the same composed, case-folded text."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", label).casefold())
 
 
 def check_options(fmt: str, options: DataOptions) -> None:
@@ -129,6 +164,9 @@ def load(source: str | Path | None, options: DataOptions = DataOptions()) -> dat
     """Read labelled texts from `source` (None: download IMDB); DataError if they are refused."""
     fmt = detect_format(source, options.format)
     check_options(fmt, options)
+    if options.labels is not None:
+        options = replace(options, labels=tuple(clean_label(label, "--labels") for label in options.labels))
+        _check_collisions({label: "--labels" for label in options.labels}, "--labels")
     if fmt == "imdb":
         return data.load_imdb(source)
     path = Path(source)
@@ -168,8 +206,12 @@ def checksum(source: str | Path, fmt: str) -> str:
 # Reading -----------------------------------------------------------------------------------------
 
 def _decoded_lines(handle, path: Path, digest):
-    """Each line of a binary file as text (UTF-8, a leading byte-order mark dropped), hashed as read."""
-    for number, raw in enumerate(handle, start=1):
+    """Each line of a binary file as text (UTF-8, a leading byte-order mark dropped), hashed as read;
+    a line over limits.MAX_LINE_BYTES is refused before it is all in memory."""
+    for number, raw in enumerate(iter(lambda: handle.readline(limits.MAX_LINE_BYTES + 1), b""), start=1):
+        if len(raw) > limits.MAX_LINE_BYTES:
+            raise DataError(f"{path} line {number}: longer than {limits.MAX_LINE_BYTES:,} bytes; "
+                            f"a text may have at most {limits.MAX_TEXT_BYTES:,}")
         digest.update(raw)
         if number == 1 and raw.startswith(codecs.BOM_UTF8):
             raw = raw[len(codecs.BOM_UTF8):]
@@ -192,6 +234,8 @@ def _example(path: Path, text, label, split, number: int, origin: str, names: di
         raise DataError(f"{path} {origin}: {names['text']!r} must be a string, not {type(text).__name__}")
     if not text.strip():
         raise DataError(f"{path} {origin}: empty text in {names['text']!r}")
+    if len(text) * 4 > limits.MAX_TEXT_BYTES and len(text.encode("utf-8", "surrogatepass")) > limits.MAX_TEXT_BYTES:
+        raise DataError(f"{path} {origin}: the text in {names['text']!r} is over {limits.MAX_TEXT_BYTES:,} bytes")
     if isinstance(label, int) and not isinstance(label, bool):
         label = str(label)
     if not isinstance(label, str):
@@ -199,8 +243,7 @@ def _example(path: Path, text, label, split, number: int, origin: str, names: di
     label = label.strip()
     if not label:
         raise DataError(f"{path} {origin}: empty label in {names['label']!r}")
-    if _CONTROL.search(label):
-        raise DataError(f"{path} {origin}: the label {label!r} holds a tab, line break or other control character")
+    clean_label(label, f"{path} {origin}")  # composed once look-alikes are ruled out (_assemble)
     if split is not None:
         value = split.strip().lower() if isinstance(split, str) else split
         if value not in SPLIT_VALUES:
@@ -216,11 +259,18 @@ def _read_table(path: Path, fmt: str, options: DataOptions, digest) -> tuple[lis
     names = {role: options.column(role) for role in ("text", "label", "split")}
     examples, header, positions = [], None, {}
     with open(path, "rb") as handle:
-        reader = csv.reader(_decoded_lines(handle, path, digest), "excel-tab" if fmt == "tsv" else "excel")
-        end = 0
+        lines = _decoded_lines(handle, path, digest)
+        first = next(lines, "")
+        separator = _EXCEL_SEPARATOR.fullmatch(first)
+        skipped = 1 if separator else 0  # Excel's "sep=;" line is no row; line numbers still count it
+        dialect = {"dialect": "excel-tab" if fmt == "tsv" else "excel"}
+        if separator:
+            dialect["delimiter"] = separator.group(1)
+        reader = csv.reader(lines if separator else itertools.chain([first], lines), **dialect)
+        end = skipped
         try:
             for row in reader:
-                start, end = end + 1, reader.line_num
+                start, end = end + 1, reader.line_num + skipped
                 if not row:  # a blank line
                     continue
                 if header is None:
@@ -241,7 +291,9 @@ def _read_table(path: Path, fmt: str, options: DataOptions, digest) -> tuple[lis
                 examples.append(_example(path, row[positions["text"]], row[positions["label"]], split, start,
                                          f"line {start}", names))
         except csv.Error as error:
-            raise DataError(f"{path} line {reader.line_num}: {error}") from None
+            if "field larger than field limit" in str(error):
+                error = f"a field over {CSV_FIELD_LIMIT:,} characters; a text may have at most {limits.MAX_TEXT_BYTES:,} bytes"
+            raise DataError(f"{path} line {reader.line_num + skipped}: {error}") from None
     if header is None:
         raise DataError(f"{path}: no rows (not even a header row)")
     return examples, "split" in positions
@@ -281,8 +333,20 @@ def _read_json_lines(path: Path, options: DataOptions, digest) -> tuple[list[Exa
 
 
 def _subfolders(folder: Path) -> list[Path]:
-    return sorted(child for child in folder.iterdir()
-                  if child.is_dir() and not child.is_symlink() and not child.name.startswith("."))
+    """The sub-folders read; hidden ones (".name", "...") and links are skipped, and said so on stderr."""
+    kept = []
+    for child in sorted(folder.iterdir()):
+        if not child.is_dir():
+            continue
+        why = "a symbolic link" if child.is_symlink() else "hidden (its name starts with '.')" \
+            if child.name.startswith(".") else None
+        if why is None:
+            kept.append(child)
+            continue
+        files = sum(1 for _ in child.rglob("*.txt")) if not child.is_symlink() else None
+        print(f"note: skipped the folder {child}: {why}" + (f", with {files:,} .txt files" if files else ""),
+              file=sys.stderr)
+    return kept
 
 
 def _folder_files(path: Path) -> list[tuple[str | None, str, Path]]:
@@ -315,12 +379,21 @@ def _folder_digest(files, contents=None) -> str:
     return digest.hexdigest()
 
 
+def read_text_file(file: Path) -> bytes:
+    """A text file's bytes; one over limits.MAX_TEXT_BYTES is refused before it is read."""
+    with open(file, "rb") as handle:
+        raw = handle.read(limits.MAX_TEXT_BYTES + 1)
+    if len(raw) > limits.MAX_TEXT_BYTES:
+        raise DataError(f"{file}: over {limits.MAX_TEXT_BYTES:,} bytes; a text may have at most that")
+    return raw
+
+
 def _read_folder(path: Path) -> tuple[list[Example], str]:
     files = _folder_files(path)
     examples, contents = [], []
     names = {"text": "the file", "label": "the folder name", "split": "the folder"}
     for number, (split, label, file) in enumerate(files, start=1):
-        raw = file.read_bytes()
+        raw = read_text_file(file)
         contents.append(raw)
         origin = "/".join(part for part in (split, label, file.name) if part)
         try:
@@ -350,6 +423,18 @@ def label_order(names) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
+def _check_collisions(origins: dict[str, str], path) -> None:
+    """Refuse labels that differ only in case or Unicode form ("Pos" and "pos"); origins: label -> where."""
+    seen = {}
+    for label, where in origins.items():
+        other = seen.setdefault(label_key(label), label)
+        if other != label:
+            # Labels that compose alike print alike; their code points show the difference.
+            show = ascii if unicodedata.normalize("NFC", label) == unicodedata.normalize("NFC", other) else repr
+            raise DataError(f"{where}: the label {show(label)} differs from {show(other)} ({origins[other]}) only in "
+                            "case or Unicode form; make them one label, or two clearly different ones")
+
+
 def _assemble(examples: list[Example], path: Path, sha256: str, fmt: str, options: DataOptions,
               columns: dict | None) -> data.Dataset:
     if not examples:
@@ -363,6 +448,19 @@ def _assemble(examples: list[Example], path: Path, sha256: str, fmt: str, option
     for example in examples:
         first_seen.setdefault(example.label, example)
         counts[example.label] = counts.get(example.label, 0) + 1
+    _check_collisions({label: f"{path} {example.origin}" for label, example in first_seen.items()}, path)
+    # No two labels compose alike, so composing them (NFC) keeps them apart.
+    composed = {label: unicodedata.normalize("NFC", label) for label in counts}
+    for example in examples:
+        example.label = composed[example.label]
+    first_seen = {composed[label]: example for label, example in first_seen.items()}
+    counts = {composed[label]: count for label, count in counts.items()}
+    if len(counts) > limits.MAX_LABELS:
+        raise DataError(f"{path}: {len(counts):,} distinct labels; a model may have at most {limits.MAX_LABELS:,} "
+                        + (f"(is {columns['label']!r} the label column?)" if columns else ""))
+    if limits.labels_json_bytes(counts) > limits.MAX_LABELS_JSON_BYTES:
+        raise DataError(f"{path}: the {len(counts):,} labels take {limits.labels_json_bytes(counts):,} bytes, over the "
+                        f"{limits.MAX_LABELS_JSON_BYTES:,} a bundle's manifest has room for; use shorter labels")
     if options.labels is not None:
         unknown = [label for label in first_seen if label not in options.labels]
         if unknown:

@@ -2,6 +2,9 @@
 figures for N labels (training.metrics), and the ratings CSV script: no TensorFlow needed."""
 
 import csv
+import io
+import json
+import os
 import re
 import subprocess
 import sys
@@ -11,7 +14,7 @@ import pytest
 
 from tests.conftest import ROOT, write_archive
 from tests.training.own_data import FIVE_LABELS, TWO_LABELS, examples, write_csv, write_folders, write_jsonl
-from training import data, metrics, sources, splits
+from training import data, limits, metrics, sources, splits
 from training.sources import DataError, DataOptions
 
 
@@ -117,7 +120,7 @@ def refused(tmp_path, name: str, content: bytes, **options) -> str:
     ("a.csv", b"text,label,split\na,x,train\nb,x,train\nc,y,train\nd,y,train\n", {}, r"no test examples in the column 'split'"),
     ("a.csv", b"text,label\na,x\nb,x\nc,y\nd,y\ne,z\nf,z\n", {"labels": ("x", "y")}, r"a.csv line 6: the label 'z' is not one of --labels x,y"),
     ("a.csv", b"text,label\na,x\nb,x\nc,y\nd,y\n", {"labels": ("x", "y", "w")}, r"no example of the label 'w'"),
-    ("a.csv", b"text,label\na,x\tz\n", {}, r"holds a tab, line break"),
+    ("a.csv", b"text,label\na,x\tz\n", {}, r"the label 'x\\tz' holds a control character \(U\+0009\)"),
     ("a.jsonl", b'{"text": "a"}\n', {}, r"a.jsonl line 1: no key 'label' \(the line has 'text'\)"),
     ("a.jsonl", b'{"text": "a", "label": "x"}\n{"text": "a", "label": "x"\n', {}, r"a.jsonl line 2: not JSON"),
     ("a.jsonl", b'["a", "x"]\n', {}, r"a.jsonl line 1: expected an object"),
@@ -232,3 +235,132 @@ def test_the_ratings_script_writes_text_rating_and_split(tmp_path):
     missing = subprocess.run([sys.executable, str(ROOT / "scripts" / "imdb_ratings_csv.py"), str(tmp_path / "no.tar.gz"),
                               str(tmp_path / "out.csv")], capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and "no such file" in missing.stderr and not (tmp_path / "out.csv").exists()
+
+
+# Labels a reader could not tell apart, text that is not Unicode, and limits (findings B, C) ---
+
+@pytest.mark.parametrize("labels, message", [
+    (["\u00e9", "e\u0301"], r"line 4: the label 'e\\u0301' differs from '\\xe9' \(.* line 2\) only in case or Unicode"),
+    (["\u00c9", "e\u0301"], r"only in case or Unicode form"),
+    (["Pos", "pos"], r"line 4: the label 'pos' differs from 'Pos' \(.* line 2\) only in case"),
+    (["neg\u200b", "pos"], r"the label 'neg\\u200b' holds an invisible format character \(U\+200B\)"),
+    (["\u202eneg", "pos"], r"holds an invisible format character \(U\+202E\)"),
+    (["ne\x85g", "pos"], r"holds a control character \(U\+0085\)"),
+    (["ne\u2028g", "pos"], r"holds a line separator \(U\+2028\)"),
+    (["ne\u2029g", "pos"], r"holds a paragraph separator \(U\+2029\)"),
+])
+def test_labels_that_look_alike_or_hide_characters_are_refused(tmp_path, labels, message):
+    path = tmp_path / "a.tsv"
+    path.write_text("text\tlabel\n" + "".join(f"text {i}\t{label}\n" for label in labels for i in range(2)),
+                    encoding="utf-8")
+    with pytest.raises(DataError, match=message):
+        sources.load(path)
+
+
+def test_a_label_that_is_not_unicode_is_refused_before_training(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text("".join(json.dumps({"text": f"text {i}", "label": label}) + "\n"
+                            for label in ("\ud800pos", "neg") for i in range(2)))
+    with pytest.raises(DataError, match=r"a.jsonl line 1: the label '\\ud800pos' is not valid UTF-8"):
+        sources.load(path)
+    root = write_folders(tmp_path / "folders", examples(TWO_LABELS, 3))
+    latin1 = root / os.fsdecode("sch\u00f6n".encode("latin-1"))
+    latin1.mkdir()
+    for index in range(2):
+        (latin1 / f"{index}.txt").write_text("ein schöner Film")
+    with pytest.raises(DataError, match=r"the label 'sch\\udcf6n' is not valid UTF-8"):
+        sources.load(root)
+
+
+def test_labels_are_composed_and_a_lone_decomposed_one_is_kept_composed(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text("text,label\n" + "".join(f"t{i},{label}\n" for label in ("e\u0301", "x") for i in range(2)))
+    assert sources.load(path).labels == ("x", "\u00e9")  # composed, then sorted
+    assert sources.load(path, DataOptions(labels=("x", "e\u0301"))).labels == ("x", "\u00e9")
+
+
+def test_skipped_folders_are_reported(tmp_path, capsys):
+    root = write_folders(tmp_path / "folders", examples(TWO_LABELS, 3))
+    for hidden in ("...", ".hidden"):
+        (root / hidden).mkdir()
+        (root / hidden / "1.txt").write_text("a text")
+    dataset = sources.load(root)
+    assert dataset.labels == ("ja", "nein")
+    err = capsys.readouterr().err
+    assert re.search(r"note: skipped the folder .*/\.\.\.: hidden .*, with 1 .txt files", err)
+    assert re.search(r"note: skipped the folder .*/\.hidden: hidden", err)
+
+
+def test_too_many_labels_are_refused_before_training(tmp_path, monkeypatch):
+    path = tmp_path / "many.csv"
+    path.write_text("text,label\n" + "".join(f"text {i},label{n}\n" for n in range(limits.MAX_LABELS + 1)
+                                              for i in range(2)))
+    with pytest.raises(DataError, match=f"{limits.MAX_LABELS + 1:,} distinct labels; a model may have at most"):
+        sources.load(path)
+    path.write_text("text,label\n" + "".join(f"text {i},{n:0>90}\n" for n in range(400) for i in range(2)))
+    with pytest.raises(DataError, match="bytes, over the .* a bundle's manifest has room for"):
+        sources.load(path)
+
+
+def test_texts_over_the_limit_are_refused_without_reading_them_whole(tmp_path, monkeypatch):
+    monkeypatch.setattr(limits, "MAX_TEXT_BYTES", 1000)
+    monkeypatch.setattr(limits, "MAX_LINE_BYTES", 4000)
+    monkeypatch.setattr(sources, "CSV_FIELD_LIMIT", 1000)
+    root = write_folders(tmp_path / "folders", examples(TWO_LABELS, 3))
+    (root / "ja" / "big.txt").write_text("word " * 300)
+    with pytest.raises(DataError, match="big.txt: over 1,000 bytes"):
+        sources.load(root)
+    path = tmp_path / "a.csv"
+    path.write_text("text,label\n" + "a,x\nb,x\nc,y\n" + "long " * 300 + ",y\n")
+    with pytest.raises(DataError, match="a.csv line 5: .*over 1,000"):
+        sources.load(path)
+    path.write_text("text,label\n" + "a,x\nb,x\nc,y\n" + "long " * 1000 + ",y\n")
+    with pytest.raises(DataError, match="a.csv line 5: longer than 4,000 bytes"):
+        sources.load(path)
+    path = tmp_path / "a.jsonl"
+    path.write_text("".join(json.dumps({"text": text, "label": label}) + "\n"
+                            for text, label in (("a", "x"), ("b", "x"), ("c", "y"), ("é" * 600, "y"))))
+    with pytest.raises(DataError, match="a.jsonl line 4: the text in 'text' is over 1,000 bytes"):
+        sources.load(path)
+
+
+def test_an_archive_member_over_the_limit_is_refused_from_its_header(tmp_path, monkeypatch):
+    """An 18 MB archive whose first review is 4 GiB of zeros passed 3 GiB of memory (finding B3);
+    the header's size is refused before a byte is inflated."""
+    import tarfile
+
+    class Zeros(io.RawIOBase):
+        def __init__(self, size):
+            self.left = size
+
+        def readinto(self, buffer):
+            count = min(len(buffer), self.left)
+            buffer[:count] = bytes(count)
+            self.left -= count
+            return count
+
+    path = tmp_path / "bomb.tar.gz"
+    with tarfile.open(path, "w:gz", compresslevel=1) as archive:
+        info = tarfile.TarInfo("aclImdb/train/pos/0_9.txt")
+        info.size = limits.MAX_TEXT_BYTES + 1
+        archive.addfile(info, Zeros(info.size))
+    with pytest.raises(DataError, match=r"bomb.tar.gz: the member aclImdb/train/pos/0_9.txt is 4,194,305 bytes"):
+        sources.load(path)
+
+
+def test_excel_s_sep_line_names_the_delimiter(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("sep=;\r\ntext;label\r\nsehr gut, wirklich;ja\r\nöde;nein\r\ntoll;ja\r\nmies;nein\r\n"
+                     .encode("utf-8-sig"))
+    dataset = sources.load(path)
+    assert dataset.labels == ("ja", "nein") and dataset.train.texts[0] == "sehr gut, wirklich"
+    assert dataset.train.ids.tolist() == [3, 4, 5, 6]  # line numbers count the sep= line
+    path.write_bytes(b"sep=;\ntext;label\na;x\nb\n")
+    with pytest.raises(DataError, match="excel.csv line 4: too few fields"):
+        sources.load(path)
+
+
+def test_data_names_are_url_safe():
+    assert sources.data_stem("_my data.csv") == "my-data"
+    assert sources.data_stem("良い.csv") == "data"
+    assert sources.data_stem(None) == "imdb"
