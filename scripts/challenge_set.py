@@ -8,7 +8,8 @@ Classifies every review of datasets/negation-contrast/reviews.jsonl through the 
 prints the accuracy overall, per category and per label. `--record FILE` appends one JSON line
 (bundle, manifest sha256, backend, precision, accuracies, date, machine) for the docs to cite.
 `--stats` needs no model: it prints the set's counts per category and label as a markdown table
-and writes them into the set's README between `<!-- begin:counts -->` and `<!-- end:counts -->`.
+and writes them into the set's README between `<!-- begin:counts -->` and `<!-- end:counts -->`,
+and the runs of record of results.jsonl between `<!-- begin:results -->` and `<!-- end:results -->`.
 
 The set is never trained on and never used to choose settings; it is read for the results table only.
 """
@@ -23,6 +24,7 @@ import json
 import os
 import platform
 import re
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +52,7 @@ CATEGORIES = (
 )
 FIELDS = ("id", "text", "label", "category")
 COUNTS_BLOCK = "counts"
+RESULTS_BLOCK = "results"
 # Words that carry sentiment on their own; --stats counts the reviews of each label holding them,
 # to show that a word alone does not give the answer.
 LEXICON = ("brilliant", "wonderful", "great", "good", "beautiful", "love", "loved", "enjoyed", "best",
@@ -155,11 +158,37 @@ def stats_block(reviews: Sequence[Review]) -> str:
             "not give the answer):\n\n" + lexicon_table(reviews))
 
 
-def update_readme(readme: str | Path, reviews: Sequence[Review]) -> bool:
-    """Write the counts into the README's counts block; True if the file changed."""
+def load_records(path: str | Path = RESULTS) -> list[dict]:
+    """The runs of record of a results file (none if there is no file)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def results_table(records: Sequence[dict]) -> str:
+    """The runs of record as a markdown table: accuracy overall and per category, in %."""
+    if not records:
+        return "No run of record yet: `python scripts/challenge_set.py --model FOLDER --record " + _shown(RESULTS) + "`."
+    header = ["Date", "Bundle (manifest sha256)", "Artifact", "All"] + list(CATEGORIES)
+    rows = ["| " + " | ".join(header) + " |", "|---|---|---|" + "---:|" * (len(header) - 3)]
+    for run in records:
+        cells = [run["date"][:10], f"{run['bundle']} (`{run['manifest_sha256'][:12]}`)",
+                 f"{run['backend']} {run['precision']}", f"**{run['accuracy'] * 100:.1f}**"]
+        cells += [f"{run['per_category'][category] * 100:.1f}" if category in run["per_category"] else "-"
+                  for category in CATEGORIES]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def update_readme(readme: str | Path, reviews: Sequence[Review], records: Sequence[dict] | None = None) -> bool:
+    """Write the counts (and, if the README has a results block, the runs of record) into the
+    README; True if the file changed."""
     readme = Path(readme)
     before = readme.read_text(encoding="utf-8")
     after = replace_block(before, COUNTS_BLOCK, stats_block(reviews))
+    if records is not None and f"<!-- begin:{RESULTS_BLOCK} -->" in after:
+        after = replace_block(after, RESULTS_BLOCK, results_table(records))
     if after != before:
         readme.write_text(after, encoding="utf-8")
     return after != before
@@ -238,6 +267,18 @@ def machine() -> dict:
             "python": platform.python_version()}
 
 
+def source_state() -> dict:
+    """The repository's commit and whether the runtime had uncommitted changes, where git can say."""
+    try:
+        def git(*arguments: str) -> str:
+            return subprocess.run(["git", *arguments], cwd=ROOT, capture_output=True, text=True, check=True,
+                                  timeout=30).stdout.strip()
+        return {"commit": git("rev-parse", "HEAD"),
+                "runtime_modified": bool(git("status", "--porcelain", "--", "runtime"))}
+    except (OSError, subprocess.SubprocessError):
+        return {}
+
+
 def record_of(classifier, evaluation: Evaluation, reviews_path: str | Path) -> dict:
     """One run of record: which bundle and artifact, on which set, with what accuracy, where and when."""
     from runtime import bundle
@@ -248,7 +289,7 @@ def record_of(classifier, evaluation: Evaluation, reviews_path: str | Path) -> d
             "manifest_sha256": sha256_of(folder / bundle.MANIFEST_NAME),
             "backend": classifier.backend, "precision": classifier.precision, "graph": classifier.graph,
             "reviews_file": _shown(Path(reviews_path)), "reviews_sha256": sha256_of(reviews_path),
-            **evaluation.to_dict(), "machine": machine()}
+            **evaluation.to_dict(), "machine": machine(), **source_state()}
 
 
 def append_record(path: str | Path, record: dict) -> None:
@@ -291,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stats", action="store_true",
                         help="no model: print the counts and write them into the set's README")
     parser.add_argument("--readme", default=str(README), help=argparse.SUPPRESS)
+    parser.add_argument("--results", default=str(RESULTS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
         reviews = load_reviews(args.reviews)
@@ -298,10 +340,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if args.stats:
-        print(stats_block(reviews))
+        records = load_records(args.results)
+        print(stats_block(reviews) + "\n\nRuns of record:\n\n" + results_table(records))
         if Path(args.readme).is_file():
             try:
-                changed = update_readme(args.readme, reviews)
+                changed = update_readme(args.readme, reviews, records)
             except ChallengeSetError as error:
                 print(f"error: {args.readme}: {error}", file=sys.stderr)
                 return 1

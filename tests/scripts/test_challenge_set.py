@@ -39,10 +39,12 @@ def test_no_text_or_id_repeats(reviews):
     assert len({review.id for review in reviews}) == len(reviews)
 
 
-def test_the_readme_counts_are_the_scripts(reviews):
+def test_the_readme_counts_and_results_are_the_scripts(reviews):
     readme = challenge_set.README.read_text(encoding="utf-8")
-    assert challenge_set.replace_block(readme, challenge_set.COUNTS_BLOCK, challenge_set.stats_block(reviews)) == readme, \
-        "the README's counts are stale: run python scripts/challenge_set.py --stats"
+    current = challenge_set.replace_block(readme, challenge_set.COUNTS_BLOCK, challenge_set.stats_block(reviews))
+    current = challenge_set.replace_block(current, challenge_set.RESULTS_BLOCK,
+                                          challenge_set.results_table(challenge_set.load_records()))
+    assert current == readme, "the README's counts or results are stale: run python scripts/challenge_set.py --stats"
 
 
 def write(path, rows):
@@ -86,13 +88,19 @@ def test_accuracy_of_scores_per_category_and_label(reviews):
     assert len(evaluation.mistakes) == len(reviews) // 2
 
 
-def test_stats_updates_only_the_counts_block(tmp_path, capsys):
-    readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- begin:counts -->\nold\n<!-- end:counts -->\noutro\n", encoding="utf-8")
-    assert challenge_set.main(["--stats", "--readme", str(readme)]) == 0
+def test_stats_updates_only_the_counts_and_results_blocks(tmp_path, capsys):
+    readme, results = tmp_path / "README.md", tmp_path / "results.jsonl"
+    readme.write_text("intro\n<!-- begin:counts -->\nold\n<!-- end:counts -->\nmiddle\n"
+                      "<!-- begin:results -->\n<!-- end:results -->\noutro\n", encoding="utf-8")
+    challenge_set.append_record(results, {"date": "2026-12-02T00:00:00+00:00", "bundle": "b", "manifest_sha256": "ab" * 32,
+                                          "backend": "onnx", "precision": "float32", "accuracy": 0.5,
+                                          "per_category": {"concession": 0.25}})
+    assert challenge_set.main(["--stats", "--readme", str(readme), "--results", str(results)]) == 0
     text = readme.read_text(encoding="utf-8")
-    assert text.startswith("intro\n<!-- begin:counts -->\n| Category |") and text.endswith("<!-- end:counts -->\noutro\n")
-    assert "old" not in text and "| **all** |" in capsys.readouterr().out
+    assert text.startswith("intro\n<!-- begin:counts -->\n| Category |") and text.endswith("<!-- end:results -->\noutro\n")
+    assert "old" not in text and "<!-- end:counts -->\nmiddle\n<!-- begin:results -->\n| Date |" in text
+    assert "| 2026-12-02 | b (`abababababab`) | onnx float32 | **50.0** | - | - | - | 25.0 |" in text
+    assert "| **all** |" in capsys.readouterr().out
 
 
 def test_the_script_scores_the_shipped_bundle_through_the_runtime(tmp_path, capsys):
