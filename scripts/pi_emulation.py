@@ -15,7 +15,7 @@ Steps, each cached in the work folder (never in the repo), so a second run only 
      the bundle, once under the host's Python and once under the emulated aarch64 Python; every
      probability must agree within --atol.
 Writes results.json and summary.txt into the work folder (and, with --record, the summary to
-benchmarks/pi-emulation-CPU.txt for docs/raspberry-pi.md); exits 1 if a check fails, 2 if a step
+benchmarks/pi-emulation-CPU.txt for docs/pi-emulation.md); exits 1 if a check fails, 2 if a step
 cannot run. Emulated timings mean nothing, so none are reported for classification.
 """
 
@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--atol", type=float, default=1e-4)
     parser.add_argument("--record", action="store_true",
                         help="also copy the summary to benchmarks/pi-emulation-CPU.txt, from which "
-                             "scripts/update_readme.py fills docs/raspberry-pi.md")
+                             "scripts/update_readme.py fills docs/pi-emulation.md")
     args = parser.parse_args(argv)
 
     work, bundle = args.work.resolve(), args.bundle.resolve()

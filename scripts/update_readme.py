@@ -197,7 +197,7 @@ def main() -> int:
                                  "folding": folding and folding_block(folding)})
     emulations = {path.stem.removeprefix("pi-emulation-"): path.read_text().rstrip()
                   for path in (ROOT / "benchmarks").glob("pi-emulation-*.txt")}  # cortex-a72 (Pi 4), cortex-a76 (Pi 5)
-    fill("docs/raspberry-pi.md", {f"pi-{cpu}": f"```\n{summary}\n```" for cpu, summary in emulations.items()})
+    fill("docs/pi-emulation.md", {f"pi-{cpu}": f"```\n{summary}\n```" for cpu, summary in emulations.items()})
     model_card.write(folder)
     return 0
 
