@@ -3,35 +3,45 @@ classifiers they share, Prometheus metrics and the JSON access log. `runtime.ser
 
     POST /v1/predict                       {"texts": [...]} -> a prediction or an error per text
     POST /v1/explain                       {"text": "..."} -> the opinion after every word (runtime/explain.py)
-    GET  /                                 a page to explain a review in a browser (runtime/explain.html)
+    GET  /, /explain.js, /explain.css      a page to explain a review in a browser (runtime/explain.*)
     GET  /v1/model, /healthz               the loaded model; 200 when ready, else 503
     GET  /v2, /v2/health/live, /v2/health/ready
     GET  /v2/models/{name}[/versions/1][/ready]
     POST /v2/models/{name}[/versions/1]/infer   the Open Inference Protocol (KServe v2)
     GET  /metrics, /openapi.json
 
-The classifiers load in the background, so the server answers (live, not ready) from its first
-moment; requests that need the model get 503 until they are loaded.
+The classifiers load in a background thread, so the server answers (live, not ready) from its
+first moment and a stop never waits for a load; requests that need the model get 503 until they
+are loaded. Answers are built and rendered to JSON in the pool's threads, never on the event loop.
+Before the endpoints, `ObservedApp` refuses what a browser page or a flood could send (a Host not
+served, another origin, an Expect it cannot meet, a request over the connection bound that is not a
+health check) and turns any unexpected error into one log line and a JSON 500.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import ipaddress
 import json
 import logging
 import queue
+import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -42,15 +52,27 @@ from runtime.explain import Explanation
 from runtime.protocol import RequestError
 
 ACCESS_LOG = logging.getLogger("imdb_sentiment.access")
+ERROR_LOG = logging.getLogger("uvicorn.error")  # stderr, set up by runtime.serve
 # The scope extension through which the server (runtime.serve) tells the app when the request
 # began, as an event-loop time, and whether it arrived over the connection bound.
 GUARD_EXTENSION = "imdb_sentiment.guard"
 # "Status" of a request whose client left before sending all of it: logged, never sent (nginx's 499).
 CLIENT_GONE = 499
-PAGE = Path(__file__).resolve().parent / "explain.html"
-# The page may talk to this server only, and load nothing: a browser refuses anything else.
-PAGE_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
+HERE = Path(__file__).resolve().parent
+PAGE = HERE / "explain.html"
+# The page's script and style, served from files beside it (read when first asked for).
+PAGE_FILES = {"/explain.js": ("explain.js", "text/javascript; charset=utf-8"),
+              "/explain.css": ("explain.css", "text/css; charset=utf-8")}
+# The page may load its own script and style and talk to this server only; no inline code runs.
+PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
                "img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+# Health checks are answered even on a connection over the bound (--max-connections).
+HEALTH_PATHS = frozenset({"/healthz", "/v2/health/live", "/v2/health/ready"})
+# An answer is handed to the server in pieces of this size; flow control holds each until the
+# client has taken enough of the last (runtime.serve sets the transport's buffer limits).
+WRITE_CHUNK = 64 * 1024
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -58,6 +80,33 @@ class Limits:
     max_body_bytes: int = 1 << 20
     max_batch: int = 64
     request_timeout: float = 10.0  # seconds for a whole request to arrive
+
+
+@dataclass(frozen=True)
+class Access:
+    """Whom the server answers. `hosts`: the names a Host header may give (an IP address is always
+    fine: there is no DNS name to rebind). `origins`: pages of other origins allowed to call it
+    (a browser's Origin header; the server's own origin always is)."""
+    hosts: frozenset[str] = LOOPBACK_NAMES
+    origins: frozenset[str] = frozenset()
+
+
+def host_name(value: str) -> str:
+    """A Host header's name without its port, lowercased: "[::1]:8000" -> "::1", "Pi.local." -> "pi.local"."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1:].split("]", 1)[0]
+    if value.count(":") == 1:
+        value = value.split(":", 1)[0]
+    return value.rstrip(".")
+
+
+def is_ip_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def package_version() -> str:
@@ -85,7 +134,7 @@ def classify_each(classifier: SentimentClassifier, texts: list[str]) -> list[Pre
 
 class ClassifierPool:
     """`size` classifiers and as many threads, so `size` requests classify at once (one per core)
-    while the event loop goes on serving; a thread borrows an idle classifier for one batch."""
+    while the event loop goes on serving; a thread borrows an idle classifier for one request."""
 
     def __init__(self, size: int, load_classifier: Callable[[], SentimentClassifier]):
         self.size = size
@@ -103,32 +152,21 @@ class ClassifierPool:
             self._idle.put(classifier)
         self.description = self._classifiers[0].describe()
 
-    async def classify(self, texts: list[str]) -> list[Prediction | str]:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._classify, texts)
+    async def run(self, work: Callable[[SentimentClassifier], T]) -> T:
+        """`work(classifier)` in a pool thread, with a classifier to itself: the classifying and the
+        answer's JSON both happen there, so the event loop only moves bytes."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._borrow, work)
 
-    def _classify(self, texts: list[str]) -> list[Prediction | str]:
+    def _borrow(self, work: Callable[[SentimentClassifier], T]) -> T:
         classifier = self._idle.get()
         try:
-            return classify_each(classifier, texts)
-        finally:
-            self._idle.put(classifier)
-
-    async def explain(self, text: str) -> Explanation | str:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._explain, text)
-
-    def _explain(self, text: str) -> Explanation | str:
-        """The text's explanation, or the message saying why it has none (as for a text of /v1/predict)."""
-        classifier = self._idle.get()
-        try:
-            return classifier.explain(text)
-        except (ValueError, TypeError) as error:
-            return str(error)
+            return work(classifier)
         finally:
             self._idle.put(classifier)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
-        for classifier in self._classifiers:
+        for classifier in list(self._classifiers):
             classifier.close()
 
 
@@ -169,6 +207,26 @@ def json_error(status: int, message: str, headers: dict[str, str] | None = None)
     return JSONResponse({"error": message}, status, headers)
 
 
+class RenderedJSON(Response):
+    """A JSON answer rendered in a pool thread, handed to the server WRITE_CHUNK bytes at a time: the
+    server waits for a slow reader between pieces (and drops one that stops reading), so a large
+    answer never sits whole in a connection's buffer."""
+    media_type = "application/json"
+
+    async def __call__(self, scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        body = self.body
+        for start in range(0, max(len(body), 1), WRITE_CHUNK):
+            end = start + WRITE_CHUNK
+            await send({"type": "http.response.body", "body": body[start:end], "more_body": end < len(body)})
+
+
+def unverified_warning(message: str) -> str:
+    """What clients are told of an unverified artifact: the warning without the server's folders."""
+    path, _, rest = message.partition(": ")
+    return f"unverified model: {Path(path).name}: {rest}" if rest else f"unverified model: {message}"
+
+
 def is_json_media_type(content_type: str) -> bool:
     media_type = content_type.split(";", 1)[0].strip().lower()
     return media_type == "application/json" or media_type.endswith("+json")
@@ -189,13 +247,31 @@ class SentimentService:
         self.on_load_failed: Callable[[BaseException], None] | None = None  # set by the server: stop, exit 1
         self._openapi = protocol.openapi_document(self.version, limits.max_batch, limits.max_body_bytes)
         self._page = PAGE.read_bytes()
+        self._page_files: dict[str, bytes] = {}
+        # Warnings about the loaded model (an unverified artifact), in every answer about it.
+        self.warnings: tuple[str, ...] = ()
+        self._warnings_lock = threading.Lock()
 
     # --- life cycle ---
 
-    async def load(self) -> None:
-        try:
-            await asyncio.to_thread(self.pool.load)
-        except Exception as error:  # any load failure: say it in one line and stop the server
+    def start_loading(self) -> None:
+        """Load the classifiers in a daemon thread: the server answers meanwhile, and a stop never
+        waits for a load that hangs (a stuck file, a slow disk); the process exits without it."""
+        loop = asyncio.get_running_loop()
+
+        def load() -> None:
+            try:
+                self.pool.load()
+                outcome = None
+            except Exception as error:  # any load failure: said in one line, and the server stops
+                outcome = error
+            with contextlib.suppress(RuntimeError):  # the loop has closed: the server stopped meanwhile
+                loop.call_soon_threadsafe(self._load_finished, outcome)
+
+        threading.Thread(target=load, name="load-classifiers", daemon=True).start()
+
+    def _load_finished(self, error: BaseException | None) -> None:
+        if error is not None:
             self.phase = "failed"
             if self.on_load_failed is not None:
                 self.on_load_failed(error)
@@ -208,6 +284,14 @@ class SentimentService:
             self.metrics.ready.set(1)
         if self.on_loaded is not None:
             self.on_loaded()
+
+    def note_warning(self, message: str) -> bool:
+        """Keep a warning about the model for the answers; False if it was already known."""
+        with self._warnings_lock:
+            if message in self.warnings:
+                return False
+            self.warnings += (message,)
+            return True
 
     def drain(self) -> None:
         """Stop saying ready (the server stops accepting and finishes what is in flight)."""
@@ -239,8 +323,14 @@ class SentimentService:
         """The request's JSON body, read within the request's deadline and the body limit."""
         headers = request.headers
         content_type = headers.get("content-type")
-        if content_type is not None and not is_json_media_type(content_type):
-            raise RequestError(415, f"the body must be JSON (Content-Type: application/json), not {content_type}")
+        # Required, not assumed: a page of another site can send a form type or none without asking
+        # the browser's leave (a CORS preflight); application/json needs it.
+        if content_type is None or not is_json_media_type(content_type):
+            raise RequestError(415, f"the body must be JSON (Content-Type: application/json), not "
+                                    f"{content_type or 'a body without a Content-Type'}")
+        encoding = headers.get("content-encoding", "identity").strip().lower()
+        if encoding != "identity":
+            raise RequestError(415, f"Content-Encoding {encoding!r} is not supported; send the body uncompressed")
         if "inference-header-content-length" in headers:
             raise RequestError(415, "the binary tensor data extension is not supported; send the tensors as JSON")
         encoding, length = headers.get("transfer-encoding"), headers.get("content-length")
@@ -271,29 +361,56 @@ class SentimentService:
     async def predict(self, request: Request) -> Response:
         self._require_model()
         texts = protocol.predict_texts(await self._read_json(request), self.limits.max_batch)
-        outcomes = await self.pool.classify(texts)
+        return RenderedJSON(await self.pool.run(functools.partial(self._predict_answer, texts)))
+
+    def _predict_answer(self, texts: list[str], classifier: SentimentClassifier) -> bytes:  # in a pool thread
+        outcomes = classify_each(classifier, texts)
         self.metrics.count_outcomes(outcomes)
-        return JSONResponse(protocol.predict_response(outcomes))
+        return protocol.render(protocol.predict_response(outcomes, self.warnings))
 
     async def explain(self, request: Request) -> Response:
         self._require_model()
         text = protocol.explain_text(await self._read_json(request))
         try:
-            outcome = await self.pool.explain(text)
+            answer = await self.pool.run(functools.partial(self._explain_answer, text))
         except (bundle.BundleError, backends.BackendError) as error:  # no per-step artifact for this model
             raise RequestError(501, f"this model cannot explain: {error}") from None
-        self.metrics.count_outcomes([outcome])
-        if isinstance(outcome, str):
-            raise RequestError(422, outcome)
-        return JSONResponse(outcome.to_dict())
+        if isinstance(answer, str):
+            raise RequestError(422, answer)
+        return RenderedJSON(answer)
+
+    def _explain_answer(self, text: str, classifier: SentimentClassifier) -> bytes | str:  # in a pool thread
+        """The explanation's JSON, or the message saying why it has none (as for a text of /v1/predict)."""
+        try:
+            explanation: Explanation = classifier.explain(text)
+        except (ValueError, TypeError) as error:
+            self.metrics.count_outcomes([str(error)])
+            return str(error)
+        self.metrics.count_outcomes([explanation])
+        return protocol.render(protocol.with_warnings(explanation.to_dict(), self.warnings))
 
     async def page(self, request: Request) -> Response:
-        return HTMLResponse(self._page, headers={"Content-Security-Policy": PAGE_POLICY,
-                                                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
+        return HTMLResponse(self._page, headers=self._page_headers())
+
+    async def page_file(self, request: Request) -> Response:
+        """The page's script or style, read from its file when first asked for."""
+        name, media_type = PAGE_FILES[request.url.path]
+        content = self._page_files.get(name)
+        if content is None:
+            try:
+                content = self._page_files[name] = (HERE / name).read_bytes()
+            except OSError:
+                raise RequestError(404, f"no such file: {name}") from None
+        return Response(content, media_type=media_type, headers=self._page_headers())
+
+    @staticmethod
+    def _page_headers() -> dict[str, str]:
+        return {"Content-Security-Policy": PAGE_POLICY, "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer"}
 
     async def model_description(self, request: Request) -> Response:
         self._require_model()
-        return JSONResponse(self.pool.description)
+        return JSONResponse(protocol.with_warnings(self.pool.description, self.warnings))
 
     async def healthz(self, request: Request) -> Response:
         if self.phase == "ready":
@@ -326,13 +443,20 @@ class SentimentService:
     async def infer(self, request: Request) -> Response:
         name = self._require_named_model(request)
         inference = protocol.infer_request(await self._read_json(request), self.limits.max_batch)
-        outcomes = await self.pool.classify(inference.texts)
+        answer = await self.pool.run(functools.partial(self._infer_answer, name, inference))
+        if isinstance(answer, str):
+            raise RequestError(400, answer)
+        return RenderedJSON(answer)
+
+    def _infer_answer(self, name: str, inference: protocol.InferRequest, classifier: SentimentClassifier) -> bytes | str:
+        """The inference response's JSON (in a pool thread), or why the request fails."""
+        outcomes = classify_each(classifier, inference.texts)
         self.metrics.count_outcomes(outcomes)
         failed = [(index, outcome) for index, outcome in enumerate(outcomes) if isinstance(outcome, str)]
         if failed:  # the protocol has no per-item errors: the request fails, naming the texts
             shown = "; ".join(f"element {index}: {message}" for index, message in failed[:3])
-            raise RequestError(400, f'input "{protocol.INPUT_TEXT}" {shown}' + (f"; and {len(failed) - 3} more" if len(failed) > 3 else ""))
-        return JSONResponse(protocol.infer_response(name, inference, self.pool.description["labels"], outcomes))
+            return f'input "{protocol.INPUT_TEXT}" {shown}' + (f"; and {len(failed) - 3} more" if len(failed) > 3 else "")
+        return protocol.render(protocol.infer_response(name, inference, self.pool.description["labels"], outcomes))
 
     # --- operations ---
 
@@ -349,6 +473,7 @@ class SentimentService:
             Route("/v1/predict", self.predict, methods=post),
             Route("/v1/explain", self.explain, methods=post),
             Route("/", self.page, methods=get),
+            *(Route(path, self.page_file, methods=get) for path in PAGE_FILES),
             Route("/v1/model", self.model_description, methods=get),
             Route("/healthz", self.healthz, methods=get),
             Route("/v2", self.server_metadata, methods=get),
@@ -383,12 +508,47 @@ async def client_gone(request: Request, error: ClientGone) -> Response:
     return Response(status_code=CLIENT_GONE)  # never reaches the client; the access log says 499
 
 
-class ObservedApp:
-    """ASGI middleware around the app: refuses requests over the connection bound (503), and counts,
-    times and logs every request (one JSON line each)."""
+async def internal_error(request: Request, error: Exception) -> Response:
+    # Starlette sends this, then raises the error again: ObservedApp logs it, in one line.
+    return json_error(500, "internal error; the server's log says more", {"Connection": "close"})
 
-    def __init__(self, app, metrics: Metrics):
-        self.app, self.metrics = app, metrics
+
+def one_line(error: BaseException) -> str:
+    return re.sub(r"\s+", " ", f"{type(error).__name__}: {error}")[:300]
+
+
+class ObservedApp:
+    """ASGI middleware around the app: refuses what must not reach the endpoints (a Host this server
+    does not answer for, another origin, an Expect it cannot meet, a request over the connection
+    bound that is not a health check), counts, times and logs every request (one JSON line each),
+    and turns an unexpected error into one line on stderr and a JSON 500, never a traceback."""
+
+    def __init__(self, app, metrics: Metrics, access: Access = Access()):
+        self.app, self.metrics, self.access = app, metrics, access
+
+    def refusal(self, scope) -> tuple[int, str] | None:
+        """(status, message) if this request is refused before the application, else None."""
+        headers = scope["headers"]
+        hosts = [value for name, value in headers if name == b"host"]
+        if len(hosts) > 1 or (not hosts and scope["http_version"] != "1.0"):
+            return 400, "a request needs exactly one Host header"
+        host = hosts[0].decode("latin-1") if hosts else ""
+        name = host_name(host)
+        if hosts and name not in self.access.hosts and not is_ip_address(name):
+            # DNS rebinding: a page of attacker.example resolved to this address still says so in Host.
+            return 421, f"this server does not answer for the host {name!r} (see --allowed-host)"
+        origin = next((value.decode("latin-1") for name, value in headers if name == b"origin"), None)
+        if origin is not None:
+            origin = origin.strip().rstrip("/").lower()
+            if origin != f"{scope.get('scheme', 'http')}://{host}".lower() and origin not in self.access.origins:
+                return 403, f"requests from pages of {origin} are not allowed (see --allow-origin)"
+        expect = next((value for name, value in headers if name == b"expect"), None)
+        if expect is not None and expect.strip().lower() != b"100-continue":
+            return 417, "only Expect: 100-continue is supported"
+        guard = scope.get("extensions", {}).get(GUARD_EXTENSION)
+        if guard and guard["over_capacity"] and scope["path"] not in HEALTH_PATHS:
+            return 503, "too many connections; try again shortly"
+        return None
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":  # lifespan
@@ -396,22 +556,27 @@ class ObservedApp:
             return
         started = time.perf_counter()
         status = 500  # if the app fails before answering
+        response_started = False
 
         async def send_noting_status(message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, response_started = message["status"], True
             await send(message)
 
         self.metrics.in_flight.inc()
         try:
-            guard = scope.get("extensions", {}).get(GUARD_EXTENSION)
-            if guard and guard["over_capacity"]:
-                response = json_error(503, "too many connections; try again shortly",
-                                      {"Retry-After": "1", "Connection": "close"})
-                await response(scope, receive, send_noting_status)
+            refused = self.refusal(scope)
+            if refused is not None:
+                # Closed after: an unread body must not be read as the next request.
+                headers = {"Connection": "close", **({"Retry-After": "1"} if refused[0] == 503 else {})}
+                await json_error(*refused, headers)(scope, receive, send_noting_status)
             else:
                 await self.app(scope, receive, send_noting_status)
+        except Exception as error:  # a bug, or a failure no endpoint foresaw: one line, a JSON 500
+            ERROR_LOG.error("%s %s: %s", scope["method"], scope["path"], one_line(error))
+            if not response_started:
+                await internal_error(None, error)(scope, receive, send_noting_status)
         finally:
             self.metrics.in_flight.dec()
             seconds = time.perf_counter() - started
@@ -423,17 +588,23 @@ class ObservedApp:
                        status=status, ms=round(seconds * 1000, 3))
 
 
-def build_app(service: SentimentService) -> ObservedApp:
-    """The ASGI application: starts loading the classifiers at startup, closes them at shutdown."""
+def build_app(service: SentimentService, access: Access = Access()) -> ObservedApp:
+    """The ASGI application: starts loading the classifiers at startup, closes them at shutdown
+    (a load still running is left to its daemon thread)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        loading = asyncio.create_task(service.load())  # not awaited: serve (live, not ready) while it loads
+        service.start_loading()  # not awaited: serve (live, not ready) while it loads
         yield
-        await loading
-        service.pool.close()
+        if service.pool.description:
+            service.pool.close()
 
-    app = Starlette(routes=service.routes(), lifespan=lifespan,
-                    exception_handlers={RequestError: request_error, HTTPException: http_error, ClientGone: client_gone})
+    middleware = []
+    if access.origins:  # the pages allowed need CORS answers (and their browsers' preflights) to call the API
+        middleware.append(Middleware(CORSMiddleware, allow_origins=sorted(access.origins),
+                                     allow_methods=["GET", "POST"], allow_headers=["Content-Type"], max_age=600))
+    app = Starlette(routes=service.routes(), lifespan=lifespan, middleware=middleware,
+                    exception_handlers={RequestError: request_error, HTTPException: http_error, ClientGone: client_gone,
+                                        Exception: internal_error})
     app.router.redirect_slashes = False  # /v1/model/ is a 404, not a redirect
-    return ObservedApp(app, service.metrics)
+    return ObservedApp(app, service.metrics, access)

@@ -39,11 +39,37 @@ def read_json(body: bytes) -> object:
     except UnicodeDecodeError as error:
         raise RequestError(400, f"the body is not UTF-8 (byte 0x{body[error.start]:02x} at offset {error.start})") from None
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except RecursionError:
         raise RequestError(400, "the body is not JSON that can be read: nested too deeply") from None
     except ValueError as error:  # json.JSONDecodeError, and int() past its digit limit
         raise RequestError(400, f"the body is not JSON that can be read: {str(error)[:200]}") from None
+    # JSON may escape half of a surrogate pair alone ("\ud800"): not Unicode, so no answer could
+    # echo it. Strict UTF-8 refuses raw surrogates, so only a body with an escape needs the check.
+    if "\\u" in text:
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise RequestError(400, "the body holds a string that is not Unicode (a lone surrogate escape such "
+                                    "as \\ud800)") from None
+    return value
+
+
+def render(answer: dict) -> bytes:
+    """An answer's JSON as UTF-8 bytes (compact, as Starlette's JSONResponse writes it). A long list
+    at the top is encoded item by item, so that no single call holds the GIL for long: the server
+    renders answers in its pool's threads while the event loop goes on serving."""
+    def dumps(value) -> str:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+    parts = []
+    for key, value in answer.items():
+        if isinstance(value, list) and len(value) > 64:
+            value_text = "[" + ",".join(dumps(item) for item in value) + "]"
+        else:
+            value_text = dumps(value)
+        parts.append(f"{dumps(key)}:{value_text}")
+    return ("{" + ",".join(parts) + "}").encode("utf-8")
 
 
 def json_type(value: object) -> str:
@@ -73,10 +99,15 @@ def predict_texts(payload: object, max_batch: int) -> list[str]:
     return texts
 
 
-def predict_response(outcomes: list) -> dict:
+def with_warnings(answer: dict, warnings: tuple[str, ...]) -> dict:
+    """The answer, with `"warnings"` about the model (e.g. it is unverified) when there are any."""
+    return {**answer, "warnings": list(warnings)} if warnings else answer
+
+
+def predict_response(outcomes: list, warnings: tuple[str, ...] = ()) -> dict:
     """Each text's prediction (`Prediction.to_dict()`), or `{"error": message}` where it has none."""
-    return {"predictions": [{"error": outcome} if isinstance(outcome, str) else outcome.to_dict()
-                            for outcome in outcomes]}
+    return with_warnings({"predictions": [{"error": outcome} if isinstance(outcome, str) else outcome.to_dict()
+                                          for outcome in outcomes]}, warnings)
 
 
 def explain_text(payload: object) -> str:
@@ -114,11 +145,19 @@ class InferRequest:
     id: str | None = None
 
 
-def _flat(data: object) -> list:
-    """Tensor data in row-major order: the protocol allows nested arrays or a flat one."""
+def _tensor_texts(data: object, shape: list[int]) -> list:
+    """The elements of a [n] or [n, 1] tensor's data, row-major: the protocol allows a flat array or
+    one nested as the shape says ([[t], [t]] for [n, 1]); nothing else, and no recursion over
+    the client's data."""
     if not isinstance(data, list):
-        return [data]
-    return [item for element in data for item in _flat(element)]
+        raise RequestError(400, f'input "{INPUT_TEXT}" data is {json_type(data)}; expected an array of strings')
+    if len(shape) == 2 and data and all(isinstance(row, list) for row in data):  # nested as [n, 1]
+        if len(data) != shape[0] or any(len(row) != 1 for row in data):
+            raise RequestError(400, f'input "{INPUT_TEXT}" has shape {shape} but its nested data does not')
+        data = [row[0] for row in data]
+    if len(data) != math.prod(shape):
+        raise RequestError(400, f'input "{INPUT_TEXT}" has shape {shape} but {len(data)} elements')
+    return data
 
 
 def infer_request(payload: object, max_batch: int) -> InferRequest:
@@ -140,12 +179,10 @@ def infer_request(payload: object, max_batch: int) -> InferRequest:
     if (not isinstance(shape, list) or not 1 <= len(shape) <= 2 or not all(type(size) is int and size >= 0 for size in shape)
             or (len(shape) == 2 and shape[1] != 1)):
         raise RequestError(400, f'input "{INPUT_TEXT}" has shape [n] or [n, 1], not {json.dumps(shape)}')
-    texts = _flat(tensor.get("data"))
-    if len(texts) != math.prod(shape):
-        raise RequestError(400, f'input "{INPUT_TEXT}" has shape {shape} but {len(texts)} elements')
+    _check_batch_size(math.prod(shape), max_batch)
+    texts = _tensor_texts(tensor.get("data"), shape)
     if not texts:
         raise RequestError(400, f'input "{INPUT_TEXT}" holds no text')
-    _check_batch_size(len(texts), max_batch)
     for index, text in enumerate(texts):
         if not isinstance(text, str):
             raise RequestError(400, f'input "{INPUT_TEXT}" element {index} is {json_type(text)}, not a string')
@@ -177,10 +214,14 @@ def infer_response(name: str, request: InferRequest, labels: list[str], predicti
 # --- OpenAPI -----------------------------------------------------------------------------------
 
 def _error_responses(*statuses: int) -> dict:
-    reasons = {400: "malformed request or body", 404: "no such model or version", 405: "method not allowed (see Allow)",
+    reasons = {400: "malformed request or body; no single Host header", 403: "a page of another origin (see --allow-origin)",
+               404: "no such model or version", 405: "method not allowed (see Allow)",
                408: "the whole request did not arrive within the deadline", 411: "no Content-Length",
-               413: "body or batch over the limit", 415: "the body is not JSON", 422: "JSON of the wrong shape",
-               431: "request headers over the limit", 501: "the model has no per-step artifact to explain with", 503: "loading, draining, or over the connection bound"}
+               413: "body or batch over the limit", 415: "the body is not JSON (no Content-Type, another type, or compressed)",
+               417: "an Expect other than 100-continue", 421: "a Host this server does not answer for (see --allowed-host)",
+               422: "JSON of the wrong shape", 429: "too many connections from one address",
+               431: "request headers over the limit", 500: "an unexpected error (one line in the server's log)",
+               501: "the model has no per-step artifact to explain with", 503: "loading, draining, or over the connection bound"}
     return {str(status): {"description": reasons[status], "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/Error"}}}} for status in statuses}
 
@@ -191,7 +232,7 @@ def _json_response(description: str, schema: str) -> dict:
 
 def openapi_document(version: str, max_batch: int, max_body_bytes: int) -> dict:
     """OpenAPI 3.1 description of every endpoint (served at /openapi.json)."""
-    errors_on_body = (400, 408, 411, 413, 415, 503)
+    errors_on_body = (400, 403, 408, 411, 413, 415, 417, 421, 429, 500, 503)
     name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
     version_parameter = {"name": "version", "in": "path", "required": True, "schema": {"type": "string", "enum": [MODEL_VERSION]}}
     health = {"get": {"summary": "Ready: 200, else 503", "responses": {"200": _json_response("ready", "Health"), **_error_responses(503)}}}
@@ -209,6 +250,8 @@ def openapi_document(version: str, max_batch: int, max_body_bytes: int) -> dict:
         method, body = next(iter(operation.items()))
         return {method: {**body, "parameters": [name, version_parameter]}}
 
+    warnings = {"type": "array", "items": {"type": "string"},
+                "description": "present when the model is unverified (loaded with --allow-unverified)"}
     tensor = {"type": "object", "required": ["name", "datatype", "shape"],
               "properties": {"name": {"type": "string"}, "datatype": {"type": "string"},
                              "shape": {"type": "array", "items": {"type": "integer"}}}}
@@ -232,9 +275,15 @@ def openapi_document(version: str, max_batch: int, max_body_bytes: int) -> dict:
                                                     "Explanation"),
                               **_error_responses(*errors_on_body, 422, 501)}}},
             "/": {"get": {"summary": "A page to type a review into and see its explanation (works offline)",
-                          "responses": {"200": {"description": "one HTML file, no external resources",
+                          "responses": {"200": {"description": "the page; its script and style are /explain.js and "
+                                                "/explain.css, nothing else is loaded",
                                                 "content": {"text/html": {"schema": {"type": "string"}}}}}}},
-            "/v1/model": {"get": {"summary": "The loaded model: name, backend, labels, config, metrics",
+            "/explain.js": {"get": {"summary": "The page's script", "responses": {"200": {
+                "description": "JavaScript", "content": {"text/javascript": {"schema": {"type": "string"}}}}}}},
+            "/explain.css": {"get": {"summary": "The page's style", "responses": {"200": {
+                "description": "CSS", "content": {"text/css": {"schema": {"type": "string"}}}}}}},
+            "/v1/model": {"get": {"summary": "The loaded model: name, backend, labels, config, metrics (and "
+                                             "warnings, e.g. an unverified artifact)",
                                   "responses": {"200": {"description": "the classifier's description",
                                                         "content": {"application/json": {"schema": {"type": "object"}}}},
                                                 **_error_responses(503)}}},
@@ -266,14 +315,14 @@ def openapi_document(version: str, max_batch: int, max_body_bytes: int) -> dict:
                 "probabilities": {"type": "object", "additionalProperties": {"type": "number"}}}},
             "PredictResponse": {"type": "object", "required": ["predictions"], "properties": {"predictions": {
                 "type": "array", "items": {"oneOf": [{"$ref": "#/components/schemas/Prediction"},
-                                                     {"$ref": "#/components/schemas/Error"}]}}}},
+                                                     {"$ref": "#/components/schemas/Error"}]}}, "warnings": warnings}},
             "ExplainRequest": {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}},
             "Explanation": {"type": "object", "required": ["label", "score", "probabilities", "start", "words"], "properties": {
                 "label": {"type": "string"}, "score": {"type": "number"},
                 "probabilities": {"type": "object", "additionalProperties": {"type": "number"}},
                 "start": {"type": ["object", "null"], "additionalProperties": {"type": "number"},
                           "description": "the opinion before the first word; null if the start was cut off"},
-                "truncated_words": {"type": "integer"},
+                "truncated_words": {"type": "integer"}, "warnings": warnings,
                 "words": {"type": "array", "items": {"type": "object", "properties": {
                     "word": {"type": "string"}, "start": {"type": "integer"}, "end": {"type": "integer"},
                     "in_vocabulary": {"type": "boolean"}, "truncated": {"type": "boolean"},

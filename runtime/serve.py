@@ -8,15 +8,19 @@ The application (runtime/http_app.py) runs on uvicorn with its httptools parser,
 malformed HTTP (duplicate Content-Length, Transfer-Encoding with Content-Length) instead of
 guessing. This module adds what uvicorn leaves open: a deadline for the whole request to arrive
 (uvicorn bounds only idle keep-alive time), a limit on the size of the request head, JSON for the
-errors uvicorn answers itself, a bound on connections answered with a JSON 503, and a stop on
-SIGTERM or SIGINT that finishes the requests in flight and exits 0 (uvicorn re-raises the signal).
+errors uvicorn answers itself, a bound on connections (a JSON 503, health checks still answered)
+and on each client address's connections (429), a deadline for a client to read its answer, and
+a stop on SIGTERM or SIGINT that finishes the requests in flight and exits 0 (uvicorn re-raises
+the signal), even while the model is still loading.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import functools
+import ipaddress
 import json
 import logging
 import os
@@ -25,19 +29,28 @@ import signal
 import socket
 import sys
 import threading
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from http import HTTPStatus
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from runtime import backends, cli
-from runtime.http_app import (CLIENT_GONE, GUARD_EXTENSION, ClassifierPool, Limits, Metrics, SentimentService,
-                              build_app, log_access)
-from runtime.predict import add_model_arguments, load_classifier
+from runtime.classifier import SentimentClassifier, UnverifiedArtifactWarning
+from runtime.http_app import (CLIENT_GONE, GUARD_EXTENSION, LOOPBACK_NAMES, WRITE_CHUNK, Access, ClassifierPool,
+                              Limits, Metrics, SentimentService, build_app, host_name, log_access,
+                              unverified_warning)
+from runtime.predict import add_model_arguments
 
 MAX_HEAD_BYTES = 16 * 1024  # request line and headers, as uvicorn's h11 parser allows by default
 DEFAULTS = Limits()
+# Connections past --max-connections kept for health checks only; past these the connection is
+# refused at once (503), before it can take the last file descriptors.
+HEALTH_RESERVE = 16
+# A connection's unsent answer above this pauses the app's writing (asyncio's flow control):
+# with WRITE_CHUNK pieces, one connection holds at most about twice this much.
+WRITE_BUFFER_HIGH = WRITE_CHUNK
 
 
 class HeadTooLarge(Exception):
@@ -47,10 +60,13 @@ class HeadTooLarge(Exception):
 @dataclass(frozen=True)
 class Guards:
     """What the connection-level guards need, given to every connection's protocol."""
-    request_timeout: float
+    request_timeout: float  # also the time a client has to take each part of its answer
     max_connections: int
     metrics: Metrics
     max_head_bytes: int = MAX_HEAD_BYTES
+    max_connections_per_client: int = 128
+    # Open connections by client address, shared by every connection (mutable, unlike the fields).
+    per_client: collections.Counter = field(default_factory=collections.Counter)
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -65,6 +81,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._deadline_timer = None  # set while a request's head is arriving
         self._head_bytes = self._unparsed_head_bytes = 0
         self._head_too_large = self._request_begun = False
+        self._write_timer = None  # set while the client is not taking its answer
 
     def _start_clock(self) -> None:
         if self._deadline_timer is None:
@@ -86,13 +103,50 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Bounded buffers: above this, the transport pauses the app's writing until the client reads.
+        transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
         self._start_clock()
+        address = self.client[0] if self.client else ""
+        self.guards.per_client[address] += 1
+        if len(self.connections) > self.guards.max_connections + HEALTH_RESERVE:
+            self._refuse(503, "too many connections; try again shortly", {"retry-after": "1"})
+        elif self.guards.per_client[address] > self.guards.max_connections_per_client:
+            # One address holding hundreds of connections would starve everyone else.
+            self._refuse(429, f"more than {self.guards.max_connections_per_client} connections from one address",
+                         {"retry-after": "1"})
 
     def connection_lost(self, exc) -> None:
         if self._deadline_timer is not None and self._request_begun:
             self._log(CLIENT_GONE, "the client left before its request arrived")
         self._stop_clock()
+        self._stop_write_timer()
+        address = self.client[0] if self.client else ""
+        self.guards.per_client[address] -= 1
+        if self.guards.per_client[address] <= 0:
+            del self.guards.per_client[address]
         super().connection_lost(exc)
+
+    # Flow control (asyncio calls these at the buffer limits): a client that takes none of its
+    # answer within the request timeout is dropped, and the answer's memory with it.
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_timer is None:
+            self._write_timer = self.loop.call_later(self.guards.request_timeout, self._answer_not_read)
+
+    def resume_writing(self) -> None:
+        self._stop_write_timer()
+        super().resume_writing()
+
+    def _stop_write_timer(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _answer_not_read(self) -> None:
+        self._write_timer = None
+        self.transport.abort()  # unlike close(), drops the unsent bytes now; uvicorn then ends the response
+        log_access(client=self.client[0] if self.client else None, status=CLIENT_GONE,
+                   error=f"the client did not read its answer for {self.guards.request_timeout:g} s; dropped")
 
     def data_received(self, data: bytes) -> None:
         reading_head = self._deadline_timer is not None
@@ -144,7 +198,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         else:
             self._refuse(408, f"the request did not arrive within {self.guards.request_timeout:g} s")
 
-    def _refuse(self, status: int, message: str) -> None:
+    def _refuse(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         """Answer `status` with a JSON error and close: what follows in the stream cannot be trusted."""
         self._stop_clock()
         if self.transport.is_closing():
@@ -152,6 +206,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         body = json.dumps({"error": message}).encode()
         head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}".encode()]
         head += [name + b": " + value for name, value in self.server_state.default_headers]
+        head += [f"{name}: {value}".encode() for name, value in (headers or {}).items()]
         head += [b"content-type: application/json", b"content-length: %d" % len(body), b"connection: close"]
         self.transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
         self.transport.close()
@@ -267,20 +322,71 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="seconds for a whole request (line, headers, body) to arrive (408 after)")
     parser.add_argument("--keep-alive", type=positive(int), default=5, help="seconds an idle connection stays open")
     parser.add_argument("--max-connections", type=positive(int), default=1024,
-                        help="open connections; a request beyond them gets 503")
+                        help=f"open connections; a request beyond them gets 503, but health checks are answered "
+                             f"on {HEALTH_RESERVE} more")
+    parser.add_argument("--max-connections-per-client", type=positive(int), default=128,
+                        help="open connections from one client address; one more is refused with 429 (behind a "
+                             "reverse proxy every client has the proxy's address: raise it)")
+    parser.add_argument("--allowed-host", action="append", default=None, metavar="NAME",
+                        help="another name clients may reach the server by (Host header), repeatable (default: the "
+                             "--host value, localhost names for loopback or all addresses, any IP address)")
+    parser.add_argument("--allow-origin", action="append", default=None, metavar="ORIGIN",
+                        help="a web origin (https://app.example) whose pages may call the server, repeatable "
+                             "(default: none; the server's own page always may)")
     parser.add_argument("--grace", type=positive(int), default=20,
                         help="seconds to finish the requests in flight on SIGTERM or SIGINT")
     parser.add_argument("--quiet", action="store_true", help="no access log (JSON lines on stdout)")
     return parser.parse_args(argv)
 
 
+def served_hosts(host: str, allowed: list[str] | None) -> frozenset[str]:
+    """The names a Host header may give: --host itself, the loopback names if it listens there,
+    the machine's own name (and its mDNS .local) if it listens on every address, and --allowed-host."""
+    names = {host_name(host)} | {host_name(name) for name in allowed or ()}
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if host == "localhost" or address is None or address.is_loopback or address.is_unspecified:
+        names |= LOOPBACK_NAMES
+    if address is not None and address.is_unspecified:
+        machine = socket.gethostname().lower()
+        names |= {machine, f"{machine}.local"}
+    return frozenset(names)
+
+
+def load_classifier(args: argparse.Namespace) -> SentimentClassifier:
+    """One classifier of the pool (one interpreter thread); its warnings go to `report_warnings`."""
+    return SentimentClassifier.from_bundle(args.model, args.backend, args.precision, args.graph, 1,
+                                           allow_unverified=args.allow_unverified)
+
+
+def report_warnings(service: SentimentService) -> None:
+    """An unverified artifact's warning, from any thread (the pool's loads, explain's first use of
+    its per-step artifact): one stderr line per artifact, not one per classifier, and kept for the
+    answers' "warnings"."""
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if not issubclass(category, UnverifiedArtifactWarning):
+            shown(message, category, filename, lineno, file, line)
+        elif service.note_warning(unverified_warning(str(message))):
+            print(f"warning: {message}", file=sys.stderr, flush=True)
+
+    warnings.filterwarnings("always", category=UnverifiedArtifactWarning)  # each reaches show(), which dedups
+    warnings.showwarning = show
+
+
 def build_server(args: argparse.Namespace) -> DrainingServer:
     """The application, its classifier pool (loaded once the server runs) and uvicorn, as `args` ask."""
     metrics = Metrics()
-    pool = ClassifierPool(args.workers, functools.partial(load_classifier, args, 1))
+    pool = ClassifierPool(args.workers, functools.partial(load_classifier, args))
     service = SentimentService(pool, metrics, Limits(args.max_body_bytes, args.max_batch, args.request_timeout))
-    guards = Guards(args.request_timeout, args.max_connections, metrics)
-    config = uvicorn.Config(build_app(service), http=functools.partial(GuardedHttpToolsProtocol, guards=guards),
+    guards = Guards(args.request_timeout, args.max_connections, metrics,
+                    max_connections_per_client=args.max_connections_per_client)
+    access = Access(served_hosts(args.host, args.allowed_host),
+                    frozenset(origin.strip().rstrip("/").lower() for origin in args.allow_origin or ()))
+    config = uvicorn.Config(build_app(service, access), http=functools.partial(GuardedHttpToolsProtocol, guards=guards),
                             loop="asyncio", ws="none", lifespan="on", interface="asgi3", log_config=None,
                             access_log=False, server_header=False, timeout_keep_alive=args.keep_alive,
                             timeout_graceful_shutdown=args.grace)
@@ -291,8 +397,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
     backends.show_native_logs = args.verbose
     configure_logging(args.quiet)
-    open_files = raise_open_file_limit(args.max_connections + 64)  # + the model files, logs and listener
-    if open_files < args.max_connections + 64:
+    wanted = args.max_connections + HEALTH_RESERVE + 64  # + the model files, logs and listener
+    open_files = raise_open_file_limit(wanted)
+    if open_files < wanted:
         print(f"warning: at most {open_files} open files (ulimit -n): fewer connections than --max-connections",
               file=sys.stderr)
     try:
@@ -301,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
         return 1
     server = build_server(args)
+    report_warnings(server.service)
     host, port = listener.getsockname()[:2]
     print(f"listening on http://{f'[{host}]' if ':' in host else host}:{port}; loading {args.model}",
           file=sys.stderr, flush=True)

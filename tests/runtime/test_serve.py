@@ -70,6 +70,7 @@ def test_a_body_that_is_not_json_by_its_type_is_415_and_without_length_411(serve
     assert status == 415 and "JSON" in body["error"]
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     connection.putrequest("POST", "/v1/predict")
+    connection.putheader("Content-Type", "application/json")
     connection.endheaders()
     response = connection.getresponse()
     assert response.status == 411 and "Content-Length" in json.loads(response.read())["error"]

@@ -28,11 +28,12 @@ def server(bundle_dir, tmp_path_factory):
 
 
 def post(path: str, body: bytes, *headers: bytes) -> bytes:
-    return b"\r\n".join([b"POST " + path.encode() + b" HTTP/1.1", b"Host: test", *headers, b"", body])
+    return b"\r\n".join([b"POST " + path.encode() + b" HTTP/1.1", b"Host: 127.0.0.1", b"Content-Type: application/json",
+                        *headers, b"", body])
 
 
 PREDICT = json.dumps({"texts": [TEXTS[0]]}).encode()
-SMUGGLED = b"GET /v1/smuggled HTTP/1.1\r\nHost: test\r\n\r\n"
+SMUGGLED = b"GET /v1/smuggled HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 
 @pytest.mark.parametrize("request_bytes", [
@@ -40,7 +41,7 @@ SMUGGLED = b"GET /v1/smuggled HTTP/1.1\r\nHost: test\r\n\r\n"
     post("/v1/predict", PREDICT, b"Content-Length: %d" % len(PREDICT), b"Content-Length: 5"),
     post("/v1/predict", b"0\r\n\r\n" + SMUGGLED, b"Content-Length: %d" % (5 + len(SMUGGLED)), b"Transfer-Encoding: chunked"),
     post("/v1/predict", b"0\r\n\r\n" + SMUGGLED, b"Transfer-Encoding: chunked", b"Content-Length: 5"),
-    b"GET /healthz HTTP/1.1\r\nHost: test\r\nBad Header: x\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header: x\r\n\r\n",
     b"NOT HTTP AT ALL\r\n\r\n",
 ], ids=["duplicate-length", "conflicting-lengths", "length-then-chunked", "chunked-then-length", "bad-header", "garbage"])
 def test_malformed_http_is_refused_never_misread(server, request_bytes):
@@ -58,9 +59,9 @@ def test_chunked_bodies_are_read_and_bounded(server, bundle_dir):
 
 
 def test_a_head_over_the_limit_is_431(server):
-    for head in (b"GET /healthz HTTP/1.1\r\nHost: test\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n",
-                 b"GET /healthz HTTP/1.1\r\nHost: test\r\n" + b"X-Many: header\r\n" * 2_000 + b"\r\n",
-                 b"GET /healthz?" + b"q" * 20_000 + b" HTTP/1.1\r\nHost: test\r\n\r\n"):
+    for head in (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n",
+                 b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-Many: header\r\n" * 2_000 + b"\r\n",
+                 b"GET /healthz?" + b"q" * 20_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"):
         [(status, body)] = responses_in(server.raw(head))
         assert status == 431 and "over 16384 bytes" in json.loads(body)["error"]
 
@@ -91,7 +92,7 @@ def test_trickling_clients_are_closed_by_the_deadline_while_others_are_served(se
     """40 clients sending a request one byte every 0.3 s (it would take them minutes): each gets a 408
     once the deadline passes, while another client's answers keep coming. The old server's timeout
     was per read, so none of them was ever dropped."""
-    slow_request = post("/v1/predict", PREDICT, b"Content-Type: application/json", b"X-Padding: " + b"p" * 500,
+    slow_request = post("/v1/predict", PREDICT, b"X-Padding: " + b"p" * 500,
                         b"Content-Length: %d" % len(PREDICT))
     outcomes = [{} for _ in range(40)]
     slow = [threading.Thread(target=trickle, args=(server.port, slow_request, 0.3, outcome)) for outcome in outcomes]
@@ -126,11 +127,11 @@ def test_a_connection_that_sends_nothing_is_closed_at_the_deadline(server):
 def test_abandoned_clients_cost_no_thread_and_log_one_line_each(bundle_dir, tmp_path):
     """300 clients each send half a request and hang up. The old server held a thread for each (3,000
     clients: 3,003 threads), left /healthz unanswered for ~100 s and logged a traceback per client."""
-    server = ServerProcess(tmp_path, "--model", str(bundle_dir), "--workers", "2")
+    server = ServerProcess(tmp_path, "--model", str(bundle_dir), "--workers", "2", "--max-connections-per-client", "400")
     threads_before = server.threads()
     clients = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(300)]
     for sock in clients:
-        sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: test\r\nContent-Le")
+        sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le")
     assert server.request("GET", "/healthz")[::2] == (200, {"status": "ok"})  # while all 300 are open
     assert server.threads() <= threads_before + 4  # no thread per connection
     for sock in clients:
@@ -154,12 +155,14 @@ def test_connections_over_the_bound_get_503_until_some_close(bundle_dir, tmp_pat
     held = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=30) for _ in range(4)]
     for connection in held:  # four connections answered and kept open
         assert server.request("GET", "/v2/health/live", connection=connection)[0] == 200
-    status, headers, body = server.request("GET", "/v2/health/live")
+    status, headers, body = server.request("GET", "/v1/model")
     assert (status, headers["retry-after"], body) == (503, "1", {"error": "too many connections; try again shortly"})
+    for path in ("/healthz", "/v2/health/live", "/v2/health/ready"):  # health checks still answered
+        assert server.request("GET", path)[0] == 200
     for connection in held:
         connection.close()
     for _ in range(100):  # the server notices the closes
-        status = server.request("GET", "/v2/health/live")[0]
+        status = server.request("GET", "/v1/model")[0]
         if status == 200:
             break
         time.sleep(0.05)
