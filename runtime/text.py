@@ -90,6 +90,11 @@ def _fold(text: str) -> str:
     return text
 
 
+def _tail(pieces: list[str]) -> str:
+    """The last characters of a unit, as many as _composes looks at (only a unit's first piece may be empty)."""
+    return "".join(pieces[-8:])[-8:]
+
+
 def _composes(before: str, after: str) -> bool:
     """Whether NFKC joins the end of `before` with the start of `after` (a combining mark, a Hangul jamo)."""
     if unicodedata.combining(after[0]):
@@ -99,14 +104,72 @@ def _composes(before: str, after: str) -> bool:
     return nfkc(tail + after) != nfkc(tail) + nfkc(after)
 
 
-def word_spans(text: str) -> list[tuple[str, int, int]]:
+def word_spans(text: str, last: int | None = None) -> list[tuple[str, int, int]]:
     """The words of `split_words(text)`, each with the span of the raw text it came from: text[start:end].
 
     A word made from markup (an entity such as "&eacute;", a character NFKC composes) spans the
     characters that made it. If some text defeated the unit mapping (no review does: the tests
     check all 25,000), its words keep their order and each spans the whole text rather than a wrong part.
+    With `last`, only the last `last` words: the text is mapped from a point shortly before them
+    (`_cut_before`), so the cost follows the words asked for, not the length of the text.
     """
-    units = []  # [start, end, what normalize's markup steps make of it, whether it maps one to one]
+    if last is None:
+        return _word_spans(text)
+    if last <= 0:
+        return []
+    cut = _cut_before(text, last)
+    return [(word, start + cut, end + cut) for word, start, end in _word_spans(text[cut:])[-last:]]
+
+
+# A point where the text can be cut without changing the words after it or where they come from:
+# after an ASCII character that is no part of a word (not a letter, digit, apostrophe, ";" that may end
+# an entity reference, or the "&" and "<" that begin markup) and before a letter or digit, with no tag
+# or entity reference across it.
+_CUT = re.compile(r"(?<=[\x00-\x25\x28-\x2f\x3a\x3d-\x40\x5b-\x5f\x7b-\x7f])[^\W_]")
+_LONGEST_TAG = 204  # "</", a letter, 200 characters, ">": the most _TAG spans
+_LONGEST_NAMED_ENTITY = 34  # "&", 32 characters, ";": a numeric one holds only digits, which no cut follows
+_ENTITY_PATTERN = re.compile(_ENTITY)
+
+
+def _cut_before(text: str, count: int) -> int:
+    """A cut point (see _CUT) with at least `count` words after it; 0 when the search finds none.
+    It looks at a tail of the text that grows fourfold until it holds them: linear in that tail."""
+    size = 8 * count + 256
+    while size < len(text):
+        position = len(text) - size
+        while match := _CUT.search(text, position):
+            point = match.start()
+            across = _markup_across(text, point)
+            if across:
+                position = across
+            elif _composes(text[point - 1], text[point]):  # NFKC would join it to what comes before
+                position = point + 1
+            elif len(split_words(text[point:])) >= count:
+                return point
+            else:
+                break
+        size *= 4
+    return 0
+
+
+def _markup_across(text: str, point: int) -> int:
+    """The end of a tag or entity reference that holds text[point - 1] and text[point], else 0.
+    Neither holds its own opening character, so only the last "<" or "&" before the point can."""
+    opening = text.rfind("<", max(0, point - _LONGEST_TAG), point)
+    tag = _TAG.match(text, opening) if opening >= 0 else None
+    if tag and tag.end() > point:
+        return tag.end()
+    opening = text.rfind("&", max(0, point - _LONGEST_NAMED_ENTITY), point)
+    entity = _ENTITY_PATTERN.match(text, opening) if opening >= 0 else None
+    if entity and entity.end() > point and html.unescape(entity.group()) != entity.group():
+        return entity.end()
+    return 0
+
+
+def _word_spans(text: str) -> list[tuple[str, int, int]]:
+    # [start, end, pieces, whether it maps one to one]: `pieces` are what normalize's markup steps
+    # make of the unit, in a list so that a long run of combining marks is joined once, not once a mark.
+    units = []
     start = 0
     while start < len(text):
         match = _UNIT.match(text, start)
@@ -117,16 +180,18 @@ def word_spans(text: str) -> list[tuple[str, int, int]]:
             raw = html.unescape(raw)
             if raw == match.group():  # no reference after all: "&", then its characters stand for themselves
                 raw, end = "&", start + 1
-        if units and raw and not raw[0].isascii() and _composes(units[-1][2], raw):
+        if units and raw and not raw[0].isascii() and _composes(_tail(units[-1][2]), raw):
             last = units[-1]
             if last[3] and last[1] - last[0] > 1:  # a plain run gives only its last character to the mark
-                units.insert(-1, [last[0], last[1] - 1, last[2][:-1], True])
-                last[0], last[2] = last[1] - 1, last[2][-1]
-            last[1:] = end, last[2] + raw, False
+                run = last[2][0]
+                units.insert(-1, [last[0], last[1] - 1, [run[:-1]], True])
+                last[0], last[2] = last[1] - 1, [run[-1]]
+            last[1], last[3] = end, False
+            last[2].append(raw)
         else:
-            units.append([start, end, raw, raw == match.group() and raw.isascii()])
+            units.append([start, end, [raw], raw == match.group() and raw.isascii()])
         start = end
-    pieces = [_fold(raw) for _, _, raw, _ in units]
+    pieces = [_fold("".join(raw)) for _, _, raw, _ in units]
     folded = "".join(pieces)
     words = split_words(text)
     if folded != normalize(text):

@@ -1,7 +1,10 @@
+import random
+
 import numpy as np
 import pytest
 
-from runtime.text import OOV_ID, PAD_ID, START_ID, WORD_PATTERN, Tokenizer, normalize, pad_ids, split_words
+from runtime.text import (OOV_ID, PAD_ID, START_ID, WORD_PATTERN, Tokenizer, _cut_before, normalize, pad_ids, split_words,
+                          word_spans)
 
 
 @pytest.fixture
@@ -103,3 +106,58 @@ def test_real_reviews_tokenize_the_same_on_both_sides(shared_test_reviews):
     one_by_one = keras.utils.pad_sequences([tokenizer.token_ids(text) for text in texts], maxlen=500)
     np.testing.assert_array_equal(batch, one_by_one)
     assert (batch == OOV_ID).any() and (batch[:, 0] == PAD_ID).any()
+
+
+# --- word spans: cost -------------------------------------------------------------------------------
+
+def test_word_spans_handles_a_long_run_of_combining_marks_in_linear_work(monkeypatch):
+    """A mark joins the unit before it: the unit grew by string concatenation once a mark, so each
+    NFKC check and join handled the whole run so far (quadratic). Count the characters they see."""
+    import runtime.text as text_module
+
+    seen = []
+    composes, fold = text_module._composes, text_module._fold
+    monkeypatch.setattr(text_module, "_composes", lambda before, after: seen.append(len(before) + len(after)) or composes(before, after))
+    monkeypatch.setattr(text_module, "_fold", lambda text: seen.append(len(text)) or fold(text))
+    marks = 50_000
+    assert text_module.word_spans("a" + "\u0301" * marks) == [("\u00e1", 0, marks + 1)]
+    assert sum(seen) < 20 * marks  # quadratic: about marks ** 2 / 2
+
+
+# --- word spans of the last words only --------------------------------------------------------------
+
+FUZZ_ALPHABET = list("abcXYZ '’<>&;#/ib0123\n,._:`") + [
+    "<br />", "&amp;", "&eacute;", "&#x301;", "&#769;", "\u0301", "\u0323", "é", "ß", "ﬁ", "ＬＯ", "ᄀ", "\u1161",
+    "\u11a8", "한", "\u0bc6", "\u0bbe", "😀", "İ", "ǅ", "&am", "&ampx", "&amp,", "&ampgood", "&#233", "&#x41", "Σ",
+    "\u00a0", "½", "&#1;", "<i>", "</i>", "<a x='1 2'>", "word ", " the "]
+
+
+def test_the_last_words_spans_are_those_of_the_whole_text():
+    """word_spans(text, last=k) maps only a tail of the text, cut where no word, tag, entity or
+    composed character crosses: the same words and spans as the whole text's last k."""
+    generator = random.Random(0)
+    cut = 0
+    for _ in range(1500):
+        text = "".join(generator.choice(FUZZ_ALPHABET) for _ in range(generator.randint(0, 400)))
+        whole = word_spans(text)
+        if len(whole) > 1 and whole[0][1:] == whole[-1][1:] == (0, len(text)):
+            continue  # the whole text defeated the unit mapping (see word_spans); a tail may not
+        for last in (1, 3, 10, 1000):
+            point = _cut_before(text, last)
+            cut += point > 0
+            assert split_words(text[:point]) + split_words(text[point:]) == split_words(text), (text, point)
+            assert word_spans(text, last=last) == whole[-last:], (text, last)
+    assert cut > 2000  # the cut was made, not only the whole text mapped
+    assert word_spans("a b c", last=0) == []
+
+
+def test_the_last_words_of_a_long_text_map_only_its_tail(monkeypatch):
+    import runtime.text as text_module
+
+    text = "It&#39;s <i>great</i>, caf\u00e9 na\u0131\u0308ve! " * 10_000  # 380,000 characters, 50,000 words
+    whole = word_spans(text)
+    mapped = []
+    spans = text_module._word_spans
+    monkeypatch.setattr(text_module, "_word_spans", lambda text: mapped.append(len(text)) or spans(text))
+    assert word_spans(text, last=500) == whole[-500:]
+    assert sum(mapped) < 20_000  # characters mapped: about the last 500 words' (each 4 words take 38)
