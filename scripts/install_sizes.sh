@@ -8,8 +8,9 @@ python=${PYTHON:-python3.11}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_QUIET=1
-$python -m venv "$work/build" && "$work/build/bin/pip" install build >/dev/null
-"$work/build/bin/python" -m build --wheel --outdir "$work/dist" . >/dev/null
+# the wheel as docs/install.md builds it: python -m build (the sdist, then the wheel from it)
+$python -m venv "$work/builder" && "$work/builder/bin/pip" install build >/dev/null
+"$work/builder/bin/python" -m build --outdir "$work/dist" . >/dev/null
 wheel=$(ls "$work"/dist/*.whl)
 entries=()
 for extra in litert onnx tflite-runtime all; do
