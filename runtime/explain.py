@@ -31,9 +31,10 @@ where `classify(text)` does.
 
 `explanation.to_dict()` is the JSON the CLI (`--explain --format json`) and the server
 (`POST /v1/explain`) give. Each word carries its characters in the text (`text[start:end]`, in
-Python's indices: Unicode code points), whether the vocabulary knows it (`in_vocabulary`), and
-whether the model read it at all: a review longer than the sequence length is read from its last
-tokens only, so the words before them are `truncated`, with no probabilities and no effect.
+Python's indices: Unicode code points) and whether the vocabulary knows it (`in_vocabulary`).
+A review longer than the sequence length is read from its last tokens only: `words` are the words
+the model read, and `truncated_words` counts those before them, which are not listed, so an
+explanation's size (and its cost beyond classify's tokenizing) is bounded by the sequence length.
 """
 
 from __future__ import annotations
@@ -44,24 +45,24 @@ import numpy as np
 
 from runtime import bundle
 from runtime.classifier import artifact_record, load_artifact, load_padding_states, review_shapes
-from runtime.text import OOV_ID, word_spans
+from runtime.text import OOV_ID, split_words, word_spans
 
 
 @dataclass(frozen=True)
 class Word:
+    """One word the model read."""
     word: str  # as the tokenizer saw it: lowercased, markup removed
     start: int  # its characters in the text: text[start:end]
     end: int
     in_vocabulary: bool  # False: read as the out-of-vocabulary id
-    truncated: bool  # True: before the last sequence_length tokens, so never read
-    probabilities: dict[str, float] | None  # every label's probability after this word (None if truncated)
-    # The change this word made to the probability of the final label. None if truncated, and for
-    # the first word read of a truncated review, which has no earlier opinion to compare with.
+    probabilities: dict[str, float]  # every label's probability after this word
+    # The change this word made to the probability of the final label; None for the first word
+    # read when the start token was cut off, which has no earlier opinion to compare with.
     effect: float | None
 
     def to_dict(self) -> dict:
         return {"word": self.word, "start": self.start, "end": self.end, "in_vocabulary": self.in_vocabulary,
-                "truncated": self.truncated, "probabilities": self.probabilities, "effect": self.effect}
+                "probabilities": self.probabilities, "effect": self.effect}
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,13 @@ class Explanation:
     label: str  # classify(text).label
     score: float  # classify(text).score
     probabilities: dict[str, float]  # classify(text).probabilities: the opinion after the last word
-    start: dict[str, float] | None  # the opinion before the first word (after the start token); None if truncated
-    words: list[Word]
+    start: dict[str, float] | None  # the opinion before the first word (after the start token); None if cut off
+    truncated_words: int  # how many words, at the front, the model never read (they are not in `words`)
+    words: list[Word]  # the words the model read, in order: at most the sequence length
 
     def to_dict(self) -> dict:
         return {"label": self.label, "score": self.score, "probabilities": self.probabilities, "start": self.start,
-                "truncated_words": sum(word.truncated for word in self.words),
-                "words": [word.to_dict() for word in self.words]}
+                "truncated_words": self.truncated_words, "words": [word.to_dict() for word in self.words]}
 
 
 class StepModel:
@@ -111,24 +112,21 @@ class StepModel:
 
 
 def explain(classifier, steps: StepModel, text: str) -> Explanation:
-    """The opinion after every word of `text` (see the module's docstring); errors as classify's."""
+    """The opinion after every word the model reads of `text` (see the module's docstring); errors as classify's."""
     ids = classifier._ids(text)  # classify's ids, with its checks
     final = classifier.probabilities_of_ids(ids)
     rows = steps.probabilities_of_ids(ids)
     rows[-1] = final  # classify's own answer; parity holds the steps graph's last step within 1e-5 of it (int8 1e-3)
     prediction = classifier._prediction(final)
     labels, label = classifier.config.labels, prediction.label
-    spans = word_spans(text)
-    # ids are [start, *one id a word] cut to their last sequence_length: these many come off the front.
-    dropped = len(spans) + 1 - len(ids)
+    # ids are [start, *one id a word] cut to their last sequence_length: the start id goes first.
+    total = len(split_words(text))
+    read = min(total, len(ids))
+    first = len(ids) - read  # the row of the first word read: 1 after the start id, 0 if that was cut off
     opinions = [dict(zip(labels, row)) for row in rows.tolist()]
     words = []
-    for index, (word, start, end) in enumerate(spans):
-        row = index + 1 - dropped  # this word's step; negative: cut off
-        if row < 0:
-            words.append(Word(word, start, end, classifier.tokenizer.word_id(word) != OOV_ID, True, None, None))
-            continue
+    for row, (word, start, end) in enumerate(word_spans(text, last=read), start=first):
         effect = opinions[row][label] - opinions[row - 1][label] if row > 0 else None
-        words.append(Word(word, start, end, ids[row] != OOV_ID, False, opinions[row], effect))
-    start = opinions[0] if dropped == 0 else None  # row 0: after the start token
-    return Explanation(prediction.label, prediction.score, prediction.probabilities, start, words)
+        words.append(Word(word, start, end, ids[row] != OOV_ID, opinions[row], effect))
+    return Explanation(prediction.label, prediction.score, prediction.probabilities, opinions[0] if first else None,
+                       total - read, words)

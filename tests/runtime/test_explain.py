@@ -48,7 +48,6 @@ def test_every_word_has_its_opinion_and_effect(classifier):
     before = explanation.start
     assert [word.word for word in explanation.words] == split_words(MARKUP)
     for word in explanation.words:
-        assert not word.truncated
         assert sum(word.probabilities.values()) == pytest.approx(1, abs=1e-5)
         assert word.effect == pytest.approx(word.probabilities[label] - before[label], abs=1e-12)
         before = word.probabilities
@@ -73,24 +72,58 @@ def test_the_opinion_after_a_word_is_classify_of_the_review_cut_there(bundle_dir
             assert max(abs(prefix.probabilities[label] - value) for label, value in word.probabilities.items()) < 1e-5
 
 
-def test_a_long_review_marks_what_the_model_never_read(classifier):
+def test_a_long_review_lists_only_the_words_read_and_counts_the_others(classifier):
     words = [f"w{index % 7}" if index % 3 else "good" for index in range(620)]
     text = " ".join(words)
     explanation = classifier.explain(text)
-    cut = len(words) - classifier.config.sequence_length  # the start token went too, before them
-    assert explanation.start is None and explanation.to_dict()["truncated_words"] == cut
-    assert all(word.truncated and word.probabilities is None and word.effect is None for word in explanation.words[:cut])
-    first_read = explanation.words[cut]
-    assert not first_read.truncated and first_read.probabilities is not None and first_read.effect is None
-    assert all(word.effect is not None for word in explanation.words[cut + 1:])
+    length = classifier.config.sequence_length
+    cut = len(words) - length  # the start token went too, before them
+    assert explanation.start is None and explanation.truncated_words == explanation.to_dict()["truncated_words"] == cut
+    assert [word.word for word in explanation.words] == words[cut:]
+    assert [text[word.start:word.end] for word in explanation.words] == words[cut:]
+    assert explanation.words[0].effect is None and all(word.effect is not None for word in explanation.words[1:])
     assert explanation.probabilities == classifier.classify(text).probabilities
+
+
+@pytest.mark.parametrize("extra", [0, 1, 2])
+def test_at_the_sequence_length_the_start_token_goes_first(classifier, extra):
+    length = classifier.config.sequence_length
+    words = ["fine"] * (length - 1 + extra)  # with the start token: length tokens when extra == 0
+    explanation = classifier.explain(" ".join(words))
+    assert len(explanation.words) == min(len(words), length) and explanation.truncated_words == max(0, extra - 1)
+    assert (explanation.start is None) == (extra >= 1)
+    assert (explanation.words[0].effect is None) == (extra >= 1)
+
+
+def test_a_1_mib_text_is_explained_by_its_last_words_for_about_classify_s_work(classifier, monkeypatch):
+    """The answer is bounded by the sequence length, and so is the text mapped to words: the work
+    is counted, never timed, as characters tokenized and characters mapped to spans."""
+    import runtime.text as text_module
+
+    text = ("Dull and far too long, but the last act is wonderful. " * 20_000)[:1 << 20]
+    total = len(split_words(text))
+    length = classifier.config.sequence_length
+    tokenized, mapped = [], []
+    split, spans = text_module.split_words, text_module._word_spans
+    monkeypatch.setattr(text_module, "split_words", lambda text: tokenized.append(len(text)) or split(text))
+    monkeypatch.setattr(text_module, "_word_spans", lambda text: mapped.append(len(text)) or spans(text))
+    classifier.classify(text)
+    classify_work, tokenized[:] = sum(tokenized), []
+    explanation = classifier.explain(text)
+
+    assert len(explanation.words) == length and explanation.truncated_words == total - length > 190_000
+    assert [word.word for word in explanation.words] == split(text)[-length:]
+    assert all(text[word.start:word.end].lower() == word.word for word in explanation.words)
+    assert len(json.dumps(explanation.to_dict())) < 200 * length
+    assert sum(tokenized) <= 2 * classify_work + 40 * length  # classify's, the word count, a tail's
+    assert sum(mapped) <= 40 * length  # characters mapped to spans: the tail only, not the 1 MiB
 
 
 def test_to_dict_is_the_json_the_cli_and_server_give(classifier):
     explanation = classifier.explain(POSITIVE)
     body = json.loads(json.dumps(explanation.to_dict()))
     assert list(body) == ["label", "score", "probabilities", "start", "truncated_words", "words"]
-    assert list(body["words"][0]) == ["word", "start", "end", "in_vocabulary", "truncated", "probabilities", "effect"]
+    assert list(body["words"][0]) == ["word", "start", "end", "in_vocabulary", "probabilities", "effect"]
     assert body["words"][1]["probabilities"] == explanation.words[1].probabilities
 
 
@@ -138,6 +171,7 @@ def check_spans(text: str) -> None:
         assert previous <= start < end <= len(text)  # in order; a span may be shared (a character that made two words)
         assert text[start:end].lower() == word or word in split_words(text[start:end]), (text, word, text[start:end])
         previous = start
+    assert word_spans(text, last=20) == spans[-20:]  # mapped from a cut near the end
 
 
 def test_every_test_review_s_words_are_found_where_they_are(shared_test_set):
@@ -181,8 +215,8 @@ def test_cli_explain_without_a_terminal_prints_json_and_text_marks_strong_words(
 
 def test_terminal_colours_follow_each_word_s_effect():
     words = [("dull", 0, 4, -0.3), ("fine", 5, 9, 0.02), ("film", 10, 14, 0.001)]
-    explanation = Explanation("negative", 0.8, {"negative": 0.8, "positive": 0.2}, {"negative": 0.5, "positive": 0.5},
-                              [Word(word, start, end, True, False, {"negative": 0.8, "positive": 0.2}, effect)
+    explanation = Explanation("negative", 0.8, {"negative": 0.8, "positive": 0.2}, {"negative": 0.5, "positive": 0.5}, 0,
+                              [Word(word, start, end, True, {"negative": 0.8, "positive": 0.2}, effect)
                                for word, start, end, effect in words])
     shown = format_explanation(0, "dull fine film", explanation, None, "text", colour=True)
     assert shown.startswith("0\t\033[1;31mdull\033[0m \033[32mfine\033[0m film\n-> negative 0.800")
