@@ -33,12 +33,14 @@ STARTUP_SECONDS = 120  # a bound, never reached in practice: loading takes about
 
 class ServerProcess:
     """`python -m runtime.serve --port 0 ...` with its access log (stdout) in a file and its stderr
-    read line by line; the address comes from its "listening on" line."""
+    read line by line; the address comes from its "listening on" line. `launcher` replaces
+    `-m runtime.serve`, e.g. `-c CODE` that changes something, then calls runtime.serve.main."""
 
-    def __init__(self, tmp_path: Path, *args: str, wait_ready: bool = True):
+    def __init__(self, tmp_path: Path, *args: str, wait_ready: bool = True,
+                 launcher: tuple[str, ...] = ("-m", "runtime.serve")):
         self.log_path = tmp_path / f"access-{time.monotonic_ns()}.log"
         self._log_file = open(self.log_path, "wb")
-        self.process = subprocess.Popen([sys.executable, "-m", "runtime.serve", "--port", "0", *args], cwd=ROOT,
+        self.process = subprocess.Popen([sys.executable, *launcher, "--port", "0", *args], cwd=ROOT,
                                         stdout=self._log_file, stderr=subprocess.PIPE, text=True)
         self.stderr_lines: list[str] = []
         self._listening = threading.Event()
