@@ -9,6 +9,7 @@
                           (model.steps.*: the per-step graphs that `explain` runs)
         padding_states.npy  the LSTM state after each number of padding steps (cached and steps graphs)
         history.json, accuracy.png, loss.png   the training run's curves ("reports")
+        metrics.json, confusion.png            per-label test figures and the confusion matrix ("reports")
 
 `read_manifest` is the one reader of a manifest: it checks its structure and types once, so the
 rest of the code can trust them, and every violation is a BundleError naming the file and key.
@@ -17,6 +18,7 @@ its size and sha256, and returns those bytes, which are what gets loaded.
 
 Writers put every file under a temporary name and move it into place, and a whole bundle is
 built in a staging folder and swapped in, so a failed run leaves the previous bundle as it was.
+Only a bundle is ever replaced (`check_replaceable`, which `staging_folder` applies).
 """
 
 from __future__ import annotations

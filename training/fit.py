@@ -1,4 +1,4 @@
-"""Train the seed's LSTM on labelled texts and write a model bundle: `python -m training.fit`.
+"""Train a text classifier (an LSTM) on labelled texts and write a model bundle to export: `python -m training.fit`.
 
     python -m training.fit --data ../shared/data/aclImdb_labeled.tar.gz      # a new bundle under runs/
     python -m training.fit --data ... --output models/imdb-lstm --overwrite  # remake the shipped one
@@ -11,7 +11,8 @@ scored). The 25,000 test reviews are used once, at the end, for the reported acc
 
 Other data (a folder per label, CSV/TSV, JSON lines; any number of labels) trains the same model
 with one output per label; its test split is its own, or carved (training.splits), and the
-manifest records per-label precision, recall and F1 and the confusion matrix (docs/your-own-data.md).
+bundle's metrics.json holds per-label precision, recall and F1 and the confusion matrix
+(docs/your-own-data.md). What the data may hold is checked before any work (training/limits.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import argparse
 import datetime
 import os
 import platform
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -30,7 +32,7 @@ import numpy as np
 from runtime import bundle, cli
 from runtime.config import ModelConfig
 from runtime.text import FIRST_WORD_ID, OOV_ID, PAD_ID, START_ID, Tokenizer, pad_ids
-from training import data, metrics, sources, splits
+from training import data, limits, metrics, sources, splits
 from training.quiet import quiet
 
 # The bundle this repository ships. Only an explicit --output with --overwrite replaces it, and
@@ -40,6 +42,11 @@ RUNS = Path("runs")
 # The seed's model, trained with more dropout on the LSTM's inputs than the seed's 0.2: 0.5 won on
 # validation (README, "Training"). Dropout is off at inference, so the exported graphs are the same.
 TRAINING_CONFIG = ModelConfig(dropout=0.5)
+# The per-label figures and the confusion matrix of the test split: a file of the bundle, since
+# they grow with the labels (squared) and the manifest must stay small (bundle.MAX_MANIFEST_BYTES).
+METRICS_NAME = "metrics.json"
+# A bundle's name, which the Open Inference Protocol puts in URLs (/v2/models/NAME).
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # New reviews shown at the end of a run (the seed's last step), as raw text.
 EXAMPLE_REVIEWS = (
     "A wonderful film with a brilliant cast. I was moved from the first scene to the last.",
@@ -69,19 +76,34 @@ class TrainingSettings:
     limit: int | None = None  # reviews per split, for quick runs
 
 
+def default_name(data_source: str | None = None, data_format: str = "auto") -> str:
+    """The bundle's name when --name is not given: imdb-lstm for IMDB, else the data's name."""
+    imdb = sources.detect_format(data_source, data_format) == "imdb"
+    return "imdb-lstm" if imdb else sources.data_stem(data_source)
+
+
 def default_output(data_source: str | None = None, data_format: str = "auto") -> Path:
     """A new folder for each run: runs/imdb-lstm-<UTC time> for IMDB, else runs/<data name>-<UTC time>."""
-    imdb = sources.detect_format(data_source, data_format) == "imdb"
-    stem = "imdb-lstm" if imdb else sources.data_stem(data_source)
+    stem = default_name(data_source, data_format)
     return RUNS / (stem + datetime.datetime.now(datetime.timezone.utc).strftime("-%Y%m%d-%H%M%S"))
 
 
-def prepare_output(output: Path, overwrite: bool = False, limit: int | None = None) -> None:
-    """Fail before training, not after, if the bundle cannot or must not be written."""
+def check_output(output: Path, overwrite: bool = False, limit: int | None = None,
+                 data_source: str | None = None) -> None:
+    """Refuse, touching nothing, an output that must not be written: the shipped bundle from a
+    --limit run, an existing folder without --overwrite, and what bundle.check_replaceable refuses
+    (anything but a bundle, the data's folder or one above it, a name that is not UTF-8)."""
     if limit and output.resolve() == SHIPPED_BUNDLE.resolve():
         raise OSError(f"{output} is the shipped bundle, which a --limit run never replaces; choose another --output")
-    if output.exists() and not overwrite:
+    if os.path.lexists(output) and not overwrite:
         raise OSError(f"{output} exists; pass --overwrite to replace it (it stays until the new bundle is complete)")
+    bundle.check_replaceable(output, [data_source])
+
+
+def prepare_output(output: Path, overwrite: bool = False, limit: int | None = None,
+                   data_source: str | None = None) -> None:
+    """Fail before training, not after, if the bundle cannot or must not be written."""
+    check_output(output, overwrite, limit, data_source)
     parent = output.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -105,18 +127,30 @@ def library_versions() -> dict:
 def train(data_source: str | None, output: Path, settings: TrainingSettings,
           config: ModelConfig = TRAINING_CONFIG, verbose: int = 1, overwrite: bool = False,
           data_options: sources.DataOptions = sources.DataOptions(),
-          test_split_fraction: float | None = None) -> dict:
+          test_split_fraction: float | None = None, name: str | None = None) -> dict:
     """Fit the model, evaluate it on the test set and write the bundle; return its manifest.
 
     The labels come from the data (config's are replaced). `test_split_fraction` (default
     splits.DEFAULT_TEST_SPLIT) is carved for data without a test split of its own. Data that is
     refused fails before anything is written. `output` must not exist unless `overwrite`; it is
-    replaced only once the new bundle is whole."""
+    replaced only once the new bundle is whole, and only if it is a bundle (bundle.check_replaceable).
+    `name` is the manifest's (default: `default_name`). Each stage is said on stderr unless verbose is 0."""
+
+    def stage(message: str) -> None:  # long silent stages look like a hang
+        if verbose:
+            print(message, file=sys.stderr, flush=True)
+
     if settings.refit and settings.lr_decay:
         raise ValueError("--lr-decay follows the validation curve, which a refit on all training reviews "
                          "does not have; leave out --refit")
     if settings.pretrain_epochs and settings.word2vec_epochs:
         raise ValueError("--pretrain-epochs and --word2vec-epochs both set the embedding's start; choose one")
+    name = name or default_name(data_source, data_options.format)
+    if not NAME_PATTERN.fullmatch(name):
+        raise ValueError(f"the bundle name {name!r} must be letters, digits, '.', '_' or '-', starting with a "
+                         "letter or digit (it is part of the server's URLs)")
+    check_output(output, overwrite, settings.limit, data_source)  # before reading: a refusal takes no time
+    stage(f"Reading {data_source if data_source is not None else 'the IMDB archive (downloading it)'}")
     dataset = sources.load(data_source, data_options)
     if test_split_fraction is not None and dataset.test is not None:
         print(f"note: {dataset.source} has its own test split; --test-split is not used", file=sys.stderr)
@@ -129,8 +163,10 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
         train_split = data.sample(train_split, settings.limit, settings.seed)
         test_split = data.sample(test_split, settings.limit, settings.seed + 1)
     fit_split, validation_split = splits.validation(dataset, train_split, settings.validation_split, settings.seed)
-    prepare_output(output, overwrite, settings.limit)
+    prepare_output(output, overwrite, settings.limit, data_source)
 
+    stage(f"Read {len(dataset.train) + (len(dataset.test) if dataset.test is not None else 0):,} {texts} with "
+          f"{len(dataset.labels)} labels; loading TensorFlow")
     import keras  # after the data checks, so a bad --data fails in a second, not after TF loads
 
     from training.adversarial import AdversarialTraining
@@ -146,17 +182,21 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
         """A new model and vocabulary fitted on `split`, the same seed each time, pretrained on its
         text first if asked; with `validation`, the best epoch's weights are kept."""
         keras.utils.set_random_seed(settings.seed)
+        stage(f"Building the vocabulary from {len(split):,} {texts}")
         tokenizer = Tokenizer.build(split.texts, config.vocab_size, config.sequence_length)
-        if tokenizer.vocab_size < config.vocab_size:  # small quick runs see fewer distinct words
-            print(f"note: only {tokenizer.vocab_size - FIRST_WORD_ID} distinct words in the training {texts}; "
-                  "the embedding keeps its configured size", file=sys.stderr)
-        model = build_model(config, settings.learning_rate, settings.clipnorm, settings.ema_momentum,
+        model_config = config
+        if tokenizer.vocab_size < config.vocab_size:  # an id for each word found, never an unused row
+            print(f"note: only {tokenizer.vocab_size - FIRST_WORD_ID:,} distinct words in the training {texts}; "
+                  f"the vocabulary has {tokenizer.vocab_size:,} ids, not {config.vocab_size:,}", file=sys.stderr)
+            model_config = replace(config, vocab_size=tokenizer.vocab_size)
+        model = build_model(model_config, settings.learning_rate, settings.clipnorm, settings.ema_momentum,
                             settings.weight_decay)
         token_ids = [tokenizer.token_ids(text) for text in split.texts]
         targets, teacher = labels(split), None
         if settings.distill_weight:
             from training.teacher import out_of_fold_probabilities
 
+            stage(f"Training the bigram teacher on the fit {texts}")
             soft, teacher = out_of_fold_probabilities(split.texts, split.labels,
                                                       split.ids // data.VALIDATION_BLOCK_IDS, config.num_classes)
             print(f"Teacher: out-of-fold accuracy {teacher['out_of_fold_accuracy']:.4f} on the fit {texts} "
@@ -164,10 +204,13 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
             targets = (1 - settings.distill_weight) * targets + settings.distill_weight * soft
         pretraining = None
         if settings.word2vec_epochs:
-            embedding, pretraining = word2vec_embedding(token_ids, config, settings.word2vec_epochs, settings.seed)
+            stage(f"word2vec: {settings.word2vec_epochs} epochs on the fit {texts}")
+            embedding, pretraining = word2vec_embedding(token_ids, model_config, settings.word2vec_epochs,
+                                                        settings.seed)
             model.get_layer("embedding").set_weights([embedding])
         if settings.pretrain_epochs:
-            pretraining = pretrain(model, token_ids, config, settings.pretrain_epochs, settings.batch_size,
+            stage(f"Pretraining as a language model: {settings.pretrain_epochs} epochs")
+            pretraining = pretrain(model, token_ids, model_config, settings.pretrain_epochs, settings.batch_size,
                                    settings.learning_rate, settings.clipnorm, verbose)
         callbacks = []
         if validation is not None:
@@ -186,6 +229,8 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
             trainer = AdversarialTraining(model, settings.adversarial_epsilon)
             compile_for_training(trainer, settings.learning_rate, settings.clipnorm, settings.ema_momentum,
                                  settings.weight_decay)
+        stage(f"Training: up to {epochs} epochs on {len(split):,} {texts}"
+              + (f", validating on {len(validation):,}" if validation is not None else ""))
         history = trainer.fit(
             pad_ids(token_ids, config.sequence_length), targets, epochs=epochs, batch_size=settings.batch_size,
             validation_data=None if validation is None else (tokenizer.encode(validation.texts), labels(validation)),
@@ -194,20 +239,22 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
         model.optimizer = trainer.optimizer  # saved with the model: the state that trained it
         if teacher:
             pretraining = {**(pretraining or {}), "teacher": teacher}
-        return model, tokenizer, history, pretraining
+        return model, tokenizer, history, pretraining, model_config
 
     started = time.perf_counter()
-    model, tokenizer, history, pretraining = fit_model(fit_split, settings.epochs, validation_split)
+    model, tokenizer, history, pretraining, model_config = fit_model(fit_split, settings.epochs, validation_split)
     selection_seconds = time.perf_counter() - started - (pretraining or {}).get("seconds", 0)
     best_epoch = int(np.argmax(history["val_accuracy"]))
     refit = None
     if settings.refit:
         print(f"Refitting on all {len(train_split):,} training {texts} for the {best_epoch + 1} epochs "
               "validation chose", file=sys.stderr)
-        model, tokenizer, refit_history, pretraining = fit_model(train_split, best_epoch + 1)
+        model, tokenizer, refit_history, pretraining, model_config = fit_model(train_split, best_epoch + 1)
         refit = {"reviews": len(train_split), "epochs": best_epoch + 1,
                  "accuracy": refit_history["accuracy"][-1], "loss": refit_history["loss"][-1]}
     training_seconds = time.perf_counter() - started
+    config = model_config  # its vocab_size is the ids the vocabulary uses
+    stage(f"Evaluating on {len(test_split):,} test {texts}")
     # One pass over the test texts gives the loss, the accuracy (computed as Keras' metric does, in
     # float32) and the per-label figures.
     test_probabilities = model.predict(tokenizer.encode(test_split.texts), batch_size=256, verbose=0)
@@ -215,22 +262,27 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
     predicted = test_probabilities.argmax(axis=1)
     test_accuracy = float(np.float32((predicted == test_split.labels).sum()) / np.float32(len(test_split)))
     test_metrics = metrics.classification_metrics(config.labels, test_split.labels, predicted)
-    example_texts = EXAMPLE_REVIEWS if imdb else [test_split.texts[i] for i in range(min(4, len(test_split)))]
+    shown = range(min(4, len(test_split)))  # IMDB's examples are new reviews, others test texts
+    example_texts = EXAMPLE_REVIEWS if imdb else [test_split.texts[i] for i in shown]
+    example_truth = None if imdb else [config.labels[test_split.labels[i]] for i in shown]
     examples = predict_examples(model, tokenizer, config, example_texts)
 
-    with bundle.staging_folder(output) as staging:
+    stage(f"Writing the bundle to {output}")
+    with bundle.staging_folder(output, protected=[data_source]) as staging:
         model.save(staging / "model.keras")
         tokenizer.save(staging / bundle.VOCABULARY_NAME)
         bundle.write_json(staging / "history.json", history)
-        reports = [staging / "history.json", *plot_history(history, staging),
-                   plot_confusion(config.labels, test_metrics["confusion"]["counts"], staging)]
+        metrics.write_report(staging / METRICS_NAME, {"split": "test", "texts": len(test_split), **test_metrics})
+        confusion = plot_confusion(config.labels, test_metrics["confusion"]["counts"], staging)
+        reports = [staging / "history.json", *plot_history(history, staging), staging / METRICS_NAME,
+                   *([confusion] if confusion else [])]
         manifest = {
             "schema_version": bundle.SCHEMA_VERSION,
-            "name": output.name,
+            "name": name,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "model_config": config.to_dict(),
             "tokenizer": {
-                "module": "runtime.text",
+                "module": bundle.TOKENIZER_MODULE,
                 "vocabulary": bundle.file_record(staging / bundle.VOCABULARY_NAME),
                 "words": len(tokenizer.words),
                 "pad_id": PAD_ID, "start_id": START_ID, "oov_id": OOV_ID, "first_word_id": FIRST_WORD_ID,
@@ -254,8 +306,7 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
                 **({"test_within_one_accuracy": test_metrics["within_one_accuracy"],
                     "test_mean_absolute_error": test_metrics["mean_absolute_error"]}
                    if "within_one_accuracy" in test_metrics else {}),
-                "test_per_label": test_metrics["per_label"],
-                "test_confusion": test_metrics["confusion"],
+                "test_details": METRICS_NAME,  # per-label figures and the confusion matrix (in reports)
                 "training_seconds": round(training_seconds, 1),
                 "seconds_per_epoch": round(selection_seconds / len(history["loss"]), 1),
                 "refit": refit,  # None when the validated model itself is shipped
@@ -272,15 +323,26 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
           + (f", then refitted on {refit['reviews']:,} {texts}" if refit else "") + f"; bundle written to {output}")
     print(metrics.format_metrics(test_metrics))
     print(f"\n{'New reviews' if imdb else 'Test texts'} and what the model says:")
-    width = max(len(label) for label in config.labels)
-    for text, probabilities in examples:
-        label = config.labels[int(np.argmax(probabilities))]
-        best = sorted(zip(probabilities, config.labels), reverse=True)[:3]  # the top three of many labels
-        scores = ", ".join(f"{name} {p:.3f}" for p, name in (best if len(config.labels) > 3 else
-                                                             zip(probabilities, config.labels)))
-        shown = " ".join(text.split())
-        print(f"  {label:>{width}}  ({scores})  {shown if len(shown) <= 100 else shown[:97] + '...'}")
+    print(format_examples(examples, config.labels, example_truth))
     return manifest
+
+
+def format_examples(examples, labels, truth=None) -> str:
+    """One line an example: with `truth`, whether the model was right and the true label, then the
+    predicted label, the (top three) probabilities from high to low, and the start of the text."""
+    width = max(len(label) for label in labels)
+    lines = []
+    for index, (text, probabilities) in enumerate(examples):
+        ranked = sorted(zip(probabilities, labels), key=lambda pair: -pair[0])
+        predicted = ranked[0][1]
+        scores = ", ".join(f"{name} {p:.3f}" for p, name in ranked[:3])
+        shown = " ".join(text.split())
+        shown = shown if len(shown) <= 100 else shown[:97] + "..."
+        verdict = ""
+        if truth is not None:
+            verdict = f"{'right' if predicted == truth[index] else 'WRONG'}  true {truth[index]:<{width}}  said "
+        lines.append(f"  {verdict}{predicted:<{width}}  ({scores})  {shown}")
+    return "\n".join(lines)
 
 
 def predict_examples(model, tokenizer: Tokenizer, config: ModelConfig,
@@ -340,6 +402,13 @@ def vocabulary_size(text: str) -> int:
     return value
 
 
+def bundle_name(text: str) -> str:
+    if not NAME_PATTERN.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"expected letters, digits, '.', '_' or '-' (at most 64, starting with a "
+                                         f"letter or digit), got {text!r}")
+    return text
+
+
 def fraction(text: str) -> float:
     value = float(text)
     if not 0.0 < value < 1.0:
@@ -367,13 +436,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="share of each label held out for the test, for data without its own test split "
                              f"(default: {splits.DEFAULT_TEST_SPLIT})")
     parser.add_argument("--vocab-size", type=vocabulary_size, default=TRAINING_CONFIG.vocab_size,
-                        help="ids of the vocabulary, the most frequent training words and 3 reserved ids")
+                        help="most ids of the vocabulary: the most frequent training words and 3 reserved ids (fewer when "
+                             "the training texts have fewer words)")
     parser.add_argument("--sequence-length", type=positive_int, default=TRAINING_CONFIG.sequence_length,
                         help="tokens the model reads of each text (its last ones)")
     parser.add_argument("--output", type=Path,
                         help="bundle folder (default: a new runs/imdb-lstm-<UTC time>, or runs/<data name>-<UTC time>)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace --output if it exists (only once the new bundle is complete)")
+                        help="replace --output if it is a bundle (only once the new bundle is complete; any other "
+                             "folder, and the folder holding --data, are refused)")
+    parser.add_argument("--name", type=bundle_name,
+                        help="the bundle's name, as the server shows it and puts in its URLs (default: the "
+                             "data's name, imdb-lstm for IMDB)")
     parser.add_argument("--epochs", type=positive_int, default=defaults.epochs, help="most epochs to train")
     parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size, help="reviews per step")
     parser.add_argument("--learning-rate", type=positive_float, default=defaults.learning_rate, help="Adam's learning rate")
@@ -386,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ema", type=fraction, default=defaults.ema_momentum, metavar="MOMENTUM",
                         help="validate and keep an exponential moving average of the weights")
     parser.add_argument("--weight-decay", type=positive_float, default=defaults.weight_decay,
-                        help="Adam's decoupled weight decay, e.g. 0.05 (the seed has none)")
+                        help="Adam's decoupled weight decay, e.g. 0.05 (none by default)")
     parser.add_argument("--refit", action="store_true",
                         help="after validation, retrain on all training reviews for the chosen epochs "
                              "and write that unvalidated model")
@@ -395,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
                              "text for N epochs")
     parser.add_argument("--word2vec-epochs", type=non_negative_int, default=defaults.word2vec_epochs, metavar="N",
                         help="start the embedding from word2vec vectors trained for N epochs on the fit "
-                             "reviews' text (0 starts it at random, as the seed)")
+                             "reviews' text (0 starts it at random)")
     parser.add_argument("--adversarial", type=positive_float, default=defaults.adversarial_epsilon, metavar="EPSILON",
                         help="adversarial training: also fit each batch with its embedded words moved EPSILON "
                              "(L2, per text) in the direction that hurts most (Miyato et al. 2017)")
@@ -403,14 +477,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="targets are (1 - WEIGHT) x the label + WEIGHT x a bigram teacher's out-of-fold "
                              "probabilities")
     parser.add_argument("--dropout", type=dropout_rate, default=TRAINING_CONFIG.dropout,
-                        help="the LSTM's dropout on its inputs, the embedded words (the seed's is 0.2)")
+                        help="the LSTM's dropout on its inputs, the embedded words")
     parser.add_argument("--recurrent-dropout", type=dropout_rate, default=TRAINING_CONFIG.recurrent_dropout,
-                        help="the LSTM's dropout on its state (the seed's)")
+                        help="the LSTM's dropout on its state")
     parser.add_argument("--validation-split", type=fraction, default=defaults.validation_split,
                         help="share of the training reviews that validates")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the splits, weights and shuffling")
     parser.add_argument("--limit", type=positive_int, help="use only N reviews of each split (quick runs)")
-    parser.add_argument("--quiet", action="store_true", help="no Keras progress bars")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines or Keras progress bars")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
     args = parser.parse_args(argv)
     quiet(args.verbose)
@@ -429,8 +503,8 @@ def main(argv: list[str] | None = None) -> int:
                          vocab_size=args.vocab_size, sequence_length=args.sequence_length)
         train(args.data, args.output or default_output(args.data, args.format), settings, config,
               verbose=0 if args.quiet else 1 if sys.stdout.isatty() else 2, overwrite=args.overwrite,
-              data_options=data_options, test_split_fraction=args.test_split)
-    except (data.DataError, OSError, ValueError) as error:
+              data_options=data_options, test_split_fraction=args.test_split, name=args.name)
+    except (data.DataError, bundle.BundleError, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

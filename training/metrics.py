@@ -59,3 +59,18 @@ def format_metrics(metrics: dict) -> str:
         lines[-1] += (f"; within one of the true label's value: {metrics['within_one_accuracy'] * 100:.2f} %"
                       f"; mean absolute error {metrics['mean_absolute_error']:.3f}")
     return "\n".join(lines)
+
+
+def write_report(path, report: dict) -> None:
+    """Write the figures as indented JSON with each list of numbers (a confusion row) on one line,
+    so a matrix of many labels stays a file of one line a row."""
+    import json
+    import re
+
+    from runtime.bundle import atomic_path
+
+    text = json.dumps(report, indent=2, ensure_ascii=False)
+    text = re.sub(r"\[\s+(-?[\d.e+-]+(?:,\s+-?[\d.e+-]+)*)\s+\]",
+                  lambda match: "[" + ", ".join(match.group(1).replace(",", " ").split()) + "]", text)
+    with atomic_path(path) as temporary:
+        temporary.write_text(text + "\n", encoding="utf-8")

@@ -4,7 +4,7 @@ The trained network carries dropout and recurrent dropout, which make converters
 general TensorFlow loop (a Flex op in TFLite, a `Loop` in ONNX). Dropout is the identity at
 inference, so `build_inference_model` rebuilds the same function without it, with static
 shapes, and copies the trained weights over: the graph converters lower into builtin LSTM
-operations (see DESIGN.md, "unrolled-friendly").
+operations (see docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -38,7 +38,11 @@ def test_quick_run_writes_a_complete_bundle(quick_bundle):
     for record in bundle.file_records(manifest):
         bundle.verify_file(quick_bundle, record)
     assert [record["file"] for record in manifest["reports"]] == ["history.json", "accuracy.png", "loss.png",
-                                                                  "confusion.png"]
+                                                                  "metrics.json", "confusion.png"]
+    details = json.loads((quick_bundle / manifest["metrics"]["test_details"]).read_text())
+    assert details["confusion"]["labels"] == ["negative", "positive"] and set(details["per_label"]) == {
+        "negative", "positive"} and sum(map(sum, details["confusion"]["counts"])) == 300
+    assert manifest["name"] == "imdb-lstm"  # not the folder's name
     history = json.loads((quick_bundle / "history.json").read_text())
     assert len(history["val_accuracy"]) == manifest["metrics"]["epochs_run"] == 2
     assert manifest["metrics"]["validation_accuracy"] == max(history["val_accuracy"])
@@ -137,8 +141,9 @@ def test_dropout_options_reach_the_model_and_the_manifest(tmp_path):
     output = tmp_path / "bundle"
     assert fit.main(["--data", str(archive), "--output", str(output), "--epochs", "1", "--dropout", "0.5",
                      "--recurrent-dropout", "0", "--quiet"]) == 0
-    assert bundle.read_manifest(output)["model_config"] == {
-        **ModelConfig().to_dict(), "dropout": 0.5, "recurrent_dropout": 0.0}
+    manifest = bundle.read_manifest(output)
+    assert manifest["model_config"] == {**ModelConfig().to_dict(), "dropout": 0.5, "recurrent_dropout": 0.0,
+                                        "vocab_size": manifest["tokenizer"]["words"] + 3}  # the words found
     lstm = keras.saving.load_model(output / "model.keras").get_layer("lstm")
     assert (lstm.dropout, lstm.recurrent_dropout) == (0.5, 0.0)
 
@@ -223,5 +228,5 @@ def test_without_output_a_run_writes_a_new_folder_under_runs(small_archive, tmp_
     monkeypatch.chdir(tmp_path)
     assert fit.main(["--data", str(small_archive), "--epochs", "1", "--limit", "20", "--quiet"]) == 0
     (written,) = (tmp_path / "runs").iterdir()
-    assert written.name.startswith("imdb-lstm-") and bundle.read_manifest(written)["name"] == written.name
+    assert written.name.startswith("imdb-lstm-") and bundle.read_manifest(written)["name"] == "imdb-lstm"
     assert f"bundle written to runs/{written.name}" in capsys.readouterr().out
