@@ -72,6 +72,9 @@ HEALTH_PATHS = frozenset({"/healthz", "/v2/health/live", "/v2/health/ready"})
 # client has taken enough of the last (runtime.serve sets the transport's buffer limits).
 WRITE_CHUNK = 64 * 1024
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+# A request with a body over this is heavy (up to a second of work for 1 MiB): heavy requests use at
+# most all classifiers but one at once, so a short request always finds one free.
+HEAVY_BODY_BYTES = 64 * 1024
 T = TypeVar("T")
 
 
@@ -251,6 +254,7 @@ class SentimentService:
         # Warnings about the loaded model (an unverified artifact), in every answer about it.
         self.warnings: tuple[str, ...] = ()
         self._warnings_lock = threading.Lock()
+        self._heavy_slots = asyncio.Semaphore(max(1, pool.size - 1))
 
     # --- life cycle ---
 
@@ -319,6 +323,13 @@ class SentimentService:
             raise RequestError(404, f"model {name!r} has no version {version!r}; it has {protocol.MODEL_VERSION!r}")
         return name
 
+    async def _run(self, request: Request, work: Callable[[SentimentClassifier], T]) -> T:
+        """`work` on a classifier of the pool; a heavy request first waits (on the loop) for a slot."""
+        if request.state.body_bytes <= HEAVY_BODY_BYTES:
+            return await self.pool.run(work)
+        async with self._heavy_slots:
+            return await self.pool.run(work)
+
     async def _read_json(self, request: Request) -> object:
         """The request's JSON body, read within the request's deadline and the body limit."""
         headers = request.headers
@@ -354,6 +365,7 @@ class SentimentService:
             raise RequestError(408, f"the request did not arrive within {self.limits.request_timeout:g} s") from None
         except ClientDisconnect:
             raise ClientGone() from None
+        request.state.body_bytes = len(body)
         return protocol.read_json(bytes(body))
 
     # --- the simple protocol ---
@@ -361,7 +373,7 @@ class SentimentService:
     async def predict(self, request: Request) -> Response:
         self._require_model()
         texts = protocol.predict_texts(await self._read_json(request), self.limits.max_batch)
-        return RenderedJSON(await self.pool.run(functools.partial(self._predict_answer, texts)))
+        return RenderedJSON(await self._run(request, functools.partial(self._predict_answer, texts)))
 
     def _predict_answer(self, texts: list[str], classifier: SentimentClassifier) -> bytes:  # in a pool thread
         outcomes = classify_each(classifier, texts)
@@ -372,7 +384,7 @@ class SentimentService:
         self._require_model()
         text = protocol.explain_text(await self._read_json(request))
         try:
-            answer = await self.pool.run(functools.partial(self._explain_answer, text))
+            answer = await self._run(request, functools.partial(self._explain_answer, text))
         except (bundle.BundleError, backends.BackendError) as error:  # no per-step artifact for this model
             raise RequestError(501, f"this model cannot explain: {error}") from None
         if isinstance(answer, str):
@@ -443,7 +455,7 @@ class SentimentService:
     async def infer(self, request: Request) -> Response:
         name = self._require_named_model(request)
         inference = protocol.infer_request(await self._read_json(request), self.limits.max_batch)
-        answer = await self.pool.run(functools.partial(self._infer_answer, name, inference))
+        answer = await self._run(request, functools.partial(self._infer_answer, name, inference))
         if isinstance(answer, str):
             raise RequestError(400, answer)
         return RenderedJSON(answer)
@@ -540,7 +552,10 @@ class ObservedApp:
         origin = next((value.decode("latin-1") for name, value in headers if name == b"origin"), None)
         if origin is not None:
             origin = origin.strip().rstrip("/").lower()
-            if origin != f"{scope.get('scheme', 'http')}://{host}".lower() and origin not in self.access.origins:
+            # The server's own page names the host it was loaded from (behind a TLS proxy its scheme is
+            # https while this server sees http: the host is what tells a page of this server).
+            own = "://" in origin and origin.split("://", 1)[1] == host.strip().lower()
+            if not own and origin not in self.access.origins:
                 return 403, f"requests from pages of {origin} are not allowed (see --allow-origin)"
         expect = next((value for name, value in headers if name == b"expect"), None)
         if expect is not None and expect.strip().lower() != b"100-continue":

@@ -322,10 +322,11 @@ def openapi_document(version: str, max_batch: int, max_body_bytes: int) -> dict:
                 "probabilities": {"type": "object", "additionalProperties": {"type": "number"}},
                 "start": {"type": ["object", "null"], "additionalProperties": {"type": "number"},
                           "description": "the opinion before the first word; null if the start was cut off"},
-                "truncated_words": {"type": "integer"}, "warnings": warnings,
+                "truncated_words": {"type": "integer", "description": "words before the last sequence-length "
+                                    "tokens: not read by the model, and not listed"}, "warnings": warnings,
                 "words": {"type": "array", "items": {"type": "object", "properties": {
                     "word": {"type": "string"}, "start": {"type": "integer"}, "end": {"type": "integer"},
-                    "in_vocabulary": {"type": "boolean"}, "truncated": {"type": "boolean"},
+                    "in_vocabulary": {"type": "boolean"},
                     "probabilities": {"type": ["object", "null"], "additionalProperties": {"type": "number"}},
                     "effect": {"type": ["number", "null"]}}}}}},
             "ServerMetadata": {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "string"},
