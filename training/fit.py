@@ -197,8 +197,10 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
             from training.teacher import out_of_fold_probabilities
 
             stage(f"Training the bigram teacher on the fit {texts}")
-            soft, teacher = out_of_fold_probabilities(split.texts, split.labels,
-                                                      split.ids // data.VALIDATION_BLOCK_IDS, config.num_classes)
+            # IMDB's blocks of consecutive ids are mostly one film each; other data's ids are line
+            # or file numbers, which say nothing of what texts share, so each text is its own group.
+            groups = split.ids // data.VALIDATION_BLOCK_IDS if imdb else split.ids
+            soft, teacher = out_of_fold_probabilities(split.texts, split.labels, groups, config.num_classes)
             print(f"Teacher: out-of-fold accuracy {teacher['out_of_fold_accuracy']:.4f} on the fit {texts} "
                   f"({teacher['seconds']:.0f} s)", file=sys.stderr)
             targets = (1 - settings.distill_weight) * targets + settings.distill_weight * soft

@@ -57,10 +57,13 @@ def out_of_fold_probabilities(texts: list[str], labels: np.ndarray, groups: np.n
                                  ngram_range=NGRAMS, min_df=MIN_COUNT, binary=True, dtype=np.float32)
     features = vectorizer.fit_transform(texts).tocsr()
     probabilities = np.zeros((len(texts), num_classes), dtype=np.float32)
-    for train, held in GroupKFold(n_splits=FOLDS).split(features, labels, groups):
+    folds = min(FOLDS, len(np.unique(groups)))  # small data has fewer groups than folds
+    if folds < 2:
+        raise ValueError(f"--distill: the fit texts form {folds} group; the teacher's out-of-fold answers need 2 or more")
+    for train, held in GroupKFold(n_splits=folds).split(features, labels, groups):
         probabilities[held] = _fit_predict(features[train], labels[train], features[held], num_classes)
     accuracy = float((probabilities.argmax(axis=1) == labels).mean())
     return probabilities, {"method": "NB-weighted logistic regression on binary uni- and bigrams",
-                           "folds": FOLDS, "features": features.shape[1],
+                           "folds": folds, "features": features.shape[1],
                            "out_of_fold_accuracy": round(accuracy, 4),
                            "seconds": round(time.perf_counter() - started, 1)}
