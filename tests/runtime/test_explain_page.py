@@ -101,19 +101,89 @@ def test_the_page_asks_nothing_of_any_host_but_its_own(server, browser):
     status, headers, html = server.request("GET", "/")
     assert status == 200 and headers["content-type"].startswith("text/html")
     page = html.decode()
-    # No absolute or protocol-relative URL, no stylesheet, font or script from a file.
-    assert not re.search(r"(?i)\b(?:https?|wss?|ftp):|//[\w-]+\.[\w.-]+|@import|url\(|<script[^>]+src|<link[^>]+stylesheet", page)
+    # Its own script and style, as files (the policy allows no inline script or style), and nothing else.
+    assert re.findall(r"<script[^>]*>", page) == ['<script src="explain.js" defer>']
+    assert re.findall(r"<link[^>]+stylesheet[^>]*>", page) == ['<link rel="stylesheet" href="explain.css">']
+    assert " style=" not in page and "<style" not in page
+    for path, kind in (("/explain.js", "text/javascript"), ("/explain.css", "text/css")):
+        status, file_headers, content = server.request("GET", path)
+        assert status == 200 and file_headers["content-type"].startswith(kind)
+        page += content.decode()
+    # No absolute or protocol-relative URL, no import or font from elsewhere.
+    assert not re.search(r"(?i)\b(?:https?|wss?|ftp):|//[\w-]+\.[\w.-]+|@import|url\(", page)
     policy = headers["content-security-policy"]
-    assert "default-src 'none'" in policy and "connect-src 'self'" in policy
+    assert "default-src 'none'" in policy and "connect-src 'self'" in policy and "unsafe-inline" not in policy
+    assert "script-src 'self'" in policy and "style-src 'self'" in policy
 
     browser.get_log("performance")  # what earlier tests asked for
     explain_in_page(browser, page_url(server), "A fine film.")
+    assert browser.find_element(By.ID, "label").text  # the script ran under the policy
+    assert browser.execute_script("return getComputedStyle(document.getElementById('verdict')).fontSize") == "20px"
     requested = [json.loads(entry["message"])["message"]["params"]["request"]["url"]
                  for entry in browser.get_log("performance")
                  if json.loads(entry["message"])["message"]["method"] == "Network.requestWillBeSent"]
-    assert page_url(server) + "v1/explain" in requested
+    assert {page_url(server) + name for name in ("v1/explain", "explain.js", "explain.css")} <= set(requested)
     network = [url for url in requested if urlsplit(url).scheme not in ("data", "chrome", "about", "blob")]
     assert {urlsplit(url).netloc for url in network} == {f"127.0.0.1:{server.port}"}, network
+    refused = [entry["message"] for entry in browser.get_log("browser") if "Content Security Policy" in entry["message"]]
+    assert not refused
+
+
+def test_a_long_review_shows_the_words_read_and_says_how_many_were_not(server, browser, bundle_dir):
+    """200,000 words: the page once spread one argument a node into replaceChildren, and the stack
+    overflowed. The server now answers the words read only; the page says how many came before."""
+    words = ["dull" if index % 5 else "fun" for index in range(200_000)]
+    with SentimentClassifier.from_bundle(bundle_dir) as classifier:
+        length = classifier.config.sequence_length
+    explain_in_page(browser, page_url(server), " ".join(words), timeout=120)
+    assert browser.find_element(By.ID, "error").text == ""
+    assert browser.find_element(By.ID, "status").text.startswith("Done")
+    shown = browser.find_elements(By.CSS_SELECTOR, "#words .word")
+    assert [word.text for word in shown] == words[-length:]
+    assert f"The first {len(words) - length:,} words, in grey, were not read" in \
+        browser.find_element(By.ID, "words-legend").text
+    cut = browser.find_element(By.CSS_SELECTOR, "#words .cut")
+    assert browser.execute_script("return arguments[0].textContent.split(' ').filter(Boolean).length", cut) == len(words) - length
+    points = browser.find_element(By.CSS_SELECTOR, "#chart polyline").get_attribute("points").split()
+    assert len(points) == length  # no opinion before the first word read: the start token was cut off
+
+
+def submit(browser, text: str) -> None:
+    """Ask for another review in the page already open, without loading it again."""
+    review = browser.find_element(By.ID, "review")
+    browser.execute_script("arguments[0].value = arguments[1];", review, text)
+    browser.find_element(By.ID, "explain").click()
+    WebDriverWait(browser, 60).until(lambda page: not page.find_element(By.ID, "explain").get_attribute("disabled"))
+
+
+def test_an_error_clears_the_result_of_the_review_before(server, browser):
+    explain_in_page(browser, page_url(server), REVIEW)
+    assert browser.find_element(By.ID, "result").is_displayed()
+    submit(browser, "... !!!")
+    assert "no words" in browser.find_element(By.ID, "error").text
+    assert not browser.find_element(By.ID, "result").is_displayed()
+    assert browser.find_elements(By.CSS_SELECTOR, "#words .word, #probabilities tbody tr, #chart polyline") == []
+    assert browser.find_element(By.ID, "label").get_attribute("textContent") == ""
+    submit(browser, "A fine film.")  # and the next answer clears the error
+    assert browser.find_element(By.ID, "error").text == "" and browser.find_element(By.ID, "result").is_displayed()
+
+
+def test_the_server_s_warnings_are_shown_and_go_with_their_answer(server, browser):
+    browser.get(page_url(server))
+    warning = browser.find_element(By.ID, "warnings")
+    assert not warning.is_displayed() and warning.get_attribute("role") == "status"
+    # The answer as a server with an unverified model gives it (the page's own fetch, with "warnings" added).
+    browser.execute_script("""
+      const fetched = window.serverFetch = window.fetch;
+      window.fetch = async (...request) => {
+        const answer = await (await fetched(...request)).json();
+        return new Response(JSON.stringify({...answer, warnings: ["the model is unverified"]}), {status: 200});
+      };""")
+    submit(browser, "A fine film.")
+    assert warning.is_displayed() and warning.text == "Warning: the model is unverified"
+    browser.execute_script("window.fetch = window.serverFetch")
+    submit(browser, "A fine film.")  # an answer without warnings: the notice goes
+    assert not warning.is_displayed() and warning.text == ""
 
 
 def test_keyboard_only_with_labels_and_a_spoken_error(server, browser):
