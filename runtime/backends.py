@@ -19,6 +19,10 @@ import numpy as np
 
 from runtime.bundle import BACKENDS
 
+# What to install for each interpreter: this package's extras, which pin the versions it was tested with.
+INSTALL = {"tflite": 'pip install "imdb-sentiment-edge[litert]" (or [tflite-runtime])',
+           "onnx": 'pip install "imdb-sentiment-edge[onnx]"'}
+
 # A model file's own description of what it was exported for, as JSON: ONNX metadata_props and
 # TFLite metadata under this name (written by export/common.py, checked by the classifier).
 FINGERPRINT_KEY = "bundle_fingerprint"
@@ -56,13 +60,13 @@ def resolve_backend(backend: str) -> str:
     available = available_backends()
     if backend == "auto":
         if not available:
-            raise BackendError("no interpreter installed: pip install ai-edge-litert (or onnxruntime)")
+            raise BackendError('no interpreter installed: pip install "imdb-sentiment-edge[litert]" '
+                               "(or [onnx], [tflite-runtime])")
         return available[0]
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose from auto, {', '.join(BACKENDS)}")
     if backend not in available:
-        hint = "ai-edge-litert or tflite-runtime" if backend == "tflite" else "onnxruntime"
-        raise BackendError(f"backend {backend!r} is not installed: pip install {hint}")
+        raise BackendError(f"backend {backend!r} is not installed: {INSTALL[backend]}")
     return backend
 
 
@@ -150,7 +154,7 @@ class TFLiteModel:
     def __init__(self, content: bytes, threads: int | None = None, xnnpack: bool = True):
         module_name = tflite_module_name()
         if module_name is None:
-            raise BackendError("no TFLite interpreter installed: pip install ai-edge-litert")
+            raise BackendError(f"no TFLite interpreter installed: {INSTALL['tflite']}")
         module = importlib.import_module(module_name)
         options = {} if xnnpack else {  # XNNPACK is the default CPU delegate; off only to measure it
             "experimental_op_resolver_type": module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}

@@ -12,6 +12,8 @@ an ONNX Runtime session is safe to call concurrently, so every caller gets its o
 from __future__ import annotations
 
 import io
+import os
+import sys
 import threading
 import warnings
 from dataclasses import dataclass
@@ -96,6 +98,17 @@ def review_shapes(model, config, path: Path) -> tuple[tuple, tuple]:
     return ids_shape, state_shape
 
 
+def _caller_stacklevel() -> int:
+    """The `stacklevel` for a warning raised by this function's caller that names the first frame
+    outside this package: the user's from_bundle(...) or explain(...) line, however deep the
+    runtime's own calls go (warnings.warn's skip_file_prefixes, which needs Python 3.12)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == package:
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def artifact_record(folder: Path, manifest: dict, backend: str, graph: str, precision: str,
                     allow_unverified: bool) -> dict:
     """The manifest record of one artifact, if the manifest proves it: a passing parity record for
@@ -114,7 +127,7 @@ def artifact_record(folder: Path, manifest: dict, backend: str, graph: str, prec
                 f"{folder / record['file']}: no passing parity record for this file; prove it with "
                 f"python -m export.parity --model {folder} (or allow_unverified=True / --allow-unverified)")
         warnings.warn(f"{folder / record['file']}: loaded without a passing parity record",
-                      UnverifiedArtifactWarning, stacklevel=3)
+                      UnverifiedArtifactWarning, stacklevel=_caller_stacklevel())
     vocabulary = manifest["tokenizer"]["vocabulary"]
     if record["vocabulary_sha256"] != vocabulary["sha256"]:
         raise bundle.BundleError(

@@ -11,29 +11,69 @@ with an "error" instead and the others go on. With --explain, the object is the 
 after every word (runtime.explain); on a terminal the default is the review itself, each word
 coloured by its effect (green toward the final label, red away from it), and the label.
 
-Exit status: 0 every review classified; 1 some inputs failed, or the model could not be loaded;
-2 a usage error; 141 the output pipe was closed (as `head` does).
+Text output shows a review's control and format characters (Unicode Cc and Cf: ESC, bidi
+overrides) as escapes (\\x1b, \\u202e), so a review cannot drive the terminal; JSON escapes them too.
+--file reads a file or a pipe (`--file <(zcat reviews.gz)`), not a folder or a device.
+
+Exit status: 0 every review classified; 1 some inputs failed, the model could not be loaded or
+--file cannot be read; 2 a usage error; 130 interrupted (Ctrl-C); 141 the output pipe was closed
+(as `head` does).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
+import stat
 import sys
+import unicodedata
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 from runtime import backends, bundle, cli
-from runtime.classifier import SentimentClassifier
+from runtime.classifier import SentimentClassifier, UnverifiedArtifactWarning
 from runtime.explain import Explanation
 
 # The longest input line read; a longer one is skipped in bounded memory and reported. 4 bytes a
 # character is the UTF-8 worst case for the classifier's limit (MAX_TEXT_CHARACTERS).
 MAX_LINE_BYTES = 4 << 20
 BROKEN_PIPE_STATUS = 128 + 13  # a process ended by SIGPIPE, as shells report it
+INTERRUPTED_STATUS = 128 + 2  # a process ended by SIGINT (Ctrl-C), as shells report it
+_CONTROL = ("Cc", "Cf")  # control characters (ESC, BEL, CSI) and format ones (bidi overrides, zero-width)
+
+
+def _escape(character: str) -> str:
+    code = ord(character)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def printable(text: str, keep: str = "") -> str:
+    """`text` safe to print on a terminal: control and format characters (but those in `keep`)
+    as Python escapes, so that a review's ESC sequences or bidi overrides are shown, not obeyed."""
+    if text.isprintable():  # the common case, checked in C
+        return text
+    return "".join(_escape(c) if c not in keep and unicodedata.category(c) in _CONTROL else c for c in text)
+
+
+def _json_escape(character: str) -> str:
+    code = ord(character)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # a UTF-16 surrogate pair, as JSON spells a character outside the BMP
+    return f"\\u{0xd800 + (code >> 10):04x}\\u{0xdc00 + (code & 0x3ff):04x}"
+
+
+def json_line(body: dict) -> str:
+    """One JSON object, non-ASCII text as it is, but every control or format character escaped:
+    json.dumps escapes U+0000-U+001F only, not DEL, the C1 controls (U+009B is a CSI) or U+202E."""
+    line = json.dumps(body, ensure_ascii=False)
+    if line.isprintable():
+        return line
+    return "".join(_json_escape(c) if unicodedata.category(c) in _CONTROL else c for c in line)
 
 
 def read_lines(stream, limit: int = MAX_LINE_BYTES) -> Iterator[bytes | None]:
@@ -98,11 +138,11 @@ class Progress:
 def format_result(index: int, text: str | None, prediction, error: str | None, style: str) -> str:
     if style == "json":
         body = {"index": index, "error": error} if error else {"index": index, **prediction.to_dict()}
-        return json.dumps(body, ensure_ascii=False)
+        return json_line(body)
     if error:
-        return f"{index}\terror: {error}"
-    preview = " ".join(text.split())[:70]
-    return f"{index}\t{prediction.label}\t{prediction.score:.3f}\t{preview}"
+        return f"{index}\terror: {printable(error)}"
+    preview = printable(" ".join(text.split())[:70])
+    return f"{index}\t{printable(prediction.label)}\t{prediction.score:.3f}\t{preview}"
 
 
 def answer_stream(answer, render, items, out) -> int:
@@ -131,22 +171,30 @@ def format_explanation(index: int, text: str | None, explanation: Explanation | 
                        style: str, colour: bool) -> str:
     if style == "json":
         body = {"index": index, "error": error} if error else {"index": index, **explanation.to_dict()}
-        return json.dumps(body, ensure_ascii=False)
+        return json_line(body)
     if error:
-        return f"{index}\terror: {error}"
+        return f"{index}\terror: {printable(error)}"
+
+    def shown(piece: str) -> str:  # the review's own line breaks and tabs stay; other controls are escaped
+        return _LINE_BREAK.sub("\n", printable(piece, keep="\n\t"))
+
     parts, position = [], 0
+    if explanation.truncated_words and explanation.words:  # the words before the last tokens were not read
+        position = explanation.words[0].start
+        parts.append(f"\033[2m{shown(text[:position])}\033[0m" if colour else shown(text[:position]))
     for word in explanation.words:
         if word.start < position:  # a span shared with the last word (a character that made two words)
             continue
-        parts += [_LINE_BREAK.sub("\n", text[position:word.start]), _shade(text[word.start:word.end], word, colour)]
+        parts += [shown(text[position:word.start]), _shade(shown(text[word.start:word.end]), word, colour)]
         position = word.end
-    parts.append(_LINE_BREAK.sub("\n", text[position:]))
-    others = ", ".join(f"{label} {value:.3f}" for label, value in explanation.probabilities.items())
+    parts.append(shown(text[position:]))
+    label = printable(explanation.label)
+    others = ", ".join(f"{printable(name)} {value:.3f}" for name, value in explanation.probabilities.items())
     strongest = sorted((word for word in explanation.words if word.effect is not None), key=lambda w: -abs(w.effect))[:3]
-    lines = ["".join(parts).strip(), f"-> {explanation.label} {explanation.score:.3f} ({others})",
-             "   strongest: " + ", ".join(f"{text[word.start:word.end]} {word.effect:+.2f}" for word in strongest)
-             + f"; effect on {explanation.label}: green toward it, red away" * colour]
-    cut = sum(word.truncated for word in explanation.words)
+    lines = ["".join(parts).strip(), f"-> {label} {explanation.score:.3f} ({others})",
+             "   strongest: " + ", ".join(f"{printable(text[word.start:word.end])} {word.effect:+.2f}" for word in strongest)
+             + f"; effect on {label}: green toward it, red away" * colour]
+    cut = explanation.truncated_words
     if cut:
         lines.append(f"   the first {cut} words were not read: the model reads a review's last tokens"
                      + " (dimmed)" * colour)
@@ -154,9 +202,7 @@ def format_explanation(index: int, text: str | None, explanation: Explanation | 
 
 
 def _shade(shown: str, word, colour: bool) -> str:
-    """One word of the review as the terminal shows it: by its effect, dim if it was not read."""
-    if word.truncated:
-        return f"\033[2m{shown}\033[0m" if colour else shown
+    """One word of the review as the terminal shows it, by its effect."""
     if word.effect is None or abs(word.effect) < EFFECT_SHOWN:
         return shown
     if not colour:
@@ -189,26 +235,68 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="show the interpreters' own log lines on stderr")
 
 
+class WarningLines:
+    """Python warnings as `warning: ...` lines on stderr, one per category however often it is
+    raised (an unverified artifact warns for each artifact and each classifier loaded), with no
+    source line: the CLI's user did not write the code that warned."""
+
+    def __init__(self):
+        self.shown: set[type] = set()
+
+    def show(self, message, category: type = UserWarning, *_details, **_more) -> None:
+        if category not in self.shown:
+            self.shown.add(category)
+            print(f"warning: {printable(str(message))}", file=sys.stderr)
+
+    @contextlib.contextmanager
+    def installed(self):
+        """Every warning raised in the block goes through `show` (the filters decide which are raised)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", UnverifiedArtifactWarning)  # `show` says it once
+            warnings.showwarning = self.show
+            yield self
+
+
 def load_classifier(args, threads: int | None) -> SentimentClassifier:
-    """The classifier the model options ask for; a warning (an unverified artifact) is one stderr line."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        classifier = SentimentClassifier.from_bundle(args.model, args.backend, args.precision, args.graph, threads,
-                                                     allow_unverified=args.allow_unverified)
-    for warning in caught:
-        print(f"warning: {warning.message}", file=sys.stderr)
-    return classifier
+    """The classifier the model options ask for (its warnings: see WarningLines)."""
+    return SentimentClassifier.from_bundle(args.model, args.backend, args.precision, args.graph, threads,
+                                           allow_unverified=args.allow_unverified)
 
 
-def inputs(args) -> Iterator[tuple[str | None, str | None]]:
+class InputError(Exception):
+    """A --file that cannot be read as reviews."""
+
+
+def open_input(path: Path) -> tuple[BinaryIO, int | None]:
+    """The --file opened for reading, and its size if it is a regular file (for the progress meter).
+
+    A regular file or a pipe (`--file <(zcat reviews.gz)`, /dev/stdin from a pipe) is read; a
+    folder, or a device such as /dev/zero (endless) or a terminal, is refused with what to give."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as error:
+        raise InputError(f"{path}: {error.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise InputError(f"{path}: is a folder; give a file of reviews, one a line")
+    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+        raise InputError(f"{path}: not a file or a pipe (a device); give a file, a pipe, or '-' for standard input")
+    try:
+        stream = open(path, "rb")
+    except OSError as error:
+        raise InputError(f"{path}: {error.strerror}") from None
+    return stream, os.fstat(stream.fileno()).st_size if stat.S_ISREG(mode) else None
+
+
+def inputs(args, file: BinaryIO | None, size: int | None) -> Iterator[tuple[str | None, str | None]]:
     """Every review asked for, in order: the --file's lines, then the arguments ('-': stdin)."""
-    if args.file is not None:
-        with open(args.file, "rb") as stream:
-            progress = Progress(stream, args.file.stat().st_size)
-            for item in lines_of(stream, args.jsonl):
-                yield item
-                progress.step()
-            progress.close()
+    if file is not None:
+        progress = Progress(file, size)
+        for item in lines_of(file, args.jsonl):
+            yield item
+            progress.step()
+        progress.close()
     for review in args.reviews:
         if review == "-":
             yield from lines_of(sys.stdin.buffer, args.jsonl)
@@ -217,10 +305,21 @@ def inputs(args) -> Iterator[tuple[str | None, str | None]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command; Ctrl-C ends it with one line and status 130 instead of a traceback."""
+    try:
+        with WarningLines().installed():
+            return run(argv)
+    except KeyboardInterrupt:
+        clear = "\r\033[K" if sys.stderr.isatty() else ""  # over the progress meter, if one is shown
+        print(f"{clear}interrupted", file=sys.stderr)
+        return INTERRUPTED_STATUS
+
+
+def run(argv: list[str] | None) -> int:
     parser = cli.parser("runtime.predict", __doc__.split("\n")[0])
     parser.add_argument("reviews", nargs="*", help="review texts; '-' (or none, with piped input) reads one "
                                                    "review a line from standard input")
-    parser.add_argument("--file", type=Path, help="read one review a line from this file")
+    parser.add_argument("--file", type=Path, help="read one review a line from this file (or pipe)")
     parser.add_argument("--jsonl", action="store_true", help='input lines are JSON: "text" or {"text": "..."}')
     parser.add_argument("--explain", action="store_true",
                         help="show the model's opinion after every word and each word's effect")
@@ -233,15 +332,23 @@ def main(argv: list[str] | None = None) -> int:
         if sys.stdin is None or sys.stdin.isatty():
             parser.error("give review texts, '-' for standard input, or --file")
         args.reviews = ["-"]
-    if args.file is not None and not args.file.is_file():
-        print(f"error: {args.file}: no such file", file=sys.stderr)
-        return 1
-    backends.show_native_logs = args.verbose
+    file = size = None
+    if args.file is not None:
+        try:
+            file, size = open_input(args.file)
+        except InputError as error:
+            print(f"error: {printable(str(error))}", file=sys.stderr)
+            return 1
+    with file or contextlib.nullcontext():
+        return classify_inputs(args, inputs(args, file, size))
 
+
+def classify_inputs(args, items) -> int:
+    backends.show_native_logs = args.verbose
     try:
         classifier = load_classifier(args, args.threads)
     except (bundle.BundleError, backends.BackendError, ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {printable(str(error))}", file=sys.stderr)
         return 1
 
     style = args.format or ("text" if args.explain and sys.stdout.isatty() else "json")
@@ -250,13 +357,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.explain:
                 colour = style == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
                 failed = answer_stream(classifier.explain, lambda i, t, r, e: format_explanation(i, t, r, e, style, colour),
-                                       inputs(args), sys.stdout)
+                                       items, sys.stdout)
             else:
                 failed = answer_stream(classifier.classify, lambda i, t, r, e: format_result(i, t, r, e, style),
-                                       inputs(args), sys.stdout)
+                                       items, sys.stdout)
         sys.stdout.flush()
     except (bundle.BundleError, backends.BackendError) as error:  # explain's per-step artifact
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {printable(str(error))}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         # The reader has gone (`| head -1`): stop quietly. Point stdout at /dev/null so that the

@@ -161,11 +161,40 @@ def test_unknown_or_missing_backend_and_options(bundle_dir, monkeypatch):
     with pytest.raises(ValueError, match="unknown precision"):
         SentimentClassifier.from_bundle(bundle_dir, precision="int4")
     monkeypatch.setattr(backends, "available_backends", lambda: ["onnx"])
-    with pytest.raises(backends.BackendError, match="'tflite' is not installed: pip install ai-edge-litert"):
+    with pytest.raises(backends.BackendError, match="'tflite' is not installed: "
+                                                    r'pip install "imdb-sentiment-edge\[litert\]"'):
         SentimentClassifier.from_bundle(bundle_dir, "tflite")
     monkeypatch.setattr(backends, "available_backends", lambda: [])
     with pytest.raises(backends.BackendError, match="no interpreter installed"):
         SentimentClassifier.from_bundle(bundle_dir, "auto")
+
+
+def test_a_missing_interpreter_names_the_package_extra_to_install(bundle_dir, monkeypatch):
+    """The hint named bare interpreter packages (pip install onnxruntime), not this package's extras."""
+    monkeypatch.setattr(backends, "available_backends", lambda: ["tflite"])
+    with pytest.raises(backends.BackendError) as caught:
+        SentimentClassifier.from_bundle(bundle_dir, "onnx")
+    assert str(caught.value) == 'backend \'onnx\' is not installed: pip install "imdb-sentiment-edge[onnx]"'
+    monkeypatch.setattr(backends, "available_backends", lambda: [])
+    with pytest.raises(backends.BackendError) as caught:
+        SentimentClassifier.from_bundle(bundle_dir, "auto")
+    assert '"imdb-sentiment-edge[litert]"' in str(caught.value) and "[tflite-runtime]" in str(caught.value)
+
+
+def test_an_unverified_artifact_warns_at_the_caller_s_line(bundle_dir, tmp_path):
+    """The warning of explain's per-step artifact pointed into classifier.py (self._steps = ...)."""
+    from runtime.classifier import UnverifiedArtifactWarning
+
+    folder = copy_bundle(bundle_dir, tmp_path / "unverified")
+    manifest = bundle.read_manifest(folder)
+    manifest["parity"] = {}
+    bundle.write_manifest(folder, manifest)
+    with pytest.warns(UnverifiedArtifactWarning) as loading:
+        classifier = SentimentClassifier.from_bundle(folder, allow_unverified=True)
+    with pytest.warns(UnverifiedArtifactWarning) as explaining:
+        classifier.explain(POSITIVE)
+    for caught in (*loading, *explaining):
+        assert caught.filename == __file__, (caught.filename, caught.lineno)
 
 
 def test_describe_reports_the_manifest(bundle_dir):

@@ -129,3 +129,121 @@ def test_piped_input_needs_no_dash_and_nothing_is_printed_on_stderr(bundle_dir):
 def test_thread_counts_out_of_range_are_usage_errors(threads):
     result = run_cli("--threads", threads, "a fine film")
     assert result.returncode == 2 and b"must be an integer from 1 to 64" in result.stderr
+
+
+HOSTILE = "\x1b]0;PWNED\x07\x1b[2J A wonderful film \u202ewith\u200b a brilliant\x9b cast.\r"
+
+
+def test_text_output_shows_a_review_s_control_characters_escaped(bundle_dir):
+    """A review's terminal escapes (a title change, a screen clear, a C1 CSI, a bidi override) were printed raw."""
+    for args in (["--format", "text"], ["--explain", "--format", "text"]):
+        result = run_cli("--model", str(bundle_dir), *args, HOSTILE)
+        assert result.returncode == 0, result.stderr.decode()
+        out = result.stdout.decode("utf-8")
+        assert not any(c in out for c in "\x1b\x07\x9b\u202e\u200b\r"), (args, out)
+        assert "\\x1b]0" in out and "PWNED\\x07\\x1b[2J" in out and "\\u202ewith\\u200b" in out and "\\x9b" in out
+
+
+def test_json_output_escapes_every_control_character_and_keeps_other_text(bundle_dir):
+    for args in ([], ["--explain"]):
+        result = run_cli("--model", str(bundle_dir), *args, HOSTILE + " naïve 良い")
+        out = result.stdout.decode("utf-8")
+        assert result.returncode == 0 and not any(c in out for c in "\x1b\x07\x9b\u202e\u200b\r"), out
+        json.loads(out)
+    from runtime.predict import json_line
+
+    line = json_line({"text": "a\x9b\u202eb\U000e0041 ünï 良い"})
+    assert line == '{"text": "a\\u009b\\u202eb\\udb40\\udc41 ünï 良い"}'
+    assert json.loads(line) == {"text": "a\x9b\u202eb\U000e0041 ünï 良い"}
+
+
+def test_coloured_explanation_has_no_escape_but_its_own_colours(bundle_dir):
+    import re
+
+    from runtime import SentimentClassifier
+    from runtime.predict import format_explanation
+
+    with SentimentClassifier.from_bundle(bundle_dir) as classifier:
+        shown = format_explanation(0, HOSTILE, classifier.explain(HOSTILE), None, "text", colour=True)
+    assert "\x1b" not in re.sub(r"\x1b\[[0-9;]*m", "", shown)
+    assert "\x07" not in shown and "\u202e" not in shown
+
+
+def test_ctrl_c_over_a_large_file_is_one_line_and_status_130(bundle_dir, tmp_path):
+    """Ctrl-C printed a 24-line KeyboardInterrupt traceback."""
+    import signal
+
+    path = tmp_path / "large.txt"
+    path.write_text("great fun\nboring mess\n" * 500_000)
+    process = subprocess.Popen([sys.executable, "-m", "runtime.predict", "--model", str(bundle_dir), "--file", str(path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert json.loads(process.stdout.readline())["index"] == 0  # it is classifying
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 130
+    assert err.decode().splitlines() == ["interrupted"]
+
+
+@pytest.mark.parametrize("path, message", [("/dev/zero", "not a file or a pipe"), ("/", "is a folder")])
+def test_a_device_or_a_folder_is_refused_clearly(path, message):
+    """`--file /dev/zero` said "no such file"."""
+    result = run_cli("--file", path, timeout=60)
+    err = result.stderr.decode()
+    assert result.returncode == 1 and result.stdout == b""
+    assert err.startswith(f"error: {path}: {message}") and err.count("\n") == 1
+
+
+def test_a_pipe_is_read_as_a_file(bundle_dir, tmp_path):
+    """`--file <(zcat reviews.gz)`: process substitution gives a pipe, which is read as a file."""
+    import os
+    import threading
+
+    fifo = tmp_path / "reviews.fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_text(f"{POSITIVE}\n{NEGATIVE}\n"))
+    writer.start()
+    result = run_cli("--model", str(bundle_dir), "--file", str(fifo))
+    if writer.is_alive():  # the CLI never opened the pipe: open it here, so the writer ends
+        fifo.read_bytes()
+    writer.join()
+    assert result.returncode == 0, result.stderr.decode()
+    assert [json.loads(line)["label"] for line in result.stdout.decode().splitlines()] == ["positive", "negative"]
+
+
+def test_an_unreadable_file_is_one_error_line(tmp_path):
+    import os
+
+    path = tmp_path / "secret.txt"
+    path.write_text("a fine film\n")
+    path.chmod(0)
+    if os.access(path, os.R_OK):
+        pytest.skip("running as a user who can read anything (root)")
+    result = run_cli("--file", str(path))
+    assert result.returncode == 1 and result.stderr.decode() == f"error: {path}: Permission denied\n"
+
+
+def unverified_copy(bundle_dir, tmp_path):
+    """A copy of the bundle whose artifacts have no parity records: each one warns when loaded."""
+    import shutil
+
+    from runtime import bundle
+
+    folder = shutil.copytree(bundle_dir, tmp_path / "unverified", ignore=shutil.ignore_patterns("model.keras"))
+    manifest = bundle.read_manifest(folder)
+    manifest["parity"] = {}
+    bundle.write_manifest(folder, manifest)
+    return folder
+
+
+def test_explain_with_unverified_artifacts_warns_in_one_line(bundle_dir, tmp_path):
+    """explain printed a raw Python warning with a source line (classifier.py:259 ... self._steps = ...)."""
+    folder = unverified_copy(bundle_dir, tmp_path)
+    result = run_cli("--model", str(folder), "--allow-unverified", "--explain", "--format", "json", POSITIVE, NEGATIVE)
+    assert result.returncode == 0, result.stderr.decode()
+    (line,) = result.stderr.decode().splitlines()
+    assert line.startswith("warning: ") and line.endswith("loaded without a passing parity record")
+    assert len(result.stdout.decode().splitlines()) == 2
