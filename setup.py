@@ -16,7 +16,7 @@ every step; 1.2e-5 measured on all 25,000 test reviews): the int8 one (1.3 MB) m
 stays in the repository's bundle, for an int8 classifier's explain there. The manifest copied
 with them lists just those files, and says which artifacts were left out and where they are, so
 the runtime can say so too. The Keras model, history and plots stay out: a device never reads
-them. The explain page (runtime/explain.html) and the systemd unit (runtime/imdb-sentiment.service,
+them. The explain page (runtime/explain.html, .js, .css) and the systemd unit (runtime/imdb-sentiment.service,
 printed by `python -m runtime.service`) go in as package data.
 
 Builds happen in a temporary folder (`build_base`), not in `build/` of the clone: a `build/`
@@ -102,4 +102,4 @@ class BuildElsewhere(build):
 
 if __name__ == "__main__":  # `python setup.py ...` and setuptools' build backend; tests import it
     setup(cmdclass={"build": BuildElsewhere, "build_py": BuildWithModel},
-          package_data={"runtime": ["explain.html", "imdb-sentiment.service"]})
+          package_data={"runtime": ["explain.html", "explain.js", "explain.css", "imdb-sentiment.service"]})

@@ -64,7 +64,7 @@ def explain_everywhere(folder: str, texts: list[str]) -> list[dict]:
                 with SentimentClassifier.from_bundle(folder, backend=backend, precision=precision) as classifier:
                     record["interpreter"] = classifier.describe()["interpreter"]
                     record["probabilities"] = [list(word.probabilities.values()) for text in texts
-                                               for word in classifier.explain(text).words if not word.truncated]
+                                               for word in classifier.explain(text).words]
             except Exception as error:  # reported to the driver, which fails the run
                 record["error"] = f"{type(error).__name__}: {error}"
             runs.append(record)

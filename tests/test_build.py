@@ -48,7 +48,8 @@ def test_python_m_build_builds_the_wheel_from_the_sdist_with_the_same_model(tmp_
     with tarfile.open(sdist) as archive:
         top = archive.getnames()[0].split("/")[0]
         in_sdist = {name.removeprefix(top + "/") for name in archive.getnames()}
-    assert {"setup.py", "pyproject.toml", "README.md", "runtime/imdb-sentiment.service", "runtime/explain.html"} <= in_sdist
+    assert {"setup.py", "pyproject.toml", "README.md", "runtime/imdb-sentiment.service", "runtime/explain.html",
+            "runtime/explain.js", "runtime/explain.css"} <= in_sdist
     assert {name for name in in_sdist if name.startswith("models/") and name.count("/") == 2} == set(shipped)
     with zipfile.ZipFile(wheel) as archive:
         in_wheel = set(archive.namelist())
@@ -57,4 +58,5 @@ def test_python_m_build_builds_the_wheel_from_the_sdist_with_the_same_model(tmp_
                    if name.startswith("runtime/models/imdb-lstm/")}
     assert model_files == {path.removeprefix("models/imdb-lstm/") for path in shipped}
     assert {record["file"] for record in packaged["artifacts"].values()} <= model_files
-    assert {"runtime/imdb-sentiment.service", "runtime/explain.html", "runtime/service.py"} <= in_wheel
+    assert {"runtime/imdb-sentiment.service", "runtime/explain.html", "runtime/explain.js", "runtime/explain.css",
+            "runtime/service.py"} <= in_wheel
