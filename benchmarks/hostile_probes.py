@@ -345,7 +345,8 @@ def markdown(results: dict) -> str:
         f"({u['request_timeout']} s); {u['closed_by_server']} of {u['clients']} connections closed by the server |",
         f"| one address holding {f['connections']:,} connections, reopening them, for {f['seconds']} s | "
         f"{counts(f['statuses'])}; `/healthz` p99 {f['healthz'].get('p99')} ms; the flood was answered "
-        f"{counts(f['flood']['answers'])}, holding at most {f['flood']['most_held']:,} at once |",
+        f"{counts(f['flood']['answers'])} (connections open at once, counting those about to be refused: "
+        f"{f['flood']['most_held']:,}) |",
         f"<!-- end:{SECTION} -->",
         ""])
 
