@@ -3,6 +3,7 @@ import random
 import numpy as np
 import pytest
 
+from runtime import text as text_module
 from runtime.text import (OOV_ID, PAD_ID, START_ID, WORD_PATTERN, Tokenizer, _cut_before, normalize, pad_ids, split_words,
                           word_spans)
 
@@ -161,3 +162,27 @@ def test_the_last_words_of_a_long_text_map_only_its_tail(monkeypatch):
     monkeypatch.setattr(text_module, "_word_spans", lambda text: mapped.append(len(text)) or spans(text))
     assert word_spans(text, last=500) == whole[-500:]
     assert sum(mapped) < 20_000  # characters mapped: about the last 500 words' (each 4 words take 38)
+
+
+def test_nfkc_bounds_runs_of_combining_marks_so_normalizing_is_linear(monkeypatch):
+    # NFKC orders a run of marks by insertion: 40,000 alternating pairs took 10 s before the
+    # stream-safe form. Count what reaches unicodedata.normalize instead of timing it.
+    import unicodedata
+
+    longest_runs = []
+    real_normalize = unicodedata.normalize
+
+    def counting(form, text):
+        run = longest = 0
+        for character in text:
+            run = run + 1 if unicodedata.combining(character) else 0
+            longest = max(longest, run)
+        longest_runs.append(longest)
+        return real_normalize(form, text)
+
+    monkeypatch.setattr(text_module.unicodedata, "normalize", counting)
+    hostile = "a" + "\u0301\u0323" * 5_000 + " good"
+    assert text_module.split_words(hostile)[-1] == "good"
+    assert max(longest_runs) <= text_module.MAX_MARKS_IN_A_ROW
+    # Real text with a few marks a word keeps its words.
+    assert text_module.split_words("Cafe\u0301 tre\u0300s bien, n\u0303o") == ["café", "très", "bien", "ño"]
