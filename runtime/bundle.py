@@ -115,9 +115,10 @@ def _read_regular(path: Path, limit: int, missing: str = "missing from the bundl
         if error.errno == errno.ELOOP:  # O_NOFOLLOW met a link
             raise BundleError(f"{path}: a symbolic link, not a regular file") from None
         raise BundleError(f"{path}: cannot be read ({error.strerror})") from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):  # before fdopen, which refuses a folder itself
+        os.close(descriptor)
+        raise BundleError(f"{path}: not a regular file")
     with os.fdopen(descriptor, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise BundleError(f"{path}: not a regular file")
         return handle.read(limit + 1)  # one byte more shows a file over the limit, or one that grew
 
 

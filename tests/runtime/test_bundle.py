@@ -338,3 +338,9 @@ def test_a_manifest_too_large_to_read_is_never_written(tmp_path):
     with pytest.raises(bundle.BundleError, match="over the"):
         bundle.write_manifest(tmp_path, {"metrics": {"counts": [[0] * 1000] * 300}})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_manifest_that_is_a_folder_is_refused(tmp_path):
+    (tmp_path / bundle.MANIFEST_NAME).mkdir()
+    with pytest.raises(bundle.BundleError, match="not a regular file"):
+        bundle.read_manifest(tmp_path)
