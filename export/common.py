@@ -6,7 +6,9 @@ check, and swapped in only when that passes."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Callable
@@ -25,6 +27,27 @@ QUICK_PARITY_REVIEWS = 1000
 
 class ExportError(Exception):
     """A bundle that cannot be exported, or an artifact that fails its checks."""
+
+
+class Stage:
+    """Progress of one long stage (parity on 25,000 reviews runs for minutes) on stderr: a
+    keras Progbar on a terminal, else one line as the stage starts, so a log shows where it is."""
+
+    def __init__(self, name: str, total: int, unit: str = "texts"):
+        self.bar = None
+        if sys.stderr.isatty():
+            import keras
+
+            print(f"{name}:", file=sys.stderr)
+            with contextlib.redirect_stdout(sys.stderr):  # Progbar writes to stdout, which is for results
+                self.bar = keras.utils.Progbar(total, unit_name=unit.rstrip("s"))
+        else:
+            print(f"{name}: {total:,} {unit}", file=sys.stderr, flush=True)
+
+    def update(self, done: int) -> None:
+        if self.bar is not None:
+            with contextlib.redirect_stdout(sys.stderr):
+                self.bar.update(done)
 
 
 def load_trained(folder: str | Path):
@@ -175,47 +198,102 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(handle, array, allow_pickle=False)
 
 
+# The padding-state files the cached and per-step graphs start from (the full graph does not).
+_PADDED_GRAPHS = ("cached", bundle.STEPS_GRAPH)
+
+
 def export_bundle(folder: str | Path, backend: str, write_artifacts: Callable, data_source: str | None,
-                  parity_limit: int | None) -> dict:
-    """Export one backend's artifacts all or nothing; return the new manifest.
+                  parity_limit: int | None, precisions: tuple[str, ...] = bundle.PRECISIONS) -> dict:
+    """Export one backend's artifacts of `precisions`, each all or nothing; return the new manifest.
 
     The parity reviews are read first, so missing data fails before any work. The artifacts are
-    written by `write_artifacts(staging, manifest, config, trained)` into a staging copy of the
-    bundle, proven there on real test reviews, and the copy replaces the bundle only if that
-    passes: any failure leaves the bundle byte-identical. With no parity_limit the artifacts land
-    unproven, and the runtime refuses them until `python -m export.parity` passes.
+    written by `write_artifacts(staging, manifest, config, trained, precisions)` into a staging
+    copy of the bundle and proven there on real test reviews. A float32 artifact that fails means
+    the conversion is wrong: nothing replaces the bundle. An int8 one that fails (quantization
+    changed too many answers) is left out, the bundle keeping what it had for it, the rest is
+    swapped in, and ExportError then names it and what to do. With no parity_limit the artifacts
+    land unproven, and the runtime refuses them until `python -m export.parity` passes.
     """
     from export import parity
 
     folder = Path(folder)
     manifest = load_trained(folder)[0]  # a bundle that cannot be exported fails before the data is read
     reviews = parity.test_reviews(data_source, parity_limit, manifest) if parity_limit else None
+    left_out = []
     with bundle.staging_folder(folder, copy_from=folder) as staging:
-        manifest, config, trained = load_trained(staging)
-        write_artifacts(staging, manifest, config, trained)
+        original, (manifest, config, trained) = manifest, load_trained(staging)
+        write_artifacts(staging, manifest, config, trained, precisions)
         record_artifacts(staging, {}, padding_states=ensure_padding_states(staging, trained, config))
         keys = [bundle.artifact_key(backend, graph, precision)
-                for graph in bundle.ARTIFACT_GRAPHS for precision in bundle.PRECISIONS]
+                for graph in bundle.ARTIFACT_GRAPHS for precision in precisions]
         if reviews is not None:
-            parity.check_reviews(staging, trained, reviews, keys)
+            results = parity.check_reviews(staging, trained, reviews, keys, raise_on_failure=False)
+            failed = {key: result for key, result in results.items() if not result["passed"]}
+            if any(key.endswith("float32") for key in failed):
+                raise ExportError(parity.failure_message(failed) + "\nNothing was written: a float32 artifact must "
+                                  "compute what Keras computes, so the conversion went wrong (docs/export.md)")
+            keep_previous(staging, folder, original, list(failed))
+            left_out = [(key, failed[key]) for key in failed]
         else:
             print(f"note: parity skipped; the runtime refuses these artifacts until python -m export.parity "
                   f"--model {folder} passes", file=sys.stderr)
-        return bundle.read_manifest(staging)
+        # The bundle's other artifacts that start from the padding states (int8 ones left as they
+        # were, the other backend's) were proven with the old states: if those changed, they go.
+        if bundle.read_manifest(staging)["padding_states"]["sha256"] != original.get("padding_states", {}).get("sha256"):
+            unwritten = [key for key, record in bundle.read_manifest(staging)["artifacts"].items()
+                         if record.get("graph") in _PADDED_GRAPHS and key not in keys]
+            keep_previous(staging, folder, {"artifacts": {}}, unwritten)
+        exported = bundle.read_manifest(staging)
+    if left_out:
+        names = ", ".join(key for key, _ in left_out)
+        raise ExportError(parity.failure_message(dict(left_out)) + f"\nThe artifacts that passed were written to "
+                          f"{folder}; {names} {'was' if len(left_out) == 1 else 'were'} not. Rerun with --precision float32 to export "
+                          "float32 only, or check parity on more test texts (more data, or a larger --test-split "
+                          "when training): on few texts a few changed labels are many points (docs/export.md)")
+    return exported
+
+
+def keep_previous(staging: Path, folder: Path, original: dict, keys: list[str]) -> None:
+    """Put back in `staging` what the bundle had for these artifacts (file, record and parity
+    record) before this export, or nothing if it had none, so a failed artifact never lands. An old
+    artifact that starts from padding states is kept only if the states are the same bytes."""
+    if not keys:
+        return
+    manifest = bundle.read_manifest(staging)
+    same_states = manifest["padding_states"]["sha256"] == original.get("padding_states", {}).get("sha256")
+    for key in keys:
+        new, old = manifest["artifacts"].pop(key), original["artifacts"].get(key)
+        manifest.get("parity", {}).pop(key, None)
+        (staging / new["file"]).unlink(missing_ok=True)
+        if old is not None and (same_states or old["graph"] not in _PADDED_GRAPHS):
+            shutil.copy2(folder / old["file"], staging / old["file"])
+            manifest["artifacts"][key] = old
+            if key in original.get("parity", {}):
+                manifest.setdefault("parity", {})[key] = original["parity"][key]
+    bundle.write_manifest(staging, manifest)
 
 
 def export_arguments(module: str, description: str) -> argparse.ArgumentParser:
     """The options every export command takes."""
     parser = cli.parser(module, description)
-    parser.add_argument("--model", type=Path, default=bundle.REPOSITORY_BUNDLE, help="bundle folder")
+    parser.add_argument("--model", type=Path, required=True,
+                        help="bundle folder, e.g. runs/imdb-lstm-<time> (the shipped models/imdb-lstm is "
+                             "replaced only when named)")
     parser.add_argument("--data", default=os.environ.get("IMDB_DATA"),
                         help="the data the bundle was trained on, for the parity check on its test texts "
                              "(IMDB: aclImdb archive or folder, $IMDB_DATA, else download)")
+    parser.add_argument("--precision", choices=("all", *bundle.PRECISIONS), default="all",
+                        help="the artifacts to export: float32 only leaves the bundle's int8 ones as they are")
     parser.add_argument("--parity-limit", type=int, default=QUICK_PARITY_REVIEWS,
                         help="test reviews for the parity check after export (0 skips it, and the runtime "
                              "then refuses the artifacts until python -m export.parity passes)")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's and the converters' log lines")
     return parser
+
+
+def precisions_of(choice: str) -> tuple[str, ...]:
+    """--precision's value as the precisions to export."""
+    return bundle.PRECISIONS if choice == "all" else (choice,)
 
 
 def run_export(job: Callable[[], object], verbose: bool = False) -> int:

@@ -11,6 +11,7 @@ ONNX `LSTM` node; `onnxruntime.quantization.quantize_dynamic` turns it into
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -114,12 +115,14 @@ def lstm_node_count(proto) -> dict:
 
 
 def export_onnx(folder: str | Path, data_source: str | None = None,
-                parity_limit: int | None = common.QUICK_PARITY_REVIEWS) -> dict:
-    """Write the six ONNX artifacts into the bundle, all or nothing (common.export_bundle)."""
+                parity_limit: int | None = common.QUICK_PARITY_REVIEWS,
+                precisions: tuple[str, ...] = bundle.PRECISIONS) -> dict:
+    """Write the six ONNX artifacts (or those of `precisions`) into the bundle, each all or
+    nothing (common.export_bundle)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    def write_artifacts(staging: Path, manifest: dict, config, trained) -> None:
+    def write_artifacts(staging: Path, manifest: dict, config, trained, precisions) -> None:
         for graph in bundle.ARTIFACT_GRAPHS:
             model = common.inference_model(trained, config, graph, batch_size=None)
             fingerprint = json.dumps(common.fingerprint(manifest, model, graph))
@@ -127,8 +130,14 @@ def export_onnx(folder: str | Path, data_source: str | None = None,
             counts = lstm_node_count(proto)
             if counts["LSTM"] != 1 or counts["Loop"] or counts["Scan"]:
                 raise common.ExportError(f"the {graph} ONNX graph should have one LSTM node and no loop, has {counts}")
-            float_path = common.write_and_record(staging, manifest, "onnx", graph, "float32", model,
-                                                 lambda tmp: onnx.save(proto, str(tmp)), opset=OPSET)
+            # int8 is quantized from the float32 file, which is written (and recorded) only if asked for.
+            float_path = common.write_artifact(staging, f".float32-{graph}.onnx", lambda tmp: onnx.save(proto, str(tmp)))
+            if "float32" in precisions:
+                common.write_and_record(staging, manifest, "onnx", graph, "float32", model,
+                                        lambda tmp: shutil.copyfile(float_path, tmp), opset=OPSET)
+            if "int8" not in precisions:
+                float_path.unlink()
+                continue
             # reduce_range keeps weights to 7 bits: without it, x86 CPUs lacking VNNI saturate in
             # ONNX Runtime's int8 kernels and answer differently from ARM (scripts/pi_emulation.py).
             # The 100x2 Dense layer stays float: quantizing it saves 600 bytes and costs 4 kernel calls.
@@ -137,14 +146,16 @@ def export_onnx(folder: str | Path, data_source: str | None = None,
                                     lambda tmp: quantize_dynamic(float_path, tmp, weight_type=QuantType.QInt8,
                                                                  reduce_range=True, nodes_to_exclude=dense),
                                     opset=OPSET, quantization="dynamic int8, 7-bit weight range (quantize_dynamic)")
+            float_path.unlink()
 
-    return common.export_bundle(folder, "onnx", write_artifacts, data_source, parity_limit)
+    return common.export_bundle(folder, "onnx", write_artifacts, data_source, parity_limit, precisions)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = common.export_arguments("export.onnx", __doc__.split("\n")[0])
     args = parser.parse_args(argv)
-    return common.run_export(lambda: export_onnx(args.model, args.data, args.parity_limit or None), args.verbose)
+    return common.run_export(lambda: export_onnx(args.model, args.data, args.parity_limit or None,
+                                                 common.precisions_of(args.precision)), args.verbose)
 
 
 if __name__ == "__main__":

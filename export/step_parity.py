@@ -8,7 +8,9 @@ own steps, which are Keras' last len(ids). Fails, naming every artifact and figu
     (on 1,000 reviews both backends stay within 1e-5, the issue's figure, which the tests pin; over
     all 25,000 and their 5.4 million steps float32 rounding reaches 1.2e-5 on TFLite, as its cached
     graph's last step reaches 1.1e-5 against Keras, which classify's parity allows with 1e-4);
-  - an int8 one agrees with Keras' label at fewer than 99 % of the steps;
+  - an int8 one changes Keras' label at more than 1 % of the steps, or more on few reviews: the steps
+    of one review rise and fall together, so the share of steps changed is weighed as a share of
+    the reviews (n = reviews) against export.parity.allowed_disagreements(n);
   - the last step of a per-step artifact differs from the cached graph of its backend and precision,
     whose answer is classify's (explain ends exactly there), by more than 1e-5 (float32) or 1e-3
     (int8: a cached graph of another form, such as TFLite's fused LSTM, quantises its own way).
@@ -27,10 +29,10 @@ import numpy as np
 from runtime import SentimentClassifier, backends, bundle
 from runtime.classifier import UnverifiedArtifactWarning
 from runtime.explain import StepModel
+from export import parity
 
 STEP_ATOL = 2e-5
 LAST_STEP_ATOL = {"float32": 1e-5, "int8": 1e-3}
-INT8_MIN_STEP_AGREEMENT = 0.99
 KERAS_CHUNK = 500  # reviews per Keras call: 500 x 500 steps x labels floats at a time
 
 
@@ -61,7 +63,12 @@ def run_step_parity(folder: Path, trained, texts, keys: list[str], record: bool 
         return {}
     tokenizer = next(iter(loaded.values()))[0].tokenizer
     figures = {key: {"steps": 0, "agree": 0, "max_abs_diff": 0.0, "last": 0.0, "seconds": 0.0} for key in loaded}
-    for text, expected in zip(texts, keras_steps(trained, config, tokenizer, texts)):
+    from export.common import Stage
+
+    stage = Stage(f"per-step parity: Keras and {', '.join(loaded)}", len(texts))
+    for done, (text, expected) in enumerate(zip(texts, keras_steps(trained, config, tokenizer, texts)), start=1):
+        if done % 100 == 0 or done == len(texts):
+            stage.update(done)
         ids = tokenizer.token_ids(text)
         expected = expected[-len(ids):]
         for key, (classifier, steps) in loaded.items():
@@ -83,18 +90,22 @@ def run_step_parity(folder: Path, trained, texts, keys: list[str], record: bool 
                   "sha256": manifest["artifacts"][key]["sha256"], "failures": []}
         if precision == "float32" and result["max_abs_diff"] > STEP_ATOL:
             result["failures"].append(f"max step diff {result['max_abs_diff']:.2e} vs atol {STEP_ATOL:.0e}")
-        if precision == "int8" and result["step_label_agreement"] < INT8_MIN_STEP_AGREEMENT:
-            result["failures"].append(f"step label agreement {result['step_label_agreement']:.4f} "
-                                      f"< {INT8_MIN_STEP_AGREEMENT}")
+        if precision == "int8":
+            # A review's steps are not independent samples: count the share changed in reviews.
+            share = 1 - result["step_label_agreement"]
+            allowed = parity.allowed_disagreements(len(texts)) / len(texts)
+            result["allowed_step_disagreement"] = allowed
+            if share > allowed + 1e-12:
+                result["failures"].append(f"step label agreement {result['step_label_agreement']:.4f}: "
+                                          f"{share:.2%} of steps differ from Keras, at most {allowed:.2%} may "
+                                          f"on {len(texts):,} reviews")
         if result["max_abs_diff_last_step_vs_cached"] > LAST_STEP_ATOL[precision]:
             result["failures"].append(f"last step vs the cached graph {result['max_abs_diff_last_step_vs_cached']:.2e}"
                                       f" vs atol {LAST_STEP_ATOL[precision]:.0e}")
         result["passed"] = not result["failures"]
         results[key] = result
     if record:
-        from export.parity import record_parity
-
-        record_parity(folder, results)
+        parity.record_parity(folder, results)
     return results
 
 

@@ -75,23 +75,25 @@ def with_fingerprint(content: bytes, fingerprint: dict) -> bytes:
 
 
 def export_tflite(folder: str | Path, form: str = "while", data_source: str | None = None,
-                  parity_limit: int | None = common.QUICK_PARITY_REVIEWS) -> dict:
-    """Write the six TFLite artifacts into the bundle, all or nothing (common.export_bundle)."""
+                  parity_limit: int | None = common.QUICK_PARITY_REVIEWS,
+                  precisions: tuple[str, ...] = bundle.PRECISIONS) -> dict:
+    """Write the six TFLite artifacts (or those of `precisions`) into the bundle, each all or
+    nothing (common.export_bundle)."""
     tf_keras = import_tf_keras() if form == "fused" else None  # before the slow part: fails at once
 
-    def write_artifacts(staging: Path, manifest: dict, config, trained) -> None:
+    def write_artifacts(staging: Path, manifest: dict, config, trained, precisions) -> None:
         for graph in bundle.ARTIFACT_GRAPHS:
             graph_form = form if graph in FORMS[form] else "while"
             model = common.inference_model(trained, config, graph, batch_size=1, unroll=graph_form == "unrolled",
                                            library=tf_keras if graph_form == "fused" else None)
-            for precision in bundle.PRECISIONS:
+            for precision in precisions:
                 content = with_fingerprint(convert(model, quantize=precision == "int8"),
                                            common.fingerprint(manifest, model, graph))
                 common.write_and_record(
                     staging, manifest, "tflite", graph, precision, model, lambda tmp: tmp.write_bytes(content),
                     form=graph_form, quantization="dynamic-range int8 weights" if precision == "int8" else None)
 
-    return common.export_bundle(folder, "tflite", write_artifacts, data_source, parity_limit)
+    return common.export_bundle(folder, "tflite", write_artifacts, data_source, parity_limit, precisions)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
                              "(full graph only), fused (one UNIDIRECTIONAL_SEQUENCE_LSTM op, cached graph only; "
                              "needs tf-keras)")
     args = parser.parse_args(argv)
-    return common.run_export(lambda: export_tflite(args.model, args.form, args.data, args.parity_limit or None), args.verbose)
+    return common.run_export(lambda: export_tflite(args.model, args.form, args.data, args.parity_limit or None,
+                                                   common.precisions_of(args.precision)), args.verbose)
 
 
 if __name__ == "__main__":

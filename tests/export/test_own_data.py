@@ -11,7 +11,7 @@ import pytest
 
 from export import parity
 from runtime import bundle
-from tests.training.own_data import FIVE_LABELS, TWO_LABELS, cue_text, examples, write_folders, write_jsonl
+from tests.training.own_data import FILLER, FIVE_LABELS, TWO_LABELS, cue_text, examples, write_folders, write_jsonl
 
 QUICK = ["--epochs", "3", "--word2vec-epochs", "0", "--batch-size", "16", "--learning-rate", "0.005", "--quiet"]
 
@@ -153,3 +153,54 @@ def test_the_server_gives_the_data_s_labels(five_labels, tmp_path):
         assert status == 200 and body["labels"] == sorted(FIVE_LABELS)
     finally:
         assert server.stop() == 0
+
+
+THREE_LABELS = {"Recommended": "gripping delightful superb", "Skip It": "tedious clumsy dreary",
+                "Mixed Bag": "uneven patchy middling"}
+
+
+def write_verdicts(path, rows: int = 600, seed: int = 3):
+    """A CSV as a user's export looks: `Ref #`, `Our Verdict`, `Review Body`, 3 labels. A third of
+    the texts carry another label's cues too, so the model is unsure of some and int8 flips a few."""
+    import csv
+    import random
+
+    rng, labels = random.Random(seed), list(THREE_LABELS)
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Ref #", "Our Verdict", "Review Body"])
+        for index in range(rows):
+            label = labels[index % 3]
+            cues = THREE_LABELS[label].split() + (THREE_LABELS[labels[(index + 1) % 3]].split() if index % 3 == 0 else [])
+            words = [rng.choice(cues) if k % 3 == 0 else rng.choice(FILLER) for k in range(8 + index % 17)]
+            writer.writerow([f"R-{index:04d}", label, " ".join(words).capitalize() + "."])
+    return path
+
+
+@pytest.mark.slow
+def test_600_rows_of_3_labels_train_export_and_load_with_the_documented_commands(tmp_path):
+    """Finding: 120 test texts, one int8 label flip is 0.83 points, and the export was refused,
+    float32 artifacts included. With docs/your-own-data.md's commands it now exports and loads."""
+    pytest.importorskip("tf2onnx", reason="needs the export extra")
+    from export import onnx as onnx_export
+    from export import tflite as tflite_export
+    from runtime import SentimentClassifier
+    from training import fit
+
+    data = write_verdicts(tmp_path / "verdicts.csv")
+    output = tmp_path / "bundle"
+    assert fit.main(["--data", str(data), "--text-column", "Review Body", "--label-column", "Our Verdict",
+                     "--output", str(output), *QUICK]) == 0
+    manifest = bundle.read_manifest(output)
+    assert manifest["training"]["data"]["test_reviews"] == 120
+    for export in (tflite_export, onnx_export):
+        assert export.main(["--model", str(output), "--data", str(data)]) == 0
+    manifest = bundle.read_manifest(output)
+    assert {result["reviews"] for result in manifest["parity"].values()} == {120}
+    for backend in ("tflite", "onnx"):
+        for precision in ("float32", "int8"):
+            with SentimentClassifier.from_bundle(output, backend, precision) as classifier:  # no allow_unverified
+                answers = [classifier.classify(cue_text(THREE_LABELS, label)).label for label in THREE_LABELS]
+            assert answers == list(THREE_LABELS), (backend, precision)
+    result = run_cli("--model", str(output), "--format", "text", cue_text(THREE_LABELS, "Skip It"))
+    assert result.returncode == 0 and result.stderr == b"" and result.stdout.decode().split("\t")[1] == "Skip It"
