@@ -133,7 +133,9 @@ def serve_candidate(name: str, port: int) -> None:
     import logging
 
     from runtime import SentimentClassifier
-    from runtime.http_app import ClassifierPool, Metrics, SentimentService, build_app, classify_each
+    from runtime.serving.app import SentimentService, build_app
+    from runtime.serving.metrics import Metrics
+    from runtime.serving.pool import ClassifierPool, classify_each
 
     def load() -> SentimentClassifier:
         return SentimentClassifier.from_bundle()

@@ -199,7 +199,9 @@ def test_oip_infer_errors(server, tensor, message):
 # --- operations ------------------------------------------------------------------------------------
 
 def test_openapi_describes_every_route(server):
-    from runtime.http_app import ClassifierPool, Metrics, SentimentService
+    from runtime.serving.app import SentimentService
+    from runtime.serving.metrics import Metrics
+    from runtime.serving.pool import ClassifierPool
 
     status, _, document = server.request("GET", "/openapi.json")
     assert status == 200 and document["openapi"].startswith("3.")

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from runtime import protocol
+from runtime.serving import protocol
 from runtime.classifier import Prediction
-from runtime.http_app import Limits
+from runtime.serving.protocol import Limits
 from tests.runtime.test_serve_harness import InProcessServer
 
 LABELS = ["negative", "positive"]

@@ -20,8 +20,12 @@ import pytest
 
 pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install '.[serve]')")
 
-from runtime.http_app import ClassifierPool, Limits, Metrics, SentimentService, build_app  # noqa: E402
-from runtime.serve import DrainingServer, GuardedHttpToolsProtocol, Guards, listen  # noqa: E402
+from runtime.serving.app import SentimentService, build_app  # noqa: E402
+from runtime.serving.metrics import Metrics  # noqa: E402
+from runtime.serving.pool import ClassifierPool  # noqa: E402
+from runtime.serving.protocol import Limits  # noqa: E402
+from runtime.serving.server import DrainingServer, listen  # noqa: E402
+from runtime.serving.uvicorn_internals import GuardedHttpToolsProtocol, Guards  # noqa: E402
 from tests.conftest import ROOT, synthetic_review  # noqa: E402
 from tests.runtime.conftest import NEGATIVE, POSITIVE  # noqa: E402
 

@@ -3,7 +3,7 @@
 the OpenAPI document that describes every endpoint.
 
 Everything here is a plain function of bytes and dicts. A body that cannot be answered raises
-`RequestError` with the HTTP status that fits; `runtime.http_app` turns it into a JSON error.
+`RequestError` with the HTTP status that fits; `runtime.serving.app` turns it into a JSON error.
 """
 
 from __future__ import annotations
@@ -21,6 +21,14 @@ OUTPUTS = (OUTPUT_PROBABILITIES, OUTPUT_LABEL)
 MODEL_VERSION = "1"
 # OIP platform names (Triton's); LiteRT has none there, so it is named after its file format.
 PLATFORMS = {"tflite": "tflite", "onnx": "onnxruntime_onnx"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may be (the server's options of the same names)."""
+    max_body_bytes: int = 1 << 20
+    max_batch: int = 64
+    request_timeout: float = 10.0  # seconds for a whole request to arrive
 
 
 class RequestError(Exception):

@@ -1,0 +1,175 @@
+"""What the endpoints of both protocols share, apart from HTTP (as MLServer's DataPlane): the
+model's life cycle (loading -> ready -> draining, or failed), the warnings about it, and the
+answers, built and rendered to JSON in the pool's threads, never on the event loop. A request
+that cannot be answered raises `protocol.RequestError`; the endpoints (runtime/serving/app.py)
+read requests and send these answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import threading
+from importlib import metadata
+from typing import Callable, TypeVar
+
+from runtime import backends, bundle
+from runtime.classifier import SentimentClassifier
+from runtime.explain import Explanation
+from runtime.serving import protocol
+from runtime.serving.metrics import Metrics
+from runtime.serving.pool import ClassifierPool, classify_each
+from runtime.serving.protocol import RequestError
+
+# A request with a body over this is heavy (up to a second of work for 1 MiB): heavy requests use at
+# most all classifiers but one at once, so a short request always finds one free.
+HEAVY_BODY_BYTES = 64 * 1024
+NOT_READY = {"loading": "the model is loading", "draining": "the server is shutting down",
+             "failed": "the model could not be loaded"}
+T = TypeVar("T")
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("imdb-sentiment-edge")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+class DataPlane:
+    """The model behind every endpoint, over one ClassifierPool. `phase`: loading -> ready -> draining
+    (or failed)."""
+
+    def __init__(self, pool: ClassifierPool, metrics: Metrics):
+        self.pool, self.metrics = pool, metrics
+        self.phase = "loading"
+        self.version = package_version()
+        self.on_loaded: Callable[[], None] | None = None  # set by the server: say so
+        self.on_load_failed: Callable[[BaseException], None] | None = None  # set by the server: stop, exit 1
+        # Warnings about the loaded model (an unverified artifact), in every answer about it.
+        self.warnings: tuple[str, ...] = ()
+        self._warnings_lock = threading.Lock()
+        self._heavy_slots = asyncio.Semaphore(max(1, pool.size - 1))
+
+    # --- life cycle ---
+
+    def start_loading(self) -> None:
+        """Load the classifiers in a daemon thread: the server answers meanwhile, and a stop never
+        waits for a load that hangs (a stuck file, a slow disk); the process exits without it."""
+        loop = asyncio.get_running_loop()
+
+        def load() -> None:
+            try:
+                self.pool.load()
+                outcome = None
+            except Exception as error:  # any load failure: said in one line, and the server stops
+                outcome = error
+            with contextlib.suppress(RuntimeError):  # the loop has closed: the server stopped meanwhile
+                loop.call_soon_threadsafe(self._load_finished, outcome)
+
+        threading.Thread(target=load, name="load-classifiers", daemon=True).start()
+
+    def _load_finished(self, error: BaseException | None) -> None:
+        if error is not None:
+            self.phase = "failed"
+            if self.on_load_failed is not None:
+                self.on_load_failed(error)
+            return
+        self.metrics.describe_model(self.pool.description)
+        if self.phase == "loading":
+            self.phase = "ready"
+            self.metrics.ready.set(1)
+        if self.on_loaded is not None:
+            self.on_loaded()
+
+    def note_warning(self, message: str) -> bool:
+        """Keep a warning about the model for the answers; False if it was already known."""
+        with self._warnings_lock:
+            if message in self.warnings:
+                return False
+            self.warnings += (message,)
+            return True
+
+    def drain(self) -> None:
+        """Stop saying ready (the server stops accepting and finishes what is in flight)."""
+        if self.phase in ("loading", "ready"):
+            self.phase = "draining"
+        self.metrics.ready.set(0)
+
+    def not_ready(self) -> str:
+        """Why the server is not ready, in the words its answers give."""
+        return NOT_READY[self.phase]
+
+    def require_model(self) -> dict:
+        """The loaded model's description, or a 503. Draining still answers (a request that reached
+        the app before the stop is finished), if the classifiers are loaded: a stop may come while they load."""
+        if not self.pool.description or self.phase == "failed":
+            raise RequestError(503, self.not_ready(), {"Retry-After": "1"})
+        return self.pool.description
+
+    def require_named_model(self, name: str, version: str | None) -> str:
+        """`name` if it is the served model (and `version`, if given, its one version), else a 404."""
+        served = self.require_model()["name"]
+        if name != served:
+            raise RequestError(404, f"no model named {name!r}; this server serves {served!r}")
+        if version is not None and version != protocol.MODEL_VERSION:
+            raise RequestError(404, f"model {name!r} has no version {version!r}; it has {protocol.MODEL_VERSION!r}")
+        return name
+
+    # --- the answers, each built in a pool thread. The endpoints call require_model (or
+    # require_named_model) first, before reading the body: a 503 or 404 comes before a body error.
+
+    async def _run(self, work: Callable[[SentimentClassifier], T], body_bytes: int) -> T:
+        """`work` on a classifier of the pool; a heavy request first waits (on the loop) for a slot."""
+        if body_bytes <= HEAVY_BODY_BYTES:
+            return await self.pool.run(work)
+        async with self._heavy_slots:
+            return await self.pool.run(work)
+
+    async def predict(self, texts: list[str], body_bytes: int) -> bytes:
+        """The /v1/predict answer: each text's prediction or its own error."""
+        return await self._run(functools.partial(self._predict_answer, texts), body_bytes)
+
+    def _predict_answer(self, texts: list[str], classifier: SentimentClassifier) -> bytes:
+        outcomes = classify_each(classifier, texts)
+        self.metrics.count_outcomes(outcomes)
+        return protocol.render(protocol.predict_response(outcomes, self.warnings))
+
+    async def explain(self, text: str, body_bytes: int) -> bytes:
+        """The /v1/explain answer; 422 for a text that cannot be classified, 501 for a model without
+        a per-step artifact."""
+        try:
+            answer = await self._run(functools.partial(self._explain_answer, text), body_bytes)
+        except (bundle.BundleError, backends.BackendError) as error:
+            raise RequestError(501, f"this model cannot explain: {error}") from None
+        if isinstance(answer, str):
+            raise RequestError(422, answer)
+        return answer
+
+    def _explain_answer(self, text: str, classifier: SentimentClassifier) -> bytes | str:
+        """The explanation's JSON, or the message saying why it has none (as for a text of /v1/predict)."""
+        try:
+            explanation: Explanation = classifier.explain(text)
+        except (ValueError, TypeError) as error:
+            self.metrics.count_outcomes([str(error)])
+            return str(error)
+        self.metrics.count_outcomes([explanation])
+        return protocol.render(protocol.with_warnings(explanation.to_dict(), self.warnings))
+
+    async def infer(self, name: str, inference: protocol.InferRequest, body_bytes: int) -> bytes:
+        """The Open Inference Protocol's answer; 400 if any text cannot be classified (the protocol
+        has no per-item errors)."""
+        answer = await self._run(functools.partial(self._infer_answer, name, inference), body_bytes)
+        if isinstance(answer, str):
+            raise RequestError(400, answer)
+        return answer
+
+    def _infer_answer(self, name: str, inference: protocol.InferRequest, classifier: SentimentClassifier) -> bytes | str:
+        outcomes = classify_each(classifier, inference.texts)
+        self.metrics.count_outcomes(outcomes)
+        failed = [(index, outcome) for index, outcome in enumerate(outcomes) if isinstance(outcome, str)]
+        if failed:  # the request fails, naming the texts
+            shown = "; ".join(f"element {index}: {message}" for index, message in failed[:3])
+            return f'input "{protocol.INPUT_TEXT}" {shown}' + (f"; and {len(failed) - 3} more" if len(failed) > 3 else "")
+        return protocol.render(protocol.infer_response(name, inference, self.pool.description["labels"], outcomes))

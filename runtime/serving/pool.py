@@ -1,0 +1,60 @@
+"""The classifiers the endpoints share: one interpreter thread each, as many pool threads, so that
+many requests classify at once (one per core) while the event loop goes on serving."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, TypeVar
+
+from runtime.classifier import BatchError, Prediction, SentimentClassifier
+
+T = TypeVar("T")
+
+
+def classify_each(classifier: SentimentClassifier, texts: list[str]) -> list[Prediction | str]:
+    """Each text's Prediction, or the message saying why it has none."""
+    try:
+        return classifier.classify_batch(texts)
+    except BatchError as error:
+        return [prediction if prediction is not None else error.errors[index]
+                for index, prediction in enumerate(error.predictions)]
+
+
+class ClassifierPool:
+    """`size` classifiers and as many threads, so `size` requests classify at once (one per core)
+    while the event loop goes on serving; a thread borrows an idle classifier for one request."""
+
+    def __init__(self, size: int, load_classifier: Callable[[], SentimentClassifier]):
+        self.size = size
+        self._load_classifier = load_classifier
+        self._idle: queue.SimpleQueue[SentimentClassifier] = queue.SimpleQueue()
+        self._executor = ThreadPoolExecutor(size, thread_name_prefix="classifier")
+        self._classifiers: list[SentimentClassifier] = []
+        self.description: dict = {}
+
+    def load(self) -> None:
+        """Load every classifier (blocking; the server calls it from a thread)."""
+        for _ in range(self.size):
+            classifier = self._load_classifier()
+            self._classifiers.append(classifier)
+            self._idle.put(classifier)
+        self.description = self._classifiers[0].describe()
+
+    async def run(self, work: Callable[[SentimentClassifier], T]) -> T:
+        """`work(classifier)` in a pool thread, with a classifier to itself: the classifying and the
+        answer's JSON both happen there, so the event loop only moves bytes."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._borrow, work)
+
+    def _borrow(self, work: Callable[[SentimentClassifier], T]) -> T:
+        classifier = self._idle.get()
+        try:
+            return work(classifier)
+        finally:
+            self._idle.put(classifier)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        for classifier in list(self._classifiers):
+            classifier.close()

@@ -1,0 +1,162 @@
+"""The server: uvicorn with its httptools parser, running the application (runtime/serving/app.py)
+with the guarded connection (runtime/serving/uvicorn_internals.py). It listens at once, loads the
+classifiers in the background, and on SIGTERM or SIGINT finishes the requests in flight and exits 0
+(uvicorn re-raises the signal), even while the model is still loading.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import resource
+import socket
+import sys
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+from pathlib import Path
+
+import uvicorn
+
+from runtime.classifier import SentimentClassifier, UnverifiedArtifactWarning
+from runtime.serving.app import SentimentService, build_app
+from runtime.serving.metrics import Metrics
+from runtime.serving.middleware import Access, served_hosts
+from runtime.serving.pool import ClassifierPool
+from runtime.serving.protocol import Limits
+from runtime.serving.uvicorn_internals import HEALTH_RESERVE, GuardedHttpToolsProtocol, Guards, SignalCatchingServer
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How the server listens and what it allows (imdb-sentiment-serve's options; docs/serving.md)."""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1  # classifiers in the pool
+    limits: Limits = field(default_factory=Limits)
+    keep_alive: int = 5  # seconds an idle connection stays open
+    max_connections: int = 1024
+    max_connections_per_client: int = 128
+    allowed_hosts: tuple[str, ...] = ()  # more names for the Host header
+    allow_origins: tuple[str, ...] = ()  # other web origins whose pages may call the server
+    grace: int = 20  # seconds for the requests in flight on SIGTERM or SIGINT
+    quiet: bool = False  # no access log
+
+
+class DrainingServer(SignalCatchingServer):
+    """uvicorn's server: on SIGTERM or SIGINT it says not-ready, stops accepting, finishes the
+    requests in flight (up to the grace period) and returns, so main() exits 0."""
+
+    def __init__(self, config: uvicorn.Config, service: SentimentService):
+        super().__init__(config)
+        self.service, self.load_error = service, None
+        service.on_loaded, service.on_load_failed = self._loaded, self._load_failed
+
+    def _loaded(self) -> None:
+        d, size = self.service.pool.description, self.service.pool.size
+        print(f"ready: {d['name']} ({d['backend']} {d['precision']} {d['graph']}), "
+              f"{size} classifier{'s' if size > 1 else ''}", file=sys.stderr, flush=True)
+
+    def _load_failed(self, error: BaseException) -> None:
+        self.load_error = error
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        self.should_exit = True
+
+    def handle_exit(self, sig, frame) -> None:
+        self.service.drain()
+        super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets=None) -> None:
+        grace = self.config.timeout_graceful_shutdown
+        print(f"stopping: finishing the requests in flight (up to {grace} s)", file=sys.stderr, flush=True)
+        await super().shutdown(sockets)
+        print("stopped", file=sys.stderr, flush=True)
+
+
+def configure_logging(quiet: bool) -> None:
+    """The access log: JSON lines on stdout (none with --quiet). uvicorn's own log: errors only, on
+    stderr (its warnings repeat what the access log says, e.g. a malformed request)."""
+    access = logging.getLogger("imdb_sentiment.access")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.handlers, access.propagate = [handler], False
+    access.setLevel(logging.WARNING if quiet else logging.INFO)
+    server = logging.getLogger("uvicorn.error")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    server.handlers, server.propagate = [handler], False
+    server.setLevel(logging.ERROR)
+
+
+def raise_open_file_limit(wanted: int) -> int:
+    """Lift the soft limit on open files (1,024 under systemd) to `wanted` if the hard limit allows;
+    return the limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return soft
+
+
+def listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=2048)
+
+
+def report_warnings(service: SentimentService) -> None:
+    """An unverified artifact's warning, from any thread (the pool's loads, explain's first use of
+    its per-step artifact): one stderr line per artifact, not one per classifier, and kept for the
+    answers' "warnings"."""
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if not issubclass(category, UnverifiedArtifactWarning):
+            shown(message, category, filename, lineno, file, line)
+        elif service.note_warning(unverified_warning(str(message))):
+            print(f"warning: {message}", file=sys.stderr, flush=True)
+
+    warnings.filterwarnings("always", category=UnverifiedArtifactWarning)  # each reaches show(), which dedups
+    warnings.showwarning = show
+
+
+def unverified_warning(message: str) -> str:
+    """What clients are told of an unverified artifact: the warning without the server's folders."""
+    path, _, rest = message.partition(": ")
+    return f"unverified model: {Path(path).name}: {rest}" if rest else f"unverified model: {message}"
+
+
+def build_server(load_classifier: Callable[[], SentimentClassifier], settings: ServerSettings) -> DrainingServer:
+    """The application, its classifier pool (loaded once the server runs) and uvicorn, as asked."""
+    metrics = Metrics()
+    service = SentimentService(ClassifierPool(settings.workers, load_classifier), metrics, settings.limits)
+    guards = Guards(settings.limits.request_timeout, settings.max_connections, metrics,
+                    max_connections_per_client=settings.max_connections_per_client)
+    access = Access(served_hosts(settings.host, settings.allowed_hosts),
+                    frozenset(origin.strip().rstrip("/").lower() for origin in settings.allow_origins))
+    config = uvicorn.Config(build_app(service, access), http=functools.partial(GuardedHttpToolsProtocol, guards=guards),
+                            loop="asyncio", ws="none", lifespan="on", interface="asgi3", log_config=None,
+                            access_log=False, server_header=False, timeout_keep_alive=settings.keep_alive,
+                            timeout_graceful_shutdown=settings.grace)
+    return DrainingServer(config, service)
+
+
+def serve(load_classifier: Callable[[], SentimentClassifier], folder: Path, settings: ServerSettings) -> int:
+    """Listen, load and serve until a signal; the exit status (1: cannot listen, or the model failed to load)."""
+    configure_logging(settings.quiet)
+    wanted = settings.max_connections + HEALTH_RESERVE + 64  # + the model files, logs and listener
+    open_files = raise_open_file_limit(wanted)
+    if open_files < wanted:
+        print(f"warning: at most {open_files} open files (ulimit -n): fewer connections than --max-connections",
+              file=sys.stderr)
+    try:
+        listener = listen(settings.host, settings.port)
+    except OSError as error:
+        print(f"error: cannot listen on {settings.host}:{settings.port}: {error}", file=sys.stderr)
+        return 1
+    server = build_server(load_classifier, settings)
+    report_warnings(server.service)
+    host, port = listener.getsockname()[:2]
+    print(f"listening on http://{f'[{host}]' if ':' in host else host}:{port}; loading {folder}",
+          file=sys.stderr, flush=True)
+    server.run(sockets=[listener])
+    return 1 if server.load_error else 0
