@@ -4,7 +4,7 @@ commands wrote, so no figure is typed by hand.
     python scripts/update_readme.py
 
 Replaces each block between `<!-- begin:NAME -->` and `<!-- end:NAME -->` in README.md and
-docs/*.md: accuracy, parity and tuning from models/imdb-lstm/manifest.json (and docs/tuning/),
+docs/*.md: accuracy, parity and tuning from models/imdb-lstm/manifest.json (and docs/tuning/runs.jsonl),
 the benchmark summary from benchmarks/results.json (python -m benchmarks.bench), the folding probe
 from benchmarks/folded-embedding.json (scripts/folded_embedding.py), install and wheel sizes from
 benchmarks/install_sizes.json (scripts/install_sizes.sh), the Raspberry Pi emulation's summary
@@ -25,9 +25,8 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import bench  # noqa: E402
 from runtime import bundle  # noqa: E402
 from runtime.config import ModelConfig  # noqa: E402
-from scripts import model_card  # noqa: E402
+from scripts import model_card, training_runs  # noqa: E402
 from scripts.folded_embedding import BUILTIN, FOLDED  # noqa: E402
-from training.fit import TrainingSettings  # noqa: E402
 
 
 def changed_model_config(manifest: dict) -> dict:
@@ -56,22 +55,11 @@ def accuracy_block(manifest: dict) -> str:
     )
 
 
-def tuning_block(manifests: list[tuple[str, dict]]) -> str:
-    lines = ["| run | trained (UTC) | settings | validation reviews | best validation accuracy | epoch | shipped weights | "
-             "test accuracy |", "|---|---|---|---|---|---|---|---|"]
-    for name, manifest in manifests:
-        metrics, settings = manifest["metrics"], manifest["training"]["settings"]
-        shown = ", ".join(f"{key} {value}" for key, value in {**changed_model_config(manifest), **settings}.items()
-                          if key not in ("limit", "refit") and value not in (None, 0)  # 0: an option left off
-                          and (key, value) != ("seed", TrainingSettings.seed))
-        # Runs before validation blocks drew single reviews, so their validation shared films with training.
-        blocks = manifest["training"]["data"].get("validation_block_ids")
-        validation = f"blocks of {blocks} ids" if blocks else "single reviews"
-        refit = metrics.get("refit")
-        weights = f"refit on {refit['reviews']:,} reviews" if refit else "the validated epoch's"
-        lines.append(f"| {name} | {manifest['created'][:16].replace('T', ' ')} | {shown} | {validation} | {metrics['validation_accuracy'] * 100:.2f} % | "
-                     f"{metrics['best_epoch']} of {metrics['epochs_run']} | {weights} | {metrics['test_accuracy'] * 100:.2f} % |")
-    return "\n".join(lines)
+def tuning_block(manifest: dict) -> str:
+    """Every training run of docs/tuning/runs.jsonl (scripts/training_runs.py), the shipped one first."""
+    rows = training_runs.load()
+    shipped = next((row["run"] for row in rows if row["trained"] == manifest["created"][:16].replace("T", " ")), None)
+    return training_runs.table(rows, shipped)
 
 
 def parity_block(manifest: dict) -> str:
@@ -186,11 +174,9 @@ def main() -> int:
     manifest = bundle.read_manifest(folder)
     results, sizes = read_json("benchmarks/results.json"), read_json("benchmarks/install_sizes.json")
     folding = read_json("benchmarks/folded-embedding.json")
-    tried = [(f"`docs/tuning/{path.name}`", json.loads(path.read_text()))
-             for path in sorted((ROOT / "docs" / "tuning").glob("*.manifest.json"))]
     fill("README.md", {"results": results_block(manifest, results, sizes)})
     fill("docs/training.md", {"accuracy": accuracy_block(manifest),
-                              "tuning": tuning_block([("shipped", manifest)] + tried)})
+                              "tuning": tuning_block(manifest)})
     fill("docs/export.md", {"parity": parity_block(manifest)})
     fill("docs/install.md", {"sizes": sizes and sizes_block(sizes)})
     fill("docs/performance.md", {"bench": results and bench_block(results, read_json("benchmarks/repeat-run.json")),
