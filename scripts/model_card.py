@@ -149,8 +149,9 @@ The per-step artifacts (`explain`: the opinion after every word) at every step o
 
 ```sh
 python -m training.fit --data aclImdb_v1.tar.gz --output models/imdb-lstm --overwrite
-python -m export.tflite --data aclImdb_v1.tar.gz && python -m export.onnx --data aclImdb_v1.tar.gz
-python -m export.parity --data aclImdb_v1.tar.gz
+python -m export.tflite --model models/imdb-lstm --data aclImdb_v1.tar.gz
+python -m export.onnx --model models/imdb-lstm --data aclImdb_v1.tar.gz
+python -m export.parity --model models/imdb-lstm --data aclImdb_v1.tar.gz
 ```
 
 The manifest records every setting, the data's sha256 and the library versions of the run.
