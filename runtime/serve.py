@@ -4,8 +4,8 @@
     POST /v2/models/{name}/infer    the Open Inference Protocol (KServe v2); GET /v2/health/ready
     GET  /metrics, /openapi.json    (runtime/serving/app.py and docs/serving.md list every endpoint)
 
-This module is the command: its options, turned into the record the server takes
-(`runtime.serving.server.ServerSettings`). The server itself
+This module is the command: its options, turned into the records the server takes
+(`runtime.model_options.ModelOptions`, `runtime.serving.server.ServerSettings`). The server itself
 is the package runtime/serving: uvicorn with its httptools parser, which refuses malformed HTTP
 instead of guessing, and the guards it adds (deadlines, limits, bounds on connections, a drained stop).
 """
@@ -13,12 +13,10 @@ instead of guessing, and the guards it adds (deadlines, limits, bounds on connec
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import sys
 
-from runtime import backends, cli
-from runtime.predict import add_model_arguments, load_classifier
+from runtime import cli, model_options
 from runtime.serving.protocol import Limits
 from runtime.serving.server import ServerSettings, serve
 from runtime.serving.uvicorn_internals import HEALTH_RESERVE
@@ -46,7 +44,7 @@ def port_number(text: str) -> int:
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = cli.parser("runtime.serve", __doc__.split("\n")[0])
-    add_model_arguments(parser)
+    model_options.add_model_arguments(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)")
     parser.add_argument("--port", type=port_number, default=8000, help="TCP port; 0 takes a free one (printed at start)")
     parser.add_argument("--workers", type=positive(int), default=os.cpu_count() or 1,
@@ -86,9 +84,7 @@ def server_settings(args: argparse.Namespace) -> ServerSettings:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
-    backends.show_native_logs = args.verbose
-    # One interpreter thread a classifier: the pool's threads are the parallelism.
-    return serve(functools.partial(load_classifier, args, 1), args.model, server_settings(args))
+    return serve(model_options.from_arguments(args), server_settings(args))
 
 
 if __name__ == "__main__":

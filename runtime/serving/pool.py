@@ -4,11 +4,14 @@ many requests classify at once (one per core) while the event loop goes on servi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import queue
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
 
 from runtime.classifier import BatchError, Prediction, SentimentClassifier
+from runtime.model_options import ModelOptions, load_classifier
 
 T = TypeVar("T")
 
@@ -33,6 +36,12 @@ class ClassifierPool:
         self._executor = ThreadPoolExecutor(size, thread_name_prefix="classifier")
         self._classifiers: list[SentimentClassifier] = []
         self.description: dict = {}
+
+    @classmethod
+    def for_model(cls, model: ModelOptions, size: int) -> "ClassifierPool":
+        """A pool of the model the options name. Each classifier runs one interpreter thread: the
+        pool's threads are the parallelism, and more interpreter threads would compete for the cores."""
+        return cls(size, functools.partial(load_classifier, dataclasses.replace(model, threads=1)))
 
     def load(self) -> None:
         """Load every classifier (blocking; the server calls it from a thread)."""

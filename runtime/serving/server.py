@@ -13,12 +13,12 @@ import socket
 import sys
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable
 from pathlib import Path
 
 import uvicorn
 
-from runtime.classifier import SentimentClassifier, UnverifiedArtifactWarning
+from runtime.classifier import UnverifiedArtifactWarning
+from runtime.model_options import ModelOptions
 from runtime.serving.app import SentimentService, build_app
 from runtime.serving.metrics import Metrics
 from runtime.serving.middleware import Access, served_hosts
@@ -125,10 +125,10 @@ def unverified_warning(message: str) -> str:
     return f"unverified model: {Path(path).name}: {rest}" if rest else f"unverified model: {message}"
 
 
-def build_server(load_classifier: Callable[[], SentimentClassifier], settings: ServerSettings) -> DrainingServer:
+def build_server(model: ModelOptions, settings: ServerSettings) -> DrainingServer:
     """The application, its classifier pool (loaded once the server runs) and uvicorn, as asked."""
     metrics = Metrics()
-    service = SentimentService(ClassifierPool(settings.workers, load_classifier), metrics, settings.limits)
+    service = SentimentService(ClassifierPool.for_model(model, settings.workers), metrics, settings.limits)
     guards = Guards(settings.limits.request_timeout, settings.max_connections, metrics,
                     max_connections_per_client=settings.max_connections_per_client)
     access = Access(served_hosts(settings.host, settings.allowed_hosts),
@@ -140,7 +140,7 @@ def build_server(load_classifier: Callable[[], SentimentClassifier], settings: S
     return DrainingServer(config, service)
 
 
-def serve(load_classifier: Callable[[], SentimentClassifier], folder: Path, settings: ServerSettings) -> int:
+def serve(model: ModelOptions, settings: ServerSettings) -> int:
     """Listen, load and serve until a signal; the exit status (1: cannot listen, or the model failed to load)."""
     configure_logging(settings.quiet)
     wanted = settings.max_connections + HEALTH_RESERVE + 64  # + the model files, logs and listener
@@ -153,10 +153,10 @@ def serve(load_classifier: Callable[[], SentimentClassifier], folder: Path, sett
     except OSError as error:
         print(f"error: cannot listen on {settings.host}:{settings.port}: {error}", file=sys.stderr)
         return 1
-    server = build_server(load_classifier, settings)
+    server = build_server(model, settings)
     report_warnings(server.service)
     host, port = listener.getsockname()[:2]
-    print(f"listening on http://{f'[{host}]' if ':' in host else host}:{port}; loading {folder}",
+    print(f"listening on http://{f'[{host}]' if ':' in host else host}:{port}; loading {model.folder}",
           file=sys.stderr, flush=True)
     server.run(sockets=[listener])
     return 1 if server.load_error else 0
