@@ -285,7 +285,8 @@ def record_of(classifier, evaluation: Evaluation, reviews_path: str | Path) -> d
 
     folder = Path(classifier.folder)
     return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "bundle": classifier.manifest["name"], "folder": _shown(folder),
+            "bundle": classifier.manifest["name"], "created": classifier.manifest["created"],
+            "folder": _shown(folder),
             "manifest_sha256": sha256_of(folder / bundle.MANIFEST_NAME),
             "backend": classifier.backend, "precision": classifier.precision, "graph": classifier.graph,
             "reviews_file": _shown(Path(reviews_path)), "reviews_sha256": sha256_of(reviews_path),
