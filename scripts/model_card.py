@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT))
 from export import step_parity  # noqa: E402
 from export.parity import format_table  # noqa: E402
 from runtime import SentimentClassifier, bundle  # noqa: E402
+from scripts import challenge_set  # noqa: E402
 
 CARD_NAME = "MODEL_CARD.md"
 FILLER_SENTENCE = "The film was released in the spring and runs for about two hours. "
@@ -59,6 +60,24 @@ def classify_parity(manifest: dict) -> dict:
 def steps_parity(manifest: dict) -> dict:
     return {key: result for key, result in manifest.get("parity", {}).items()
             if manifest["artifacts"][key]["graph"] == bundle.STEPS_GRAPH}
+
+
+def challenge_sentence(manifest: dict) -> str:
+    """This model's reading of the negation-and-contrast set, and the one shipped before it, from the
+    runs of record (scripts/challenge_set.py --record)."""
+    records = [record for record in challenge_set.load_records()
+               if record["bundle"] == manifest["name"] and "created" in record]
+    this = [record for record in records if record["created"] == manifest["created"]]
+    before = [record for record in records if record["created"] < manifest["created"]]
+    if not this:
+        return "Not yet read for this model (`python scripts/challenge_set.py --model ... --record ...`)."
+    now = this[-1]
+    sentence = (f"**{now['accuracy'] * 100:.2f} %** of {now['reviews']} reviews ({now['backend']}, {now['precision']}, "
+                f"read {now['date'][:10]}); by category: "
+                + ", ".join(f"{name} {value * 100:.0f} %" for name, value in now["per_category"].items()) + ".")
+    if before:
+        sentence += f" The model shipped before this one: {before[-1]['accuracy'] * 100:.2f} %."
+    return sentence
 
 
 def render(folder: Path, manifest: dict) -> str:
@@ -131,6 +150,10 @@ epoch {metrics['best_epoch']} of {metrics['epochs_run']}. Each exported artifact
 test reviews (`python -m export.parity`):
 
 {format_table(classify_parity(manifest), manifest['artifacts'])}
+
+Short reviews that turn on negation or contrast ("Not bad at all.", "Well acted, and completely boring."):
+the [challenge set](../../datasets/negation-contrast/README.md), written for this project and never trained on
+or used to choose settings. {challenge_sentence(manifest)}
 
 The per-step artifacts (`explain`: the opinion after every word) at every step of the same reviews:
 
