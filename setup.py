@@ -102,4 +102,5 @@ class BuildElsewhere(build):
 
 if __name__ == "__main__":  # `python setup.py ...` and setuptools' build backend; tests import it
     setup(cmdclass={"build": BuildElsewhere, "build_py": BuildWithModel},
-          package_data={"runtime": ["explain.html", "explain.js", "explain.css", "imdb-sentiment.service"]})
+          package_data={"runtime": ["explain.html", "explain.js", "explain.css", "imdb-sentiment.service"],
+                        "runtime.serving": ["openapi.json"]})

@@ -49,7 +49,7 @@ def test_python_m_build_builds_the_wheel_from_the_sdist_with_the_same_model(tmp_
         top = archive.getnames()[0].split("/")[0]
         in_sdist = {name.removeprefix(top + "/") for name in archive.getnames()}
     assert {"setup.py", "pyproject.toml", "README.md", "runtime/imdb-sentiment.service", "runtime/explain.html",
-            "runtime/explain.js", "runtime/explain.css"} <= in_sdist
+            "runtime/explain.js", "runtime/explain.css", "runtime/serving/openapi.json"} <= in_sdist
     assert {name for name in in_sdist if name.startswith("models/") and name.count("/") == 2} == set(shipped)
     with zipfile.ZipFile(wheel) as archive:
         in_wheel = set(archive.namelist())
@@ -59,4 +59,4 @@ def test_python_m_build_builds_the_wheel_from_the_sdist_with_the_same_model(tmp_
     assert model_files == {path.removeprefix("models/imdb-lstm/") for path in shipped}
     assert {record["file"] for record in packaged["artifacts"].values()} <= model_files
     assert {"runtime/imdb-sentiment.service", "runtime/explain.html", "runtime/explain.js", "runtime/explain.css",
-            "runtime/service.py"} <= in_wheel
+            "runtime/service.py", "runtime/serving/openapi.json", "runtime/serving/app.py"} <= in_wheel

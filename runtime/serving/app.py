@@ -251,7 +251,7 @@ class SentimentService(DataPlane):
         self.limits = limits
 
     def routes(self) -> list[Route]:
-        openapi = protocol.openapi_document(self.version, self.limits.max_batch, self.limits.max_body_bytes)
+        openapi = protocol.openapi_document(self.version, self.limits)
         return [*V1Endpoints(self, self.limits).routes(), *ExplainPage().routes(),
                 *V2Endpoints(self, self.limits).routes(), *OperationsEndpoints(self.metrics, openapi).routes()]
 

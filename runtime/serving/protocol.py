@@ -1,6 +1,6 @@
 """The JSON the server reads and writes, apart from HTTP: the simple protocol (`POST /v1/predict`,
 `POST /v1/explain`), the Open Inference Protocol (KServe v2: the model's metadata, `infer` requests and responses) and
-the OpenAPI document that describes every endpoint.
+the OpenAPI document that describes every endpoint (openapi.json beside this module, a data file).
 
 Everything here is a plain function of bytes and dicts. A body that cannot be answered raises
 `RequestError` with the HTTP status that fits; `runtime.serving.app` turns it into a JSON error.
@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import json
 import math
+import string
 from dataclasses import dataclass
+from pathlib import Path
 
+# The OpenAPI document of every endpoint, but for the values openapi_document fills in.
+OPENAPI = Path(__file__).with_name("openapi.json")
 # The Open Inference Protocol names of the model's one input and two outputs.
 INPUT_TEXT = "text"
 OUTPUT_PROBABILITIES = "probabilities"
@@ -221,6 +225,18 @@ def infer_response(name: str, request: InferRequest, labels: list[str], predicti
 
 # --- OpenAPI -----------------------------------------------------------------------------------
 
+def openapi_document(version: str, limits: Limits) -> dict:
+    """The OpenAPI 3.1 description of every endpoint (served at /openapi.json): openapi.json, shipped
+    beside this module, with the server's version and limits filled in."""
+    document = json.loads(OPENAPI.read_text(encoding="utf-8"))
+    info = document["info"]
+    info["version"] = version
+    info["description"] = string.Template(info["description"]).substitute(
+        max_batch=limits.max_batch, max_body_bytes=limits.max_body_bytes)
+    document["components"]["schemas"]["PredictRequest"]["properties"]["texts"]["maxItems"] = limits.max_batch
+    return document
+
+
 def _error_responses(*statuses: int) -> dict:
     reasons = {400: "malformed request or body; no single Host header", 403: "a page of another origin (see --allow-origin)",
                404: "no such model or version", 405: "method not allowed (see Allow)",
@@ -238,8 +254,8 @@ def _json_response(description: str, schema: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
 
 
-def openapi_document(version: str, max_batch: int, max_body_bytes: int) -> dict:
-    """OpenAPI 3.1 description of every endpoint (served at /openapi.json)."""
+def openapi_document_literal(version: str, max_batch: int, max_body_bytes: int) -> dict:
+    """The document as it was written in code, until openapi.json is shown to hold the same."""
     errors_on_body = (400, 403, 408, 411, 413, 415, 417, 421, 429, 500, 503)
     name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
     version_parameter = {"name": "version", "in": "path", "required": True, "schema": {"type": "string", "enum": [MODEL_VERSION]}}
