@@ -22,7 +22,6 @@ Exit status: 0 every review classified; 1 some inputs failed, the model could no
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -34,8 +33,8 @@ import warnings
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from runtime import backends, bundle, cli
-from runtime.classifier import SentimentClassifier, UnverifiedArtifactWarning
+from runtime import backends, bundle, cli, model_options
+from runtime.classifier import UnverifiedArtifactWarning
 from runtime.explain import Explanation
 
 # The longest input line read; a longer one is skipped in bounded memory and reported. 4 bytes a
@@ -212,29 +211,6 @@ def _shade(shown: str, word, colour: bool) -> str:
 
 
 
-def thread_count(text: str) -> int:
-    try:
-        value = int(text)
-        backends.check_threads(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer from 1 to {backends.MAX_THREADS}, got {text}") from None
-    return value
-
-
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options that choose the bundle, interpreter, precision and graph (CLI and server)."""
-    parser.add_argument("--model", type=Path, default=Path(os.environ.get("IMDB_SENTIMENT_MODEL", bundle.DEFAULT_BUNDLE)),
-                        help="model bundle folder ($IMDB_SENTIMENT_MODEL, else the shipped model)")
-    parser.add_argument("--backend", choices=("auto", *backends.BACKENDS), default="auto",
-                        help="interpreter; auto takes the first installed of tflite, onnx")
-    parser.add_argument("--precision", choices=bundle.PRECISIONS, default="float32", help="artifact precision")
-    parser.add_argument("--graph", choices=bundle.GRAPHS, default="cached",
-                        help="cached: run only a review's own tokens; full: all padded steps")
-    parser.add_argument("--allow-unverified", action="store_true",
-                        help="load an artifact that has no passing parity record (warns on stderr)")
-    parser.add_argument("--verbose", action="store_true", help="show the interpreters' own log lines on stderr")
-
-
 class WarningLines:
     """Python warnings as `warning: ...` lines on stderr, one per category however often it is
     raised (an unverified artifact warns for each artifact and each classifier loaded), with no
@@ -255,12 +231,6 @@ class WarningLines:
             warnings.simplefilter("always", UnverifiedArtifactWarning)  # `show` says it once
             warnings.showwarning = self.show
             yield self
-
-
-def load_classifier(args, threads: int | None) -> SentimentClassifier:
-    """The classifier the model options ask for (its warnings: see WarningLines)."""
-    return SentimentClassifier.from_bundle(args.model, args.backend, args.precision, args.graph, threads,
-                                           allow_unverified=args.allow_unverified)
 
 
 class InputError(Exception):
@@ -325,8 +295,7 @@ def run(argv: list[str] | None) -> int:
                         help="show the model's opinion after every word and each word's effect")
     parser.add_argument("--format", choices=("json", "text"),
                         help="output format (default: json; with --explain on a terminal, text)")
-    add_model_arguments(parser)
-    parser.add_argument("--threads", type=thread_count, default=1, help="interpreter threads")
+    model_options.add_model_arguments(parser, threads=True)
     args = parser.parse_args(argv)
     if not args.reviews and args.file is None:
         if sys.stdin is None or sys.stdin.isatty():
@@ -340,13 +309,13 @@ def run(argv: list[str] | None) -> int:
             print(f"error: {printable(str(error))}", file=sys.stderr)
             return 1
     with file or contextlib.nullcontext():
-        return classify_inputs(args, inputs(args, file, size))
+        return classify_inputs(args, model_options.from_arguments(args), inputs(args, file, size))
 
 
-def classify_inputs(args, items) -> int:
-    backends.show_native_logs = args.verbose
+def classify_inputs(args, model: model_options.ModelOptions, items) -> int:
+    """Load the model the options name (its warnings: see WarningLines) and answer every item."""
     try:
-        classifier = load_classifier(args, args.threads)
+        classifier = model_options.load_classifier(model)
     except (bundle.BundleError, backends.BackendError, ValueError, OSError) as error:
         print(f"error: {printable(str(error))}", file=sys.stderr)
         return 1
