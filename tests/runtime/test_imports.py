@@ -61,3 +61,20 @@ def test_no_runtime_module_imports_the_training_side_even_lazily():
             found += [f"{path.relative_to(ROOT)}:{node.lineno} {name}" for name in names
                       if name.split(".")[0] in FORBIDDEN]
     assert found == []
+
+
+MAX_FUNCTION_LINES = 80
+
+
+def test_no_function_in_runtime_is_over_80_lines():
+    """A function a reader holds in one screen (runtime/serving included)."""
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "runtime").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {lines} lines")
+    assert found == []
