@@ -617,7 +617,7 @@ def markdown(results: dict) -> str:
                      f"{c['trickle']['normal_client']['p99_ms']} ms | {c['abandoned']['threads_while_open']} | "
                      + " | ".join(" + ".join(map(str, c["malformed"][m]["statuses"])) or "none" for m in MALFORMED)
                      + f" | {c['sigterm']['complete_answers']} of 8, {c['sigterm']['exit_status']} |")
-    lines += ["", "Why uvicorn with httptools, and what runtime/serve.py adds to it: [docs/serving.md](docs/serving.md).", END]
+    lines += ["", "Why uvicorn with httptools, and what runtime/serving adds to it: [docs/serving.md](docs/serving.md).", END]
     return "\n".join(lines)
 
 
