@@ -71,14 +71,15 @@ def resolve_backend(backend: str) -> str:
 
 
 # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on the process's stderr
-# when it first allocates tensors, with no switch to turn it off; the CLIs' --verbose sets this.
-show_native_logs = False
+# when it first allocates tensors, with no switch to turn it off. Whether it is shown is the
+# loading classifier's option (ClassifierOptions.show_native_logs, the CLIs' --verbose), passed
+# down to each interpreter it makes: there is no process-wide switch.
 
 
 @contextlib.contextmanager
-def native_logs_silenced():
-    """Send what native code writes to file descriptor 2 to /dev/null for the block."""
-    if show_native_logs:
+def native_logs_silenced(shown: bool = False):
+    """For the block, send what native code writes to file descriptor 2 to /dev/null, unless `shown`."""
+    if shown:
         yield
         return
     sys.stderr.flush()
@@ -151,7 +152,8 @@ class TFLiteModel:
     An interpreter holds one set of input and output tensors, so calls from several threads are
     serialised by a lock: answers stay each caller's own."""
 
-    def __init__(self, content: bytes, threads: int | None = None, xnnpack: bool = True):
+    def __init__(self, content: bytes, threads: int | None = None, xnnpack: bool = True,
+                 show_native_logs: bool = False):
         module_name = tflite_module_name()
         if module_name is None:
             raise BackendError(f"no TFLite interpreter installed: {INSTALL['tflite']}")
@@ -160,7 +162,7 @@ class TFLiteModel:
             "experimental_op_resolver_type": module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
         try:
             self._interpreter = module.Interpreter(model_content=content, num_threads=threads, **options)
-            with native_logs_silenced():  # the delegate is applied, and announced, on the first allocation
+            with native_logs_silenced(show_native_logs):  # the delegate is applied, and announced, on the first allocation
                 self._interpreter.allocate_tensors()
             runner = self._interpreter.get_signature_runner()
         except (ValueError, RuntimeError) as error:
@@ -220,7 +222,11 @@ class OnnxModel:
         return self._session.run([self._output], feeds)[0]
 
 
-def load_model(backend: str, content: bytes, threads: int | None = None, xnnpack: bool = True):
-    """An interpreter for a model file's bytes (read and verified by the caller)."""
+def load_model(backend: str, content: bytes, threads: int | None = None, xnnpack: bool = True,
+               show_native_logs: bool = False):
+    """An interpreter for a model file's bytes (read and verified by the caller); `show_native_logs`
+    lets the interpreter's own log lines reach stderr."""
     check_threads(threads)
-    return TFLiteModel(content, threads, xnnpack) if backend == "tflite" else OnnxModel(content, threads)
+    if backend == "tflite":
+        return TFLiteModel(content, threads, xnnpack, show_native_logs)
+    return OnnxModel(content, threads)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+import dataclasses
 import threading
 import warnings
 from dataclasses import dataclass
@@ -28,6 +29,31 @@ from runtime.text import Tokenizer, pad_ids
 # The longest text classified, in characters. The model reads a review's last 500 tokens, so
 # nothing longer changes an answer much, and a bound keeps one input from taking the memory.
 MAX_TEXT_CHARACTERS = 1 << 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassifierOptions:
+    """Everything that chooses and loads a classifier, in one frozen record (the pattern of MediaPipe
+    Tasks' TextClassifierOptions): `SentimentClassifier.create_from_options(options)`. The
+    classifier keeps it, so what it loads later (explain's per-step artifact) is loaded alike."""
+    folder: Path = bundle.DEFAULT_BUNDLE  # the bundle
+    backend: str = "auto"  # "auto" or one of bundle.BACKENDS; a classifier's own options name the one resolved
+    precision: str = "float32"  # one of bundle.PRECISIONS
+    graph: str = "cached"  # one of bundle.GRAPHS
+    threads: int | None = None  # interpreter threads, 1 to backends.MAX_THREADS; None: the interpreter's choice
+    xnnpack: bool = True  # LiteRT's default CPU delegate; off only to measure it
+    allow_unverified: bool = False  # load an artifact without a passing parity record (warns)
+    show_native_logs: bool = False  # let the interpreters' own log lines reach stderr (the CLIs' --verbose)
+
+    def __post_init__(self):
+        object.__setattr__(self, "folder", Path(self.folder))
+
+    def check(self) -> None:
+        """ValueError for a precision or graph this runtime does not know (the backend: resolve_backend)."""
+        if self.precision not in bundle.PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; choose from {', '.join(bundle.PRECISIONS)}")
+        if self.graph not in bundle.GRAPHS:
+            raise ValueError(f"unknown graph {self.graph!r}; choose from {', '.join(bundle.GRAPHS)}")
 
 
 class UnverifiedArtifactWarning(UserWarning):
@@ -135,13 +161,14 @@ def artifact_record(folder: Path, manifest: dict, backend: str, graph: str, prec
     return record
 
 
-def load_artifact(folder: Path, manifest: dict, record: dict, threads: int | None, xnnpack: bool):
+def load_artifact(folder: Path, manifest: dict, record: dict, options: ClassifierOptions):
     """An artifact's file (read once, checked against its sha256) in an interpreter, if its own
     fingerprint names this bundle's vocabulary, labels, sequence length, graph and inputs."""
     config = bundle.model_config(manifest)
     path = folder / record["file"]
     try:
-        model = backends.load_model(record["format"], bundle.read_file(folder, record), threads, xnnpack)
+        model = backends.load_model(record["format"], bundle.read_file(folder, record), options.threads,
+                                    options.xnnpack, options.show_native_logs)
     except backends.BackendError as error:
         raise backends.BackendError(f"{path}: {error}") from None
     _check_fingerprint(path, backends.fingerprint_of(model.metadata), {
@@ -154,47 +181,49 @@ def load_artifact(folder: Path, manifest: dict, record: dict, threads: int | Non
 class SentimentClassifier:
     """A verified bundle, its tokenizer and one interpreter for one artifact."""
 
-    def __init__(self, folder: Path, manifest: dict, tokenizer: Tokenizer, model, backend: str,
-                 graph: str, precision: str, padding_states: np.ndarray | None):
+    def __init__(self, folder: Path, manifest: dict, tokenizer: Tokenizer, model, padding_states: np.ndarray | None,
+                 *, options: ClassifierOptions):
+        self.options = options  # as loaded: the backend is the one resolved
         self.folder = folder
         self.manifest = manifest
         self.config = bundle.model_config(manifest)
         self.tokenizer = tokenizer
-        self.backend = backend
-        self.graph = graph
-        self.precision = precision
+        self.backend, self.graph, self.precision = options.backend, options.graph, options.precision
         self._model = model
         self.padding_states = self._ids_shape = None
-        if graph == "cached":  # the shapes the graph declares for one review: ids (1, -1) or time-major (-1, 1)
-            self._ids_shape, state_shape = review_shapes(model, self.config,
-                                                         folder / bundle.artifact_filename(backend, graph, precision))
+        if self.graph == "cached":  # the shapes the graph declares for one review: ids (1, -1) or time-major (-1, 1)
+            path = folder / bundle.artifact_filename(self.backend, self.graph, self.precision)
+            self._ids_shape, state_shape = review_shapes(model, self.config, path)
             # The cached graph's start: row k holds h0 and c0 after k padding steps, in the graph's shapes.
             self.padding_states = padding_states.reshape(len(padding_states), 2, *state_shape)
-        # explain's per-step graph, loaded on its first call with the options this one was loaded with.
-        self.load_options = {"threads": None, "xnnpack": True, "allow_unverified": False}
-        self._steps = None
+        self._steps = None  # explain's per-step graph, loaded on its first call with these options
         self._steps_lock = threading.Lock()
 
     @classmethod
     def from_bundle(cls, folder: str | Path = bundle.DEFAULT_BUNDLE, backend: str = "auto",
                     precision: str = "float32", graph: str = "cached", threads: int | None = None,
                     xnnpack: bool = True, allow_unverified: bool = False) -> "SentimentClassifier":
+        """`create_from_options` with these options (see ClassifierOptions)."""
+        return cls.create_from_options(ClassifierOptions(
+            folder=folder, backend=backend, precision=precision, graph=graph, threads=threads, xnnpack=xnnpack,
+            allow_unverified=allow_unverified))
+
+    @classmethod
+    def create_from_options(cls, options: ClassifierOptions) -> "SentimentClassifier":
         """Load a bundle, trusting only what its manifest records and parity has proven.
 
-        Each file is a plain name inside `folder`, read once, checked against its sha256 and loaded
-        from those bytes. The artifact must have a passing parity record for exactly these bytes
-        (`python -m export.parity`), unless `allow_unverified` (which warns), and its own
+        Each file is a plain name inside `options.folder`, read once, checked against its sha256 and
+        loaded from those bytes. The artifact must have a passing parity record for exactly these
+        bytes (`python -m export.parity`), unless `allow_unverified` (which warns), and its own
         fingerprint must name this bundle's vocabulary, labels and sequence length.
         """
-        folder = Path(folder)
-        if precision not in bundle.PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(bundle.PRECISIONS)}")
-        if graph not in bundle.GRAPHS:
-            raise ValueError(f"unknown graph {graph!r}; choose from {', '.join(bundle.GRAPHS)}")
-        backend = backends.resolve_backend(backend)
+        options.check()
+        options = dataclasses.replace(options, backend=backends.resolve_backend(options.backend))
+        folder = options.folder
         manifest = bundle.read_manifest(folder)
         config = bundle.model_config(manifest)
-        record = artifact_record(folder, manifest, backend, graph, precision, allow_unverified)
+        record = artifact_record(folder, manifest, options.backend, options.graph, options.precision,
+                                 options.allow_unverified)
         vocabulary = manifest["tokenizer"]["vocabulary"]
         try:
             tokenizer = Tokenizer.parse(bundle.read_file(folder, vocabulary), config.sequence_length,
@@ -204,11 +233,9 @@ class SentimentClassifier:
         if tokenizer.vocab_size > config.vocab_size or len(tokenizer.words) != manifest["tokenizer"]["words"]:
             raise bundle.BundleError(f"{folder / vocabulary['file']}: {len(tokenizer.words)} words; the manifest "
                                      f"records {manifest['tokenizer']['words']} for a model of {config.vocab_size} ids")
-        model = load_artifact(folder, manifest, record, threads, xnnpack)
-        padding_states = load_padding_states(folder, manifest) if graph == "cached" else None
-        classifier = cls(folder, manifest, tokenizer, model, backend, graph, precision, padding_states)
-        classifier.load_options = {"threads": threads, "xnnpack": xnnpack, "allow_unverified": allow_unverified}
-        return classifier
+        model = load_artifact(folder, manifest, record, options)
+        padding_states = load_padding_states(folder, manifest) if options.graph == "cached" else None
+        return cls(folder, manifest, tokenizer, model, padding_states, options=options)
 
     def probabilities_of_ids(self, ids: list[int]) -> np.ndarray:
         """The model's output for one review's unpadded token ids (`tokenizer.token_ids`)."""

@@ -91,10 +91,10 @@ class StepModel:
         """The steps artifact of the classifier's bundle, backend and precision, trusted as the
         classifier's own artifact was (sha256, parity record, fingerprint)."""
         folder, manifest, config = classifier.folder, classifier.manifest, classifier.config
-        options = classifier.load_options
+        options = classifier.options
         record = artifact_record(folder, manifest, classifier.backend, bundle.STEPS_GRAPH, classifier.precision,
-                                 options["allow_unverified"])
-        model = load_artifact(folder, manifest, record, options["threads"], options["xnnpack"])
+                                 options.allow_unverified)
+        model = load_artifact(folder, manifest, record, options)
         path = folder / bundle.artifact_filename(classifier.backend, bundle.STEPS_GRAPH, classifier.precision)
         ids_shape, state_shape = review_shapes(model, config, path)
         states = classifier.padding_states if classifier.padding_states is not None \

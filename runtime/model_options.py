@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime import backends, bundle
-from runtime.classifier import SentimentClassifier
+from runtime.classifier import ClassifierOptions, SentimentClassifier
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,13 @@ class ModelOptions:
     threads: int | None = None  # interpreter threads; None lets the interpreter choose
     allow_unverified: bool = False  # load an artifact without a passing parity record (warns)
     verbose: bool = False  # show the interpreters' own log lines on stderr
+
+    def classifier_options(self) -> ClassifierOptions:
+        """What the classifier is loaded with: --verbose travels with it (its later loads too), not
+        through a process-wide switch."""
+        return ClassifierOptions(folder=self.folder, backend=self.backend, precision=self.precision, graph=self.graph,
+                                 threads=self.threads, allow_unverified=self.allow_unverified,
+                                 show_native_logs=self.verbose)
 
 
 def thread_count(text: str) -> int:
@@ -63,8 +70,4 @@ def from_arguments(args: argparse.Namespace) -> ModelOptions:
 def load_classifier(options: ModelOptions) -> SentimentClassifier:
     """The classifier the options ask for. An unverified artifact warns (UnverifiedArtifactWarning):
     each command decides how a warning is shown."""
-    # A process-wide switch, read whenever an interpreter runs native code (also explain's later load).
-    backends.show_native_logs = options.verbose
-    return SentimentClassifier.from_bundle(folder=options.folder, backend=options.backend, precision=options.precision,
-                                           graph=options.graph, threads=options.threads,
-                                           allow_unverified=options.allow_unverified)
+    return SentimentClassifier.create_from_options(options.classifier_options())

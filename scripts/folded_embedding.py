@@ -103,7 +103,7 @@ def folded_classifier(folded, builtin: SentimentClassifier, workdir: Path) -> Se
     path = workdir / "model.cached.folded.onnx"
     onnx.save(folded, path)
     return SentimentClassifier(builtin.folder, builtin.manifest, builtin.tokenizer, backends.OnnxModel(path, threads=1),
-                               "onnx", "cached", "float32", builtin.padding_states)
+                               builtin.padding_states, options=builtin.options)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from runtime import backends, model_options
-from runtime.classifier import SentimentClassifier
+from runtime.classifier import ClassifierOptions, SentimentClassifier
 from runtime.model_options import ModelOptions
 
 
@@ -35,9 +35,8 @@ def test_threads_is_an_option_only_when_asked_for():
 
 def test_the_load_passes_every_option_by_name(monkeypatch):
     calls = []
-    monkeypatch.setattr(SentimentClassifier, "from_bundle", classmethod(lambda cls, **kwargs: calls.append(kwargs)))
-    monkeypatch.setattr(backends, "show_native_logs", False)
+    monkeypatch.setattr(SentimentClassifier, "create_from_options", classmethod(lambda cls, options: calls.append(options)))
     model_options.load_classifier(ModelOptions(Path("b"), "tflite", "int8", "cached", 2, True, verbose=True))
-    assert calls == [{"folder": Path("b"), "backend": "tflite", "precision": "int8", "graph": "cached", "threads": 2,
-                      "allow_unverified": True}]
-    assert backends.show_native_logs
+    assert calls == [ClassifierOptions(folder=Path("b"), backend="tflite", precision="int8", graph="cached", threads=2,
+                                       allow_unverified=True, show_native_logs=True)]
+    assert not hasattr(backends, "show_native_logs")  # --verbose travels in the options, not a process-wide switch
