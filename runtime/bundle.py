@@ -241,6 +241,40 @@ def verify_file(folder: str | Path, record: dict) -> Path:
     return Path(folder) / record["file"]
 
 
+class Bundle:
+    """A bundle folder opened once: its manifest read and checked (`read_manifest`), and its files
+    handed out verified against their records. Everything that loads from a bundle takes one of
+    these, so the folder is named once, where it is opened.
+
+        opened = Bundle.open("models/imdb-lstm")
+        vocabulary = opened.read(opened.manifest["tokenizer"]["vocabulary"])   # checked bytes
+    """
+
+    def __init__(self, folder: str | Path, manifest: dict):
+        self.folder = Path(folder)
+        self.manifest = manifest
+        self.config = model_config(manifest)
+
+    @classmethod
+    def open(cls, folder: str | Path) -> "Bundle":
+        return cls(folder, read_manifest(folder))
+
+    def __repr__(self) -> str:
+        return f"Bundle({str(self.folder)!r})"
+
+    def path(self, record: dict) -> Path:
+        """Where a record's file is (not yet checked: `read` or `verify` checks it)."""
+        return self.folder / record["file"]
+
+    def read(self, record: dict) -> bytes:
+        """The bytes of one file of the bundle, read once and checked against its record (`read_file`)."""
+        return read_file(self.folder, record)
+
+    def verify(self, record: dict) -> Path:
+        """Check one file against its record; return its path (for loaders that need one)."""
+        return verify_file(self.folder, record)
+
+
 # Writing ---------------------------------------------------------------------------------------
 
 def sha256_file(path: str | Path) -> str:

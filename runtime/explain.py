@@ -43,8 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtime import bundle
-from runtime.classifier import artifact_record, load_artifact, load_padding_states, review_shapes
+from runtime import bundle, loading
 from runtime.text import OOV_ID, split_words, word_spans
 
 
@@ -89,18 +88,13 @@ class StepModel:
     @classmethod
     def load(cls, classifier) -> "StepModel":
         """The steps artifact of the classifier's bundle, backend and precision, trusted as the
-        classifier's own artifact was (sha256, parity record, fingerprint)."""
-        folder, manifest, config = classifier.folder, classifier.manifest, classifier.config
-        options = classifier.options
-        record = artifact_record(folder, manifest, classifier.backend, bundle.STEPS_GRAPH, classifier.precision,
-                                 options.allow_unverified)
-        model = load_artifact(folder, manifest, record, options)
-        path = folder / bundle.artifact_filename(classifier.backend, bundle.STEPS_GRAPH, classifier.precision)
-        ids_shape, state_shape = review_shapes(model, config, path)
+        classifier's own artifact was (sha256, parity record, fingerprint), loaded with its options."""
+        opened, config = classifier.bundle, classifier.config
+        graph = loading.load_graph(opened, classifier.options, bundle.STEPS_GRAPH)
         states = classifier.padding_states if classifier.padding_states is not None \
-            else load_padding_states(folder, manifest)
-        return cls(model, ids_shape, states.reshape(len(states), 2, *state_shape), config.sequence_length,
-                   config.num_classes)
+            else loading.load_padding_states(opened)
+        return cls(graph.model, graph.ids_shape, states.reshape(len(states), 2, *graph.state_shape),
+                   config.sequence_length, config.num_classes)
 
     def probabilities_of_ids(self, ids: list[int]) -> np.ndarray:
         """Shape (len(ids), labels): row i is the opinion after ids[i], from the review's padding state."""
@@ -112,12 +106,14 @@ class StepModel:
 
 
 def explain(classifier, steps: StepModel, text: str) -> Explanation:
-    """The opinion after every word the model reads of `text` (see the module's docstring); errors as classify's."""
-    ids = classifier._ids(text)  # classify's ids, with its checks
+    """The opinion after every word the model reads of `text` (see the module's docstring); errors as
+    classify's. `classifier` is the SentimentClassifier whose answer this explains (its public
+    checked_ids, probabilities_of_ids, prediction_of and config)."""
+    ids = classifier.checked_ids(text)  # classify's ids, with its checks
     final = classifier.probabilities_of_ids(ids)
     rows = steps.probabilities_of_ids(ids)
     rows[-1] = final  # classify's own answer; parity holds the steps graph's last step within 1e-5 of it (int8 1e-3)
-    prediction = classifier._prediction(final)
+    prediction = classifier.prediction_of(final)
     labels, label = classifier.config.labels, prediction.label
     # ids are [start, *one id a word] cut to their last sequence_length: the start id goes first.
     total = len(split_words(text))

@@ -102,7 +102,7 @@ def folded_classifier(folded, builtin: SentimentClassifier, workdir: Path) -> Se
 
     path = workdir / "model.cached.folded.onnx"
     onnx.save(folded, path)
-    return SentimentClassifier(builtin.folder, builtin.manifest, builtin.tokenizer, backends.OnnxModel(path, threads=1),
+    return SentimentClassifier(builtin.bundle, builtin.tokenizer, backends.OnnxModel(path, threads=1),
                                builtin.padding_states, options=builtin.options)
 
 
