@@ -1,32 +1,25 @@
-"""What both exporters share: reading the trained bundle, the inference graphs, the padding
-states, writing an artifact with its manifest record and fingerprint, and the all-or-nothing
-export: everything is written into a staging copy of the bundle, proven there by the parity
-check, and swapped in only when that passes."""
+"""What the exporters and the parity check share: reading the trained bundle, the inference graphs
+(built by training.model), the padding states, writing an artifact with its manifest record and
+fingerprint, writing parity records, progress on stderr, and the commands' options and exit
+codes. The all-or-nothing export that uses these is export.run."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from export.config import PADDED_GRAPHS, QUICK_PARITY_REVIEWS, ExportError
 from runtime import backends, bundle, cli
 from runtime.config import ModelConfig
-
-
-# Test reviews in the parity check that ends every export (the full check: python -m export.parity).
-# At 1,000, half a point of int8 accuracy is 5 reviews; at 200 it was 1, so two unlucky label
-# flips failed an export whose int8 artifact loses 0.07 points on all 25,000 reviews.
-QUICK_PARITY_REVIEWS = 1000
-
-
-class ExportError(Exception):
-    """A bundle that cannot be exported, or an artifact that fails its checks."""
+from training import model as training_model
+from training.data import DataError
+from training.quiet import quiet
 
 
 class Stage:
@@ -68,12 +61,12 @@ def inference_model(trained, config: ModelConfig, graph: str, batch_size: int | 
     """The dropout-free graph for `graph`: "full" takes padded reviews, "cached" a review's own
     tokens of any length plus the LSTM state (h0, c0) to start from, and "steps" the cached
     graph's inputs, answering after every token. library: see `build_inference_model` (default Keras 3)."""
-    from training.model import build_inference_model
-
     if graph == "full":
-        return build_inference_model(trained, config, batch_size=batch_size, unroll=unroll, library=library)
-    return build_inference_model(trained, config, batch_size=batch_size, sequence_length=None,
-                                 initial_state=True, library=library, return_sequences=graph == bundle.STEPS_GRAPH)
+        return training_model.build_inference_model(trained, config, batch_size=batch_size, unroll=unroll,
+                                                    library=library)
+    return training_model.build_inference_model(trained, config, batch_size=batch_size, sequence_length=None,
+                                                initial_state=True, library=library,
+                                                return_sequences=graph == bundle.STEPS_GRAPH)
 
 
 def input_signature(model) -> list:
@@ -116,16 +109,7 @@ def padding_states(trained, config: ModelConfig) -> np.ndarray:
     Shape (steps + 1, 2, lstm_units). Row k is the state a review with k padding ids in front
     starts from; beyond the last row the state is a fixed point, so the last row serves all.
     """
-    import keras
-
-    token = keras.Input(shape=(1,), batch_size=1, dtype="int32")
-    h0 = keras.Input(shape=(config.lstm_units,), batch_size=1)
-    c0 = keras.Input(shape=(config.lstm_units,), batch_size=1)
-    embedded = keras.layers.Embedding(config.vocab_size, config.embedding_dim, name="embedding")(token)
-    _, h, c = keras.layers.LSTM(config.lstm_units, return_state=True, name="lstm")(embedded, initial_state=[h0, c0])
-    step = keras.Model([token, h0, c0], [h, c])
-    for name in ("embedding", "lstm"):
-        step.get_layer(name).set_weights(trained.get_layer(name).get_weights())
+    step = training_model.padding_step_model(trained, config)
     padding = np.zeros((1, 1), np.int32)
     state = np.zeros((2, config.lstm_units), np.float32)
     states = [state]
@@ -167,7 +151,7 @@ def write_and_record(folder: Path, manifest: dict, backend: str, graph: str, pre
         **bundle.file_record(path), "format": backend, "graph": graph, "precision": precision, **details,
         "inputs": [input_name(tensor) for tensor in model.inputs], "outputs": ["probabilities"],
         "batch_size": model.inputs[0].shape[0],
-        "sequence_length": config.sequence_length if graph == "full" else None,
+        "sequence_length": None if graph in PADDED_GRAPHS else config.sequence_length,
         "labels": list(config.labels), "vocabulary_sha256": manifest["tokenizer"]["vocabulary"]["sha256"],
     }
     record_artifacts(folder, {bundle.artifact_key(backend, graph, precision): record})
@@ -198,79 +182,12 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(handle, array, allow_pickle=False)
 
 
-# The padding-state files the cached and per-step graphs start from (the full graph does not).
-_PADDED_GRAPHS = ("cached", bundle.STEPS_GRAPH)
+def record_parity(folder: Path, results: dict) -> None:
+    """Write parity results into the manifest's "parity" entry, one record per artifact key."""
+    manifest = bundle.read_manifest(folder)
+    manifest.setdefault("parity", {}).update(results)
+    bundle.write_manifest(folder, manifest)
 
-
-def export_bundle(folder: str | Path, backend: str, write_artifacts: Callable, data_source: str | None,
-                  parity_limit: int | None, precisions: tuple[str, ...] = bundle.PRECISIONS) -> dict:
-    """Export one backend's artifacts of `precisions`, each all or nothing; return the new manifest.
-
-    The parity reviews are read first, so missing data fails before any work. The artifacts are
-    written by `write_artifacts(staging, manifest, config, trained, precisions)` into a staging
-    copy of the bundle and proven there on real test reviews. A float32 artifact that fails means
-    the conversion is wrong: nothing replaces the bundle. An int8 one that fails (quantization
-    changed too many answers) is left out, the bundle keeping what it had for it, the rest is
-    swapped in, and ExportError then names it and what to do. With no parity_limit the artifacts
-    land unproven, and the runtime refuses them until `python -m export.parity` passes.
-    """
-    from export import parity
-
-    folder = Path(folder)
-    manifest = load_trained(folder)[0]  # a bundle that cannot be exported fails before the data is read
-    reviews = parity.test_reviews(data_source, parity_limit, manifest) if parity_limit else None
-    left_out = []
-    with bundle.staging_folder(folder, copy_from=folder) as staging:
-        original, (manifest, config, trained) = manifest, load_trained(staging)
-        write_artifacts(staging, manifest, config, trained, precisions)
-        record_artifacts(staging, {}, padding_states=ensure_padding_states(staging, trained, config))
-        keys = [bundle.artifact_key(backend, graph, precision)
-                for graph in bundle.ARTIFACT_GRAPHS for precision in precisions]
-        if reviews is not None:
-            results = parity.check_reviews(staging, trained, reviews, keys, raise_on_failure=False)
-            failed = {key: result for key, result in results.items() if not result["passed"]}
-            if any(key.endswith("float32") for key in failed):
-                raise ExportError(parity.failure_message(failed) + "\nNothing was written: a float32 artifact must "
-                                  "compute what Keras computes, so the conversion went wrong (docs/export.md)")
-            keep_previous(staging, folder, original, list(failed))
-            left_out = [(key, failed[key]) for key in failed]
-        else:
-            print(f"note: parity skipped; the runtime refuses these artifacts until python -m export.parity "
-                  f"--model {folder} passes", file=sys.stderr)
-        # The bundle's other artifacts that start from the padding states (int8 ones left as they
-        # were, the other backend's) were proven with the old states: if those changed, they go.
-        if bundle.read_manifest(staging)["padding_states"]["sha256"] != original.get("padding_states", {}).get("sha256"):
-            unwritten = [key for key, record in bundle.read_manifest(staging)["artifacts"].items()
-                         if record.get("graph") in _PADDED_GRAPHS and key not in keys]
-            keep_previous(staging, folder, {"artifacts": {}}, unwritten)
-        exported = bundle.read_manifest(staging)
-    if left_out:
-        names = ", ".join(key for key, _ in left_out)
-        raise ExportError(parity.failure_message(dict(left_out)) + f"\nThe artifacts that passed were written to "
-                          f"{folder}; {names} {'was' if len(left_out) == 1 else 'were'} not. Rerun with --precision float32 to export "
-                          "float32 only, or check parity on more test texts (more data, or a larger --test-split "
-                          "when training): on few texts a few changed labels are many points (docs/export.md)")
-    return exported
-
-
-def keep_previous(staging: Path, folder: Path, original: dict, keys: list[str]) -> None:
-    """Put back in `staging` what the bundle had for these artifacts (file, record and parity
-    record) before this export, or nothing if it had none, so a failed artifact never lands. An old
-    artifact that starts from padding states is kept only if the states are the same bytes."""
-    if not keys:
-        return
-    manifest = bundle.read_manifest(staging)
-    same_states = manifest["padding_states"]["sha256"] == original.get("padding_states", {}).get("sha256")
-    for key in keys:
-        new, old = manifest["artifacts"].pop(key), original["artifacts"].get(key)
-        manifest.get("parity", {}).pop(key, None)
-        (staging / new["file"]).unlink(missing_ok=True)
-        if old is not None and (same_states or old["graph"] not in _PADDED_GRAPHS):
-            shutil.copy2(folder / old["file"], staging / old["file"])
-            manifest["artifacts"][key] = old
-            if key in original.get("parity", {}):
-                manifest.setdefault("parity", {})[key] = original["parity"][key]
-    bundle.write_manifest(staging, manifest)
 
 
 def export_arguments(module: str, description: str) -> argparse.ArgumentParser:
@@ -296,11 +213,8 @@ def precisions_of(choice: str) -> tuple[str, ...]:
     return bundle.PRECISIONS if choice == "all" else (choice,)
 
 
-def run_export(job: Callable[[], object], verbose: bool = False) -> int:
-    """Run an export command's job; turn the expected failures into a message and exit code 1."""
-    from training.data import DataError
-    from training.quiet import quiet
-
+def run_command(job: Callable[[], object], verbose: bool = False) -> int:
+    """Run an export or parity command's job; turn the expected failures into a message and exit code 1."""
     quiet(verbose)
     backends.show_native_logs = verbose
     try:

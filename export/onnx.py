@@ -15,8 +15,10 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from runtime import backends, bundle
-from export import common
+from export import common, run
 
 OPSET = 17
 
@@ -48,7 +50,6 @@ def simplify(proto, steps: bool = False):
     (1, 1, units). The per-step graph ("steps", `steps=True`) takes the cached graph's inputs and
     applies the Dense softmax to every step's output (Y) instead of the last state, answering
     (length, 1, labels) time-major. The parity checks after export compare the result with Keras."""
-    import numpy as np
     from onnx import helper, numpy_helper
 
     graph = proto.graph
@@ -118,7 +119,7 @@ def export_onnx(folder: str | Path, data_source: str | None = None,
                 parity_limit: int | None = common.QUICK_PARITY_REVIEWS,
                 precisions: tuple[str, ...] = bundle.PRECISIONS) -> dict:
     """Write the six ONNX artifacts (or those of `precisions`) into the bundle, each all or
-    nothing (common.export_bundle)."""
+    nothing (export.run.export_bundle)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -148,13 +149,13 @@ def export_onnx(folder: str | Path, data_source: str | None = None,
                                     opset=OPSET, quantization="dynamic int8, 7-bit weight range (quantize_dynamic)")
             float_path.unlink()
 
-    return common.export_bundle(folder, "onnx", write_artifacts, data_source, parity_limit, precisions)
+    return run.export_bundle(folder, "onnx", write_artifacts, data_source, parity_limit, precisions)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = common.export_arguments("export.onnx", __doc__.split("\n")[0])
     args = parser.parse_args(argv)
-    return common.run_export(lambda: export_onnx(args.model, args.data, args.parity_limit or None,
+    return common.run_command(lambda: export_onnx(args.model, args.data, args.parity_limit or None,
                                                  common.precisions_of(args.precision)), args.verbose)
 
 

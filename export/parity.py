@@ -15,42 +15,25 @@ artifact and figure that misses, when
     or loses more than 0.5 points of accuracy where a one-sided exact McNemar test on the texts
     it answers differently says the loss is real (p < 0.05). docs/export.md says why.
 The per-step artifacts (explain's "steps" graph) are proven at every step by export.step_parity,
-which `check_reviews` runs too.
+which `check_reviews` runs too. The loop over reviews and artifacts is export.validate's, the
+tolerances are export.config's; this module is the comparison, the tables and the command.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-from runtime import SentimentClassifier, backends, bundle, cli
-from runtime.classifier import UnverifiedArtifactWarning
-from export.common import ExportError
-
-FLOAT_ATOL = 1e-4
-CACHED_VS_FULL_ATOL = 1e-5
-# int8 changes a few labels, and on few texts a few are many points, so its bounds are tests
-# that account for the number of texts (docs/export.md, "The int8 gate"):
-INT8_MIN_AGREEMENT = 0.99  # at most 1 % of labels differ from Keras' ...
-INT8_TOLERATED_DISAGREEMENT = 0.009  # ... or more, as long as an artifact changing 0.9 % would reach as many
-INT8_MAX_ACCURACY_DROP = 0.005  # at most 0.5 points of accuracy lost, unless chance explains the loss
-SIGNIFICANCE = 0.05  # a good artifact is refused on at most 5 % of samples
-
-
-def allowed_disagreements(texts: float) -> int:
-    """The most labels an int8 artifact may change on `texts` texts: 1 % of them, or the 95th
-    percentile of Binomial(texts, 0.9 %) if that is more, so that an artifact changing 0.9 % of
-    labels is refused on at most 5 % of samples of any size. On 25,000 texts both are 250."""
-    from scipy.stats import binom
-
-    texts = int(round(texts))
-    bound = int(round((1 - INT8_MIN_AGREEMENT) * texts, 9))  # rounded: 1 % of 100 is 1, not 0.99999...
-    return max(bound, int(binom.ppf(1 - SIGNIFICANCE, texts, INT8_TOLERATED_DISAGREEMENT)))
+from export import common, config, step_parity, validate
+# The gate reads the tolerances and the int8 allowance through this module's names, so that
+# setting one here (export.parity.FLOAT_ATOL = ...) changes what every check, exports included, allows.
+from export.config import (CACHED_VS_FULL_ATOL, FLOAT_ATOL, INT8_MAX_ACCURACY_DROP, SIGNIFICANCE, ExportError,
+                           allowed_disagreements)
+from export.validate import test_reviews
+from runtime import bundle, cli
 
 
 def accuracy_loss_p_value(lost: int, gained: int) -> float:
@@ -59,38 +42,6 @@ def accuracy_loss_p_value(lost: int, gained: int) -> float:
     from scipy.stats import binom
 
     return float(binom.sf(lost - 1, lost + gained, 0.5)) if lost else 1.0
-
-
-def test_reviews(data_source: str | None, limit: int | None, manifest: dict | None = None, seed: int = 0):
-    """The held-out test texts of the data `manifest`'s bundle was trained on (None: IMDB's), or a
-    seeded sample of `limit` of them."""
-    from training import data, splits
-
-    test = splits.recreate_test(data_source, manifest or {})
-    return data.sample(test, limit, seed) if limit else test
-
-
-CHUNK = 500  # texts between progress updates
-
-
-def keras_probabilities(trained, tokenizer, texts) -> np.ndarray:
-    from export.common import Stage
-
-    stage, rows = Stage("parity: Keras", len(texts)), []
-    for first in range(0, len(texts), CHUNK):
-        rows.append(trained.predict(tokenizer.encode(texts[first:first + CHUNK]), batch_size=256, verbose=0))
-        stage.update(first + len(rows[-1]))
-    return np.concatenate(rows)
-
-
-def artifact_probabilities(classifier, key: str, texts) -> np.ndarray:
-    from export.common import Stage
-
-    stage, rows = Stage(f"parity: {key}", len(texts)), []
-    for first in range(0, len(texts), CHUNK):
-        rows.append(classifier.probabilities(texts[first:first + CHUNK]))
-        stage.update(first + len(rows[-1]))
-    return np.concatenate(rows)
 
 
 def compare(keras_probs: np.ndarray, probs: np.ndarray, labels: np.ndarray, precision: str) -> dict:
@@ -134,48 +85,23 @@ def compare(keras_probs: np.ndarray, probs: np.ndarray, labels: np.ndarray, prec
     return result
 
 
+def compare_artifact(keras_probs: np.ndarray, probs: np.ndarray, labels: np.ndarray, precision: str,
+                     full: np.ndarray | None) -> dict:
+    """`compare`, and for a cached graph whose full graph was checked too, how far apart they are."""
+    result = compare(keras_probs, probs, labels, precision)
+    if full is not None:
+        result["max_abs_diff_vs_full"] = float(np.abs(probs - full).max())
+        if precision == "float32" and result["max_abs_diff_vs_full"] > CACHED_VS_FULL_ATOL:
+            result["failures"].append(f"max diff vs the full graph {result['max_abs_diff_vs_full']:.2e} "
+                                      f"vs atol {CACHED_VS_FULL_ATOL:.0e}")
+    return result
+
+
 def run_parity(folder: Path, trained, texts, labels, keys: list[str] | None = None, record: bool = True) -> dict:
-    """Parity of every (or the named) artifact; with `record`, written into the manifest's "parity" entry."""
-    manifest = bundle.read_manifest(folder)
-    keys = keys or [key for key, record in manifest["artifacts"].items() if record.get("graph") in bundle.GRAPHS]
-    results, outputs = {}, {}
-    keras_probs = None
-    for key in sorted(keys, key=lambda k: "full" not in k):  # full graphs first: cached ones compare to them
-        artifact = manifest["artifacts"][key]
-        backend, graph, precision = artifact["format"], artifact["graph"], artifact["precision"]
-        if backend not in backends.available_backends():
-            continue
-        with warnings.catch_warnings():  # proving the artifact is what this is for
-            warnings.simplefilter("ignore", UnverifiedArtifactWarning)
-            classifier = SentimentClassifier.from_bundle(folder, backend, precision, graph, allow_unverified=True)
-        with classifier:
-            if keras_probs is None:
-                keras_probs = keras_probabilities(trained, classifier.tokenizer, texts)
-            started = time.perf_counter()
-            probs = artifact_probabilities(classifier, key, texts)
-            seconds = time.perf_counter() - started
-        outputs[key] = probs
-        result = compare(keras_probs, probs, labels, precision)
-        result["seconds"] = round(seconds, 2)
-        result["sha256"] = artifact["sha256"]  # the runtime loads only the bytes parity proved
-        full = outputs.get(bundle.artifact_key(backend, "full", precision))
-        if graph == "cached" and full is not None:
-            result["max_abs_diff_vs_full"] = float(np.abs(probs - full).max())
-            if precision == "float32" and result["max_abs_diff_vs_full"] > CACHED_VS_FULL_ATOL:
-                result["failures"].append(f"max diff vs the full graph {result['max_abs_diff_vs_full']:.2e} "
-                                          f"vs atol {CACHED_VS_FULL_ATOL:.0e}")
-        result["passed"] = not result["failures"]
-        results[key] = result
-    if record:
-        record_parity(folder, results)
-    return results
-
-
-def record_parity(folder: Path, results: dict) -> None:
-    """Write parity results into the manifest's "parity" entry, one record per artifact key."""
-    manifest = bundle.read_manifest(folder)
-    manifest.setdefault("parity", {}).update(results)
-    bundle.write_manifest(folder, manifest)
+    """Parity of every (or the named) artifact that classifies; with `record`, written into the
+    manifest's "parity" entry."""
+    keys = keys or config.keys_of(bundle.read_manifest(folder)["artifacts"], config.CLASSIFYING_GRAPHS)
+    return validate.check_artifacts(folder, trained, texts, labels, keys, compare_artifact, record)
 
 
 def format_table(results: dict, artifacts: dict | None = None) -> str:
@@ -211,8 +137,6 @@ def check_reviews(folder: Path, trained, reviews, keys: list[str] | None = None,
     """Run parity on these reviews (of every artifact, or the named ones; the per-step ones through
     export.step_parity), print the tables, raise ExportError on any failure (unless not
     `raise_on_failure`: the results say which failed)."""
-    from export import step_parity
-
     artifacts = bundle.read_manifest(folder)["artifacts"]
     keys = keys or [key for key in artifacts if key != "keras"]
     steps = [key for key in keys if artifacts[key]["graph"] == bundle.STEPS_GRAPH]
@@ -220,7 +144,9 @@ def check_reviews(folder: Path, trained, reviews, keys: list[str] | None = None,
     results = run_parity(folder, trained, reviews.texts, reviews.labels, classify, record) if classify else {}
     if results:
         print(format_table(results, bundle.read_manifest(folder)["artifacts"]))
-    results.update(step_parity.check_reviews(folder, trained, reviews, steps, record) if steps else {})
+    # This module's allowance (not export.config's), so that tightening it here tightens both gates.
+    results.update(step_parity.check_reviews(folder, trained, reviews, steps, record, allowed_disagreements)
+                   if steps else {})
     if raise_on_failure:
         raise_failures(results)
     return results
@@ -229,16 +155,12 @@ def check_reviews(folder: Path, trained, reviews, keys: list[str] | None = None,
 def check_bundle(folder: str | Path, data_source: str | None, limit: int | None,
                  keys: list[str] | None = None, record: bool = True) -> dict:
     """Parity of a bundle's artifacts on real test reviews (all of them, or `limit`)."""
-    from export.common import load_trained
-
     folder = Path(folder)
-    manifest, _, trained = load_trained(folder)
+    manifest, _, trained = common.load_trained(folder)
     return check_reviews(folder, trained, test_reviews(data_source, limit, manifest), keys, record)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from export.common import run_export
-
     parser = cli.parser("export.parity", __doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, required=True, help="bundle folder, e.g. runs/imdb-lstm-<time>")
     parser.add_argument("--data", default=os.environ.get("IMDB_DATA"),
@@ -247,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="use N test texts (all of them, IMDB's 25,000, if not given)")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
     args = parser.parse_args(argv)
-    return run_export(lambda: check_bundle(args.model, args.data, args.limit), args.verbose)
+    return common.run_command(lambda: check_bundle(args.model, args.data, args.limit), args.verbose)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from runtime import backends, bundle
-from export import common
+from export import common, run
 
 # Graph forms, and the graphs each applies to (the other graph stays "while"):
 # "while": Keras' LSTM lowered to a TFLite WHILE loop of builtin ops (the default: smaller and,
@@ -59,7 +61,6 @@ def convert(model, quantize: bool) -> bytes:
 def with_fingerprint(content: bytes, fingerprint: dict) -> bytes:
     """The flatbuffer with `fingerprint` as a named metadata buffer (as TFLite Model Maker stores
     its labels and vocabulary), so the file says what it was exported for."""
-    import numpy as np
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
@@ -78,7 +79,7 @@ def export_tflite(folder: str | Path, form: str = "while", data_source: str | No
                   parity_limit: int | None = common.QUICK_PARITY_REVIEWS,
                   precisions: tuple[str, ...] = bundle.PRECISIONS) -> dict:
     """Write the six TFLite artifacts (or those of `precisions`) into the bundle, each all or
-    nothing (common.export_bundle)."""
+    nothing (export.run.export_bundle)."""
     tf_keras = import_tf_keras() if form == "fused" else None  # before the slow part: fails at once
 
     def write_artifacts(staging: Path, manifest: dict, config, trained, precisions) -> None:
@@ -93,7 +94,7 @@ def export_tflite(folder: str | Path, form: str = "while", data_source: str | No
                     staging, manifest, "tflite", graph, precision, model, lambda tmp: tmp.write_bytes(content),
                     form=graph_form, quantization="dynamic-range int8 weights" if precision == "int8" else None)
 
-    return common.export_bundle(folder, "tflite", write_artifacts, data_source, parity_limit, precisions)
+    return run.export_bundle(folder, "tflite", write_artifacts, data_source, parity_limit, precisions)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                              "(full graph only), fused (one UNIDIRECTIONAL_SEQUENCE_LSTM op, cached graph only; "
                              "needs tf-keras)")
     args = parser.parse_args(argv)
-    return common.run_export(lambda: export_tflite(args.model, args.form, args.data, args.parity_limit or None,
+    return common.run_command(lambda: export_tflite(args.model, args.form, args.data, args.parity_limit or None,
                                                    common.precisions_of(args.precision)), args.verbose)
 
 

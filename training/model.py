@@ -4,18 +4,27 @@ The trained network carries dropout and recurrent dropout, which make converters
 general TensorFlow loop (a Flex op in TFLite, a `Loop` in ONNX). Dropout is the identity at
 inference, so `build_inference_model` rebuilds the same function without it, with static
 shapes, and copies the trained weights over: the graph converters lower into builtin LSTM
-operations (see docs/architecture.md).
+operations (see docs/architecture.md). `padding_step_model` is the same Embedding and LSTM taking
+one token and a state, which export runs over the padding to store the states it reaches.
+
+Every layer of this network is built here, for training and export alike. Keras is imported by
+each function, not at import, so that a command can quiet TensorFlow's start-up logs
+(`training.quiet`) before it loads, and `export` can import this module at its top.
 """
 
 from __future__ import annotations
 
-import keras
-
 from runtime.config import ModelConfig
+
+# The trained model's layers by name, as the inference models copy them.
+ENCODER_LAYERS = ("embedding", "lstm")
+LAYERS = (*ENCODER_LAYERS, "probabilities")
 
 
 def trainable_encoder(config: ModelConfig, return_sequences: bool = False) -> list:
     """The seed's Embedding and LSTM with dropout, by the names export and pretraining look up."""
+    import keras
+
     return [
         keras.layers.Embedding(config.vocab_size, config.embedding_dim, name="embedding"),
         keras.layers.LSTM(config.lstm_units, dropout=config.dropout, recurrent_dropout=config.recurrent_dropout,
@@ -33,6 +42,8 @@ def build_model(config: ModelConfig, learning_rate: float = 1e-3, clipnorm: floa
     ema_momentum keeps an exponential moving average of the weights in the optimizer
     (`keras.callbacks.SwapEMAWeights` swaps it in for validation and for the kept checkpoint).
     """
+    import keras
+
     model = keras.Sequential(
         [
             keras.Input(shape=(config.sequence_length,), dtype="int32", name="token_ids"),
@@ -48,6 +59,8 @@ def build_model(config: ModelConfig, learning_rate: float = 1e-3, clipnorm: floa
 def compile_for_training(model: keras.Model, learning_rate: float = 1e-3, clipnorm: float | None = None,
                          ema_momentum: float | None = None, weight_decay: float | None = None) -> None:
     """Adam and categorical cross-entropy (soft targets allowed), reporting accuracy."""
+    import keras
+
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm, weight_decay=weight_decay,
                                         use_ema=ema_momentum is not None, ema_momentum=ema_momentum or 0.99),
@@ -77,6 +90,8 @@ def build_inference_model(
     return_sequences applies the Dense softmax to every step's LSTM output, so the model answers
     (batch, length, labels): its opinion after each token (the per-step graph that `explain` runs).
     """
+    import keras
+
     library = library or keras
     length = config.sequence_length if sequence_length == -1 else sequence_length
     token_ids = library.Input(shape=(length,), batch_size=batch_size, dtype="int32", name="token_ids")
@@ -92,6 +107,26 @@ def build_inference_model(
         state = lstm(embedded)
     probabilities = library.layers.Dense(config.num_classes, activation="softmax", name="probabilities")(state)
     model = library.Model(inputs, probabilities, name="imdb_lstm_inference")
-    for name in ("embedding", "lstm", "probabilities"):
-        model.get_layer(name).set_weights(trained.get_layer(name).get_weights())
+    copy_weights(trained, model, LAYERS)
     return model
+
+
+def padding_step_model(trained: keras.Model, config: ModelConfig) -> keras.Model:
+    """The trained Embedding and LSTM (no dropout) taking one token (1, 1) and a state `h0`, `c0`
+    (1, lstm_units), answering the state after it, [h, c]: export runs it over the padding."""
+    import keras
+
+    token = keras.Input(shape=(1,), batch_size=1, dtype="int32")
+    h0 = keras.Input(shape=(config.lstm_units,), batch_size=1)
+    c0 = keras.Input(shape=(config.lstm_units,), batch_size=1)
+    embedded = keras.layers.Embedding(config.vocab_size, config.embedding_dim, name="embedding")(token)
+    _, h, c = keras.layers.LSTM(config.lstm_units, return_state=True, name="lstm")(embedded, initial_state=[h0, c0])
+    step = keras.Model([token, h0, c0], [h, c])
+    copy_weights(trained, step, ENCODER_LAYERS)
+    return step
+
+
+def copy_weights(trained: keras.Model, model: keras.Model, names: tuple[str, ...]) -> None:
+    """The trained model's weights of the named layers into `model`'s layers of the same names."""
+    for name in names:
+        model.get_layer(name).set_weights(trained.get_layer(name).get_weights())

@@ -1,0 +1,101 @@
+"""The all-or-nothing export, on top of export/: read the parity reviews, copy the bundle into a
+staging folder, convert into it (the converter export.tflite or export.onnx hands in), check parity
+there (export.parity), put back what the bundle had for any int8 artifact that failed, and swap the
+staging folder in. Only the exporters import this module; nothing it imports imports it."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Callable
+
+from export import common, parity, validate
+from export.config import PADDED_GRAPHS, ExportError
+from runtime import bundle
+
+# write_artifacts(staging, manifest, config, trained, precisions): the converter, writing each
+# artifact with its record (common.write_and_record) into the staging folder.
+WriteArtifacts = Callable[[Path, dict, object, object, tuple], None]
+
+
+def export_bundle(folder: str | Path, backend: str, write_artifacts: WriteArtifacts, data_source: str | None,
+                  parity_limit: int | None, precisions: tuple[str, ...] = bundle.PRECISIONS) -> dict:
+    """Export one backend's artifacts of `precisions`, each all or nothing; return the new manifest.
+
+    The parity reviews are read first, so missing data fails before any work. The artifacts are
+    written by `write_artifacts(staging, manifest, config, trained, precisions)` into a staging
+    copy of the bundle and proven there on real test reviews. A float32 artifact that fails means
+    the conversion is wrong: nothing replaces the bundle. An int8 one that fails (quantization
+    changed too many answers) is left out, the bundle keeping what it had for it, the rest is
+    swapped in, and ExportError then names it and what to do. With no parity_limit the artifacts
+    land unproven, and the runtime refuses them until `python -m export.parity` passes.
+    """
+    folder = Path(folder)
+    manifest = common.load_trained(folder)[0]  # a bundle that cannot be exported fails before the data is read
+    reviews = validate.test_reviews(data_source, parity_limit, manifest) if parity_limit else None
+    left_out = {}
+    with bundle.staging_folder(folder, copy_from=folder) as staging:
+        original, (manifest, config, trained) = manifest, common.load_trained(staging)
+        write_artifacts(staging, manifest, config, trained, precisions)
+        common.record_artifacts(staging, {}, padding_states=common.ensure_padding_states(staging, trained, config))
+        keys = [bundle.artifact_key(backend, graph, precision)
+                for graph in bundle.ARTIFACT_GRAPHS for precision in precisions]
+        if reviews is not None:
+            left_out = check_parity(staging, folder, original, trained, reviews, keys)
+        else:
+            print(f"note: parity skipped; the runtime refuses these artifacts until python -m export.parity "
+                  f"--model {folder} passes", file=sys.stderr)
+        drop_unproven(staging, folder, original, keys)
+        exported = bundle.read_manifest(staging)
+    if left_out:
+        names = ", ".join(left_out)
+        raise ExportError(parity.failure_message(left_out) + f"\nThe artifacts that passed were written to "
+                          f"{folder}; {names} {'was' if len(left_out) == 1 else 'were'} not. Rerun with --precision float32 to export "
+                          "float32 only, or check parity on more test texts (more data, or a larger --test-split "
+                          "when training): on few texts a few changed labels are many points (docs/export.md)")
+    return exported
+
+
+def check_parity(staging: Path, folder: Path, original: dict, trained, reviews, keys: list[str]) -> dict:
+    """Parity of the new artifacts in `staging`. A float32 one that fails raises ExportError (the
+    conversion went wrong); the int8 ones that fail are replaced by what the bundle had for them,
+    and returned by key with their results."""
+    results = parity.check_reviews(staging, trained, reviews, keys, raise_on_failure=False)
+    failed = {key: result for key, result in results.items() if not result["passed"]}
+    artifacts = bundle.read_manifest(staging)["artifacts"]
+    if any(artifacts[key]["precision"] == "float32" for key in failed):
+        raise ExportError(parity.failure_message(failed) + "\nNothing was written: a float32 artifact must "
+                          "compute what Keras computes, so the conversion went wrong (docs/export.md)")
+    keep_previous(staging, folder, original, list(failed))
+    return failed
+
+
+def drop_unproven(staging: Path, folder: Path, original: dict, exported: list[str]) -> None:
+    """The bundle's other artifacts that start from the padding states (int8 ones left as they
+    were, the other backend's) were proven with the old states: if those changed, they go."""
+    manifest = bundle.read_manifest(staging)
+    if manifest["padding_states"]["sha256"] != original.get("padding_states", {}).get("sha256"):
+        unwritten = [key for key, record in manifest["artifacts"].items()
+                     if record.get("graph") in PADDED_GRAPHS and key not in exported]
+        keep_previous(staging, folder, {"artifacts": {}}, unwritten)
+
+
+def keep_previous(staging: Path, folder: Path, original: dict, keys: list[str]) -> None:
+    """Put back in `staging` what the bundle had for these artifacts (file, record and parity
+    record) before this export, or nothing if it had none, so a failed artifact never lands. An old
+    artifact that starts from padding states is kept only if the states are the same bytes."""
+    if not keys:
+        return
+    manifest = bundle.read_manifest(staging)
+    same_states = manifest["padding_states"]["sha256"] == original.get("padding_states", {}).get("sha256")
+    for key in keys:
+        new, old = manifest["artifacts"].pop(key), original["artifacts"].get(key)
+        manifest.get("parity", {}).pop(key, None)
+        (staging / new["file"]).unlink(missing_ok=True)
+        if old is not None and (same_states or old["graph"] not in PADDED_GRAPHS):
+            shutil.copy2(folder / old["file"], staging / old["file"])
+            manifest["artifacts"][key] = old
+            if key in original.get("parity", {}):
+                manifest.setdefault("parity", {})[key] = original["parity"][key]
+    bundle.write_manifest(staging, manifest)
