@@ -156,7 +156,7 @@ def open_runtime_path(stack: contextlib.ExitStack, folder: Path, backend: str, g
     with load(2) as two_threads:
         path["throughput"] = {"1": throughput(one_thread, texts), "2": throughput(two_threads, texts)}
     path["interpreter"] = one_thread.describe()["interpreter"]
-    path["artifact_bytes"] = one_thread.manifest["artifacts"][bundle.artifact_key(backend, graph, precision)]["bytes"]
+    path["artifact_bytes"] = one_thread.manifest.artifact(bundle.ArtifactKind(backend, graph, precision)).bytes
     return path, one_thread
 
 

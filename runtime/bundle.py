@@ -11,10 +11,15 @@
         history.json, accuracy.png, loss.png   the training run's curves ("reports")
         metrics.json, confusion.png            per-label test figures and the confusion matrix ("reports")
 
-`read_manifest` is the one reader of a manifest: it checks its structure and types once, so the
-rest of the code can trust them, and every violation is a BundleError naming the file and key.
-A file record names a plain file inside the bundle folder; `read_file` reads it once, checks
-its size and sha256, and returns those bytes, which are what gets loaded.
+`Manifest.read(folder)` is the one reader of a manifest: it checks its structure and types once
+(`check_manifest`: every violation is a BundleError naming the file and key) and returns frozen,
+typed records (Manifest, TokenizerRecord, ArtifactRecord with its ArtifactKind, FileRecord,
+PaddingStatesRecord, ParityRecord, PackagedRecord) that the rest of the code reads by attribute;
+`write_manifest` (of `Manifest.to_dict()`) is the one writer. `read_manifest` gives the same
+checked manifest as a plain dict, for code that edits it as JSON (the exporters, tests).
+`Bundle.open(folder)` opens a bundle once: its Manifest, and its files handed out verified. A file
+record names a plain file inside the bundle folder; `read_file` reads it once, checks its size and
+sha256, and returns those bytes, which are what gets loaded.
 
 Writers put every file under a temporary name and move it into place, and a whole bundle is
 built in a staging folder and swapped in, so a failed run leaves the previous bundle as it was.
@@ -32,8 +37,10 @@ import re
 import shutil
 import stat
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from types import MappingProxyType
+from typing import Iterator, Mapping
 
 from runtime.config import ModelConfig
 from runtime.text import FIRST_WORD_ID, OOV_ID, PAD_ID, START_ID
@@ -82,7 +89,16 @@ def artifact_filename(backend: str, graph: str, precision: str) -> str:
 # Reading ---------------------------------------------------------------------------------------
 
 def read_manifest(folder: str | Path) -> dict:
-    """The bundle's manifest, checked for structure and types (see `check_manifest`)."""
+    """The bundle's manifest as a plain dict, checked for structure and types (`check_manifest`):
+    the path for code that edits a manifest as JSON (the exporters, tests). Everything else reads
+    the typed `Manifest.read(folder)` (or `Bundle.open(folder).manifest`)."""
+    manifest, path = _load_manifest_json(folder)
+    check_manifest(manifest, path)
+    return manifest
+
+
+def _load_manifest_json(folder: str | Path) -> tuple[object, Path]:
+    """The JSON value of a bundle's manifest.json (not yet checked), and its path."""
     folder = Path(folder)
     if not folder.is_dir():
         raise BundleError(f"{folder}: no such model bundle folder")
@@ -91,13 +107,11 @@ def read_manifest(folder: str | Path) -> dict:
     if len(raw) > MAX_MANIFEST_BYTES:
         raise BundleError(f"{path}: larger than {MAX_MANIFEST_BYTES:,} bytes; not a manifest")
     try:
-        manifest = json.loads(raw.decode("utf-8"))
+        return json.loads(raw.decode("utf-8")), path
     except (UnicodeDecodeError, ValueError) as error:  # ValueError: bad JSON, or an over-long number
         raise BundleError(f"{path}: not valid JSON ({error})") from None
     except RecursionError:
         raise BundleError(f"{path}: not valid JSON (nested too deeply)") from None
-    check_manifest(manifest, path)
-    return manifest
 
 
 def _read_regular(path: Path, limit: int, missing: str = "missing from the bundle") -> bytes:
@@ -207,17 +221,311 @@ def check_manifest(manifest, path: Path) -> None:
             _require(manifest, key, dict, path, "")
 
 
-def model_config(manifest: dict) -> ModelConfig:
+# The typed manifest --------------------------------------------------------------------------------
+#
+# `check_manifest` says what a manifest must hold; `Manifest.parse` checks it once and turns it into
+# the frozen records below, which the rest of the code reads by attribute. Keys a record does not
+# model (the exporters' `form`, `opset`, ...; parity's figures; `training` and `metrics`) are kept as
+# read-only mappings, and each record remembers its keys' order, so `to_dict()` writes back what
+# was read. The format is unchanged: SCHEMA_VERSION stays 1.
+
+def _frozen(value):
+    """A JSON value made read-only: objects as mappingproxy, arrays as tuples."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({key: _frozen(item) for key, item in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(item) for item in value)
+    return value
+
+
+def to_plain(value):
+    """A value of the typed manifest as plain JSON data (dicts and lists): for json.dumps."""
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, Mapping):
+        return {key: to_plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(item) for item in value]
+    return value
+
+
+_EMPTY: Mapping = MappingProxyType({})
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Record:
+    """A manifest object: typed fields, the keys it does not model (`extra`) and its keys' order."""
+    extra: Mapping = field(default_factory=lambda: _EMPTY)
+    order: tuple[str, ...] = field(default=(), compare=False, repr=False)
+
+    def _known(self) -> dict:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict:
+        merged = {**{key: to_plain(value) for key, value in self._known().items()}, **to_plain(self.extra)}
+        ordered = {key: merged[key] for key in self.order if key in merged}
+        return {**ordered, **{key: value for key, value in merged.items() if key not in ordered}}
+
+    @staticmethod
+    def _split(data: Mapping, known: tuple[str, ...]) -> dict:
+        return {"extra": _frozen({key: value for key, value in data.items() if key not in known}),
+                "order": tuple(data)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileRecord(_Record):
+    """A file of the bundle: a plain name inside the folder, its size and its sha256."""
+    file: str
+    bytes: int
+    sha256: str
+    _KEYS = ("file", "bytes", "sha256")
+
+    def _known(self) -> dict:
+        return {"file": self.file, "bytes": self.bytes, "sha256": self.sha256}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "FileRecord":
+        return cls(file=data["file"], bytes=data["bytes"], sha256=data["sha256"], **cls._split(data, cls._KEYS))
+
+    @classmethod
+    def of(cls, path: Path, **fields) -> "FileRecord":
+        """How the manifest describes a file written into the bundle (`file_record`), with the
+        record's other fields (an ArtifactRecord's format, ...)."""
+        return cls.from_dict({**file_record(Path(path)), **fields})
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaddingStatesRecord(FileRecord):
+    steps: int  # the array holds the state after 0..steps padding steps
+    _KEYS = (*FileRecord._KEYS, "steps")
+
+    def _known(self) -> dict:
+        return {**super()._known(), "steps": self.steps}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "PaddingStatesRecord":
+        return cls(file=data["file"], bytes=data["bytes"], sha256=data["sha256"], steps=data["steps"],
+                   **cls._split(data, cls._KEYS))
+
+
+@dataclass(frozen=True)
+class ArtifactKind:
+    """Which device artifact: backend (tflite, onnx), graph (full, cached, steps) and precision."""
+    backend: str
+    graph: str
+    precision: str
+
+    @property
+    def key(self) -> str:
+        return artifact_key(self.backend, self.graph, self.precision)
+
+    @property
+    def filename(self) -> str:
+        return artifact_filename(self.backend, self.graph, self.precision)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArtifactRecord(FileRecord):
+    """One model file: `format` keras, or a device artifact with its kind and interface."""
+    format: str
+    graph: str | None = None
+    precision: str | None = None
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    vocabulary_sha256: str | None = None
+    sequence_length: int | None = None  # None: a graph that takes any length
+    _KEYS = (*FileRecord._KEYS, "format", "graph", "precision", "inputs", "outputs", "labels",
+             "vocabulary_sha256", "sequence_length")
+
+    @property
+    def kind(self) -> ArtifactKind | None:
+        """None for the Keras model, which no device runs."""
+        return None if self.format == "keras" else ArtifactKind(self.format, self.graph, self.precision)
+
+    @property
+    def details(self) -> Mapping:
+        """The exporter's own keys, which loading does not read (form, quantization, batch_size, opset)."""
+        return self.extra
+
+    def _known(self) -> dict:
+        known = {**super()._known(), "format": self.format}
+        if self.format == "keras":
+            return {**known, **({"precision": self.precision} if self.precision is not None else {})}
+        return {**known, "graph": self.graph, "precision": self.precision, "inputs": list(self.inputs),
+                "outputs": list(self.outputs), "labels": list(self.labels),
+                "vocabulary_sha256": self.vocabulary_sha256, "sequence_length": self.sequence_length}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "ArtifactRecord":
+        fields = {key: data[key] for key in cls._KEYS if key in data}
+        for key in ("inputs", "outputs", "labels"):
+            if key in fields:
+                fields[key] = tuple(fields[key])
+        return cls(**fields, **cls._split(data, cls._KEYS))
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenizerRecord(_Record):
+    """How texts become ids: runtime.text's settings (checked equal to TOKENIZER_SETTINGS) and the vocabulary."""
+    vocabulary: FileRecord
+    words: int  # how many words the vocabulary has
+    module: str | None = TOKENIZER_MODULE
+    settings: Mapping = field(default_factory=lambda: MappingProxyType(dict(TOKENIZER_SETTINGS)))  # pad_id, start_id, ..., padding, truncating
+    _KEYS = ("module", "vocabulary", "words", *TOKENIZER_SETTINGS)
+
+    def _known(self) -> dict:
+        return {**({"module": self.module} if self.module is not None else {}), "vocabulary": self.vocabulary,
+                "words": self.words, **self.settings}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "TokenizerRecord":
+        return cls(vocabulary=FileRecord.from_dict(data["vocabulary"]), words=data["words"], module=data.get("module"),
+                   settings=_frozen({key: data[key] for key in TOKENIZER_SETTINGS}), **cls._split(data, cls._KEYS))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParityRecord(_Record):
+    """What `python -m export.parity` proved of one artifact: passed, for which sha256, and its figures."""
+    passed: bool
+    sha256: str | None = None
+    _KEYS = ("passed", "sha256")
+
+    @property
+    def figures(self) -> Mapping:
+        return self.extra
+
+    def proves(self, record: FileRecord) -> bool:
+        """A passing result for exactly this file's bytes."""
+        return self.passed is True and self.sha256 == record.sha256
+
+    def _known(self) -> dict:
+        return {"passed": self.passed, **({"sha256": self.sha256} if self.sha256 is not None else {})}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "ParityRecord":
+        return cls(passed=data["passed"], sha256=data.get("sha256"), **cls._split(data, cls._KEYS))
+
+
+@dataclass(frozen=True, kw_only=True)
+class PackagedRecord(_Record):
+    """Only in a wheel's copy (setup.py): the artifacts left out, and where they are."""
+    omitted_artifacts: tuple[str, ...] = ()
+    note: str | None = None
+    _KEYS = ("omitted_artifacts", "note")
+
+    def _known(self) -> dict:
+        return {"omitted_artifacts": list(self.omitted_artifacts), **({"note": self.note} if self.note else {})}
+
+    @classmethod
+    def from_dict(cls, data) -> "PackagedRecord | None":
+        if not isinstance(data, Mapping):  # not checked by check_manifest: read what there is
+            return None
+        omitted = data.get("omitted_artifacts")
+        return cls(omitted_artifacts=tuple(omitted) if isinstance(omitted, list) else (),
+                   note=data.get("note") if isinstance(data.get("note"), str) else None, **cls._split(data, cls._KEYS))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manifest(_Record):
+    """A bundle's manifest.json, checked (`check_manifest`) and typed; `to_dict()` is what is written.
+
+    `training` and `metrics` (the run's settings, data and figures) are read-only mappings: read,
+    never interpreted, by the runtime. `raw` (a fresh dict) is the path for code that still edits
+    the manifest as JSON (the exporters)."""
+    name: str
+    model_config: ModelConfig
+    tokenizer: TokenizerRecord
+    schema_version: int = SCHEMA_VERSION
+    created: str | None = None  # when training wrote it (UTC, ISO 8601)
+    artifacts: Mapping[str, ArtifactRecord] = field(default_factory=lambda: _EMPTY)  # keyed "keras" or ArtifactKind.key
+    padding_states: PaddingStatesRecord | None = None
+    parity: Mapping[str, ParityRecord] | None = None
+    reports: tuple[FileRecord, ...] | None = None
+    metrics: Mapping | None = None
+    training: Mapping | None = None
+    packaged: PackagedRecord | None = None
+    _KEYS = ("schema_version", "name", "created", "model_config", "tokenizer", "training", "metrics", "reports",
+             "artifacts", "padding_states", "parity", "packaged")  # the order a new manifest is written in
+
+    def __post_init__(self):
+        # A writer may pass plain dicts: every mapping the manifest holds is read-only.
+        for name in ("artifacts", "parity", "metrics", "training"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, MappingProxyType):
+                object.__setattr__(self, name, MappingProxyType(dict(value)) if name in ("artifacts", "parity")
+                                   else _frozen(value))
+        if self.reports is not None:
+            object.__setattr__(self, "reports", tuple(self.reports))
+
+    @classmethod
+    def read(cls, folder: str | Path) -> "Manifest":
+        """The manifest of the bundle in `folder`, read once and checked (every check of `check_manifest`)."""
+        data, path = _load_manifest_json(folder)
+        return cls.parse(data, path)
+
+    @classmethod
+    def parse(cls, data, path: Path = Path(MANIFEST_NAME)) -> "Manifest":
+        """A manifest from its JSON value; BundleError naming `path` and the key on the first problem."""
+        check_manifest(data, path)
+        optional = {
+            "created": data.get("created") if isinstance(data.get("created"), str) else None,
+            "padding_states": PaddingStatesRecord.from_dict(data["padding_states"]) if "padding_states" in data else None,
+            "parity": MappingProxyType({key: ParityRecord.from_dict(value) for key, value in data["parity"].items()})
+            if "parity" in data else None,
+            "reports": tuple(FileRecord.from_dict(record) for record in data["reports"]) if "reports" in data else None,
+            "metrics": _frozen(data["metrics"]) if "metrics" in data else None,
+            "training": _frozen(data["training"]) if "training" in data else None,
+            "packaged": PackagedRecord.from_dict(data.get("packaged")),
+        }
+        return cls(schema_version=data["schema_version"], name=data["name"],
+                   model_config=ModelConfig.from_dict(data["model_config"]),
+                   tokenizer=TokenizerRecord.from_dict(data["tokenizer"]),
+                   artifacts=MappingProxyType({key: ArtifactRecord.from_dict(record)
+                                               for key, record in data["artifacts"].items()}),
+                   **optional, **cls._split(data, cls._KEYS))
+
+    @property
+    def raw(self) -> dict:
+        """The manifest as a fresh plain dict (what `to_dict` writes)."""
+        return self.to_dict()
+
+    def artifact(self, kind: ArtifactKind) -> ArtifactRecord | None:
+        return self.artifacts.get(kind.key)
+
+    def parity_of(self, key: str) -> ParityRecord | None:
+        return (self.parity or {}).get(key)
+
+    def file_records(self) -> list[FileRecord]:
+        """Every file of the bundle but the manifest itself."""
+        return [self.tokenizer.vocabulary, *self.artifacts.values(),
+                *([self.padding_states] if self.padding_states else []), *(self.reports or ())]
+
+    def _known(self) -> dict:
+        known = {"schema_version": self.schema_version, "name": self.name, "created": self.created,
+                 "model_config": self.model_config.to_dict(), "tokenizer": self.tokenizer, "training": self.training,
+                 "metrics": self.metrics, "reports": self.reports, "artifacts": dict(self.artifacts),
+                 "padding_states": self.padding_states,
+                 "parity": dict(self.parity) if self.parity is not None else None, "packaged": self.packaged}
+        return {key: value for key, value in known.items() if value is not None}
+
+
+def model_config(manifest: "Manifest | dict") -> ModelConfig:
+    if isinstance(manifest, Manifest):
+        return manifest.model_config
     return ModelConfig.from_dict(manifest["model_config"])
 
 
-def file_records(manifest: dict) -> list[dict]:
-    """The manifest's record of every file in the bundle but the manifest itself."""
+def file_records(manifest: "Manifest | dict") -> list:
+    """The manifest's record of every file in the bundle but the manifest itself (FileRecords of a
+    Manifest, dicts of a plain manifest)."""
+    if isinstance(manifest, Manifest):
+        return manifest.file_records()
     return [manifest["tokenizer"]["vocabulary"], *manifest.get("artifacts", {}).values(),
             *([manifest["padding_states"]] if "padding_states" in manifest else []), *manifest.get("reports", [])]
 
 
-def read_file(folder: str | Path, record: dict) -> bytes:
+def read_file(folder: str | Path, record: "FileRecord | dict") -> bytes:
     """The bytes of one file of the bundle, read once and checked against its manifest record.
 
     The record's name is a plain name (checked by `read_manifest`); a symbolic link is followed
@@ -225,20 +533,22 @@ def read_file(folder: str | Path, record: dict) -> bytes:
     a device, which could block or never end).
     """
     folder = Path(folder)
-    path = folder / record["file"]
+    if not isinstance(record, FileRecord):
+        record = FileRecord.from_dict(record)
+    path = folder / record.file
     real = path.resolve()
     if real.parent != folder.resolve():
         raise BundleError(f"{path}: a link that leads outside the bundle folder")
-    content = _read_regular(real, record["bytes"])
-    if len(content) != record["bytes"] or hashlib.sha256(content).hexdigest() != record["sha256"]:
+    content = _read_regular(real, record.bytes)
+    if len(content) != record.bytes or hashlib.sha256(content).hexdigest() != record.sha256:
         raise BundleError(f"{path}: does not match the manifest (truncated, corrupt or replaced)")
     return content
 
 
-def verify_file(folder: str | Path, record: dict) -> Path:
+def verify_file(folder: str | Path, record: "FileRecord | dict") -> Path:
     """Check one file of the bundle against its record; return its path (for loaders that need one)."""
     read_file(folder, record)
-    return Path(folder) / record["file"]
+    return Path(folder) / (record.file if isinstance(record, FileRecord) else record["file"])
 
 
 class Bundle:
@@ -247,30 +557,30 @@ class Bundle:
     these, so the folder is named once, where it is opened.
 
         opened = Bundle.open("models/imdb-lstm")
-        vocabulary = opened.read(opened.manifest["tokenizer"]["vocabulary"])   # checked bytes
+        vocabulary = opened.read(opened.manifest.tokenizer.vocabulary)   # checked bytes
     """
 
-    def __init__(self, folder: str | Path, manifest: dict):
+    def __init__(self, folder: str | Path, manifest: Manifest):
         self.folder = Path(folder)
         self.manifest = manifest
-        self.config = model_config(manifest)
+        self.config = manifest.model_config
 
     @classmethod
     def open(cls, folder: str | Path) -> "Bundle":
-        return cls(folder, read_manifest(folder))
+        return cls(folder, Manifest.read(folder))
 
     def __repr__(self) -> str:
         return f"Bundle({str(self.folder)!r})"
 
-    def path(self, record: dict) -> Path:
+    def path(self, record: FileRecord) -> Path:
         """Where a record's file is (not yet checked: `read` or `verify` checks it)."""
-        return self.folder / record["file"]
+        return self.folder / record.file
 
-    def read(self, record: dict) -> bytes:
+    def read(self, record: FileRecord) -> bytes:
         """The bytes of one file of the bundle, read once and checked against its record (`read_file`)."""
         return read_file(self.folder, record)
 
-    def verify(self, record: dict) -> Path:
+    def verify(self, record: FileRecord) -> Path:
         """Check one file against its record; return its path (for loaders that need one)."""
         return verify_file(self.folder, record)
 
@@ -285,7 +595,7 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def file_record(path: Path) -> dict:
+def file_record(path: Path) -> dict:  # as a FileRecord: FileRecord.of(path)
     """How the manifest describes a file: its name, size and sha256."""
     return {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
@@ -310,8 +620,11 @@ def write_json(path: str | Path, data: dict) -> None:
         temporary.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
-def write_manifest(folder: str | Path, manifest: dict) -> None:
-    """Write manifest.json; refuse one that `read_manifest` would refuse as too large."""
+def write_manifest(folder: str | Path, manifest: "Manifest | dict") -> None:
+    """Write manifest.json, the one writer of a manifest (a Manifest's `to_dict()`, or a plain dict
+    from code that edits it as JSON); refuse one that `read_manifest` would refuse as too large."""
+    if isinstance(manifest, Manifest):
+        manifest = manifest.to_dict()
     size = len(json.dumps(manifest, indent=2, sort_keys=False).encode("utf-8")) + 1
     if size > MAX_MANIFEST_BYTES:
         raise BundleError(f"{Path(folder) / MANIFEST_NAME}: would be {size:,} bytes, over the "

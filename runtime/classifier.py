@@ -66,7 +66,7 @@ class SentimentClassifier:
         self._model = model
         self.padding_states = self._ids_shape = None
         if self.graph == "cached":  # the shapes the graph declares for one review: ids (1, -1) or time-major (-1, 1)
-            path = opened.folder / bundle.artifact_filename(self.backend, self.graph, self.precision)
+            path = opened.folder / bundle.ArtifactKind(self.backend, self.graph, self.precision).filename
             self._ids_shape, state_shape = loading.review_shapes(model, self.config, path)
             # The cached graph's start: row k holds h0 and c0 after k padding steps, in the graph's shapes.
             self.padding_states = padding_states.reshape(len(padding_states), 2, *state_shape)
@@ -94,8 +94,8 @@ class SentimentClassifier:
         options.check()
         options = dataclasses.replace(options, backend=backends.resolve_backend(options.backend))
         opened = bundle.Bundle.open(options.folder)  # the one place the folder is read from
-        record = loading.artifact_record(opened, options.backend, options.graph, options.precision,
-                                         options.allow_unverified)
+        kind = bundle.ArtifactKind(options.backend, options.graph, options.precision)
+        record = loading.artifact_record(opened, kind, options.allow_unverified)
         tokenizer = loading.load_tokenizer(opened)
         model = loading.load_artifact(opened, record, options)
         padding_states = loading.load_padding_states(opened) if options.graph == "cached" else None
@@ -166,9 +166,9 @@ class SentimentClassifier:
 
     def describe(self) -> dict:
         """What a client may want to know about the loaded model (the server's GET /v1/model)."""
-        return {"name": self.manifest["name"], "backend": self.backend, "interpreter": self._model.module,
+        return {"name": self.manifest.name, "backend": self.backend, "interpreter": self._model.module,
                 "graph": self.graph, "precision": self.precision, "labels": list(self.config.labels),
-                "model_config": self.manifest["model_config"], "metrics": self.manifest.get("metrics", {})}
+                "model_config": self.config.to_dict(), "metrics": bundle.to_plain(self.manifest.metrics or {})}
 
     def close(self) -> None:
         self._model = self._steps = None

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime import backends, bundle
-from runtime.bundle import Bundle, BundleError
+from runtime.bundle import ArtifactKind, ArtifactRecord, Bundle, BundleError
 from runtime.config import ModelConfig
 from runtime.text import Tokenizer
 
@@ -70,22 +70,22 @@ class LoadedGraph:
 
 def load_tokenizer(opened: Bundle) -> Tokenizer:
     """The bundle's vocabulary (one word a line), if it has the words the manifest records and fits the model."""
-    config, tokenizer_record = opened.config, opened.manifest["tokenizer"]
-    vocabulary = tokenizer_record["vocabulary"]
+    config, tokenizer_record = opened.config, opened.manifest.tokenizer
+    vocabulary = tokenizer_record.vocabulary
     try:
         tokenizer = Tokenizer.parse(opened.read(vocabulary), config.sequence_length, opened.path(vocabulary))
     except ValueError as error:
         raise BundleError(str(error)) from None
-    if tokenizer.vocab_size > config.vocab_size or len(tokenizer.words) != tokenizer_record["words"]:
+    if tokenizer.vocab_size > config.vocab_size or len(tokenizer.words) != tokenizer_record.words:
         raise BundleError(f"{opened.path(vocabulary)}: {len(tokenizer.words)} words; the manifest "
-                          f"records {tokenizer_record['words']} for a model of {config.vocab_size} ids")
+                          f"records {tokenizer_record.words} for a model of {config.vocab_size} ids")
     return tokenizer
 
 
 def load_padding_states(opened: Bundle) -> np.ndarray:
     """The LSTM state after each number of padding steps, where the cached and steps graphs start:
     float32, shape (steps + 1, 2, lstm_units), finite."""
-    record = opened.manifest.get("padding_states")
+    record = opened.manifest.padding_states
     if record is None:
         raise BundleError(f"{opened.folder}: the manifest lists no padding states")
     path, config = opened.path(record), opened.config
@@ -93,7 +93,7 @@ def load_padding_states(opened: Bundle) -> np.ndarray:
         states = np.load(io.BytesIO(opened.read(record)), allow_pickle=False)
     except (ValueError, OSError, EOFError):
         raise BundleError(f"{path}: not a numpy array file") from None
-    expected = (record["steps"] + 1, 2, config.lstm_units)
+    expected = (record.steps + 1, 2, config.lstm_units)
     if states.dtype != np.float32 or states.shape != expected or not 1 <= len(states) <= config.sequence_length:
         raise BundleError(f"{path}: {states.dtype} array of shape {states.shape}; expected float32 {expected}")
     if not np.isfinite(states).all():
@@ -104,7 +104,7 @@ def load_padding_states(opened: Bundle) -> np.ndarray:
 def load_graph(opened: Bundle, options: ClassifierOptions, graph: str) -> LoadedGraph:
     """The artifact of `graph` in the options' backend (resolved) and precision, proven and verified
     (`artifact_record`, `load_artifact`), with the shapes it declares for one review."""
-    record = artifact_record(opened, options.backend, graph, options.precision, options.allow_unverified)
+    record = artifact_record(opened, ArtifactKind(options.backend, graph, options.precision), options.allow_unverified)
     model = load_artifact(opened, record, options)
     path = opened.path(record)
     if graph == "full":
@@ -122,44 +122,43 @@ def review_shapes(model, config: ModelConfig, path: Path) -> tuple[tuple, tuple]
     return ids_shape, state_shape
 
 
-def artifact_record(opened: Bundle, backend: str, graph: str, precision: str, allow_unverified: bool) -> dict:
+def artifact_record(opened: Bundle, kind: ArtifactKind, allow_unverified: bool) -> ArtifactRecord:
     """The manifest record of one artifact, if the manifest proves it: a passing parity record for
     exactly its bytes (unless `allow_unverified`, which warns) and this bundle's vocabulary."""
-    manifest, folder = opened.manifest, opened.folder
-    key = bundle.artifact_key(backend, graph, precision)
-    record = manifest["artifacts"].get(key)
+    manifest, folder, key = opened.manifest, opened.folder, kind.key
+    record = manifest.artifact(kind)
     if record is None:
-        packaged = manifest.get("packaged", {})
-        if key in packaged.get("omitted_artifacts", []):
-            raise BundleError(f"{folder}: no {key} artifact here: {packaged.get('note')}")
-        raise BundleError(f"{folder}: no {key} artifact; run python -m export.{backend}")
-    parity = manifest.get("parity", {}).get(key, {})
-    if not (parity.get("passed") is True and parity.get("sha256") == record["sha256"]):
+        packaged = manifest.packaged
+        if packaged is not None and key in packaged.omitted_artifacts:
+            raise BundleError(f"{folder}: no {key} artifact here: {packaged.note}")
+        raise BundleError(f"{folder}: no {key} artifact; run python -m export.{kind.backend}")
+    parity = manifest.parity_of(key)
+    if not (parity is not None and parity.proves(record)):
         if not allow_unverified:
             raise BundleError(
                 f"{opened.path(record)}: no passing parity record for this file; prove it with "
                 f"python -m export.parity --model {folder} (or allow_unverified=True / --allow-unverified)")
         warnings.warn(f"{opened.path(record)}: loaded without a passing parity record",
                       UnverifiedArtifactWarning, stacklevel=_caller_stacklevel())
-    vocabulary = manifest["tokenizer"]["vocabulary"]
-    if record["vocabulary_sha256"] != vocabulary["sha256"]:
-        raise BundleError(f"{opened.path(vocabulary)}: this vocabulary does not belong to {record['file']}")
+    vocabulary = manifest.tokenizer.vocabulary
+    if record.vocabulary_sha256 != vocabulary.sha256:
+        raise BundleError(f"{opened.path(vocabulary)}: this vocabulary does not belong to {record.file}")
     return record
 
 
-def load_artifact(opened: Bundle, record: dict, options: ClassifierOptions):
+def load_artifact(opened: Bundle, record: ArtifactRecord, options: ClassifierOptions):
     """An artifact's file (read once, checked against its sha256) in an interpreter, if its own
     fingerprint names this bundle's vocabulary, labels, sequence length, graph and inputs."""
     config, path = opened.config, opened.path(record)
     try:
-        model = backends.load_model(record["format"], opened.read(record), options.threads, options.xnnpack,
+        model = backends.load_model(record.format, opened.read(record), options.threads, options.xnnpack,
                                     options.show_native_logs)
     except backends.BackendError as error:
         raise backends.BackendError(f"{path}: {error}") from None
     _check_fingerprint(path, backends.fingerprint_of(model.metadata), {
-        "vocabulary_sha256": opened.manifest["tokenizer"]["vocabulary"]["sha256"], "labels": list(config.labels),
-        "graph": record["graph"], "sequence_length": config.sequence_length, "inputs": record["inputs"],
-        "outputs": record["outputs"]})
+        "vocabulary_sha256": opened.manifest.tokenizer.vocabulary.sha256, "labels": list(config.labels),
+        "graph": record.graph, "sequence_length": config.sequence_length, "inputs": list(record.inputs),
+        "outputs": list(record.outputs)})
     return model
 
 

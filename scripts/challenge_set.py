@@ -285,7 +285,7 @@ def record_of(classifier, evaluation: Evaluation, reviews_path: str | Path) -> d
 
     folder = Path(classifier.folder)
     return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "bundle": classifier.manifest["name"], "created": classifier.manifest["created"],
+            "bundle": classifier.manifest.name, "created": classifier.manifest.created,
             "folder": _shown(folder),
             "manifest_sha256": sha256_of(folder / bundle.MANIFEST_NAME),
             "backend": classifier.backend, "precision": classifier.precision, "graph": classifier.graph,
@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     except (bundle.BundleError, backends.BackendError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"{classifier.manifest['name']} ({args.model}), {classifier.backend} {classifier.precision} "
+    print(f"{classifier.manifest.name} ({args.model}), {classifier.backend} {classifier.precision} "
           f"{classifier.graph}, on {_shown(Path(args.reviews))}")
     print(report(evaluation))
     if args.mistakes:

@@ -89,15 +89,15 @@ def main(argv: list[str] | None = None) -> int:
 
     texts = read_reviews(args.reviews)
     runs = classify_everywhere(args.bundle, texts) + explain_everywhere(args.bundle, texts)
-    manifest = bundle.read_manifest(args.bundle)
+    manifest = bundle.Manifest.read(args.bundle)
     result = {
         "machine": platform.machine(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": package_versions(),
         "backends": backends.available_backends(),
-        "bundle": {"name": manifest.get("name"), "created": manifest.get("created")},
-        "labels": list(bundle.model_config(manifest).labels),
+        "bundle": {"name": manifest.name, "created": manifest.created},
+        "labels": list(manifest.model_config.labels),
         "reviews": len(texts),
         "server_imports": server_imports(),
         # The device runtime must never pull in TensorFlow, even where it is installed.

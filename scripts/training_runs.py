@@ -68,8 +68,7 @@ def challenge_accuracy(folder: Path) -> float | None:
     from runtime.text import Tokenizer
     from scripts.challenge_set import load_reviews
 
-    manifest = bundle.read_manifest(folder)
-    config = bundle.model_config(manifest)
+    config = bundle.Manifest.read(folder).model_config
     tokenizer = Tokenizer.load(folder / bundle.VOCABULARY_NAME, config.sequence_length)
     reviews = load_reviews()
     model = keras.models.load_model(folder / "model.keras", compile=False)

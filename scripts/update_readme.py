@@ -29,14 +29,14 @@ from scripts import model_card, training_runs  # noqa: E402
 from scripts.folded_embedding import BUILTIN, FOLDED  # noqa: E402
 
 
-def changed_model_config(manifest: dict) -> dict:
+def changed_model_config(manifest: bundle.Manifest) -> dict:
     """The model config values a run changed from the seed's (dropout rates, say)."""
     seed = ModelConfig().to_dict()
-    return {key: value for key, value in manifest["model_config"].items() if seed.get(key) != value}
+    return {key: value for key, value in manifest.model_config.to_dict().items() if seed.get(key) != value}
 
 
-def accuracy_block(manifest: dict) -> str:
-    metrics, training = manifest["metrics"], manifest["training"]
+def accuracy_block(manifest: bundle.Manifest) -> str:
+    metrics, training = manifest.metrics, manifest.training
     settings = training["settings"]
     return (
         f"Test accuracy of the shipped model: **{metrics['test_accuracy'] * 100:.2f} %** on "
@@ -55,22 +55,22 @@ def accuracy_block(manifest: dict) -> str:
     )
 
 
-def tuning_block(manifest: dict) -> str:
+def tuning_block(manifest: bundle.Manifest) -> str:
     """Every training run of docs/tuning/runs.jsonl (scripts/training_runs.py), the shipped one first."""
     rows = training_runs.load()
-    shipped = next((row["run"] for row in rows if row["trained"] == manifest["created"][:16].replace("T", " ")), None)
+    shipped = next((row["run"] for row in rows if row["trained"] == manifest.created[:16].replace("T", " ")), None)
     return training_runs.table(rows, shipped)
 
 
-def parity_block(manifest: dict) -> str:
+def parity_block(manifest: bundle.Manifest) -> str:
     from export import step_parity
     from export.parity import format_table
 
-    block = format_table(model_card.classify_parity(manifest), manifest["artifacts"])
+    block = format_table(model_card.classify_parity(manifest), model_card.artifact_sizes(manifest))
     steps = model_card.steps_parity(manifest)
     if steps:
         block += ("\n\nThe per-step artifacts (`explain`, [docs/explain.md](explain.md)) at every step of the same "
-                  "reviews:\n\n" + step_parity.format_table(steps, manifest["artifacts"]))
+                  "reviews:\n\n" + step_parity.format_table(steps, model_card.artifact_sizes(manifest)))
     return block
 
 
@@ -115,13 +115,13 @@ def sizes_block(sizes: dict) -> str:
     return "\n".join(lines)
 
 
-def results_block(manifest: dict, results: dict | None, sizes: dict | None) -> str:
+def results_block(manifest: bundle.Manifest, results: dict | None, sizes: dict | None) -> str:
     """The README's short table: what a user gets, each figure with where it comes from."""
     parity = model_card.classify_parity(manifest)  # the per-step artifacts' figures are of another kind
     floats = [r for key, r in parity.items() if key.endswith("float32")]
     int8s = [r for key, r in parity.items() if key.endswith("int8")]
-    data = manifest["training"]["data"]
-    rows = [("Test accuracy (Keras model)", f"{manifest['metrics']['test_accuracy'] * 100:.2f} % on "
+    data = manifest.training["data"]
+    rows = [("Test accuracy (Keras model)", f"{manifest.metrics['test_accuracy'] * 100:.2f} % on "
              f"{data['test_reviews']:,} IMDB test reviews", "[training](docs/training.md)")]
     if floats and int8s:
         rows.append(("Exported artifacts vs Keras", f"on {floats[0]['reviews']:,} test reviews, float32 differs by at most "
@@ -171,7 +171,7 @@ def fill(path: str, blocks: dict) -> None:
 
 def main() -> int:
     folder = bundle.REPOSITORY_BUNDLE
-    manifest = bundle.read_manifest(folder)
+    manifest = bundle.Manifest.read(folder)
     results, sizes = read_json("benchmarks/results.json"), read_json("benchmarks/install_sizes.json")
     folding = read_json("benchmarks/folded-embedding.json")
     fill("README.md", {"results": results_block(manifest, results, sizes)})

@@ -31,7 +31,7 @@ import numpy as np
 
 from runtime import bundle, cli
 from runtime.config import ModelConfig
-from runtime.text import FIRST_WORD_ID, OOV_ID, PAD_ID, START_ID, Tokenizer, pad_ids
+from runtime.text import FIRST_WORD_ID, Tokenizer, pad_ids
 from training import data, limits, metrics, sources, splits
 from training.quiet import quiet
 
@@ -278,26 +278,20 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
         confusion = plot_confusion(config.labels, test_metrics["confusion"]["counts"], staging)
         reports = [staging / "history.json", *plot_history(history, staging), staging / METRICS_NAME,
                    *([confusion] if confusion else [])]
-        manifest = {
-            "schema_version": bundle.SCHEMA_VERSION,
-            "name": name,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "model_config": config.to_dict(),
-            "tokenizer": {
-                "module": bundle.TOKENIZER_MODULE,
-                "vocabulary": bundle.file_record(staging / bundle.VOCABULARY_NAME),
-                "words": len(tokenizer.words),
-                "pad_id": PAD_ID, "start_id": START_ID, "oov_id": OOV_ID, "first_word_id": FIRST_WORD_ID,
-                "padding": "pre", "truncating": "pre",
-            },
-            "training": {
+        manifest = bundle.Manifest(
+            name=name,
+            created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            model_config=config,
+            tokenizer=bundle.TokenizerRecord(vocabulary=bundle.FileRecord.of(staging / bundle.VOCABULARY_NAME),
+                                             words=len(tokenizer.words)),  # runtime.text's ids and padding
+            training={
                 "settings": asdict(settings),
                 "data": splits.data_record(dataset, fit_split, validation_split, test_split, test_fraction,
                                            settings.seed),
                 "library_versions": library_versions(),
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores",
             },
-            "metrics": {
+            metrics={
                 "epochs_run": len(history["loss"]),
                 "best_epoch": best_epoch + 1,
                 "validation_accuracy": history["val_accuracy"][best_epoch],
@@ -314,10 +308,9 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
                 "refit": refit,  # None when the validated model itself is shipped
                 "pretraining": pretraining,  # None without --pretrain-epochs or --word2vec-epochs
             },
-            "reports": [bundle.file_record(path) for path in reports],  # history and plots: read, not loaded
-            "artifacts": {"keras": {**bundle.file_record(staging / "model.keras"), "format": "keras",
-                                    "precision": "float32"}},
-        }
+            reports=[bundle.FileRecord.of(path) for path in reports],  # history and plots: read, not loaded
+            artifacts={"keras": bundle.ArtifactRecord.of(staging / "model.keras", format="keras", precision="float32")},
+        )
         bundle.write_manifest(staging, manifest)
 
     print(f"\nTest accuracy on {len(test_split):,} {texts}: {test_accuracy:.4f} (loss {test_loss:.4f}); "
