@@ -66,7 +66,7 @@ class SentimentClassifier:
         self._model = model
         self.padding_states = self._ids_shape = None
         if self.graph == "cached":  # the shapes the graph declares for one review: ids (1, -1) or time-major (-1, 1)
-            path = opened.folder / bundle.ArtifactKind(self.backend, self.graph, self.precision).filename
+            path = opened.path(opened.manifest.artifact(bundle.ArtifactKind(self.backend, self.graph, self.precision)))
             self._ids_shape, state_shape = loading.review_shapes(model, self.config, path)
             # The cached graph's start: row k holds h0 and c0 after k padding steps, in the graph's shapes.
             self.padding_states = padding_states.reshape(len(padding_states), 2, *state_shape)
