@@ -69,8 +69,10 @@ class TrainingSettings:
     refit: bool = False  # retrain on all training reviews for the validated number of epochs
     pretrain_epochs: int = 0  # language-model epochs on the fit reviews' text first (training/pretrain.py)
     word2vec_epochs: int = 5  # start the embedding from word2vec on the fit reviews' text (training/word_vectors.py)
-    adversarial_epsilon: float | None = None  # adversarial training on the embeddings (training/adversarial.py)
-    distill_weight: float | None = None  # share of a bigram teacher's answer in the targets (training/teacher.py)
+    # Adversarial training on the embeddings (training/adversarial.py) and a bigram teacher's soft
+    # targets (training/teacher.py): together they won on validation (docs/training.md). 0 turns either off.
+    adversarial_epsilon: float = 0.5
+    distill_weight: float = 0.5
     validation_split: float = 0.2
     seed: int = 1337
     limit: int | None = None  # reviews per split, for quick runs
@@ -404,6 +406,20 @@ def bundle_name(text: str) -> str:
     return text
 
 
+def off_or_positive_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 (off) or a positive number, got {text}")
+    return value
+
+
+def off_or_fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be 0 (off) or between 0 and 1, got {text}")
+    return value
+
+
 def fraction(text: str) -> float:
     value = float(text)
     if not 0.0 < value < 1.0:
@@ -465,12 +481,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--word2vec-epochs", type=non_negative_int, default=defaults.word2vec_epochs, metavar="N",
                         help="start the embedding from word2vec vectors trained for N epochs on the fit "
                              "reviews' text (0 starts it at random)")
-    parser.add_argument("--adversarial", type=positive_float, default=defaults.adversarial_epsilon, metavar="EPSILON",
+    parser.add_argument("--adversarial", type=off_or_positive_float, default=defaults.adversarial_epsilon, metavar="EPSILON",
                         help="adversarial training: also fit each batch with its embedded words moved EPSILON "
-                             "(L2, per text) in the direction that hurts most (Miyato et al. 2017)")
-    parser.add_argument("--distill", type=fraction, default=defaults.distill_weight, metavar="WEIGHT",
+                             "(L2, per text) in the direction that hurts most (Miyato et al. 2017); 0 turns it off, "
+                             "and an epoch then takes about a third of the time")
+    parser.add_argument("--distill", type=off_or_fraction, default=defaults.distill_weight, metavar="WEIGHT",
                         help="targets are (1 - WEIGHT) x the label + WEIGHT x a bigram teacher's out-of-fold "
-                             "probabilities")
+                             "probabilities; 0 trains on the labels alone")
     parser.add_argument("--dropout", type=dropout_rate, default=TRAINING_CONFIG.dropout,
                         help="the LSTM's dropout on its inputs, the embedded words")
     parser.add_argument("--recurrent-dropout", type=dropout_rate, default=TRAINING_CONFIG.recurrent_dropout,

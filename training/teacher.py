@@ -39,6 +39,9 @@ def _fit_predict(train: sparse.csr_matrix, labels: np.ndarray, test: sparse.csr_
     classes = [1] if num_classes == 2 else range(num_classes)
     scores = []
     for label in classes:
+        if len(set(labels == label)) < 2:  # a fold of small data may lack a label, or hold only it
+            scores.append(np.full(test.shape[0], float((labels == label).mean()) or 1e-3))
+            continue
         ratio = sparse.diags(_nb_ratio(train, labels == label))
         model = LogisticRegression(C=C, solver="liblinear", dual=True, max_iter=1000)
         model.fit(train @ ratio, labels == label)
@@ -53,8 +56,9 @@ def out_of_fold_probabilities(texts: list[str], labels: np.ndarray, groups: np.n
                               num_classes: int) -> tuple[np.ndarray, dict]:
     """Each text's label probabilities from a teacher trained on the other folds, and a record."""
     started = time.perf_counter()
+    # Few texts may share no word twice: then every word counts, rather than none.
     vectorizer = CountVectorizer(tokenizer=split_words, lowercase=False, token_pattern=None,
-                                 ngram_range=NGRAMS, min_df=MIN_COUNT, binary=True, dtype=np.float32)
+                                 ngram_range=NGRAMS, min_df=MIN_COUNT if len(texts) >= 100 else 1, binary=True, dtype=np.float32)
     features = vectorizer.fit_transform(texts).tocsr()
     probabilities = np.zeros((len(texts), num_classes), dtype=np.float32)
     folds = min(FOLDS, len(np.unique(groups)))  # small data has fewer groups than folds

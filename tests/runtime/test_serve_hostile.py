@@ -244,7 +244,7 @@ def test_an_unverified_model_warns_once_and_says_so_in_its_answers(bundle_dir, t
 
 # The bundle's load never ends (as when manifest.json was a FIFO nobody writes to).
 BLOCKED_LOAD = ("import sys, threading; from runtime.classifier import SentimentClassifier; "
-                "SentimentClassifier.from_bundle = classmethod(lambda cls, *a, **k: threading.Event().wait()); "
+                "SentimentClassifier.create_from_options = classmethod(lambda cls, *a, **k: threading.Event().wait()); "
                 "from runtime.serve import main; sys.exit(main(sys.argv[1:]))")
 
 
