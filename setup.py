@@ -47,8 +47,11 @@ SHIPPED = {("cached", "float32"), ("cached", "int8"), ("steps", "float32")}
 
 def device_manifest(manifest: dict) -> tuple[dict, list[str]]:
     """The manifest of the packaged copy, and the files it names."""
-    kept = {key: record for key, record in manifest["artifacts"].items()
-            if record["format"] != "keras" and (record.get("graph"), record.get("precision")) in SHIPPED}
+    kept = {
+        key: record
+        for key, record in manifest["artifacts"].items()
+        if record["format"] != "keras" and (record.get("graph"), record.get("precision")) in SHIPPED
+    }
     omitted = sorted(key for key in manifest["artifacts"] if key not in kept)
     packaged = {key: value for key, value in manifest.items() if key != "reports"}
     packaged["artifacts"] = kept
@@ -56,10 +59,14 @@ def device_manifest(manifest: dict) -> tuple[dict, list[str]]:
     packaged["packaged"] = {
         "omitted_artifacts": omitted,
         "note": "the installed package carries the cached graphs and the float32 per-step graphs (explain) only; "
-                "the others are in models/imdb-lstm of the source repository (pass its folder as --model / "
-                "from_bundle(folder))"}
-    files = [manifest["tokenizer"]["vocabulary"]["file"], manifest["padding_states"]["file"],
-             *(record["file"] for record in kept.values())]
+        "the others are in models/imdb-lstm of the source repository (pass its folder as --model / "
+        "from_bundle(folder))",
+    }
+    files = [
+        manifest["tokenizer"]["vocabulary"]["file"],
+        manifest["padding_states"]["file"],
+        *(record["file"] for record in kept.values()),
+    ]
     return packaged, files
 
 
@@ -101,6 +108,10 @@ class BuildElsewhere(build):
 
 
 if __name__ == "__main__":  # `python setup.py ...` and setuptools' build backend; tests import it
-    setup(cmdclass={"build": BuildElsewhere, "build_py": BuildWithModel},
-          package_data={"runtime": ["explain.html", "explain.js", "explain.css", "imdb-sentiment.service"],
-                        "runtime.serving": ["openapi.json"]})
+    setup(
+        cmdclass={"build": BuildElsewhere, "build_py": BuildWithModel},
+        package_data={
+            "runtime": ["explain.html", "explain.js", "explain.css", "imdb-sentiment.service"],
+            "runtime.serving": ["openapi.json"],
+        },
+    )

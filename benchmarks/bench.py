@@ -70,8 +70,11 @@ def pick_buckets(tokenizer: Tokenizer, texts: list[str], median: int) -> dict[in
     lengths = np.array([len(tokenizer.token_ids(text)) for text in texts])
     chosen = {}
     for target in sorted({*BUCKETS, median}):
-        near = np.flatnonzero(lengths == target) if target == tokenizer.sequence_length else \
-            np.flatnonzero(np.abs(lengths - target) <= max(3, target // 20))
+        near = (
+            np.flatnonzero(lengths == target)
+            if target == tokenizer.sequence_length
+            else np.flatnonzero(np.abs(lengths - target) <= max(3, target // 20))
+        )
         if len(near):
             chosen[target] = [texts[i] for i in near[:REVIEWS_PER_BUCKET]]
     return chosen
@@ -100,7 +103,7 @@ def interleaved_latency(calls: dict, buckets: dict[int, list[str]], rounds: int 
         function(next(iter(buckets.values()))[0])  # warm-up: first-call allocations are not latency
     names = list(calls)
     for round_index in range(rounds):
-        order = names[round_index % len(names):] + names[:round_index % len(names)]
+        order = names[round_index % len(names) :] + names[: round_index % len(names)]
         for target, texts in buckets.items():
             for name in order:
                 function, per_block = calls[name]
@@ -111,15 +114,21 @@ def interleaved_latency(calls: dict, buckets: dict[int, list[str]], rounds: int 
                     function(text)
                     times.append(time.perf_counter() - started)
                 timings[name][target].append(times)
-    return {name: {str(target): latency_figures(per_round) for target, per_round in by_bucket.items()}
-            for name, by_bucket in timings.items()}
+    return {
+        name: {str(target): latency_figures(per_round) for target, per_round in by_bucket.items()}
+        for name, by_bucket in timings.items()
+    }
 
 
 def latency_figures(per_round: list[list[float]]) -> dict:
     """p50 and p99 over every call, in ms, and the p50 of each round (how much the machine moved)."""
     values = [seconds for times in per_round for seconds in times]
-    return {"p50_ms": percentile(values, 50) * 1e3, "p99_ms": percentile(values, 99) * 1e3, "calls": len(values),
-            "round_p50_ms": [percentile(times, 50) * 1e3 for times in per_round]}
+    return {
+        "p50_ms": percentile(values, 50) * 1e3,
+        "p99_ms": percentile(values, 99) * 1e3,
+        "calls": len(values),
+        "round_p50_ms": [percentile(times, 50) * 1e3 for times in per_round],
+    }
 
 
 def throughput(classifier: SentimentClassifier, texts: list[str]) -> float:
@@ -130,9 +139,16 @@ def throughput(classifier: SentimentClassifier, texts: list[str]) -> float:
     return len(texts) / (time.perf_counter() - started)
 
 
-def open_runtime_path(stack: contextlib.ExitStack, folder: Path, backend: str, graph: str, precision: str,
-                      texts: list[str], xnnpack: bool = True,
-                      form: str | None = None) -> tuple[dict, SentimentClassifier]:
+def open_runtime_path(
+    stack: contextlib.ExitStack,
+    folder: Path,
+    backend: str,
+    graph: str,
+    precision: str,
+    texts: list[str],
+    xnnpack: bool = True,
+    form: str | None = None,
+) -> tuple[dict, SentimentClassifier]:
     """A path's description with its throughput and size, and a one-thread classifier, kept open on
     `stack`, whose latency is measured later with every other path's.
 
@@ -140,17 +156,22 @@ def open_runtime_path(stack: contextlib.ExitStack, folder: Path, backend: str, g
     (other_form_bundle): the classifier refuses such an artifact unless allow_unverified, and then
     warns. Measuring the speed of an unproven probe form is what the benchmark is for, and it never
     answers a user, so it is loaded unverified and that expected warning is silenced here only."""
-    path = {"backend": backend, "graph": graph, "precision": precision,
-            "xnnpack": xnnpack if backend == "tflite" else None,
-            "form": form or ("while" if backend == "tflite" else "onnx LSTM node")}
+    path = {
+        "backend": backend,
+        "graph": graph,
+        "precision": precision,
+        "xnnpack": xnnpack if backend == "tflite" else None,
+        "form": form or ("while" if backend == "tflite" else "onnx LSTM node"),
+    }
     probe = form is not None
 
     def load(threads: int) -> SentimentClassifier:
         with warnings.catch_warnings():
             if probe:
                 warnings.simplefilter("ignore", UnverifiedArtifactWarning)
-            return SentimentClassifier.from_bundle(folder, backend, precision, graph, threads=threads,
-                                                   xnnpack=xnnpack, allow_unverified=probe)
+            return SentimentClassifier.from_bundle(
+                folder, backend, precision, graph, threads=threads, xnnpack=xnnpack, allow_unverified=probe
+            )
 
     one_thread = stack.enter_context(load(1))
     with load(2) as two_threads:
@@ -164,9 +185,11 @@ def time_breakdown(classifier: SentimentClassifier, texts: list[str], rounds: in
     """Where one review's time goes on a path, p50 in ms over `texts` timed round-robin: tokenizing,
     the model with the token ids ready (interpreter plus the runtime's feed), and the whole call."""
     ids = {text: classifier.tokenizer.token_ids(text) for text in texts}
-    calls = {"tokenize": (classifier.tokenizer.token_ids, REVIEWS_PER_BLOCK),
-             "model": (lambda text: classifier.probabilities_of_ids(ids[text]), REVIEWS_PER_BLOCK),
-             "classify": (classifier.classify, REVIEWS_PER_BLOCK)}
+    calls = {
+        "tokenize": (classifier.tokenizer.token_ids, REVIEWS_PER_BLOCK),
+        "model": (lambda text: classifier.probabilities_of_ids(ids[text]), REVIEWS_PER_BLOCK),
+        "classify": (classifier.classify, REVIEWS_PER_BLOCK),
+    }
     latencies = interleaved_latency(calls, {0: texts}, rounds)
     return {f"{name}_ms": figures["0"]["p50_ms"] for name, figures in latencies.items()}
 
@@ -194,11 +217,19 @@ def open_keras(folder: Path, texts: list[str]) -> tuple[dict, object, object]:
     tokenizer = Tokenizer.load(folder / bundle.VOCABULARY_NAME, config.sequence_length)
     started = time.perf_counter()
     model.predict(tokenizer.encode(texts), batch_size=256, verbose=0)
-    path = {"graph": "full", "precision": "float32", "form": "keras", "interpreter": f"keras {keras.__version__}",
-            "throughput": {"1": len(texts) / (time.perf_counter() - started)},
-            "artifact_bytes": manifest["artifacts"]["keras"]["bytes"]}
-    return (path, lambda text: model.predict(tokenizer.encode([text]), verbose=0),
-            lambda text: model(tokenizer.encode([text]), training=False))
+    path = {
+        "graph": "full",
+        "precision": "float32",
+        "form": "keras",
+        "interpreter": f"keras {keras.__version__}",
+        "throughput": {"1": len(texts) / (time.perf_counter() - started)},
+        "artifact_bytes": manifest["artifacts"]["keras"]["bytes"],
+    }
+    return (
+        path,
+        lambda text: model.predict(tokenizer.encode([text]), verbose=0),
+        lambda text: model(tokenizer.encode([text]), training=False),
+    )
 
 
 def other_form_bundle(folder: Path, workdir: Path, form: str) -> Path:
@@ -226,8 +257,9 @@ _LAUNCHER = (
 
 def run_process(argv: list[str]) -> tuple[float, float]:
     """Wall seconds and peak resident MiB of a command, which must succeed."""
-    measured = json.loads(subprocess.run([sys.executable, "-c", _LAUNCHER, *argv], capture_output=True,
-                                         text=True, check=True).stdout)
+    measured = json.loads(
+        subprocess.run([sys.executable, "-c", _LAUNCHER, *argv], capture_output=True, text=True, check=True).stdout
+    )
     if measured["exit_code"] != 0:
         raise RuntimeError(f"{' '.join(argv[:4])} exited with {measured['exit_code']}")
     return measured["seconds"], measured["peak_mib"]
@@ -243,25 +275,42 @@ def cold_starts(folder: Path, repeats: int = 3) -> list[dict]:
         "print(model.predict(tokenizer.encode([sys.argv[2]]), verbose=0))\n"
     )
     # The interpreter alone loading a model, without the runtime's tokenizer and checks: its floor.
-    interpreter_script = ("import sys\nfrom pathlib import Path\nfrom runtime import backends\n"
-                          "backends.load_model(sys.argv[1], Path(sys.argv[2]).read_bytes(), threads=1)\n")
+    interpreter_script = (
+        "import sys\nfrom pathlib import Path\nfrom runtime import backends\n"
+        "backends.load_model(sys.argv[1], Path(sys.argv[2]).read_bytes(), threads=1)\n"
+    )
     artifacts = bundle.read_manifest(folder)["artifacts"]
     commands = {"numpy import (floor)": [sys.executable, "-c", "import numpy"]}
     for backend in backends.available_backends():
         model = folder / artifacts[bundle.artifact_key(backend, "cached", "int8")]["file"]
         commands[f"{backend} interpreter loading the cached int8 model (floor)"] = [
-            sys.executable, "-c", interpreter_script, backend, str(model)]
+            sys.executable,
+            "-c",
+            interpreter_script,
+            backend,
+            str(model),
+        ]
         for precision in bundle.PRECISIONS:
             commands[f"runtime.predict {backend} {precision}"] = [
-                sys.executable, "-m", "runtime.predict", "--model", str(folder), "--backend", backend,
-                "--precision", precision, EXAMPLE]
+                sys.executable,
+                "-m",
+                "runtime.predict",
+                "--model",
+                str(folder),
+                "--backend",
+                backend,
+                "--precision",
+                precision,
+                EXAMPLE,
+            ]
     if (folder / "model.keras").is_file() and backends.installed("keras"):
         commands["keras load + predict"] = [sys.executable, "-c", keras_script, str(folder), EXAMPLE]
     results = []
     for name, argv in commands.items():
         runs = [run_process(argv) for _ in range(repeats)]
-        results.append({"name": name, "seconds": statistics.median(r[0] for r in runs),
-                        "peak_mib": max(r[1] for r in runs)})
+        results.append(
+            {"name": name, "seconds": statistics.median(r[0] for r in runs), "peak_mib": max(r[1] for r in runs)}
+        )
     return results
 
 
@@ -294,13 +343,16 @@ def loading_costs(folder: Path, median_review: str, repeats: int = 20) -> dict:
 
 def cpu_peak_gflops() -> float:
     """Single-thread float32 matrix-multiply rate, in a child with one BLAS thread."""
-    code = ("import numpy as np, time\n"
-            "a = np.random.rand(1024, 1024).astype(np.float32); b = a.copy(); a @ b\n"
-            "t = time.perf_counter(); [a @ b for _ in range(10)]; s = time.perf_counter() - t\n"
-            "print(10 * 2 * 1024 ** 3 / s / 1e9)\n")
+    code = (
+        "import numpy as np, time\n"
+        "a = np.random.rand(1024, 1024).astype(np.float32); b = a.copy(); a @ b\n"
+        "t = time.perf_counter(); [a @ b for _ in range(10)]; s = time.perf_counter() - t\n"
+        "print(10 * 2 * 1024 ** 3 / s / 1e9)\n"
+    )
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                                check=True).stdout)
+    return float(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    )
 
 
 def flops_per_review(config, tokens: int) -> float:
@@ -323,15 +375,23 @@ def machine() -> dict:
         if backends.installed(name):
             from importlib.metadata import PackageNotFoundError, version
 
-            distribution = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime",
-                            "tensorflow": "tensorflow-cpu"}.get(name, name)
+            distribution = {
+                "ai_edge_litert": "ai-edge-litert",
+                "tflite_runtime": "tflite-runtime",
+                "tensorflow": "tensorflow-cpu",
+            }.get(name, name)
             try:
                 versions[name] = version(distribution)
             except PackageNotFoundError:
                 versions[name] = version(name)
-    return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(), "system": platform.platform(),
-            "versions": versions,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "machine": platform.machine(),
+        "system": platform.platform(),
+        "versions": versions,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def run(folder: Path, data_source: str | None) -> dict:
@@ -344,9 +404,16 @@ def run(folder: Path, data_source: str | None) -> dict:
     median_tokens, buckets = review_buckets(tokenizer, test)
     texts = sample(test, THROUGHPUT_REVIEWS, seed=2).texts
 
-    results = {"machine": machine(), "median_test_review_tokens": median_tokens, "paths": [], "rounds": ROUNDS,
-               "keras_threads": tensorflow_on_one_thread() if (folder / "model.keras").is_file() else None}
-    print(f"buckets: { {k: len(v) for k, v in buckets.items()} }, median review {median_tokens} tokens", file=sys.stderr)
+    results = {
+        "machine": machine(),
+        "median_test_review_tokens": median_tokens,
+        "paths": [],
+        "rounds": ROUNDS,
+        "keras_threads": tensorflow_on_one_thread() if (folder / "model.keras").is_file() else None,
+    }
+    print(
+        f"buckets: { {k: len(v) for k, v in buckets.items()} }, median review {median_tokens} tokens", file=sys.stderr
+    )
     calls, classifiers = {}, {}
 
     def add(path: dict, function, per_block: int = REVIEWS_PER_BLOCK) -> None:
@@ -362,8 +429,10 @@ def run(folder: Path, data_source: str | None) -> dict:
         for backend in backends.available_backends():
             for graph in bundle.GRAPHS:
                 for precision in bundle.PRECISIONS:
-                    for xnnpack in ((True, False) if backend == "tflite" else (True,)):
-                        print(f"loading {backend} {graph} {precision}{'' if xnnpack else ' no-xnnpack'}", file=sys.stderr)
+                    for xnnpack in (True, False) if backend == "tflite" else (True,):
+                        print(
+                            f"loading {backend} {graph} {precision}{'' if xnnpack else ' no-xnnpack'}", file=sys.stderr
+                        )
                         add_runtime(*open_runtime_path(stack, folder, backend, graph, precision, texts, xnnpack))
         can_convert = (folder / "model.keras").is_file() and backends.installed("tensorflow")
         if "tflite" in backends.available_backends() and can_convert:
@@ -444,9 +513,13 @@ def summary(results: dict) -> dict:
     if "keras load + predict" in cold:  # every runtime.predict choice, not only the fastest: memory differs
         keras_cold = cold["keras load + predict"]
         out["cold_start_ratios"] = {
-            name.removeprefix("runtime.predict "): {"time": cold[name]["seconds"] / keras_cold["seconds"],
-                                                    "memory": cold[name]["peak_mib"] / keras_cold["peak_mib"]}
-            for name in cold if name.startswith("runtime.predict")}
+            name.removeprefix("runtime.predict "): {
+                "time": cold[name]["seconds"] / keras_cold["seconds"],
+                "memory": cold[name]["peak_mib"] / keras_cold["peak_mib"],
+            }
+            for name in cold
+            if name.startswith("runtime.predict")
+        }
     achieved = results["flops_per_median_review"] / (p50[best] / 1e3) / 1e9
     out["best_path_gflops"] = achieved
     out["fraction_of_cpu_peak"] = achieved / results["cpu_peak_gflops_1_thread"]
@@ -461,16 +534,26 @@ def render_markdown(results: dict) -> str:
     keras = next((path for path in paths if path["backend"] == "keras-predict"), None)
     versions = ", ".join(f"{name} {version}" for name, version in machine_info["versions"].items())
     lines = [
-        "# Benchmarks", "",
+        "# Benchmarks",
+        "",
         f"Produced by `python -m benchmarks.bench` on {machine_info['date']}: {machine_info['cpu']}, "
         f"{machine_info['cores']} cores, {machine_info['system']}; {versions}.",
         "Regenerate with the commands at the top of `benchmarks/bench.py`. Real test reviews; one review per call, "
         "tokenization included; ratios are Keras `model.predict` time over the path's time."
-        + (f" Latency is measured round-robin: {results['rounds']} rounds, each timing every path on every length "
-           "in turn, a short block of reviews each." if "rounds" in results else ""), "",
-        "## Latency, one review, one thread (milliseconds, p50 / p99, and speed-up over Keras `model.predict`)", "",
-        "| path | " + " | ".join(f"{b} tokens" + (" (median)" if b == str(results["median_test_review_tokens"]) else "")
-                               for b in buckets) + " |",
+        + (
+            f" Latency is measured round-robin: {results['rounds']} rounds, each timing every path on every length "
+            "in turn, a short block of reviews each."
+            if "rounds" in results
+            else ""
+        ),
+        "",
+        "## Latency, one review, one thread (milliseconds, p50 / p99, and speed-up over Keras `model.predict`)",
+        "",
+        "| path | "
+        + " | ".join(
+            f"{b} tokens" + (" (median)" if b == str(results["median_test_review_tokens"]) else "") for b in buckets
+        )
+        + " |",
         "|---|" + "---|" * len(buckets),
     ]
     for path in paths:
@@ -480,62 +563,101 @@ def render_markdown(results: dict) -> str:
             ratio = f" ({keras['latency'][bucket]['p50_ms'] / figure['p50_ms']:,.0f}x)" if keras else ""
             cells.append(f"{figure['p50_ms']:.3f} / {figure['p99_ms']:.3f}{ratio}")
         lines.append(f"| {path_name(path)} | " + " | ".join(cells) + " |")
-    lines += ["", "## Throughput (reviews per second, 1,000 real reviews) and artifact size", "",
-              "| path | 1 thread | 2 threads | artifact |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "## Throughput (reviews per second, 1,000 real reviews) and artifact size",
+        "",
+        "| path | 1 thread | 2 threads | artifact |",
+        "|---|---|---|---|",
+    ]
     for path in paths:
         throughput = path["throughput"]
         two = throughput.get("2")
-        lines.append(f"| {path_name(path)} | {throughput['1']:,.0f} | {'-' if two is None else f'{two:,.0f}'} | "
-                     f"{path['artifact_bytes'] / 2**20:.2f} MiB |")
+        lines.append(
+            f"| {path_name(path)} | {throughput['1']:,.0f} | {'-' if two is None else f'{two:,.0f}'} | "
+            f"{path['artifact_bytes'] / 2**20:.2f} MiB |"
+        )
     if keras:
-        lines += ["", "Keras throughput is `model.predict` on the 1,000 reviews at batch 256. Every Keras figure but the "
-                  "cold start ran with TensorFlow's intra- and inter-op thread pools set to "
-                  f"{results['keras_threads']} (`tensorflow_on_one_thread` in `benchmarks/bench.py`), like the runtime's one thread."]
-    lines += ["", "## Cold start: a new process to its first answer", "",
-              "| process | seconds (median of 3) | peak memory |", "|---|---|---|"]
+        lines += [
+            "",
+            "Keras throughput is `model.predict` on the 1,000 reviews at batch 256. Every Keras figure but the "
+            "cold start ran with TensorFlow's intra- and inter-op thread pools set to "
+            f"{results['keras_threads']} (`tensorflow_on_one_thread` in `benchmarks/bench.py`), like the runtime's one thread.",
+        ]
+    lines += [
+        "",
+        "## Cold start: a new process to its first answer",
+        "",
+        "| process | seconds (median of 3) | peak memory |",
+        "|---|---|---|",
+    ]
     for entry in results["cold_start"]:
         lines.append(f"| {entry['name']} | {entry['seconds']:.3f} | {entry['peak_mib']:.0f} MiB |")
     loading = results["loading"]
-    lines += ["", "Loading costs inside that start (best of 20): " + ", ".join(
-        f"{name.removesuffix('_ms').replace('_', ' ')} {value:.2f} ms" for name, value in loading.items()) + ".", ""]
+    lines += [
+        "",
+        "Loading costs inside that start (best of 20): "
+        + ", ".join(f"{name.removesuffix('_ms').replace('_', ' ')} {value:.2f} ms" for name, value in loading.items())
+        + ".",
+        "",
+    ]
     out = summary(results)
-    lines += ["## Against the targets", "",
-              f"- Best path for a median review ({out['median_tokens']} tokens): **{out['best_path']}**, "
-              f"p50 {out['best_p50_ms']:.3f} ms."]
+    lines += [
+        "## Against the targets",
+        "",
+        f"- Best path for a median review ({out['median_tokens']} tokens): **{out['best_path']}**, "
+        f"p50 {out['best_p50_ms']:.3f} ms.",
+    ]
     if "speedup_vs_keras_predict" in out:
         by_round = out["speedup_vs_keras_predict_by_round"]
-        lines.append(f"- Speed-up over Keras `model.predict`: **{out['speedup_vs_keras_predict']:,.0f}x** "
-                     f"(target >= {KERAS_SPEEDUP_TARGET}x). Round by round (the p50 of each path in each of the "
-                     f"{len(by_round)} rounds): {min(by_round):,.0f}x to {max(by_round):,.0f}x, above the target in "
-                     f"{sum(ratio >= KERAS_SPEEDUP_TARGET for ratio in by_round)} of {len(by_round)}.")
+        lines.append(
+            f"- Speed-up over Keras `model.predict`: **{out['speedup_vs_keras_predict']:,.0f}x** "
+            f"(target >= {KERAS_SPEEDUP_TARGET}x). Round by round (the p50 of each path in each of the "
+            f"{len(by_round)} rounds): {min(by_round):,.0f}x to {max(by_round):,.0f}x, above the target in "
+            f"{sum(ratio >= KERAS_SPEEDUP_TARGET for ratio in by_round)} of {len(by_round)}."
+        )
     breakdown = results.get("best_path_breakdown")
     if breakdown:
         whole = breakdown["classify_ms"]
-        line = (f"- Where {breakdown['path']}'s time goes for a median review (p50 of its own {results['rounds']} rounds "
-                f"round-robin, after the table; the machine's speed may differ, so compare shares): tokenizing "
-                f"{breakdown['tokenize_ms']:.3f} ms (**{breakdown['tokenize_ms'] / whole * 100:.0f} %**), the model with the ids "
-                f"ready {breakdown['model_ms']:.3f} ms (**{breakdown['model_ms'] / whole * 100:.0f} %**), the whole call "
-                f"{whole:.3f} ms.")
+        line = (
+            f"- Where {breakdown['path']}'s time goes for a median review (p50 of its own {results['rounds']} rounds "
+            f"round-robin, after the table; the machine's speed may differ, so compare shares): tokenizing "
+            f"{breakdown['tokenize_ms']:.3f} ms (**{breakdown['tokenize_ms'] / whole * 100:.0f} %**), the model with the ids "
+            f"ready {breakdown['model_ms']:.3f} ms (**{breakdown['model_ms'] / whole * 100:.0f} %**), the whole call "
+            f"{whole:.3f} ms."
+        )
         if "keras_predict_p50_ms" in out:
             needed = out["keras_predict_p50_ms"] / KERAS_SPEEDUP_TARGET
-            line += (f" {KERAS_SPEEDUP_TARGET}x over Keras needs the whole call at {needed:.3f} ms, "
-                     f"**{needed / out['best_p50_ms'] * 100:.0f} %** of its p50 in the table.")
+            line += (
+                f" {KERAS_SPEEDUP_TARGET}x over Keras needs the whole call at {needed:.3f} ms, "
+                f"**{needed / out['best_p50_ms'] * 100:.0f} %** of its p50 in the table."
+            )
         lines.append(line)
     if "speedup_vs_same_backend_full" in out:
-        lines.append(f"- Speed-up over the same backend's full 500-step graph: "
-                     f"**{out['speedup_vs_same_backend_full']:.2f}x** (target >= 2x).")
-    lines.append(f"- A 50-token review costs **{out['p50_50_tokens_over_500_tokens'] * 100:.0f} %** of a 500-token one "
-                 "(target <= 25 %).")
+        lines.append(
+            f"- Speed-up over the same backend's full 500-step graph: "
+            f"**{out['speedup_vs_same_backend_full']:.2f}x** (target >= 2x)."
+        )
+    lines.append(
+        f"- A 50-token review costs **{out['p50_50_tokens_over_500_tokens'] * 100:.0f} %** of a 500-token one "
+        "(target <= 25 %)."
+    )
     if "cold_start_ratios" in out:
-        each = "; ".join(f"{name} **1/{1 / ratio['time']:.0f}** and **1/{1 / ratio['memory']:.0f}**"
-                         for name, ratio in out["cold_start_ratios"].items())
-        lines.append(f"- Cold start of `runtime.predict` against TensorFlow's, time (target <= 1/20) and peak memory "
-                     f"(target <= 1/10): {each}.")
-    lines.append(f"- Arithmetic: {results['flops_per_median_review'] / 1e6:.1f} MFLOP per median review; the best path "
-                 f"runs it at {out['best_path_gflops']:.1f} GFLOP/s, **{out['fraction_of_cpu_peak'] * 100:.0f} %** of "
-                 f"this CPU's one-thread float32 matrix-multiply rate ({results['cpu_peak_gflops_1_thread']:.0f} GFLOP/s, "
-                 "numpy). One review is a chain of 100-wide matrix-vector products, each waiting for the last, "
-                 "so it cannot use the CPU the way a large matrix product does.")
+        each = "; ".join(
+            f"{name} **1/{1 / ratio['time']:.0f}** and **1/{1 / ratio['memory']:.0f}**"
+            for name, ratio in out["cold_start_ratios"].items()
+        )
+        lines.append(
+            f"- Cold start of `runtime.predict` against TensorFlow's, time (target <= 1/20) and peak memory "
+            f"(target <= 1/10): {each}."
+        )
+    lines.append(
+        f"- Arithmetic: {results['flops_per_median_review'] / 1e6:.1f} MFLOP per median review; the best path "
+        f"runs it at {out['best_path_gflops']:.1f} GFLOP/s, **{out['fraction_of_cpu_peak'] * 100:.0f} %** of "
+        f"this CPU's one-thread float32 matrix-multiply rate ({results['cpu_peak_gflops_1_thread']:.0f} GFLOP/s, "
+        "numpy). One review is a chain of 100-wide matrix-vector products, each waiting for the last, "
+        "so it cannot use the CPU the way a large matrix product does."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -548,13 +670,22 @@ def write_markdown(path: Path, report: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=bundle.DEFAULT_BUNDLE)
-    parser.add_argument("--data", default=os.environ.get("IMDB_DATA"),
-                        help="aclImdb archive or folder for real reviews (default: $IMDB_DATA)")
+    parser.add_argument(
+        "--data",
+        default=os.environ.get("IMDB_DATA"),
+        help="aclImdb archive or folder for real reviews (default: $IMDB_DATA)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="results JSON (default: %(default)s)")
     parser.add_argument("--render", type=Path, metavar="JSON", help="render BENCHMARKS.md from a results file and exit")
-    parser.add_argument("--markdown", type=Path, nargs="?", const=MARKDOWN, metavar="PATH",
-                        help=f"write the report into PATH (default {MARKDOWN.name}), keeping other harnesses' "
-                             "marked sections, instead of printing it")
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        nargs="?",
+        const=MARKDOWN,
+        metavar="PATH",
+        help=f"write the report into PATH (default {MARKDOWN.name}), keeping other harnesses' "
+        "marked sections, instead of printing it",
+    )
     args = parser.parse_args(argv)
 
     def report(results: dict) -> None:

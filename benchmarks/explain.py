@@ -59,14 +59,17 @@ def median_length_texts(folder: Path, data_source: str | None) -> tuple[int, lis
 
 # --- the two-output form: the cached graph that also answers after every step --------------------
 
+
 def two_output_tflite(trained, config) -> bytes:
     import tensorflow as tf
 
     from export import common
     from training.model import build_inference_model
 
-    steps = build_inference_model(trained, config, batch_size=1, sequence_length=None, initial_state=True,
-                                  return_sequences=True)
+    steps = build_inference_model(
+        trained, config, batch_size=1, sequence_length=None, initial_state=True, return_sequences=True
+    )
+
     @tf.function(input_signature=common.input_signature(steps))
     def serve(token_ids, h0, c0):
         every = steps({"token_ids": token_ids, "h0": h0, "c0": c0})
@@ -99,13 +102,17 @@ def two_output_onnx(cached_onnx: bytes) -> bytes:
     classes = next(t for t in graph.initializer if t.name == matmul.input[1]).dims[-1]
     lstm.output[0] = "every_state_y"
     graph.initializer.append(numpy_helper.from_array(np.array([1], np.int64), "y_direction_axis"))
-    graph.node.extend([
-        helper.make_node("Squeeze", ["every_state_y", "y_direction_axis"], ["every_state"]),
-        helper.make_node("MatMul", ["every_state", matmul.input[1]], ["every_logits_unbiased"]),
-        helper.make_node("Add", ["every_logits_unbiased", bias], ["every_logits"]),
-        helper.make_node("Softmax", ["every_logits"], ["step_probabilities"], axis=-1),
-    ])
-    graph.output.append(helper.make_tensor_value_info("step_probabilities", onnx.TensorProto.FLOAT, ["length", 1, classes]))
+    graph.node.extend(
+        [
+            helper.make_node("Squeeze", ["every_state_y", "y_direction_axis"], ["every_state"]),
+            helper.make_node("MatMul", ["every_state", matmul.input[1]], ["every_logits_unbiased"]),
+            helper.make_node("Add", ["every_logits_unbiased", bias], ["every_logits"]),
+            helper.make_node("Softmax", ["every_logits"], ["step_probabilities"], axis=-1),
+        ]
+    )
+    graph.output.append(
+        helper.make_tensor_value_info("step_probabilities", onnx.TensorProto.FLOAT, ["length", 1, classes])
+    )
     onnx.checker.check_model(proto)
     return proto.SerializeToString()
 
@@ -171,8 +178,10 @@ def interleaved(calls: dict, items: list, rounds: int = ROUNDS) -> dict:
                 started = time.perf_counter_ns()
                 calls[name](item)
                 timings[name].append((time.perf_counter_ns() - started) / 1e6)
-    return {name: {"p50_ms": statistics.median(values), "p90_ms": float(np.percentile(values, 90)), "calls": len(values)}
-            for name, values in timings.items()}
+    return {
+        name: {"p50_ms": statistics.median(values), "p90_ms": float(np.percentile(values, 90)), "calls": len(values)}
+        for name, values in timings.items()
+    }
 
 
 def run(folder: Path, data_source: str | None) -> dict:
@@ -181,8 +190,17 @@ def run(folder: Path, data_source: str | None) -> dict:
 
     manifest = bundle.read_manifest(folder)
     median, texts = median_length_texts(folder, data_source)
-    results = {"machine": machine(), "bundle": str(folder), "median_test_review_tokens": median,
-               "reviews": len(texts), "rounds": ROUNDS, "block": BLOCK, "forms": {}, "end_to_end": {}, "sizes": {}}
+    results = {
+        "machine": machine(),
+        "bundle": str(folder),
+        "median_test_review_tokens": median,
+        "reviews": len(texts),
+        "rounds": ROUNDS,
+        "block": BLOCK,
+        "forms": {},
+        "end_to_end": {},
+        "sizes": {},
+    }
     _, config, trained = load_trained(folder)
     for backend in backends.available_backends():
         print(f"{backend}: building the two-output form", file=sys.stderr)
@@ -191,35 +209,49 @@ def run(folder: Path, data_source: str | None) -> dict:
         steps_record = manifest["artifacts"][bundle.artifact_key(backend, bundle.STEPS_GRAPH, "float32")]
         cached_bytes = bundle.read_file(folder, cached_record)
         two_bytes = two_output_tflite(trained, config) if backend == "tflite" else two_output_onnx(cached_bytes)
-        cached, two, steps = (RawModel(backend, content) for content in
-                              (cached_bytes, two_bytes, bundle.read_file(folder, steps_record)))
+        cached, two, steps = (
+            RawModel(backend, content) for content in (cached_bytes, two_bytes, bundle.read_file(folder, steps_record))
+        )
         ids = [classifier.tokenizer.token_ids(text) for text in texts]
         feeds = [feeds_for(classifier, review, cached.shape) for review in ids]
         check = two.run(feeds[0], ["probabilities", "step_probabilities"])
         if np.abs(check[0].ravel() - cached.run(feeds[0], ["probabilities"])[0].ravel()).max() > 1e-5:
             raise RuntimeError(f"{backend}: the two-output form does not answer as the cached graph")
         print(f"{backend}: timing the forms", file=sys.stderr)
-        figures = interleaved({
-            "classify: cached graph (today)": lambda f: cached.run(f, ["probabilities"]),
-            "classify: cached graph with a second, per-step output": lambda f: two.run(f, ["probabilities"]),
-            "explain's calls: cached graph with both outputs read": lambda f: two.run(f, ["probabilities", "step_probabilities"]),
-            "explain's calls: cached graph + separate steps artifact": lambda f: (cached.run(f, ["probabilities"]),
-                                                                                  steps.run(f, ["probabilities"])),
-            "steps artifact alone": lambda f: steps.run(f, ["probabilities"]),
-        }, feeds)
-        results["forms"][backend] = {"figures": figures, "two_output_bytes": len(two_bytes),
-                                     "cached_bytes": cached_record["bytes"], "steps_bytes": steps_record["bytes"]}
+        figures = interleaved(
+            {
+                "classify: cached graph (today)": lambda f: cached.run(f, ["probabilities"]),
+                "classify: cached graph with a second, per-step output": lambda f: two.run(f, ["probabilities"]),
+                "explain's calls: cached graph with both outputs read": lambda f: two.run(
+                    f, ["probabilities", "step_probabilities"]
+                ),
+                "explain's calls: cached graph + separate steps artifact": lambda f: (
+                    cached.run(f, ["probabilities"]),
+                    steps.run(f, ["probabilities"]),
+                ),
+                "steps artifact alone": lambda f: steps.run(f, ["probabilities"]),
+            },
+            feeds,
+        )
+        results["forms"][backend] = {
+            "figures": figures,
+            "two_output_bytes": len(two_bytes),
+            "cached_bytes": cached_record["bytes"],
+            "steps_bytes": steps_record["bytes"],
+        }
         for precision in bundle.PRECISIONS:
             key = bundle.artifact_key(backend, bundle.STEPS_GRAPH, precision)
             if key not in manifest["artifacts"]:
                 continue
             print(f"{backend} {precision}: classify against explain, end to end", file=sys.stderr)
             with SentimentClassifier.from_bundle(folder, backend, precision, threads=1) as runtime_classifier:
-                results["end_to_end"][f"{backend}-{precision}"] = interleaved({
-                    "classify(text)": runtime_classifier.classify, "explain(text)": runtime_classifier.explain}, texts)
+                results["end_to_end"][f"{backend}-{precision}"] = interleaved(
+                    {"classify(text)": runtime_classifier.classify, "explain(text)": runtime_classifier.explain}, texts
+                )
             results["sizes"][key] = manifest["artifacts"][key]["bytes"]
-            results["sizes"][bundle.artifact_key(backend, "cached", precision)] = \
-                manifest["artifacts"][bundle.artifact_key(backend, "cached", precision)]["bytes"]
+            results["sizes"][bundle.artifact_key(backend, "cached", precision)] = manifest["artifacts"][
+                bundle.artifact_key(backend, "cached", precision)
+            ]["bytes"]
     return results
 
 
@@ -228,34 +260,53 @@ def render_section(results: dict) -> str:
     m = results["machine"]
     versions = ", ".join(f"{name} {version}" for name, version in m["versions"].items())
     mib = lambda size: f"{size / 2**20:.2f} MiB"  # noqa: E731
-    lines = [f"<!-- begin:{SECTION} -->", "## Explain: where the per-step output lives, and what it costs", "",
-             f"Produced by `python -m benchmarks.explain` on {m['date']}: {m['cpu']}, {m['cores']} cores, {m['system']}; "
-             f"{versions}. One thread; {results['reviews']} real test reviews of exactly the median length "
-             f"({results['median_test_review_tokens']} tokens), {results['rounds']} interleaved rounds of "
-             f"{results['block']} calls a path; milliseconds, p50 (p90).", "",
-             "### The per-step output: a second output of the cached graph, or a separate artifact (float32, model calls only)",
-             "", "| path | " + " | ".join(results["forms"]) + " |", "|---|" + "---|" * len(results["forms"])]
+    lines = [
+        f"<!-- begin:{SECTION} -->",
+        "## Explain: where the per-step output lives, and what it costs",
+        "",
+        f"Produced by `python -m benchmarks.explain` on {m['date']}: {m['cpu']}, {m['cores']} cores, {m['system']}; "
+        f"{versions}. One thread; {results['reviews']} real test reviews of exactly the median length "
+        f"({results['median_test_review_tokens']} tokens), {results['rounds']} interleaved rounds of "
+        f"{results['block']} calls a path; milliseconds, p50 (p90).",
+        "",
+        "### The per-step output: a second output of the cached graph, or a separate artifact (float32, model calls only)",
+        "",
+        "| path | " + " | ".join(results["forms"]) + " |",
+        "|---|" + "---|" * len(results["forms"]),
+    ]
     paths = next(iter(results["forms"].values()))["figures"]
     for path in paths:
-        cells = [f"{form['figures'][path]['p50_ms']:.3f} ({form['figures'][path]['p90_ms']:.3f})"
-                 for form in results["forms"].values()]
+        cells = [
+            f"{form['figures'][path]['p50_ms']:.3f} ({form['figures'][path]['p90_ms']:.3f})"
+            for form in results["forms"].values()
+        ]
         lines.append(f"| {path} | " + " | ".join(cells) + " |")
     for backend, form in results["forms"].items():
         today = form["figures"]["classify: cached graph (today)"]["p50_ms"]
         extra = form["figures"]["classify: cached graph with a second, per-step output"]["p50_ms"]
         lines.append("")
-        lines.append(f"- {backend}: with the second output, classify takes {extra / today:.2f}x today's time "
-                     f"({extra - today:+.3f} ms); the two-output file is {mib(form['two_output_bytes'])} against "
-                     f"{mib(form['cached_bytes'])}, the separate steps artifact {mib(form['steps_bytes'])}.")
-    lines += ["", "Chosen: a separate artifact (model.steps.*). It leaves classify's graph, bytes and speed as they "
-              "were on both interpreters; explain pays with a second model call. The per-step graph costs TFLite "
-              "more than the cached graph does because its WHILE loop copies the whole every-step output at each step.",
-              "", "### classify(text) against explain(text), end to end (tokenizing and word spans included)", "",
-              "| backend, precision | classify | explain | explain / classify |", "|---|---|---|---|"]
+        lines.append(
+            f"- {backend}: with the second output, classify takes {extra / today:.2f}x today's time "
+            f"({extra - today:+.3f} ms); the two-output file is {mib(form['two_output_bytes'])} against "
+            f"{mib(form['cached_bytes'])}, the separate steps artifact {mib(form['steps_bytes'])}."
+        )
+    lines += [
+        "",
+        "Chosen: a separate artifact (model.steps.*). It leaves classify's graph, bytes and speed as they "
+        "were on both interpreters; explain pays with a second model call. The per-step graph costs TFLite "
+        "more than the cached graph does because its WHILE loop copies the whole every-step output at each step.",
+        "",
+        "### classify(text) against explain(text), end to end (tokenizing and word spans included)",
+        "",
+        "| backend, precision | classify | explain | explain / classify |",
+        "|---|---|---|---|",
+    ]
     for name, figures in results["end_to_end"].items():
         classify, explain = figures["classify(text)"], figures["explain(text)"]
-        lines.append(f"| {name} | {classify['p50_ms']:.3f} ({classify['p90_ms']:.3f}) | "
-                     f"{explain['p50_ms']:.3f} ({explain['p90_ms']:.3f}) | {explain['p50_ms'] / classify['p50_ms']:.2f}x |")
+        lines.append(
+            f"| {name} | {classify['p50_ms']:.3f} ({classify['p90_ms']:.3f}) | "
+            f"{explain['p50_ms']:.3f} ({explain['p90_ms']:.3f}) | {explain['p50_ms'] / classify['p50_ms']:.2f}x |"
+        )
     lines += ["", "### Sizes", "", "| artifact | size |", "|---|---|"]
     lines += [f"| {key} | {mib(size)} |" for key, size in results["sizes"].items()]
     lines.append(f"<!-- end:{SECTION} -->")
@@ -263,11 +314,17 @@ def render_section(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.explain", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.explain",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--model", type=Path, default=bundle.REPOSITORY_BUNDLE, help="bundle folder")
-    parser.add_argument("--data", default=os.environ.get("IMDB_DATA"),
-                        help="aclImdb archive or folder for the median-length reviews ($IMDB_DATA)")
+    parser.add_argument(
+        "--data",
+        default=os.environ.get("IMDB_DATA"),
+        help="aclImdb archive or folder for the median-length reviews ($IMDB_DATA)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="results JSON")
     parser.add_argument("--markdown", type=Path, default=MARKDOWN, help="file whose section is rewritten")
     parser.add_argument("--render", type=Path, metavar="JSON", help="only rewrite the section from a results file")

@@ -51,21 +51,30 @@ DOC = ROOT / "docs" / "serving.md"
 SECTION = "hostile-probes"
 SHORT_REVIEW = "A wonderful film with a brilliant cast. I loved every minute and the ending moved me to tears."
 MAX_BODY_BYTES = 1 << 20  # the server's default --max-body-bytes
-FULL = {"explain_seconds": 40, "unread_clients": 6, "request_timeout": 10, "flood_connections": 1030,
-        "flood_seconds": 40}
-QUICK = {"explain_seconds": 8, "unread_clients": 3, "request_timeout": 3, "flood_connections": 300,
-         "flood_seconds": 8}
+FULL = {
+    "explain_seconds": 40,
+    "unread_clients": 6,
+    "request_timeout": 10,
+    "flood_connections": 1030,
+    "flood_seconds": 40,
+}
+QUICK = {"explain_seconds": 8, "unread_clients": 3, "request_timeout": 3, "flood_connections": 300, "flood_seconds": 8}
 
 
 # --- the server -----------------------------------------------------------------------------------
+
 
 class Server:
     """`python -m runtime.serve --port 0 --workers 2 --quiet ...`, ready to answer."""
 
     def __init__(self, *args: str):
-        self.process = subprocess.Popen([sys.executable, "-m", "runtime.serve", "--port", "0", "--workers", "2",
-                                         "--quiet", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "runtime.serve", "--port", "0", "--workers", "2", "--quiet", *args],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.stderr: list[str] = []
         ready = threading.Event()
 
@@ -103,7 +112,7 @@ def largest_explain_body(limit: int = MAX_BODY_BYTES) -> bytes:
 
     words = " ".join(synthetic_review(index, index % 2 == 0) for index in range(400)).replace("<br />", " ")
     text = (words + " ") * (limit // len(words) + 1)
-    body = json.dumps({"text": text[:limit - len('{"text": ""}')]}).encode()
+    body = json.dumps({"text": text[: limit - len('{"text": ""}')]}).encode()
     assert len(body) <= limit, len(body)
     return body
 
@@ -112,9 +121,12 @@ def ms(samples: list[float]) -> dict:
     if not samples:
         return {"count": 0}
     ordered = sorted(samples)
-    return {"count": len(ordered), "p50": round(statistics.median(ordered) * 1000, 2),
-            "p99": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
-            "max": round(ordered[-1] * 1000, 2)}
+    return {
+        "count": len(ordered),
+        "p50": round(statistics.median(ordered) * 1000, 2),
+        "p99": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
+        "max": round(ordered[-1] * 1000, 2),
+    }
 
 
 def ask(connection: http.client.HTTPConnection, method: str, path: str, body: bytes | None = None) -> tuple[int, float]:
@@ -127,6 +139,7 @@ def ask(connection: http.client.HTTPConnection, method: str, path: str, body: by
 
 
 # --- 1. large explains ----------------------------------------------------------------------------
+
 
 def run_explain_clients(port: int, seconds: float, clients: int = 3) -> None:
     """Helper process: `clients` threads sending the largest explain until `seconds` have passed;
@@ -156,17 +169,35 @@ def run_explain_clients(port: int, seconds: float, clients: int = 3) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    print(json.dumps({"statuses": dict(collections.Counter(str(status) for status, _, _ in outcomes)),
-                      "answer_bytes": max((size for _, size, _ in outcomes), default=0),
-                      "explain": ms([seconds for _, _, seconds in outcomes])}))
+    print(
+        json.dumps(
+            {
+                "statuses": dict(collections.Counter(str(status) for status, _, _ in outcomes)),
+                "answer_bytes": max((size for _, size, _ in outcomes), default=0),
+                "explain": ms([seconds for _, _, seconds in outcomes]),
+            }
+        )
+    )
 
 
 def probe_explains(parameters: dict) -> dict:
     server = Server()
     try:
-        helper = subprocess.Popen([sys.executable, "-m", "benchmarks.hostile_probes", "--explain-clients",
-                                   "--port", str(server.port), "--seconds", str(parameters["explain_seconds"])],
-                                  cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        helper = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.hostile_probes",
+                "--explain-clients",
+                "--port",
+                str(server.port),
+                "--seconds",
+                str(parameters["explain_seconds"]),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         predict_body = json.dumps({"texts": [SHORT_REVIEW]}).encode()
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
         times = {"predict": [], "healthz": []}
@@ -174,8 +205,10 @@ def probe_explains(parameters: dict) -> dict:
         rss_peak = server.rss_mib()
         time.sleep(1)  # the explains under way
         while helper.poll() is None:
-            for name, method, path, body in (("predict", "POST", "/v1/predict", predict_body),
-                                             ("healthz", "GET", "/healthz", None)):
+            for name, method, path, body in (
+                ("predict", "POST", "/v1/predict", predict_body),
+                ("healthz", "GET", "/healthz", None),
+            ):
                 status, seconds = ask(connection, method, path, body)
                 statuses[f"{name} {status}"] += 1
                 times[name].append(seconds)
@@ -183,20 +216,29 @@ def probe_explains(parameters: dict) -> dict:
             time.sleep(0.01)
         explains = json.loads(helper.stdout.read().strip().splitlines()[-1])
         connection.close()
-        return {"predict": ms(times["predict"]), "healthz": ms(times["healthz"]), "statuses": dict(statuses),
-                "explains": explains, "request_bytes": len(largest_explain_body()), "rss_peak_mib": round(rss_peak, 1)}
+        return {
+            "predict": ms(times["predict"]),
+            "healthz": ms(times["healthz"]),
+            "statuses": dict(statuses),
+            "explains": explains,
+            "request_bytes": len(largest_explain_body()),
+            "rss_peak_mib": round(rss_peak, 1),
+        }
     finally:
         server.stop()
 
 
 # --- 2. unread answers ----------------------------------------------------------------------------
 
+
 def unread_client(port: int, body: bytes) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a small window
     sock.connect(("127.0.0.1", port))
-    sock.sendall(b"POST /v1/explain HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    sock.sendall(
+        b"POST /v1/explain HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
     return sock
 
 
@@ -228,14 +270,20 @@ def probe_unread(parameters: dict) -> dict:
         closed = sum(closed_by_server(sock) for sock in clients)
         for sock in clients:
             sock.close()
-        return {"clients": len(clients), "request_timeout": timeout, "rss_before_mib": round(before, 1),
-                "rss_peak_mib": round(peak, 1), "rss_after_timeout_mib": round(after, 1),
-                "closed_by_server": closed}
+        return {
+            "clients": len(clients),
+            "request_timeout": timeout,
+            "rss_before_mib": round(before, 1),
+            "rss_peak_mib": round(peak, 1),
+            "rss_after_timeout_mib": round(after, 1),
+            "closed_by_server": closed,
+        }
     finally:
         server.stop()
 
 
 # --- 3. a reconnecting flood from one address -----------------------------------------------------
+
 
 def run_flood(port: int, connections: int, seconds: float) -> None:
     """Helper process: hold `connections` idle connections from 127.0.0.2, reopening each as the server
@@ -286,16 +334,32 @@ def probe_flood(parameters: dict) -> dict:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4096)), hard))  # the flood's own sockets
     server = Server()
     try:
-        helper = subprocess.Popen([sys.executable, "-m", "benchmarks.hostile_probes", "--flood", "--port", str(server.port),
-                                   "--connections", str(parameters["flood_connections"]),
-                                   "--seconds", str(parameters["flood_seconds"])], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        helper = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.hostile_probes",
+                "--flood",
+                "--port",
+                str(server.port),
+                "--connections",
+                str(parameters["flood_connections"]),
+                "--seconds",
+                str(parameters["flood_seconds"]),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(2)  # the flood's connections open
         statuses = collections.Counter()
         health_times = []
         predict_body = json.dumps({"texts": [SHORT_REVIEW]}).encode()
         while helper.poll() is None:
-            for name, method, path, body in (("healthz", "GET", "/healthz", None),
-                                             ("predict", "POST", "/v1/predict", predict_body)):
+            for name, method, path, body in (
+                ("healthz", "GET", "/healthz", None),
+                ("predict", "POST", "/v1/predict", predict_body),
+            ):
                 connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
                 try:
                     status, seconds = ask(connection, method, path, body)
@@ -308,47 +372,66 @@ def probe_flood(parameters: dict) -> dict:
                 statuses[f"{name} {status}"] += 1
             time.sleep(0.05)
         flood = json.loads(helper.stdout.read().strip().splitlines()[-1])
-        return {"connections": parameters["flood_connections"], "seconds": parameters["flood_seconds"],
-                "statuses": dict(statuses), "healthz": ms(health_times), "flood": flood}
+        return {
+            "connections": parameters["flood_connections"],
+            "seconds": parameters["flood_seconds"],
+            "statuses": dict(statuses),
+            "healthz": ms(health_times),
+            "flood": flood,
+        }
     finally:
         server.stop()
 
 
 # --- the report -----------------------------------------------------------------------------------
 
+
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "load_average_at_start": round(os.getloadavg()[0], 2)}
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_average_at_start": round(os.getloadavg()[0], 2),
+    }
 
 
 def markdown(results: dict) -> str:
     m, e, u, f = results["machine"], results["explains"], results["unread"], results["flood"]
     counts = lambda statuses: ", ".join(f"{key}: {value:,}" for key, value in sorted(statuses.items()))  # noqa: E731
-    return "\n".join([
-        f"<!-- begin:{SECTION} -->",
-        f"Measured by `python -m benchmarks.hostile_probes` on {m['cpu']}, {m['cores']} cores, Python {m['python']}, "
-        f"{results['generated'][:10]} at {results['commit']} (load average {m['load_average_at_start']} at the start, "
-        f"{m['load_average_at_end']} at the end{'; a quick run with small counts' if results['quick'] else ''}):",
-        "",
-        "| probe | result |",
-        "|---|---|",
-        f"| 3 clients sending the largest explain request ({e['request_bytes']:,} bytes), for "
-        f"{results['parameters']['explain_seconds']} s | short `/v1/predict` p50 {e['predict'].get('p50')} ms, "
-        f"**p99 {e['predict'].get('p99')} ms**, worst {e['predict'].get('max')} ms; `/healthz` p50 {e['healthz'].get('p50')} ms, "
-        f"**p99 {e['healthz'].get('p99')} ms**, worst {e['healthz'].get('max')} ms (goal: p99 under 50 ms) |",
-        f"| the largest explain answer | {e['explains']['answer_bytes']:,} bytes; {e['explains']['explain'].get('count')} "
-        f"explains, p50 {e['explains']['explain'].get('p50')} ms each; answers {counts(e['explains']['statuses'])} |",
-        f"| {u['clients']} clients holding unread explain answers | server RSS {u['rss_before_mib']} MiB before, "
-        f"{u['rss_peak_mib']} MiB at the peak, {u['rss_after_timeout_mib']} MiB after the send timeout "
-        f"({u['request_timeout']} s); {u['closed_by_server']} of {u['clients']} connections closed by the server |",
-        f"| one address holding {f['connections']:,} connections, reopening them, for {f['seconds']} s | "
-        f"{counts(f['statuses'])}; `/healthz` p99 {f['healthz'].get('p99')} ms; the flood was answered "
-        f"{counts(f['flood']['answers'])} (connections open at once, counting those about to be refused: "
-        f"{f['flood']['most_held']:,}) |",
-        f"<!-- end:{SECTION} -->",
-        ""])
+    return "\n".join(
+        [
+            f"<!-- begin:{SECTION} -->",
+            f"Measured by `python -m benchmarks.hostile_probes` on {m['cpu']}, {m['cores']} cores, Python {m['python']}, "
+            f"{results['generated'][:10]} at {results['commit']} (load average {m['load_average_at_start']} at the start, "
+            f"{m['load_average_at_end']} at the end{'; a quick run with small counts' if results['quick'] else ''}):",
+            "",
+            "| probe | result |",
+            "|---|---|",
+            f"| 3 clients sending the largest explain request ({e['request_bytes']:,} bytes), for "
+            f"{results['parameters']['explain_seconds']} s | short `/v1/predict` p50 {e['predict'].get('p50')} ms, "
+            f"**p99 {e['predict'].get('p99')} ms**, worst {e['predict'].get('max')} ms; `/healthz` p50 {e['healthz'].get('p50')} ms, "
+            f"**p99 {e['healthz'].get('p99')} ms**, worst {e['healthz'].get('max')} ms (goal: p99 under 50 ms) |",
+            f"| the largest explain answer | {e['explains']['answer_bytes']:,} bytes; {e['explains']['explain'].get('count')} "
+            f"explains, p50 {e['explains']['explain'].get('p50')} ms each; answers {counts(e['explains']['statuses'])} |",
+            f"| {u['clients']} clients holding unread explain answers | server RSS {u['rss_before_mib']} MiB before, "
+            f"{u['rss_peak_mib']} MiB at the peak, {u['rss_after_timeout_mib']} MiB after the send timeout "
+            f"({u['request_timeout']} s); {u['closed_by_server']} of {u['clients']} connections closed by the server |",
+            f"| one address holding {f['connections']:,} connections, reopening them, for {f['seconds']} s | "
+            f"{counts(f['statuses'])}; `/healthz` p99 {f['healthz'].get('p99')} ms; the flood was answered "
+            f"{counts(f['flood']['answers'])} (connections open at once, counting those about to be refused: "
+            f"{f['flood']['most_held']:,}) |",
+            f"<!-- end:{SECTION} -->",
+            "",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -371,10 +454,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     parameters = QUICK if args.quick else FULL
-    results = {"generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "quick": args.quick,
-               "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                        text=True).stdout.strip(),
-               "machine": machine(), "parameters": parameters}
+    results = {
+        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip(),
+        "machine": machine(),
+        "parameters": parameters,
+    }
     for name, probe in (("explains", probe_explains), ("unread", probe_unread), ("flood", probe_flood)):
         if args.only and name != args.only:
             continue

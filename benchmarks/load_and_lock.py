@@ -77,13 +77,17 @@ print(json.dumps({"runtime": runtime.__file__, "import_s": imported, "load_s": l
 """
 
 
-def sample_load(runtime_root: Path, folder: Path, backend: str, precision: str, preimport: bool,
-                workdir: Path) -> dict:
+def sample_load(runtime_root: Path, folder: Path, backend: str, precision: str, preimport: bool, workdir: Path) -> dict:
     """One cold load in a fresh process whose `runtime` package comes from `runtime_root`."""
     env = {**os.environ, "PYTHONPATH": str(runtime_root)}
     # -P and a neutral working folder: nothing but PYTHONPATH may put a `runtime` on the path.
-    done = subprocess.run([sys.executable, "-P", "-c", _SAMPLE, str(folder), backend, precision,
-                           "1" if preimport else "0", EXAMPLE], capture_output=True, text=True, env=env, cwd=workdir)
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", _SAMPLE, str(folder), backend, precision, "1" if preimport else "0", EXAMPLE],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=workdir,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{runtime_root} {backend} {precision}: {done.stderr.strip()[-2000:]}")
     sample = json.loads(done.stdout.strip().splitlines()[-1])
@@ -95,8 +99,12 @@ def sample_load(runtime_root: Path, folder: Path, backend: str, precision: str, 
 def cold_loads(folder: Path, before_root: Path, rounds: int, workdir: Path) -> list[dict]:
     """Medians per backend, precision and kind of sample, before and after, alternating."""
     roots = {"before": before_root, "after": ROOT}
-    cases = [(backend, precision, preimport) for preimport in (False, True)
-             for backend in backends.available_backends() for precision in bundle.PRECISIONS]
+    cases = [
+        (backend, precision, preimport)
+        for preimport in (False, True)
+        for backend in backends.available_backends()
+        for precision in bundle.PRECISIONS
+    ]
     samples = {(case, version): [] for case in cases for version in roots}
     for round_index in range(rounds):
         print(f"cold loads: round {round_index + 1} of {rounds}", file=sys.stderr)
@@ -106,8 +114,13 @@ def cold_loads(folder: Path, before_root: Path, rounds: int, workdir: Path) -> l
                 samples[case, version].append(sample_load(roots[version], folder, *case, workdir))
     figures = []
     for backend, precision, preimport in cases:
-        entry = {"backend": backend, "precision": precision, "graph": "cached",
-                 "interpreter_module_imported_first": preimport, "samples": rounds}
+        entry = {
+            "backend": backend,
+            "precision": precision,
+            "graph": "cached",
+            "interpreter_module_imported_first": preimport,
+            "samples": rounds,
+        }
         for version in roots:
             runs = samples[(backend, precision, preimport), version]
             if {run["label"] for run in runs} != {"positive"}:
@@ -115,8 +128,8 @@ def cold_loads(folder: Path, before_root: Path, rounds: int, workdir: Path) -> l
             entry[version] = {
                 "load_ms": statistics.median(run["load_s"] for run in runs) * 1e3,
                 "first_classify_ms": statistics.median(run["first_classify_s"] for run in runs) * 1e3,
-                "load_and_first_classify_ms":
-                    statistics.median(run["load_s"] + run["first_classify_s"] for run in runs) * 1e3,
+                "load_and_first_classify_ms": statistics.median(run["load_s"] + run["first_classify_s"] for run in runs)
+                * 1e3,
                 "import_runtime_ms": statistics.median(run["import_s"] for run in runs) * 1e3,
                 "load_ms_all": [run["load_s"] * 1e3 for run in runs],
             }
@@ -133,8 +146,9 @@ def median_length_reviews(folder: Path, data_source: str | None) -> tuple[int, l
     manifest = bundle.read_manifest(folder)
     from runtime.text import Tokenizer
 
-    tokenizer = Tokenizer.parse(bundle.read_file(folder, manifest["tokenizer"]["vocabulary"]),
-                                bundle.model_config(manifest).sequence_length)
+    tokenizer = Tokenizer.parse(
+        bundle.read_file(folder, manifest["tokenizer"]["vocabulary"]), bundle.model_config(manifest).sequence_length
+    )
     ids = [tokenizer.token_ids(text) for text in load_imdb(data_source).test.texts]
     median = int(np.median([len(review) for review in ids]))
     return median, [review for review in ids if len(review) == median][:LOCK_REVIEWS]
@@ -179,12 +193,21 @@ def lock_cost(folder: Path, precision: str, reviews: list[list[int]], rounds: in
     with_lock = float(np.percentile(timings["with_lock"], 50)) / 1e3
     without_lock = float(np.percentile(timings["without_lock"], 50)) / 1e3
     paired = [(a - b) / 1e3 for a, b in zip(per_round["with_lock"], per_round["without_lock"])]
-    return {"backend": "tflite", "graph": "cached", "precision": precision, "threads": 1, "rounds": rounds,
-            "calls_each": len(timings["with_lock"]), "with_lock_p50_us": with_lock, "without_lock_p50_us": without_lock,
-            "difference_us": with_lock - without_lock, "difference_percent": (with_lock - without_lock) / without_lock * 100,
-            "round_difference_median_us": statistics.median(paired),
-            "round_difference_p25_us": float(np.percentile(paired, 25)),
-            "round_difference_p75_us": float(np.percentile(paired, 75))}
+    return {
+        "backend": "tflite",
+        "graph": "cached",
+        "precision": precision,
+        "threads": 1,
+        "rounds": rounds,
+        "calls_each": len(timings["with_lock"]),
+        "with_lock_p50_us": with_lock,
+        "without_lock_p50_us": without_lock,
+        "difference_us": with_lock - without_lock,
+        "difference_percent": (with_lock - without_lock) / without_lock * 100,
+        "round_difference_median_us": statistics.median(paired),
+        "round_difference_p25_us": float(np.percentile(paired, 25)),
+        "round_difference_p75_us": float(np.percentile(paired, 75)),
+    }
 
 
 def bare_lock_ns(repeats: int = 200_000) -> float:
@@ -211,16 +234,21 @@ def git(*args: str) -> str:
 
 
 def run(folder: Path, data_source: str | None, before: str, rounds: int, lock_rounds: int) -> dict:
-    results = {"machine": machine(), "bundle": str(folder.resolve().relative_to(ROOT) if folder.resolve().is_relative_to(ROOT) else folder),
-               "bundle_manifest_sha256": bundle.sha256_file(folder / bundle.MANIFEST_NAME),
-               "before": git("rev-parse", "--short", before),
-               "after": f"working tree at {git('rev-parse', '--short', 'HEAD')}"
-                        + (" (runtime/ with uncommitted changes)" if git("status", "--porcelain", "runtime") else "")}
+    results = {
+        "machine": machine(),
+        "bundle": str(folder.resolve().relative_to(ROOT) if folder.resolve().is_relative_to(ROOT) else folder),
+        "bundle_manifest_sha256": bundle.sha256_file(folder / bundle.MANIFEST_NAME),
+        "before": git("rev-parse", "--short", before),
+        "after": f"working tree at {git('rev-parse', '--short', 'HEAD')}"
+        + (" (runtime/ with uncommitted changes)" if git("status", "--porcelain", "runtime") else ""),
+    }
     with tempfile.TemporaryDirectory() as temporary:
         before_root, workdir = Path(temporary) / "before", Path(temporary) / "work"
         before_root.mkdir()
         workdir.mkdir()
-        archive = subprocess.run(["git", "archive", before, "runtime"], cwd=ROOT, capture_output=True, check=True).stdout
+        archive = subprocess.run(
+            ["git", "archive", before, "runtime"], cwd=ROOT, capture_output=True, check=True
+        ).stdout
         subprocess.run(["tar", "-x", "-C", str(before_root)], input=archive, check=True)
         results["cold_load"] = cold_loads(folder, before_root, rounds, workdir)
     if "tflite" in backends.available_backends():
@@ -242,17 +270,21 @@ def render_section(results: dict) -> str:
     versions = ", ".join(f"{name} {version}" for name, version in m["versions"].items())
     lines = [
         f"<!-- begin:{SECTION} -->",
-        "## Loading a bundle, before and after reading it once, and the classifier's lock", "",
+        "## Loading a bundle, before and after reading it once, and the classifier's lock",
+        "",
         f"Produced by `python -m benchmarks.load_and_lock` on {m['date']}: {m['cpu']}, {m['cores']} cores, "
         f"{m['system']}; {versions}. Bundle `{results['bundle']}` (manifest sha256 "
         f"{results['bundle_manifest_sha256'][:12]}), loaded by two runtimes. Before: the runtime at {results['before']}, "
         f"which hashes each file, then has the interpreter load it by path. After: the {results['after']}, which reads "
-        "each file once, checks it and loads the interpreter from those bytes.", "",
-        "### Cold load, cached graph (milliseconds, median of fresh processes, before and after alternating)", "",
+        "each file once, checks it and loads the interpreter from those bytes.",
+        "",
+        "### Cold load, cached graph (milliseconds, median of fresh processes, before and after alternating)",
+        "",
         "Each sample is a new process that imports `runtime`, then times `SentimentClassifier.from_bundle` and the "
         "first `classify`. The old TFLite code allocated its tensors on the first call, the new one at load: "
         "compare the sums. In the lower rows the process imported the interpreter's module (LiteRT, ONNX Runtime) "
-        "before timing, which is the same for both.", "",
+        "before timing, which is the same for both.",
+        "",
         "| backend | precision | interpreter imported first | from_bundle before | after | after/before "
         "| first classify before | after | load + first classify before | after | after/before |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -264,39 +296,50 @@ def render_section(results: dict) -> str:
             f"| {before['load_ms']:.1f} | {after['load_ms']:.1f} | {entry['load_after_over_before']:.2f} "
             f"| {before['first_classify_ms']:.2f} | {after['first_classify_ms']:.2f} "
             f"| {before['load_and_first_classify_ms']:.1f} | {after['load_and_first_classify_ms']:.1f} "
-            f"| {entry['load_and_first_classify_after_over_before']:.2f} |")
+            f"| {entry['load_and_first_classify_after_over_before']:.2f} |"
+        )
     samples = results["cold_load"][0]["samples"]
     lines += ["", f"{samples} samples per cell.", ""]
     if results.get("lock"):
         lock = results["lock"][0]
         lines += [
-            "### The classifier's lock on one review (TFLite, cached graph, one thread)", "",
+            "### The classifier's lock on one review (TFLite, cached graph, one thread)",
+            "",
             f"`probabilities_of_ids` on real test reviews of the median length ({results['median_test_review_tokens']} "
             f"tokens; {results['lock_reviews']} reviews, cycled), with the lock `TFLiteModel.run` takes (as shipped) "
             f"and without it (the model's `_run` called directly): {lock['rounds']} rounds, each timing both in turn, "
             f"{lock['calls_each'] // lock['rounds']} calls in a row each. ONNX Runtime takes no lock. For scale, an "
             f"uncontended `with threading.Lock():` alone costs {results['bare_lock_acquire_release_ns']:.0f} ns here "
-            "(best of 5 loops); a difference smaller than the noise between rounds is no measured cost.", "",
+            "(best of 5 loops); a difference smaller than the noise between rounds is no measured cost.",
+            "",
             "| precision | with lock, p50 | without, p50 | difference | difference, % "
             "| the rounds' differences (each round's block p50s): median [p25, p75] |",
             "|---|---|---|---|---|---|",
         ]
         for lock in results["lock"]:
-            lines.append(f"| {lock['precision']} | {lock['with_lock_p50_us']:.1f} µs | {lock['without_lock_p50_us']:.1f} µs "
-                         f"| {lock['difference_us']:+.2f} µs | {lock['difference_percent']:+.2f} % "
-                         f"| {lock['round_difference_median_us']:+.2f} µs [{lock['round_difference_p25_us']:+.1f}, "
-                         f"{lock['round_difference_p75_us']:+.1f}] |")
+            lines.append(
+                f"| {lock['precision']} | {lock['with_lock_p50_us']:.1f} µs | {lock['without_lock_p50_us']:.1f} µs "
+                f"| {lock['difference_us']:+.2f} µs | {lock['difference_percent']:+.2f} % "
+                f"| {lock['round_difference_median_us']:+.2f} µs [{lock['round_difference_p25_us']:+.1f}, "
+                f"{lock['round_difference_p75_us']:+.1f}] |"
+            )
         lines.append("")
     lines.append(f"<!-- end:{SECTION} -->")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.load_and_lock", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.load_and_lock",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--model", type=Path, default=bundle.REPOSITORY_BUNDLE, help="bundle folder")
-    parser.add_argument("--data", default=os.environ.get("IMDB_DATA"),
-                        help="aclImdb archive or folder for the median-length reviews ($IMDB_DATA)")
+    parser.add_argument(
+        "--data",
+        default=os.environ.get("IMDB_DATA"),
+        help="aclImdb archive or folder for the median-length reviews ($IMDB_DATA)",
+    )
     parser.add_argument("--before", default=BEFORE, help="commit whose runtime/ is the 'before'")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="cold-load samples per cell")
     parser.add_argument("--lock-rounds", type=int, default=LOCK_ROUNDS, help="rounds of the lock measurement")

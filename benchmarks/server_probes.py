@@ -35,7 +35,6 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -51,13 +50,30 @@ DATASET = ROOT.parent / "shared" / "data" / "aclImdb_labeled.tar.gz"
 WORKERS = 2
 SHORT_REVIEW = "A wonderful film with a brilliant cast. I loved every minute and the ending moved me to tears."
 
-FULL = {"latency_requests": 2000, "latency_seconds": 12, "load_seconds": 30, "clients": 64,
-        "tricklers": 1000, "trickle_every": 2.5, "trickle_seconds": 16, "abandoned": 1000}
-SHORT = {"latency_requests": 300, "latency_seconds": 5, "load_seconds": 6, "clients": 64,
-         "tricklers": 200, "trickle_every": 2.5, "trickle_seconds": 12, "abandoned": 500}
+FULL = {
+    "latency_requests": 2000,
+    "latency_seconds": 12,
+    "load_seconds": 30,
+    "clients": 64,
+    "tricklers": 1000,
+    "trickle_every": 2.5,
+    "trickle_seconds": 16,
+    "abandoned": 1000,
+}
+SHORT = {
+    "latency_requests": 300,
+    "latency_seconds": 5,
+    "load_seconds": 6,
+    "clients": 64,
+    "tricklers": 200,
+    "trickle_every": 2.5,
+    "trickle_seconds": 12,
+    "abandoned": 500,
+}
 
 
 # --- the servers ----------------------------------------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -72,8 +88,9 @@ class Server:
         self.name, self.port = name, port
         self.log_path = workdir / f"{name}.log"
         self._log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(command, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, "PYTHONPATH": str(ROOT)})
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and self.process.poll() is None:
             try:
@@ -107,25 +124,45 @@ class Server:
 
 
 def old_server(workdir: Path) -> Server:
-    source = subprocess.run(["git", "show", f"{OLD_COMMIT}:runtime/serve.py"], cwd=ROOT, check=True,
-                            capture_output=True, text=True).stdout
+    source = subprocess.run(
+        ["git", "show", f"{OLD_COMMIT}:runtime/serve.py"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
     path = workdir / "old_serve.py"
     path.write_text(source)
     port = free_port()
-    return Server("old", [sys.executable, str(path), "--port", str(port), "--workers", str(WORKERS), "--quiet"], workdir, port)
+    return Server(
+        "old", [sys.executable, str(path), "--port", str(port), "--workers", str(WORKERS), "--quiet"], workdir, port
+    )
 
 
 def new_server(workdir: Path) -> Server:
     port = free_port()
     # The probes' thousand tricklers and abandoned clients all come from 127.0.0.1: lift the
     # per-address bound so that they measure the request deadline (hostile_probes.py measures the bound).
-    return Server("new", [sys.executable, "-m", "runtime.serve", "--port", str(port), "--workers", str(WORKERS),
-                          "--max-connections-per-client", "4096", "--quiet"], workdir, port)
+    return Server(
+        "new",
+        [
+            sys.executable,
+            "-m",
+            "runtime.serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(WORKERS),
+            "--max-connections-per-client",
+            "4096",
+            "--quiet",
+        ],
+        workdir,
+        port,
+    )
 
 
 def candidate_server(name: str, workdir: Path) -> Server:
     port = free_port()
-    return Server(name, [sys.executable, str(Path(__file__).resolve()), "--serve", name, "--port", str(port)], workdir, port)
+    return Server(
+        name, [sys.executable, str(Path(__file__).resolve()), "--serve", name, "--port", str(port)], workdir, port
+    )
 
 
 def serve_candidate(name: str, port: int) -> None:
@@ -183,11 +220,23 @@ def serve_candidate(name: str, port: int) -> None:
     import uvicorn
 
     parser = {"uvicorn-httptools": "httptools", "uvicorn-h11": "h11"}[name]
-    uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=parser, loop="asyncio", lifespan="on",
-                                  log_level="error", access_log=False, timeout_graceful_shutdown=20)).run()
+    uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            http=parser,
+            loop="asyncio",
+            lifespan="on",
+            log_level="error",
+            access_log=False,
+            timeout_graceful_shutdown=20,
+        )
+    ).run()
 
 
 # --- clients --------------------------------------------------------------------------------------
+
 
 def get(port: int, path: str, timeout: float = 5) -> tuple[int, bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
@@ -252,9 +301,15 @@ def run_load(port: int, clients: int, seconds: float, close: bool, cases: Path) 
 
     async def ask(reader, writer, connection, body: bytes) -> tuple[int, bytes]:
         headers = [("Host", "127.0.0.1"), ("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-        writer.write(connection.send(h11.Request(method="POST", target="/v1/predict",
-                                                 headers=headers + ([("Connection", "close")] if close else [])))
-                     + connection.send(h11.Data(data=body)) + connection.send(h11.EndOfMessage()))
+        writer.write(
+            connection.send(
+                h11.Request(
+                    method="POST", target="/v1/predict", headers=headers + ([("Connection", "close")] if close else [])
+                )
+            )
+            + connection.send(h11.Data(data=body))
+            + connection.send(h11.EndOfMessage())
+        )
         status, chunks = None, []
         while True:
             event = connection.next_event()
@@ -280,8 +335,11 @@ def run_load(port: int, clients: int, seconds: float, close: bool, cases: Path) 
                     reader, writer = await asyncio.open_connection("127.0.0.1", port)
                     link = (reader, writer, h11.Connection(h11.CLIENT))
                 status, data = await ask(*link, body)
-                outcome = "ok" if status == 200 and json.loads(data)["predictions"] == [answer] else (
-                    "wrong" if status == 200 else "errors")
+                outcome = (
+                    "ok"
+                    if status == 200 and json.loads(data)["predictions"] == [answer]
+                    else ("wrong" if status == 200 else "errors")
+                )
             except (OSError, ConnectionError, h11.ProtocolError, ValueError, KeyError):
                 outcome = "errors"
             counts[outcome] += 1
@@ -303,11 +361,27 @@ def run_load(port: int, clients: int, seconds: float, close: bool, cases: Path) 
     print(json.dumps({**counts, "requests_per_second": round((counts["ok"] + counts["wrong"]) / elapsed)}))
 
 
-def load(server: Server, cases: Path, clients: int, seconds: float, close: bool, memory_at: tuple[float, ...] = ()) -> dict:
+def load(
+    server: Server, cases: Path, clients: int, seconds: float, close: bool, memory_at: tuple[float, ...] = ()
+) -> dict:
     """`clients` concurrent clients for `seconds` (the --load helper), resident memory sampled at `memory_at` s."""
-    helper = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--load", str(clients), "--port", str(server.port),
-                               "--seconds", str(seconds), "--cases", str(cases)] + (["--close"] if close else []),
-                              stdout=subprocess.PIPE, text=True)
+    helper = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--load",
+            str(clients),
+            "--port",
+            str(server.port),
+            "--seconds",
+            str(seconds),
+            "--cases",
+            str(cases),
+        ]
+        + (["--close"] if close else []),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     started, memory = time.monotonic(), {}
     for at in memory_at:
         time.sleep(max(0.0, started + at - time.monotonic()))
@@ -340,7 +414,11 @@ def run_trickle(port: int, count: int, every: float, seconds: float) -> None:
             if done:
                 data = answer.result() if not answer.exception() else b""
                 status = data.split(b" ", 2)[1].decode() if data.startswith(b"HTTP/") else None
-                outcome = {"outcome": "closed by server", "status": status, "after_s": round(time.monotonic() - started, 2)}
+                outcome = {
+                    "outcome": "closed by server",
+                    "status": status,
+                    "after_s": round(time.monotonic() - started, 2),
+                }
                 break
         if not answer.done():
             answer.cancel()
@@ -348,26 +426,49 @@ def run_trickle(port: int, count: int, every: float, seconds: float) -> None:
         results.append(outcome)
 
     async def main() -> list:
-        request = (b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                   b"X-Padding: " + b"p" * 200 + b"\r\nContent-Length: 40\r\n\r\n" + b'{"texts": ["slow"]}'.ljust(40))
+        request = (
+            b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"X-Padding: " + b"p" * 200 + b"\r\nContent-Length: 40\r\n\r\n" + b'{"texts": ["slow"]}'.ljust(40)
+        )
         results = []
         await asyncio.gather(*(one(index, request, results) for index in range(count)))
         return results
 
     outcomes = asyncio.run(main())
     closed = [outcome for outcome in outcomes if outcome["outcome"] == "closed by server"]
-    print(json.dumps({"closed_by_server": len(closed),
-                      "closed_after_s": [min(o["after_s"] for o in closed), max(o["after_s"] for o in closed)] if closed else None,
-                      "statuses_sent": sorted({o["status"] for o in closed}, key=str),
-                      "refused_connections": sum(outcome["outcome"] == "refused" for outcome in outcomes)}))
+    print(
+        json.dumps(
+            {
+                "closed_by_server": len(closed),
+                "closed_after_s": [min(o["after_s"] for o in closed), max(o["after_s"] for o in closed)]
+                if closed
+                else None,
+                "statuses_sent": sorted({o["status"] for o in closed}, key=str),
+                "refused_connections": sum(outcome["outcome"] == "refused" for outcome in outcomes),
+            }
+        )
+    )
 
 
 def trickle(server: Server, text: str, parameters: dict) -> dict:
     """1,000 (or fewer) trickling clients while one normal keep-alive client asks."""
     count, every, seconds = parameters["tricklers"], parameters["trickle_every"], parameters["trickle_seconds"]
-    helper = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--trickle", str(count), "--port",
-                               str(server.port), "--every", str(every), "--seconds", str(seconds)],
-                              stdout=subprocess.PIPE, text=True)
+    helper = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--trickle",
+            str(count),
+            "--port",
+            str(server.port),
+            "--every",
+            str(every),
+            "--seconds",
+            str(seconds),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     times, errors, peak_threads, peak_rss = [], 0, 0, 0
     while helper.poll() is None:
@@ -396,10 +497,16 @@ def trickle(server: Server, text: str, parameters: dict) -> dict:
         errors += status != 200
         after.append(time.perf_counter() - started)
     connection.close()
-    return {"tricklers": count, "one_byte_every_s": every, "window_s": seconds,
-            "normal_client": {**percentiles(times), "errors": errors},
-            "normal_client_1s_after_they_left": percentiles(after), **summary,
-            "peak_threads": peak_threads, "peak_rss_mib": round(peak_rss / 1024, 1)}
+    return {
+        "tricklers": count,
+        "one_byte_every_s": every,
+        "window_s": seconds,
+        "normal_client": {**percentiles(times), "errors": errors},
+        "normal_client_1s_after_they_left": percentiles(after),
+        **summary,
+        "peak_threads": peak_threads,
+        "peak_rss_mib": round(peak_rss / 1024, 1),
+    }
 
 
 def abandoned(server: Server, count: int) -> dict:
@@ -409,7 +516,7 @@ def abandoned(server: Server, count: int) -> dict:
     for _ in range(count):
         try:
             sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-            sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{\"texts\":")
+            sock.sendall(b'POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{"texts":')
             clients.append(sock)
         except OSError:
             pass
@@ -427,10 +534,16 @@ def abandoned(server: Server, count: int) -> dict:
         except OSError:
             pass
     time.sleep(1)
-    logged = server.log_text()[len(log_before):]
-    return {"clients": count, "connected": len(clients), "threads_while_open": threads,
-            "rss_mib_while_open": round(rss / 1024, 1), "healthz_answered_after_s": answered,
-            "log_lines": len(logged.splitlines()), "tracebacks": logged.count("Traceback")}
+    logged = server.log_text()[len(log_before) :]
+    return {
+        "clients": count,
+        "connected": len(clients),
+        "threads_while_open": threads,
+        "rss_mib_while_open": round(rss / 1024, 1),
+        "healthz_answered_after_s": answered,
+        "log_lines": len(logged.splitlines()),
+        "tracebacks": logged.count("Traceback"),
+    }
 
 
 SMUGGLED_BODY = b'{"texts": ["A fine film."]}'
@@ -438,15 +551,13 @@ SMUGGLED_REQUEST = b"GET /smuggled HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 CHUNKED_THEN_SMUGGLED = b"%x\r\n%s\r\n0\r\n\r\n%s" % (len(SMUGGLED_BODY), SMUGGLED_BODY, SMUGGLED_REQUEST)
 MALFORMED = {
     "duplicate Content-Length": b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                                b"Content-Length: %d\r\nContent-Length: %d\r\n\r\n%s" % (len(SMUGGLED_BODY), len(SMUGGLED_BODY), SMUGGLED_BODY),
+    b"Content-Length: %d\r\nContent-Length: %d\r\n\r\n%s" % (len(SMUGGLED_BODY), len(SMUGGLED_BODY), SMUGGLED_BODY),
     # Read as chunked, the body is JSON and a second request follows; by Content-Length it is all body.
-    "chunked with Content-Length, a request inside the body":
-        b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-        b"Transfer-Encoding: chunked\r\n\r\n%s" % (len(CHUNKED_THEN_SMUGGLED), CHUNKED_THEN_SMUGGLED),
+    "chunked with Content-Length, a request inside the body": b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n%s" % (len(CHUNKED_THEN_SMUGGLED), CHUNKED_THEN_SMUGGLED),
     # Read by Content-Length the body is JSON and a second request follows; read as chunked it is neither.
-    "chunked with Content-Length, a request after the body":
-        b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-        b"Transfer-Encoding: chunked\r\n\r\n%s%s" % (len(SMUGGLED_BODY), SMUGGLED_BODY, SMUGGLED_REQUEST),
+    "chunked with Content-Length, a request after the body": b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n%s%s" % (len(SMUGGLED_BODY), SMUGGLED_BODY, SMUGGLED_REQUEST),
 }
 
 
@@ -488,50 +599,88 @@ def drain(server: Server, text: str, expected: dict, sig=signal.SIGTERM) -> dict
     status = server.stop(sig)
     for thread in threads:
         thread.join(60)
-    return {"in_flight": 8, "complete_answers": sum(answers), "exit_status": status,
-            "exit_after_s": round(time.monotonic() - started, 2)}
+    return {
+        "in_flight": 8,
+        "complete_answers": sum(answers),
+        "exit_status": status,
+        "exit_after_s": round(time.monotonic() - started, 2),
+    }
 
 
 # --- the run --------------------------------------------------------------------------------------
+
 
 def reviews() -> tuple[list[str], str]:
     """256 real test reviews (seeded sample) if the dataset is beside the project, else made-up ones."""
     if DATASET.is_file():
         from training import data
 
-        return data.sample(data.load_imdb(DATASET).test, 256, seed=0).texts, f"{DATASET.name}, 256 test reviews (seed 0)"
+        return data.sample(
+            data.load_imdb(DATASET).test, 256, seed=0
+        ).texts, f"{DATASET.name}, 256 test reviews (seed 0)"
     from tests.conftest import synthetic_review
 
-    return [synthetic_review(index, index % 2 == 0) for index in range(256)], "256 synthetic reviews (the dataset is absent)"
+    return [
+        synthetic_review(index, index % 2 == 0) for index in range(256)
+    ], "256 synthetic reviews (the dataset is absent)"
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     versions = {}
-    for package in ("uvicorn", "httptools", "starlette", "prometheus-client", "hypercorn", "waitress", "ai-edge-litert", "numpy"):
+    for package in (
+        "uvicorn",
+        "httptools",
+        "starlette",
+        "prometheus-client",
+        "hypercorn",
+        "waitress",
+        "ai-edge-litert",
+        "numpy",
+    ):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "packages": versions, "load_average_at_start": round(os.getloadavg()[0], 2)}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "packages": versions,
+        "load_average_at_start": round(os.getloadavg()[0], 2),
+    }
 
 
 def probe(server: Server, texts: list[str], expected: dict, cases: Path, parameters: dict, full: bool) -> dict:
     median = sorted(texts, key=len)[len(texts) // 2]
     print(f"  {server.name}: latency", file=sys.stderr, flush=True)
-    result = {"keep_alive_short_review": latency(server.port, SHORT_REVIEW, parameters["latency_requests"], parameters["latency_seconds"])}
+    result = {
+        "keep_alive_short_review": latency(
+            server.port, SHORT_REVIEW, parameters["latency_requests"], parameters["latency_seconds"]
+        )
+    }
     if full:
         result["keep_alive_median_review"] = latency(server.port, median, 500, parameters["latency_seconds"] / 2)
-        result["close_short_review"] = latency(server.port, SHORT_REVIEW, 500, parameters["latency_seconds"] / 2, close=True)
+        result["close_short_review"] = latency(
+            server.port, SHORT_REVIEW, 500, parameters["latency_seconds"] / 2, close=True
+        )
     print(f"  {server.name}: {parameters['clients']} clients", file=sys.stderr, flush=True)
     seconds = parameters["load_seconds"]
-    result["load_keep_alive"] = load(server, cases, parameters["clients"], seconds, close=False,
-                                     memory_at=(10,) if full else ())
+    result["load_keep_alive"] = load(
+        server, cases, parameters["clients"], seconds, close=False, memory_at=(10,) if full else ()
+    )
     rss_after_10 = result["load_keep_alive"].pop("rss_mib_after_10s", None)
-    result["load_close"] = load(server, cases, parameters["clients"], seconds, close=True,
-                                memory_at=(seconds - 0.5,) if full else ())
+    result["load_close"] = load(
+        server, cases, parameters["clients"], seconds, close=True, memory_at=(seconds - 0.5,) if full else ()
+    )
     if full:
         rss_after_60 = result["load_close"].pop(f"rss_mib_after_{seconds - 0.5:g}s")
         result["rss_mib_after_10s_of_load"], result["rss_mib_after_60s_of_load"] = rss_after_10, rss_after_60
@@ -548,14 +697,17 @@ def acceptance(new: dict) -> dict:
     rss10, rss60 = new["rss_mib_after_10s_of_load"], new["rss_mib_after_60s_of_load"]
     checks = {
         "keep-alive p50 <= 2 ms (short review)": new["keep_alive_short_review"]["p50_ms"] <= 2,
-        "64 clients: 0 errors, every answer the single-threaded one":
-            all(new[key]["errors"] == 0 and new[key]["wrong"] == 0 for key in ("load_keep_alive", "load_close")),
+        "64 clients: 0 errors, every answer the single-threaded one": all(
+            new[key]["errors"] == 0 and new[key]["wrong"] == 0 for key in ("load_keep_alive", "load_close")
+        ),
         "memory after 60 s of load within 10 % of after 10 s": abs(rss60 - rss10) <= 0.1 * rss10,
-        "trickle: normal client p99 <= 50 ms, 0 errors":
-            new["trickle"]["normal_client"]["p99_ms"] <= 50 and new["trickle"]["normal_client"]["errors"] == 0,
-        "trickle: every trickling connection closed by the deadline": new["trickle"]["closed_by_server"] == new["trickle"]["tricklers"],
-        "SIGTERM: every request in flight answered, exit 0":
-            new["sigterm"]["complete_answers"] == new["sigterm"]["in_flight"] and new["sigterm"]["exit_status"] == 0,
+        "trickle: normal client p99 <= 50 ms, 0 errors": new["trickle"]["normal_client"]["p99_ms"] <= 50
+        and new["trickle"]["normal_client"]["errors"] == 0,
+        "trickle: every trickling connection closed by the deadline": new["trickle"]["closed_by_server"]
+        == new["trickle"]["tricklers"],
+        "SIGTERM: every request in flight answered, exit 0": new["sigterm"]["complete_answers"]
+        == new["sigterm"]["in_flight"]
+        and new["sigterm"]["exit_status"] == 0,
         "malformed HTTP refused": all(entry["refused"] for entry in new["malformed"].values()),
     }
     return {name: "pass" if ok else "MISS" for name, ok in checks.items()}
@@ -564,67 +716,129 @@ def acceptance(new: dict) -> dict:
 def markdown(results: dict) -> str:
     servers, candidates = results["servers"], results["candidates"]
     m = results["machine"]
-    lines = [BEGIN, "## HTTP server on loopback (the server probes)", "",
-             f"Produced by `python benchmarks/server_probes.py` on {results['generated']} at {results['commit']}: "
-             f"{m['cpu']}, {m['cores']} cores, {m['platform']} (load average {m['load_average_at_start']} at the start, "
-             f"{m['load_average_at_end']} at the end); Python {m['python']}, "
-             + ", ".join(f"{name} {version}" for name, version in m["packages"].items()) + ". "
-             f"Every server runs {WORKERS} classifiers ({results['model']}); reviews: {results['reviews']}. "
-             f"The model alone (in process) takes {results['model_alone_ms']['short_review']} ms p50 on the short review "
-             f"({results['short_review_tokens']} tokens) and {results['model_alone_ms']['median_review']} ms on the median one. "
-             "The clients run on the same 2 cores as the server.", "",
-             "| probe | old (http.server, a97845f) | new (uvicorn + httptools, runtime.serve) |", "|---|---|---|"]
+    lines = [
+        BEGIN,
+        "## HTTP server on loopback (the server probes)",
+        "",
+        f"Produced by `python benchmarks/server_probes.py` on {results['generated']} at {results['commit']}: "
+        f"{m['cpu']}, {m['cores']} cores, {m['platform']} (load average {m['load_average_at_start']} at the start, "
+        f"{m['load_average_at_end']} at the end); Python {m['python']}, "
+        + ", ".join(f"{name} {version}" for name, version in m["packages"].items())
+        + ". "
+        f"Every server runs {WORKERS} classifiers ({results['model']}); reviews: {results['reviews']}. "
+        f"The model alone (in process) takes {results['model_alone_ms']['short_review']} ms p50 on the short review "
+        f"({results['short_review_tokens']} tokens) and {results['model_alone_ms']['median_review']} ms on the median one. "
+        "The clients run on the same 2 cores as the server.",
+        "",
+        "| probe | old (http.server, a97845f) | new (uvicorn + httptools, runtime.serve) |",
+        "|---|---|---|",
+    ]
 
     def row(name: str, value) -> None:
         lines.append(f"| {name} | {value(servers['old'])} | {value(servers['new'])} |")
 
-    row("keep-alive, one client, short review: p50 / p99 ms",
-        lambda s: f"{s['keep_alive_short_review']['p50_ms']} / {s['keep_alive_short_review']['p99_ms']}")
-    row("keep-alive, one client, median review: p50 / p99 ms",
-        lambda s: f"{s['keep_alive_median_review']['p50_ms']} / {s['keep_alive_median_review']['p99_ms']}")
+    row(
+        "keep-alive, one client, short review: p50 / p99 ms",
+        lambda s: f"{s['keep_alive_short_review']['p50_ms']} / {s['keep_alive_short_review']['p99_ms']}",
+    )
+    row(
+        "keep-alive, one client, median review: p50 / p99 ms",
+        lambda s: f"{s['keep_alive_median_review']['p50_ms']} / {s['keep_alive_median_review']['p99_ms']}",
+    )
     row("a connection per request, short review: p50 ms", lambda s: s["close_short_review"]["p50_ms"])
     for key, label in (("load_keep_alive", "keep-alive"), ("load_close", "a connection per request")):
-        row(f"64 clients x {FULL['load_seconds']} s, {label}: req/s, errors, wrong answers",
-            lambda s, key=key: f"{s[key]['requests_per_second']:,}, {s[key]['errors']}, {s[key]['wrong']}")
-    row("resident memory after 10 s / 60 s of that load (MiB)",
-        lambda s: f"{s['rss_mib_after_10s_of_load']} / {s['rss_mib_after_60s_of_load']}")
+        row(
+            f"64 clients x {FULL['load_seconds']} s, {label}: req/s, errors, wrong answers",
+            lambda s, key=key: f"{s[key]['requests_per_second']:,}, {s[key]['errors']}, {s[key]['wrong']}",
+        )
+    row(
+        "resident memory after 10 s / 60 s of that load (MiB)",
+        lambda s: f"{s['rss_mib_after_10s_of_load']} / {s['rss_mib_after_60s_of_load']}",
+    )
     t = FULL
-    row(f"{t['tricklers']:,} clients trickling a byte every {t['trickle_every']} s for {t['trickle_seconds']} s: "
+    row(
+        f"{t['tricklers']:,} clients trickling a byte every {t['trickle_every']} s for {t['trickle_seconds']} s: "
         "normal client p50 / p99 ms, errors",
-        lambda s: f"{s['trickle']['normal_client']['p50_ms']} / {s['trickle']['normal_client']['p99_ms']}, {s['trickle']['normal_client']['errors']}")
-    row("... trickling connections closed by the server (after s), status sent",
-        lambda s: f"{s['trickle']['closed_by_server']:,}" + (f" ({s['trickle']['closed_after_s'][0]}-{s['trickle']['closed_after_s'][1]} s), "
-                                                            f"{', '.join(map(str, s['trickle']['statuses_sent']))}" if s['trickle']['closed_after_s'] else ""))
-    row("... server threads, resident MiB at the peak", lambda s: f"{s['trickle']['peak_threads']:,}, {s['trickle']['peak_rss_mib']}")
-    row("... normal client in the second after they left: p99 ms", lambda s: s["trickle"]["normal_client_1s_after_they_left"]["p99_ms"])
-    row(f"{t['abandoned']:,} clients send half a request: threads while open; /healthz after they hang up (s)",
-        lambda s: f"{s['abandoned']['threads_while_open']:,}; {s['abandoned']['healthz_answered_after_s'] if s['abandoned']['healthz_answered_after_s'] is not None else 'none within 15 s'}")
-    row("... lines logged (`--quiet`), tracebacks", lambda s: f"{s['abandoned']['log_lines']:,}, {s['abandoned']['tracebacks']:,}")
+        lambda s: (
+            f"{s['trickle']['normal_client']['p50_ms']} / {s['trickle']['normal_client']['p99_ms']}, {s['trickle']['normal_client']['errors']}"
+        ),
+    )
+    row(
+        "... trickling connections closed by the server (after s), status sent",
+        lambda s: (
+            f"{s['trickle']['closed_by_server']:,}"
+            + (
+                f" ({s['trickle']['closed_after_s'][0]}-{s['trickle']['closed_after_s'][1]} s), "
+                f"{', '.join(map(str, s['trickle']['statuses_sent']))}"
+                if s["trickle"]["closed_after_s"]
+                else ""
+            )
+        ),
+    )
+    row(
+        "... server threads, resident MiB at the peak",
+        lambda s: f"{s['trickle']['peak_threads']:,}, {s['trickle']['peak_rss_mib']}",
+    )
+    row(
+        "... normal client in the second after they left: p99 ms",
+        lambda s: s["trickle"]["normal_client_1s_after_they_left"]["p99_ms"],
+    )
+    row(
+        f"{t['abandoned']:,} clients send half a request: threads while open; /healthz after they hang up (s)",
+        lambda s: (
+            f"{s['abandoned']['threads_while_open']:,}; {s['abandoned']['healthz_answered_after_s'] if s['abandoned']['healthz_answered_after_s'] is not None else 'none within 15 s'}"
+        ),
+    )
+    row(
+        "... lines logged (`--quiet`), tracebacks",
+        lambda s: f"{s['abandoned']['log_lines']:,}, {s['abandoned']['tracebacks']:,}",
+    )
     for name in MALFORMED:
-        row(f"{name}: statuses sent", lambda s, name=name: " + ".join(map(str, s["malformed"][name]["statuses"])) or "none")
-    row("SIGTERM with 8 requests in flight: complete answers, exit status, seconds",
-        lambda s: f"{s['sigterm']['complete_answers']} of 8, {s['sigterm']['exit_status']}, {s['sigterm']['exit_after_s']}")
-    lines += ["", "Against the targets (new server): " + "; ".join(f"{name}: **{verdict}**" for name, verdict in results["acceptance"].items()) + ".", "",
-              f"### Candidates (shorter runs: {SHORT['latency_requests']} requests, 64 clients x {SHORT['load_seconds']} s, "
-              f"{SHORT['tricklers']} tricklers x {SHORT['trickle_seconds']} s, {SHORT['abandoned']} abandoned clients)", "",
-              "| server | keep-alive p50 ms | 64 clients req/s (keep-alive / close) | tricklers closed (status) | normal p99 while they trickle | threads with abandoned clients open | "
-              + " | ".join(MALFORMED) + " | SIGTERM: answers, exit |",
-              "|---|---|---|---|---|---|" + "---|" * len(MALFORMED) + "---|"]
+        row(
+            f"{name}: statuses sent",
+            lambda s, name=name: " + ".join(map(str, s["malformed"][name]["statuses"])) or "none",
+        )
+    row(
+        "SIGTERM with 8 requests in flight: complete answers, exit status, seconds",
+        lambda s: (
+            f"{s['sigterm']['complete_answers']} of 8, {s['sigterm']['exit_status']}, {s['sigterm']['exit_after_s']}"
+        ),
+    )
+    lines += [
+        "",
+        "Against the targets (new server): "
+        + "; ".join(f"{name}: **{verdict}**" for name, verdict in results["acceptance"].items())
+        + ".",
+        "",
+        f"### Candidates (shorter runs: {SHORT['latency_requests']} requests, 64 clients x {SHORT['load_seconds']} s, "
+        f"{SHORT['tricklers']} tricklers x {SHORT['trickle_seconds']} s, {SHORT['abandoned']} abandoned clients)",
+        "",
+        "| server | keep-alive p50 ms | 64 clients req/s (keep-alive / close) | tricklers closed (status) | normal p99 while they trickle | threads with abandoned clients open | "
+        + " | ".join(MALFORMED)
+        + " | SIGTERM: answers, exit |",
+        "|---|---|---|---|---|---|" + "---|" * len(MALFORMED) + "---|",
+    ]
     for name, c in candidates.items():
-        lines.append(f"| {name} | {c['keep_alive_short_review']['p50_ms']} | {c['load_keep_alive']['requests_per_second']:,} / "
-                     f"{c['load_close']['requests_per_second']:,} | {c['trickle']['closed_by_server']} of {c['trickle']['tricklers']}"
-                     f" ({', '.join(str(status or 'none') for status in c['trickle']['statuses_sent']) or '-'}) | "
-                     f"{c['trickle']['normal_client']['p99_ms']} ms | {c['abandoned']['threads_while_open']} | "
-                     + " | ".join(" + ".join(map(str, c["malformed"][m]["statuses"])) or "none" for m in MALFORMED)
-                     + f" | {c['sigterm']['complete_answers']} of 8, {c['sigterm']['exit_status']} |")
-    lines += ["", "Why uvicorn with httptools, and what runtime/serving adds to it: [docs/serving.md](docs/serving.md).", END]
+        lines.append(
+            f"| {name} | {c['keep_alive_short_review']['p50_ms']} | {c['load_keep_alive']['requests_per_second']:,} / "
+            f"{c['load_close']['requests_per_second']:,} | {c['trickle']['closed_by_server']} of {c['trickle']['tricklers']}"
+            f" ({', '.join(str(status or 'none') for status in c['trickle']['statuses_sent']) or '-'}) | "
+            f"{c['trickle']['normal_client']['p99_ms']} ms | {c['abandoned']['threads_while_open']} | "
+            + " | ".join(" + ".join(map(str, c["malformed"][m]["statuses"])) or "none" for m in MALFORMED)
+            + f" | {c['sigterm']['complete_answers']} of 8, {c['sigterm']['exit_status']} |"
+        )
+    lines += [
+        "",
+        "Why uvicorn with httptools, and what runtime/serving adds to it: [docs/serving.md](docs/serving.md).",
+        END,
+    ]
     return "\n".join(lines)
 
 
 def write_markdown(section: str) -> None:
     text = MARKDOWN.read_text() if MARKDOWN.exists() else "# Benchmarks\n"
     if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
+        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     MARKDOWN.write_text(text)
@@ -632,7 +846,9 @@ def write_markdown(section: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--serve", choices=("uvicorn-httptools", "uvicorn-h11", "hypercorn", "waitress"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--serve", choices=("uvicorn-httptools", "uvicorn-h11", "hypercorn", "waitress"), help=argparse.SUPPRESS
+    )
     parser.add_argument("--trickle", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--load", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--close", action="store_true", help=argparse.SUPPRESS)
@@ -640,8 +856,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--every", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
-    parser.add_argument("--candidates", default="uvicorn-httptools,uvicorn-h11,hypercorn,waitress",
-                        help="candidate servers to probe, comma-separated ('' for none)")
+    parser.add_argument(
+        "--candidates",
+        default="uvicorn-httptools,uvicorn-h11,hypercorn,waitress",
+        help="candidate servers to probe, comma-separated ('' for none)",
+    )
     args = parser.parse_args(argv)
     if args.serve:
         serve_candidate(args.serve, args.port)
@@ -658,7 +877,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     texts, source = reviews()
     with SentimentClassifier.from_bundle() as classifier:
-        expected = {text: prediction.to_dict() for text, prediction in zip(texts + [SHORT_REVIEW], classifier.classify_batch(texts + [SHORT_REVIEW]))}
+        expected = {
+            text: prediction.to_dict()
+            for text, prediction in zip(texts + [SHORT_REVIEW], classifier.classify_batch(texts + [SHORT_REVIEW]))
+        }
         median = sorted(texts, key=len)[len(texts) // 2]
         alone = {}
         for name, text in (("short_review", SHORT_REVIEW), ("median_review", median)):
@@ -670,11 +892,20 @@ def main(argv: list[str] | None = None) -> int:
             alone[name] = round(statistics.median(times) * 1000, 3)
         description = classifier.describe()
         short_tokens = len(classifier.tokenizer.token_ids(SHORT_REVIEW)) - 1
-    results = {"generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
-               "machine": machine(), "model": f"{description['backend']} {description['precision']} {description['graph']}",
-               "reviews": source, "short_review_tokens": short_tokens, "model_alone_ms": alone,
-               "settings": {"full": FULL, "candidates": SHORT, "workers": WORKERS}, "servers": {}, "candidates": {}}
+    results = {
+        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip(),
+        "machine": machine(),
+        "model": f"{description['backend']} {description['precision']} {description['graph']}",
+        "reviews": source,
+        "short_review_tokens": short_tokens,
+        "model_alone_ms": alone,
+        "settings": {"full": FULL, "candidates": SHORT, "workers": WORKERS},
+        "servers": {},
+        "candidates": {},
+    }
     with tempfile.TemporaryDirectory() as workdir:
         workdir = Path(workdir)
         cases = workdir / "cases.json"  # each review and the Python API's answer, for the load helper
@@ -698,8 +929,7 @@ def main(argv: list[str] | None = None) -> int:
     results["seconds"] = round(time.monotonic() - started)
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
     write_markdown(markdown(results))
-    print(f"wrote {RESULTS} and the server section of {MARKDOWN} in {results['seconds']} s",
-          file=sys.stderr)
+    print(f"wrote {RESULTS} and the server section of {MARKDOWN} in {results['seconds']} s", file=sys.stderr)
     return 0
 
 

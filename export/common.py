@@ -56,17 +56,25 @@ def load_trained(folder: str | Path):
     return manifest, bundle.model_config(manifest), model
 
 
-def inference_model(trained, config: ModelConfig, graph: str, batch_size: int | None, unroll: bool = False,
-                    library=None):
+def inference_model(
+    trained, config: ModelConfig, graph: str, batch_size: int | None, unroll: bool = False, library=None
+):
     """The dropout-free graph for `graph`: "full" takes padded reviews, "cached" a review's own
     tokens of any length plus the LSTM state (h0, c0) to start from, and "steps" the cached
     graph's inputs, answering after every token. library: see `build_inference_model` (default Keras 3)."""
     if graph == "full":
-        return training_model.build_inference_model(trained, config, batch_size=batch_size, unroll=unroll,
-                                                    library=library)
-    return training_model.build_inference_model(trained, config, batch_size=batch_size, sequence_length=None,
-                                                initial_state=True, library=library,
-                                                return_sequences=graph == bundle.STEPS_GRAPH)
+        return training_model.build_inference_model(
+            trained, config, batch_size=batch_size, unroll=unroll, library=library
+        )
+    return training_model.build_inference_model(
+        trained,
+        config,
+        batch_size=batch_size,
+        sequence_length=None,
+        initial_state=True,
+        library=library,
+        return_sequences=graph == bundle.STEPS_GRAPH,
+    )
 
 
 def input_signature(model) -> list:
@@ -136,23 +144,42 @@ def write_artifact(folder: Path, name: str, write: Callable[[Path], None]) -> Pa
 def fingerprint(manifest: dict, model, graph: str) -> dict:
     """What an artifact was exported for; stored inside the model file, checked by the runtime."""
     config = bundle.model_config(manifest)
-    return {"vocabulary_sha256": manifest["tokenizer"]["vocabulary"]["sha256"], "labels": list(config.labels),
-            "graph": graph, "sequence_length": config.sequence_length,
-            "inputs": [input_name(tensor) for tensor in model.inputs], "outputs": ["probabilities"]}
+    return {
+        "vocabulary_sha256": manifest["tokenizer"]["vocabulary"]["sha256"],
+        "labels": list(config.labels),
+        "graph": graph,
+        "sequence_length": config.sequence_length,
+        "inputs": [input_name(tensor) for tensor in model.inputs],
+        "outputs": ["probabilities"],
+    }
 
 
-def write_and_record(folder: Path, manifest: dict, backend: str, graph: str, precision: str, model,
-                     write: Callable[[Path], None], **details) -> Path:
+def write_and_record(
+    folder: Path,
+    manifest: dict,
+    backend: str,
+    graph: str,
+    precision: str,
+    model,
+    write: Callable[[Path], None],
+    **details,
+) -> Path:
     """Write one device artifact and add its record to the manifest at once, so the manifest
     never describes a file that has since been replaced; the artifact's old parity record goes."""
     config = bundle.model_config(manifest)
     path = write_artifact(folder, bundle.artifact_filename(backend, graph, precision), write)
     record = {
-        **bundle.file_record(path), "format": backend, "graph": graph, "precision": precision, **details,
-        "inputs": [input_name(tensor) for tensor in model.inputs], "outputs": ["probabilities"],
+        **bundle.file_record(path),
+        "format": backend,
+        "graph": graph,
+        "precision": precision,
+        **details,
+        "inputs": [input_name(tensor) for tensor in model.inputs],
+        "outputs": ["probabilities"],
         "batch_size": model.inputs[0].shape[0],
         "sequence_length": None if graph in PADDED_GRAPHS else config.sequence_length,
-        "labels": list(config.labels), "vocabulary_sha256": manifest["tokenizer"]["vocabulary"]["sha256"],
+        "labels": list(config.labels),
+        "vocabulary_sha256": manifest["tokenizer"]["vocabulary"]["sha256"],
     }
     record_artifacts(folder, {bundle.artifact_key(backend, graph, precision): record})
     return path
@@ -189,21 +216,34 @@ def record_parity(folder: Path, results: dict) -> None:
     bundle.write_manifest(folder, manifest)
 
 
-
 def export_arguments(module: str, description: str) -> argparse.ArgumentParser:
     """The options every export command takes."""
     parser = cli.parser(module, description)
-    parser.add_argument("--model", type=Path, required=True,
-                        help="bundle folder, e.g. runs/imdb-lstm-<time> (the shipped models/imdb-lstm is "
-                             "replaced only when named)")
-    parser.add_argument("--data", default=os.environ.get("IMDB_DATA"),
-                        help="the data the bundle was trained on, for the parity check on its test texts "
-                             "(IMDB: aclImdb archive or folder, $IMDB_DATA, else download)")
-    parser.add_argument("--precision", choices=("all", *bundle.PRECISIONS), default="all",
-                        help="the artifacts to export: float32 only leaves the bundle's int8 ones as they are")
-    parser.add_argument("--parity-limit", type=int, default=QUICK_PARITY_REVIEWS,
-                        help="test reviews for the parity check after export (0 skips it, and the runtime "
-                             "then refuses the artifacts until python -m export.parity passes)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help="bundle folder, e.g. runs/imdb-lstm-<time> (the shipped models/imdb-lstm is replaced only when named)",
+    )
+    parser.add_argument(
+        "--data",
+        default=os.environ.get("IMDB_DATA"),
+        help="the data the bundle was trained on, for the parity check on its test texts "
+        "(IMDB: aclImdb archive or folder, $IMDB_DATA, else download)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("all", *bundle.PRECISIONS),
+        default="all",
+        help="the artifacts to export: float32 only leaves the bundle's int8 ones as they are",
+    )
+    parser.add_argument(
+        "--parity-limit",
+        type=int,
+        default=QUICK_PARITY_REVIEWS,
+        help="test reviews for the parity check after export (0 skips it, and the runtime "
+        "then refuses the artifacts until python -m export.parity passes)",
+    )
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's and the converters' log lines")
     return parser
 

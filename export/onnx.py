@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime import backends, bundle
 from export import common, run
+from runtime import backends, bundle
 
 OPSET = 17
 
@@ -30,7 +30,8 @@ def convert(model, metadata: dict, steps: bool = False):
     import tf2onnx
 
     proto, _ = tf2onnx.convert.from_function(
-        common.serving_function(model), input_signature=common.input_signature(model), opset=OPSET)
+        common.serving_function(model), input_signature=common.input_signature(model), opset=OPSET
+    )
     simplify(proto, steps)
     onnx.helper.set_model_props(proto, metadata)
     onnx.checker.check_model(proto, full_check=True)
@@ -70,8 +71,9 @@ def simplify(proto, steps: bool = False):
         gather.input[1] = "token_ids"
         lstm.input[5], lstm.input[6] = "h0", "c0"
     else:
-        time_major = helper.make_node("Transpose", ["token_ids"], ["token_ids_time_major"], perm=[1, 0],
-                                      name="token_ids_time_major")
+        time_major = helper.make_node(
+            "Transpose", ["token_ids"], ["token_ids_time_major"], perm=[1, 0], name="token_ids_time_major"
+        )
         gather.input[1] = time_major.output[0]
         lstm.input[5] = lstm.input[6] = ""  # initial_h, initial_c: zeros when absent
         added[id(gather)] = time_major
@@ -80,14 +82,19 @@ def simplify(proto, steps: bool = False):
     graph.initializer.append(numpy_helper.from_array(np.array([1 if steps else 0], np.int64), "direction_axis"))
     if steps:  # every step's state, time-major (length, 1, units)
         lstm.output[1] = lstm.output[2] = ""  # Y_h, Y_c: not read
-        dense_input = helper.make_node("Squeeze", [lstm.output[0], "direction_axis"], ["every_state"], name="every_state")
+        dense_input = helper.make_node(
+            "Squeeze", [lstm.output[0], "direction_axis"], ["every_state"], name="every_state"
+        )
         # tf2onnx flattens a 3-D Dense into a 2-D MatMul between Reshapes; MatMul takes 3-D as it is.
         reshape = next(node for node in nodes if dense.output[0] in node.input)
         for node in nodes:
             node.input[:] = [dense.output[0] if name == reshape.output[0] else name for name in node.input]
         classes = next(t for t in graph.initializer if t.name == dense.input[1]).dims[-1]
-        graph.output[0].CopyFrom(helper.make_tensor_value_info(
-            graph.output[0].name, graph.output[0].type.tensor_type.elem_type, ["length", 1, classes]))
+        graph.output[0].CopyFrom(
+            helper.make_tensor_value_info(
+                graph.output[0].name, graph.output[0].type.tensor_type.elem_type, ["length", 1, classes]
+            )
+        )
     else:
         lstm.output[0] = ""  # Y, every step's state
         dense_input = helper.make_node("Squeeze", [lstm.output[1], "direction_axis"], ["last_state"], name="last_state")
@@ -115,9 +122,12 @@ def lstm_node_count(proto) -> dict:
     return {op: ops.count(op) for op in ("LSTM", "DynamicQuantizeLSTM", "Loop", "Scan")}
 
 
-def export_onnx(folder: str | Path, data_source: str | None = None,
-                parity_limit: int | None = common.QUICK_PARITY_REVIEWS,
-                precisions: tuple[str, ...] = bundle.PRECISIONS) -> dict:
+def export_onnx(
+    folder: str | Path,
+    data_source: str | None = None,
+    parity_limit: int | None = common.QUICK_PARITY_REVIEWS,
+    precisions: tuple[str, ...] = bundle.PRECISIONS,
+) -> dict:
     """Write the six ONNX artifacts (or those of `precisions`) into the bundle, each all or
     nothing (export.run.export_bundle)."""
     import onnx
@@ -132,10 +142,20 @@ def export_onnx(folder: str | Path, data_source: str | None = None,
             if counts["LSTM"] != 1 or counts["Loop"] or counts["Scan"]:
                 raise common.ExportError(f"the {graph} ONNX graph should have one LSTM node and no loop, has {counts}")
             # int8 is quantized from the float32 file, which is written (and recorded) only if asked for.
-            float_path = common.write_artifact(staging, f".float32-{graph}.onnx", lambda tmp: onnx.save(proto, str(tmp)))
+            float_path = common.write_artifact(
+                staging, f".float32-{graph}.onnx", lambda tmp: onnx.save(proto, str(tmp))
+            )
             if "float32" in precisions:
-                common.write_and_record(staging, manifest, "onnx", graph, "float32", model,
-                                        lambda tmp: shutil.copyfile(float_path, tmp), opset=OPSET)
+                common.write_and_record(
+                    staging,
+                    manifest,
+                    "onnx",
+                    graph,
+                    "float32",
+                    model,
+                    lambda tmp: shutil.copyfile(float_path, tmp),
+                    opset=OPSET,
+                )
             if "int8" not in precisions:
                 float_path.unlink()
                 continue
@@ -143,10 +163,19 @@ def export_onnx(folder: str | Path, data_source: str | None = None,
             # ONNX Runtime's int8 kernels and answer differently from ARM (scripts/pi_emulation.py).
             # The 100x2 Dense layer stays float: quantizing it saves 600 bytes and costs 4 kernel calls.
             dense = [node.name for node in proto.graph.node if node.op_type == "MatMul"]
-            common.write_and_record(staging, manifest, "onnx", graph, "int8", model,
-                                    lambda tmp: quantize_dynamic(float_path, tmp, weight_type=QuantType.QInt8,
-                                                                 reduce_range=True, nodes_to_exclude=dense),
-                                    opset=OPSET, quantization="dynamic int8, 7-bit weight range (quantize_dynamic)")
+            common.write_and_record(
+                staging,
+                manifest,
+                "onnx",
+                graph,
+                "int8",
+                model,
+                lambda tmp: quantize_dynamic(
+                    float_path, tmp, weight_type=QuantType.QInt8, reduce_range=True, nodes_to_exclude=dense
+                ),
+                opset=OPSET,
+                quantization="dynamic int8, 7-bit weight range (quantize_dynamic)",
+            )
             float_path.unlink()
 
     return run.export_bundle(folder, "onnx", write_artifacts, data_source, parity_limit, precisions)
@@ -155,8 +184,10 @@ def export_onnx(folder: str | Path, data_source: str | None = None,
 def main(argv: list[str] | None = None) -> int:
     parser = common.export_arguments("export.onnx", __doc__.split("\n")[0])
     args = parser.parse_args(argv)
-    return common.run_command(lambda: export_onnx(args.model, args.data, args.parity_limit or None,
-                                                 common.precisions_of(args.precision)), args.verbose)
+    return common.run_command(
+        lambda: export_onnx(args.model, args.data, args.parity_limit or None, common.precisions_of(args.precision)),
+        args.verbose,
+    )
 
 
 if __name__ == "__main__":

@@ -28,10 +28,17 @@ from pathlib import Path
 import numpy as np
 
 from export import common, config, step_parity, validate
+
 # The gate reads the tolerances and the int8 allowance through this module's names, so that
 # setting one here (export.parity.FLOAT_ATOL = ...) changes what every check, exports included, allows.
-from export.config import (CACHED_VS_FULL_ATOL, FLOAT_ATOL, INT8_MAX_ACCURACY_DROP, SIGNIFICANCE, ExportError,
-                           allowed_disagreements)
+from export.config import (
+    CACHED_VS_FULL_ATOL,
+    FLOAT_ATOL,
+    INT8_MAX_ACCURACY_DROP,
+    SIGNIFICANCE,
+    ExportError,
+    allowed_disagreements,
+)
 from export.validate import test_reviews
 from runtime import bundle, cli
 
@@ -69,8 +76,10 @@ def compare(keras_probs: np.ndarray, probs: np.ndarray, labels: np.ndarray, prec
         changed, allowed = int(disagree.sum()), allowed_disagreements(len(labels))
         result.update(disagreements=changed, allowed_disagreements=allowed)
         if changed > allowed:
-            result["failures"].append(f"label agreement {result['label_agreement']:.4f}: {changed} of {len(labels):,} "
-                                      f"labels differ from Keras, at most {allowed} may")
+            result["failures"].append(
+                f"label agreement {result['label_agreement']:.4f}: {changed} of {len(labels):,} "
+                f"labels differ from Keras, at most {allowed} may"
+            )
         # The texts one model answers right and the other wrong (McNemar's discordant pairs).
         keras_right, right = keras_labels == labels, labels_out == labels
         lost, gained = int((keras_right & ~right).sum()), int((~keras_right & right).sum())
@@ -81,19 +90,22 @@ def compare(keras_probs: np.ndarray, probs: np.ndarray, labels: np.ndarray, prec
             result["failures"].append(
                 f"accuracy {result['accuracy']:.4f} loses more than {INT8_MAX_ACCURACY_DROP * 100:.1f} points on "
                 f"Keras' {keras_accuracy:.4f} ({lost} texts lost, {gained} gained: McNemar p = {p_value:.3f} "
-                f"< {SIGNIFICANCE})")
+                f"< {SIGNIFICANCE})"
+            )
     return result
 
 
-def compare_artifact(keras_probs: np.ndarray, probs: np.ndarray, labels: np.ndarray, precision: str,
-                     full: np.ndarray | None) -> dict:
+def compare_artifact(
+    keras_probs: np.ndarray, probs: np.ndarray, labels: np.ndarray, precision: str, full: np.ndarray | None
+) -> dict:
     """`compare`, and for a cached graph whose full graph was checked too, how far apart they are."""
     result = compare(keras_probs, probs, labels, precision)
     if full is not None:
         result["max_abs_diff_vs_full"] = float(np.abs(probs - full).max())
         if precision == "float32" and result["max_abs_diff_vs_full"] > CACHED_VS_FULL_ATOL:
-            result["failures"].append(f"max diff vs the full graph {result['max_abs_diff_vs_full']:.2e} "
-                                      f"vs atol {CACHED_VS_FULL_ATOL:.0e}")
+            result["failures"].append(
+                f"max diff vs the full graph {result['max_abs_diff_vs_full']:.2e} vs atol {CACHED_VS_FULL_ATOL:.0e}"
+            )
     return result
 
 
@@ -106,14 +118,18 @@ def run_parity(folder: Path, trained, texts, labels, keys: list[str] | None = No
 
 def format_table(results: dict, artifacts: dict | None = None) -> str:
     """The parity figures as a Markdown table (printed by the commands, copied into the README)."""
-    lines = ["| artifact | size | reviews | max abs diff vs Keras | vs full graph | labels = Keras | accuracy (Keras) | passed |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| artifact | size | reviews | max abs diff vs Keras | vs full graph | labels = Keras | accuracy (Keras) | passed |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for key, result in results.items():
         size = f"{artifacts[key]['bytes'] / 2**20:.2f} MiB" if artifacts else "-"
         vs_full = f"{result['max_abs_diff_vs_full']:.1e}" if "max_abs_diff_vs_full" in result else "-"
-        lines.append(f"| {key} | {size} | {result['reviews']:,} | {result['max_abs_diff']:.1e} | {vs_full} | "
-                     f"{result['label_agreement'] * 100:.2f} % | {result['accuracy'] * 100:.2f} % "
-                     f"({result['keras_accuracy'] * 100:.2f} %) | {'yes' if result['passed'] else 'NO'} |")
+        lines.append(
+            f"| {key} | {size} | {result['reviews']:,} | {result['max_abs_diff']:.1e} | {vs_full} | "
+            f"{result['label_agreement'] * 100:.2f} % | {result['accuracy'] * 100:.2f} % "
+            f"({result['keras_accuracy'] * 100:.2f} %) | {'yes' if result['passed'] else 'NO'} |"
+        )
     return "\n".join(lines)
 
 
@@ -126,14 +142,18 @@ def failure_message(results: dict) -> str:
 def raise_failures(results: dict) -> None:
     if any(result["failures"] for result in results.values()):
         failed = [key for key, result in results.items() if result["failures"]]
-        hint = ("\nThe runtime refuses these artifacts. An int8 one changed too many answers: export float32 only "
-                "(python -m export.tflite / export.onnx --precision float32) or check on more test texts"
-                if all(key.endswith("int8") for key in failed) else "")
+        hint = (
+            "\nThe runtime refuses these artifacts. An int8 one changed too many answers: export float32 only "
+            "(python -m export.tflite / export.onnx --precision float32) or check on more test texts"
+            if all(key.endswith("int8") for key in failed)
+            else ""
+        )
         raise ExportError(failure_message(results) + hint)
 
 
-def check_reviews(folder: Path, trained, reviews, keys: list[str] | None = None, record: bool = True,
-                  raise_on_failure: bool = True) -> dict:
+def check_reviews(
+    folder: Path, trained, reviews, keys: list[str] | None = None, record: bool = True, raise_on_failure: bool = True
+) -> dict:
     """Run parity on these reviews (of every artifact, or the named ones; the per-step ones through
     export.step_parity), print the tables, raise ExportError on any failure (unless not
     `raise_on_failure`: the results say which failed)."""
@@ -145,15 +165,17 @@ def check_reviews(folder: Path, trained, reviews, keys: list[str] | None = None,
     if results:
         print(format_table(results, bundle.read_manifest(folder)["artifacts"]))
     # This module's allowance (not export.config's), so that tightening it here tightens both gates.
-    results.update(step_parity.check_reviews(folder, trained, reviews, steps, record, allowed_disagreements)
-                   if steps else {})
+    results.update(
+        step_parity.check_reviews(folder, trained, reviews, steps, record, allowed_disagreements) if steps else {}
+    )
     if raise_on_failure:
         raise_failures(results)
     return results
 
 
-def check_bundle(folder: str | Path, data_source: str | None, limit: int | None,
-                 keys: list[str] | None = None, record: bool = True) -> dict:
+def check_bundle(
+    folder: str | Path, data_source: str | None, limit: int | None, keys: list[str] | None = None, record: bool = True
+) -> dict:
     """Parity of a bundle's artifacts on real test reviews (all of them, or `limit`)."""
     folder = Path(folder)
     manifest, _, trained = common.load_trained(folder)
@@ -163,9 +185,12 @@ def check_bundle(folder: str | Path, data_source: str | None, limit: int | None,
 def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("export.parity", __doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, required=True, help="bundle folder, e.g. runs/imdb-lstm-<time>")
-    parser.add_argument("--data", default=os.environ.get("IMDB_DATA"),
-                        help="the data the bundle was trained on: its test texts are re-created "
-                             "(IMDB: aclImdb archive or folder, $IMDB_DATA, else download)")
+    parser.add_argument(
+        "--data",
+        default=os.environ.get("IMDB_DATA"),
+        help="the data the bundle was trained on: its test texts are re-created "
+        "(IMDB: aclImdb archive or folder, $IMDB_DATA, else download)",
+    )
     parser.add_argument("--limit", type=int, help="use N test texts (all of them, IMDB's 25,000, if not given)")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
     args = parser.parse_args(argv)

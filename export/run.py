@@ -19,8 +19,14 @@ from runtime import bundle
 WriteArtifacts = Callable[[Path, dict, object, object, tuple], None]
 
 
-def export_bundle(folder: str | Path, backend: str, write_artifacts: WriteArtifacts, data_source: str | None,
-                  parity_limit: int | None, precisions: tuple[str, ...] = bundle.PRECISIONS) -> dict:
+def export_bundle(
+    folder: str | Path,
+    backend: str,
+    write_artifacts: WriteArtifacts,
+    data_source: str | None,
+    parity_limit: int | None,
+    precisions: tuple[str, ...] = bundle.PRECISIONS,
+) -> dict:
     """Export one backend's artifacts of `precisions`, each all or nothing; return the new manifest.
 
     The parity reviews are read first, so missing data fails before any work. The artifacts are
@@ -39,21 +45,29 @@ def export_bundle(folder: str | Path, backend: str, write_artifacts: WriteArtifa
         original, (manifest, config, trained) = manifest, common.load_trained(staging)
         write_artifacts(staging, manifest, config, trained, precisions)
         common.record_artifacts(staging, {}, padding_states=common.ensure_padding_states(staging, trained, config))
-        keys = [bundle.artifact_key(backend, graph, precision)
-                for graph in bundle.ARTIFACT_GRAPHS for precision in precisions]
+        keys = [
+            bundle.artifact_key(backend, graph, precision)
+            for graph in bundle.ARTIFACT_GRAPHS
+            for precision in precisions
+        ]
         if reviews is not None:
             left_out = check_parity(staging, folder, original, trained, reviews, keys)
         else:
-            print(f"note: parity skipped; the runtime refuses these artifacts until python -m export.parity "
-                  f"--model {folder} passes", file=sys.stderr)
+            print(
+                f"note: parity skipped; the runtime refuses these artifacts until python -m export.parity "
+                f"--model {folder} passes",
+                file=sys.stderr,
+            )
         drop_unproven(staging, folder, original, keys)
         exported = bundle.read_manifest(staging)
     if left_out:
         names = ", ".join(left_out)
-        raise ExportError(parity.failure_message(left_out) + f"\nThe artifacts that passed were written to "
-                          f"{folder}; {names} {'was' if len(left_out) == 1 else 'were'} not. Rerun with --precision float32 to export "
-                          "float32 only, or check parity on more test texts (more data, or a larger --test-split "
-                          "when training): on few texts a few changed labels are many points (docs/export.md)")
+        raise ExportError(
+            parity.failure_message(left_out) + f"\nThe artifacts that passed were written to "
+            f"{folder}; {names} {'was' if len(left_out) == 1 else 'were'} not. Rerun with --precision float32 to export "
+            "float32 only, or check parity on more test texts (more data, or a larger --test-split "
+            "when training): on few texts a few changed labels are many points (docs/export.md)"
+        )
     return exported
 
 
@@ -65,8 +79,10 @@ def check_parity(staging: Path, folder: Path, original: dict, trained, reviews, 
     failed = {key: result for key, result in results.items() if not result["passed"]}
     artifacts = bundle.read_manifest(staging)["artifacts"]
     if any(artifacts[key]["precision"] == "float32" for key in failed):
-        raise ExportError(parity.failure_message(failed) + "\nNothing was written: a float32 artifact must "
-                          "compute what Keras computes, so the conversion went wrong (docs/export.md)")
+        raise ExportError(
+            parity.failure_message(failed) + "\nNothing was written: a float32 artifact must "
+            "compute what Keras computes, so the conversion went wrong (docs/export.md)"
+        )
     keep_previous(staging, folder, original, list(failed))
     return failed
 
@@ -76,8 +92,11 @@ def drop_unproven(staging: Path, folder: Path, original: dict, exported: list[st
     were, the other backend's) were proven with the old states: if those changed, they go."""
     manifest = bundle.read_manifest(staging)
     if manifest["padding_states"]["sha256"] != original.get("padding_states", {}).get("sha256"):
-        unwritten = [key for key, record in manifest["artifacts"].items()
-                     if record.get("graph") in PADDED_GRAPHS and key not in exported]
+        unwritten = [
+            key
+            for key, record in manifest["artifacts"].items()
+            if record.get("graph") in PADDED_GRAPHS and key not in exported
+        ]
         keep_previous(staging, folder, {"artifacts": {}}, unwritten)
 
 

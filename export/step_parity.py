@@ -33,19 +33,27 @@ from runtime import bundle
 Allowance = Callable[[float], int]  # texts -> labels that may differ (export.config.allowed_disagreements)
 
 
-def compare_steps(keras_steps: list, answers: tuple[list, list], precision: str,
-                  allowed_disagreements: Allowance = config.allowed_disagreements) -> dict:
+def compare_steps(
+    keras_steps: list,
+    answers: tuple[list, list],
+    precision: str,
+    allowed_disagreements: Allowance = config.allowed_disagreements,
+) -> dict:
     """The per-step figures of one artifact and the failures among them. keras_steps: Keras'
     (steps, labels) answers per review; answers: the artifact's, and its cached graph's last ones."""
     every, last = answers
     agree = sum(int((rows.argmax(1) == expected.argmax(1)).sum()) for rows, expected in zip(every, keras_steps))
     steps = sum(len(rows) for rows in every)
-    result = {"reviews": len(every), "steps": steps,
-              "max_abs_diff": max(float(np.abs(rows - expected).max()) for rows, expected in zip(every, keras_steps)),
-              "step_label_agreement": agree / steps,
-              "max_abs_diff_last_step_vs_cached": max(float(np.abs(rows[-1] - cached).max())
-                                                      for rows, cached in zip(every, last)),
-              "failures": []}
+    result = {
+        "reviews": len(every),
+        "steps": steps,
+        "max_abs_diff": max(float(np.abs(rows - expected).max()) for rows, expected in zip(every, keras_steps)),
+        "step_label_agreement": agree / steps,
+        "max_abs_diff_last_step_vs_cached": max(
+            float(np.abs(rows[-1] - cached).max()) for rows, cached in zip(every, last)
+        ),
+        "failures": [],
+    }
     if precision == "float32" and result["max_abs_diff"] > STEP_ATOL:
         result["failures"].append(f"max step diff {result['max_abs_diff']:.2e} vs atol {STEP_ATOL:.0e}")
     if precision == "int8":
@@ -54,18 +62,29 @@ def compare_steps(keras_steps: list, answers: tuple[list, list], precision: str,
         allowed = allowed_disagreements(len(every)) / len(every)
         result["allowed_step_disagreement"] = allowed
         if share > allowed + 1e-12:
-            result["failures"].append(f"step label agreement {result['step_label_agreement']:.4f}: "
-                                      f"{share:.2%} of steps differ from Keras, at most {allowed:.2%} may "
-                                      f"on {len(every):,} reviews")
+            result["failures"].append(
+                f"step label agreement {result['step_label_agreement']:.4f}: "
+                f"{share:.2%} of steps differ from Keras, at most {allowed:.2%} may "
+                f"on {len(every):,} reviews"
+            )
     if result["max_abs_diff_last_step_vs_cached"] > LAST_STEP_ATOL[precision]:
-        result["failures"].append(f"last step vs the cached graph {result['max_abs_diff_last_step_vs_cached']:.2e}"
-                                  f" vs atol {LAST_STEP_ATOL[precision]:.0e}")
+        result["failures"].append(
+            f"last step vs the cached graph {result['max_abs_diff_last_step_vs_cached']:.2e}"
+            f" vs atol {LAST_STEP_ATOL[precision]:.0e}"
+        )
     return result
 
 
-def run_step_parity(folder: Path, trained, texts, keys: list[str], record: bool = True,
-                    allowed_disagreements: Allowance = config.allowed_disagreements) -> dict:
+def run_step_parity(
+    folder: Path,
+    trained,
+    texts,
+    keys: list[str],
+    record: bool = True,
+    allowed_disagreements: Allowance = config.allowed_disagreements,
+) -> dict:
     """Per-step parity of the named artifacts; with `record`, written into the manifest's "parity" entry."""
+
     def compare(keras_steps, answers, labels, precision, reference) -> dict:
         return compare_steps(keras_steps, answers, precision, allowed_disagreements)
 
@@ -74,12 +93,17 @@ def run_step_parity(folder: Path, trained, texts, keys: list[str], record: bool 
 
 def format_table(results: dict, artifacts: dict) -> str:
     """The per-step figures as a Markdown table."""
-    lines = ["| per-step artifact | size | reviews | steps | max abs diff vs Keras, any step | step labels = Keras "
-             "| last step vs cached graph | passed |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| per-step artifact | size | reviews | steps | max abs diff vs Keras, any step | step labels = Keras "
+        "| last step vs cached graph | passed |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for key, result in results.items():
-        lines.append(f"| {key} | {artifacts[key]['bytes'] / 2**20:.2f} MiB | {result['reviews']:,} | "
-                     f"{result['steps']:,} | {result['max_abs_diff']:.1e} | {result['step_label_agreement'] * 100:.2f} % "
-                     f"| {result['max_abs_diff_last_step_vs_cached']:.1e} | {'yes' if result['passed'] else 'NO'} |")
+        lines.append(
+            f"| {key} | {artifacts[key]['bytes'] / 2**20:.2f} MiB | {result['reviews']:,} | "
+            f"{result['steps']:,} | {result['max_abs_diff']:.1e} | {result['step_label_agreement'] * 100:.2f} % "
+            f"| {result['max_abs_diff_last_step_vs_cached']:.1e} | {'yes' if result['passed'] else 'NO'} |"
+        )
     return "\n".join(lines)
 
 
@@ -87,8 +111,14 @@ def step_keys(manifest: dict) -> list[str]:
     return config.keys_of(manifest["artifacts"], (bundle.STEPS_GRAPH,))
 
 
-def check_reviews(folder: Path, trained, reviews, keys: list[str] | None = None, record: bool = True,
-                  allowed_disagreements: Allowance = config.allowed_disagreements) -> dict:
+def check_reviews(
+    folder: Path,
+    trained,
+    reviews,
+    keys: list[str] | None = None,
+    record: bool = True,
+    allowed_disagreements: Allowance = config.allowed_disagreements,
+) -> dict:
     """Per-step parity on these reviews (of every per-step artifact, or the named ones); print the
     table; return the results, failures included (export.parity.check_reviews raises on them)."""
     keys = step_keys(bundle.read_manifest(folder)) if keys is None else keys

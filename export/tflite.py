@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime import backends, bundle
 from export import common, run
+from runtime import backends, bundle
 
 # Graph forms, and the graphs each applies to (the other graph stays "while"):
 # "while": Keras' LSTM lowered to a TFLite WHILE loop of builtin ops (the default: smaller and,
@@ -75,9 +75,13 @@ def with_fingerprint(content: bytes, fingerprint: dict) -> bytes:
     return flatbuffer_utils.convert_object_to_bytearray(model)
 
 
-def export_tflite(folder: str | Path, form: str = "while", data_source: str | None = None,
-                  parity_limit: int | None = common.QUICK_PARITY_REVIEWS,
-                  precisions: tuple[str, ...] = bundle.PRECISIONS) -> dict:
+def export_tflite(
+    folder: str | Path,
+    form: str = "while",
+    data_source: str | None = None,
+    parity_limit: int | None = common.QUICK_PARITY_REVIEWS,
+    precisions: tuple[str, ...] = bundle.PRECISIONS,
+) -> dict:
     """Write the six TFLite artifacts (or those of `precisions`) into the bundle, each all or
     nothing (export.run.export_bundle)."""
     tf_keras = import_tf_keras() if form == "fused" else None  # before the slow part: fails at once
@@ -85,27 +89,50 @@ def export_tflite(folder: str | Path, form: str = "while", data_source: str | No
     def write_artifacts(staging: Path, manifest: dict, config, trained, precisions) -> None:
         for graph in bundle.ARTIFACT_GRAPHS:
             graph_form = form if graph in FORMS[form] else "while"
-            model = common.inference_model(trained, config, graph, batch_size=1, unroll=graph_form == "unrolled",
-                                           library=tf_keras if graph_form == "fused" else None)
+            model = common.inference_model(
+                trained,
+                config,
+                graph,
+                batch_size=1,
+                unroll=graph_form == "unrolled",
+                library=tf_keras if graph_form == "fused" else None,
+            )
             for precision in precisions:
-                content = with_fingerprint(convert(model, quantize=precision == "int8"),
-                                           common.fingerprint(manifest, model, graph))
+                content = with_fingerprint(
+                    convert(model, quantize=precision == "int8"), common.fingerprint(manifest, model, graph)
+                )
                 common.write_and_record(
-                    staging, manifest, "tflite", graph, precision, model, lambda tmp: tmp.write_bytes(content),
-                    form=graph_form, quantization="dynamic-range int8 weights" if precision == "int8" else None)
+                    staging,
+                    manifest,
+                    "tflite",
+                    graph,
+                    precision,
+                    model,
+                    lambda tmp: tmp.write_bytes(content),
+                    form=graph_form,
+                    quantization="dynamic-range int8 weights" if precision == "int8" else None,
+                )
 
     return run.export_bundle(folder, "tflite", write_artifacts, data_source, parity_limit, precisions)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = common.export_arguments("export.tflite", __doc__.split("\n")[0])
-    parser.add_argument("--form", choices=list(FORMS), default="while",
-                        help="how the LSTM is lowered: while (a WHILE loop of builtin ops), unrolled "
-                             "(full graph only), fused (one UNIDIRECTIONAL_SEQUENCE_LSTM op, cached graph only; "
-                             "needs tf-keras)")
+    parser.add_argument(
+        "--form",
+        choices=list(FORMS),
+        default="while",
+        help="how the LSTM is lowered: while (a WHILE loop of builtin ops), unrolled "
+        "(full graph only), fused (one UNIDIRECTIONAL_SEQUENCE_LSTM op, cached graph only; "
+        "needs tf-keras)",
+    )
     args = parser.parse_args(argv)
-    return common.run_command(lambda: export_tflite(args.model, args.form, args.data, args.parity_limit or None,
-                                                   common.precisions_of(args.precision)), args.verbose)
+    return common.run_command(
+        lambda: export_tflite(
+            args.model, args.form, args.data, args.parity_limit or None, common.precisions_of(args.precision)
+        ),
+        args.verbose,
+    )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,9 @@ def test_reviews(data_source: str | None, limit: int | None, manifest: dict | No
     return data.sample(test, limit, seed) if limit else test
 
 
-def check_artifacts(folder: Path, trained, texts, labels: np.ndarray | None, keys: list[str], compare: Compare,
-                    record: bool = True) -> dict:
+def check_artifacts(
+    folder: Path, trained, texts, labels: np.ndarray | None, keys: list[str], compare: Compare, record: bool = True
+) -> dict:
     """The results of the named artifacts on `texts`, in check order (export.config.check_order),
     each `compare`'s figures with the seconds it ran, the sha256 of the bytes it proved (the
     runtime loads only those) and whether it passed; with `record`, written into the manifest's
@@ -63,8 +64,12 @@ def check_artifacts(folder: Path, trained, texts, labels: np.ndarray | None, key
             full_answers[key] = answers
         reference = full_answers.get(bundle.artifact_key(backend, "full", precision)) if graph == "cached" else None
         figures = compare(expected[kind.name], answers, labels, precision, reference)
-        results[key] = {**figures, "seconds": round(seconds, 2), "sha256": artifact["sha256"],
-                        "passed": not figures["failures"]}
+        results[key] = {
+            **figures,
+            "seconds": round(seconds, 2),
+            "sha256": artifact["sha256"],
+            "passed": not figures["failures"],
+        }
     if record:
         common.record_parity(folder, results)
     return results
@@ -80,8 +85,12 @@ class Loaded:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnverifiedArtifactWarning)
             self.classifier = SentimentClassifier.from_bundle(
-                folder, artifact["format"], artifact["precision"], "cached" if per_step else artifact["graph"],
-                allow_unverified=True)
+                folder,
+                artifact["format"],
+                artifact["precision"],
+                "cached" if per_step else artifact["graph"],
+                allow_unverified=True,
+            )
             try:
                 self.steps = StepModel.load(self.classifier) if per_step else None
             except BaseException:
@@ -99,7 +108,7 @@ def keras_probabilities(trained, model_config, tokenizer, texts) -> np.ndarray:
     """Keras' probabilities of each review, padded as in training: (reviews, labels)."""
     stage, rows = common.Stage("parity: Keras", len(texts)), []
     for first in range(0, len(texts), CHUNK):
-        rows.append(trained.predict(tokenizer.encode(texts[first:first + CHUNK]), batch_size=256, verbose=0))
+        rows.append(trained.predict(tokenizer.encode(texts[first : first + CHUNK]), batch_size=256, verbose=0))
         stage.update(first + len(rows[-1]))
     return np.concatenate(rows)
 
@@ -109,7 +118,7 @@ def classify(loaded: Loaded, key: str, texts) -> tuple[np.ndarray, float]:
     stage, rows = common.Stage(f"parity: {key}", len(texts)), []
     started = time.perf_counter()
     for first in range(0, len(texts), CHUNK):
-        rows.append(loaded.classifier.probabilities(texts[first:first + CHUNK]))
+        rows.append(loaded.classifier.probabilities(texts[first : first + CHUNK]))
         stage.update(first + len(rows[-1]))
     return np.concatenate(rows), time.perf_counter() - started
 
@@ -120,9 +129,9 @@ def keras_steps(trained, model_config, tokenizer, texts) -> list[np.ndarray]:
     model = training_model.build_inference_model(trained, model_config, batch_size=None, return_sequences=True)
     stage, rows = common.Stage("per-step parity: Keras", len(texts)), []
     for first in range(0, len(texts), CHUNK):
-        chunk = texts[first:first + CHUNK]
+        chunk = texts[first : first + CHUNK]
         every = model.predict(tokenizer.encode(chunk), batch_size=250, verbose=0)
-        rows += [steps[-len(tokenizer.token_ids(text)):].copy() for text, steps in zip(chunk, every)]
+        rows += [steps[-len(tokenizer.token_ids(text)) :].copy() for text, steps in zip(chunk, every)]
         stage.update(first + len(chunk))
     return rows
 

@@ -20,8 +20,10 @@ import numpy as np
 from runtime.bundle import BACKENDS
 
 # What to install for each interpreter: this package's extras, which pin the versions it was tested with.
-INSTALL = {"tflite": 'pip install "imdb-sentiment-edge[litert]" (or [tflite-runtime])',
-           "onnx": 'pip install "imdb-sentiment-edge[onnx]"'}
+INSTALL = {
+    "tflite": 'pip install "imdb-sentiment-edge[litert]" (or [tflite-runtime])',
+    "onnx": 'pip install "imdb-sentiment-edge[onnx]"',
+}
 
 # A model file's own description of what it was exported for, as JSON: ONNX metadata_props and
 # TFLite metadata under this name (written by export/common.py, checked by the classifier).
@@ -60,8 +62,9 @@ def resolve_backend(backend: str) -> str:
     available = available_backends()
     if backend == "auto":
         if not available:
-            raise BackendError('no interpreter installed: pip install "imdb-sentiment-edge[litert]" '
-                               "(or [onnx], [tflite-runtime])")
+            raise BackendError(
+                'no interpreter installed: pip install "imdb-sentiment-edge[litert]" (or [onnx], [tflite-runtime])'
+            )
         return available[0]
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose from auto, {', '.join(BACKENDS)}")
@@ -128,7 +131,7 @@ def tflite_metadata(content: bytes) -> dict[str, bytes]:
             data = buffers[index]
             relative = data.Offset(4)
             start = data.Vector(relative) if relative else 0
-            found[name] = bytes(buffer[start:start + data.VectorLen(relative)]) if relative else b""
+            found[name] = bytes(buffer[start : start + data.VectorLen(relative)]) if relative else b""
         return found
     except (IndexError, struct.error, UnicodeDecodeError) as error:
         raise BackendError(f"unreadable TFLite metadata ({type(error).__name__})") from None
@@ -152,25 +155,34 @@ class TFLiteModel:
     An interpreter holds one set of input and output tensors, so calls from several threads are
     serialised by a lock: answers stay each caller's own."""
 
-    def __init__(self, content: bytes, threads: int | None = None, xnnpack: bool = True,
-                 show_native_logs: bool = False):
+    def __init__(
+        self, content: bytes, threads: int | None = None, xnnpack: bool = True, show_native_logs: bool = False
+    ):
         module_name = tflite_module_name()
         if module_name is None:
             raise BackendError(f"no TFLite interpreter installed: {INSTALL['tflite']}")
         module = importlib.import_module(module_name)
-        options = {} if xnnpack else {  # XNNPACK is the default CPU delegate; off only to measure it
-            "experimental_op_resolver_type": module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+        options = (
+            {}
+            if xnnpack
+            else {  # XNNPACK is the default CPU delegate; off only to measure it
+                "experimental_op_resolver_type": module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            }
+        )
         try:
             self._interpreter = module.Interpreter(model_content=content, num_threads=threads, **options)
-            with native_logs_silenced(show_native_logs):  # the delegate is applied, and announced, on the first allocation
+            with native_logs_silenced(
+                show_native_logs
+            ):  # the delegate is applied, and announced, on the first allocation
                 self._interpreter.allocate_tensors()
             runner = self._interpreter.get_signature_runner()
         except (ValueError, RuntimeError) as error:
             raise BackendError(f"cannot be loaded by {module_name} ({error})") from None
         details = runner.get_input_details()
         self._inputs = {name: detail["index"] for name, detail in details.items()}
-        self.input_shapes = {name: tuple(int(size) for size in detail["shape_signature"])
-                             for name, detail in details.items()}  # -1: a dynamic size
+        self.input_shapes = {
+            name: tuple(int(size) for size in detail["shape_signature"]) for name, detail in details.items()
+        }  # -1: a dynamic size
         (self._output,) = [detail["index"] for detail in runner.get_output_details().values()]
         self._shapes = {name: None for name in self._inputs}
         self._lock = threading.Lock()
@@ -212,18 +224,22 @@ class OnnxModel:
         except Exception as error:  # onnxruntime raises its own unexported exception types
             raise BackendError(f"cannot be loaded by onnxruntime ({error})") from None
         self._output = self._session.get_outputs()[0].name
-        self.input_shapes = {value.name: tuple(size if isinstance(size, int) else -1 for size in value.shape)
-                             for value in self._session.get_inputs()}  # -1: a dynamic size
-        self.metadata = {key: value.encode("utf-8")
-                         for key, value in self._session.get_modelmeta().custom_metadata_map.items()}
+        self.input_shapes = {
+            value.name: tuple(size if isinstance(size, int) else -1 for size in value.shape)
+            for value in self._session.get_inputs()
+        }  # -1: a dynamic size
+        self.metadata = {
+            key: value.encode("utf-8") for key, value in self._session.get_modelmeta().custom_metadata_map.items()
+        }
         self.module = "onnxruntime"
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         return self._session.run([self._output], feeds)[0]
 
 
-def load_model(backend: str, content: bytes, threads: int | None = None, xnnpack: bool = True,
-               show_native_logs: bool = False):
+def load_model(
+    backend: str, content: bytes, threads: int | None = None, xnnpack: bool = True, show_native_logs: bool = False
+):
     """An interpreter for a model file's bytes (read and verified by the caller); `show_native_logs`
     lets the interpreter's own log lines reach stderr."""
     check_threads(threads)

@@ -68,8 +68,14 @@ ARTIFACT_GRAPHS = (*GRAPHS, STEPS_GRAPH)
 PRECISIONS = ("float32", "int8")
 # What the tokenizer settings in a manifest must say: the ids and padding runtime.text uses.
 TOKENIZER_MODULE = "runtime.text"  # the manifest's tokenizer.module: what marks a folder as a bundle
-TOKENIZER_SETTINGS = {"pad_id": PAD_ID, "start_id": START_ID, "oov_id": OOV_ID, "first_word_id": FIRST_WORD_ID,
-                      "padding": "pre", "truncating": "pre"}
+TOKENIZER_SETTINGS = {
+    "pad_id": PAD_ID,
+    "start_id": START_ID,
+    "oov_id": OOV_ID,
+    "first_word_id": FIRST_WORD_ID,
+    "padding": "pre",
+    "truncating": "pre",
+}
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -87,6 +93,7 @@ def artifact_filename(backend: str, graph: str, precision: str) -> str:
 
 
 # Reading ---------------------------------------------------------------------------------------
+
 
 def read_manifest(folder: str | Path) -> dict:
     """The bundle's manifest as a plain dict, checked for structure and types (`check_manifest`):
@@ -197,12 +204,16 @@ def check_manifest(manifest, path: Path) -> None:
         backend = _require(record, "format", str, path, name)
         if backend == "keras":
             continue
-        graph, precision = (_require(record, field, str, path, name) for field in ("graph", "precision"))
-        if key != artifact_key(backend, graph, precision) or backend not in BACKENDS or graph not in ARTIFACT_GRAPHS \
-                or precision not in PRECISIONS:
+        graph, precision = (_require(record, key_name, str, path, name) for key_name in ("graph", "precision"))
+        if (
+            key != artifact_key(backend, graph, precision)
+            or backend not in BACKENDS
+            or graph not in ARTIFACT_GRAPHS
+            or precision not in PRECISIONS
+        ):
             _fail(path, name, f"is not a known artifact (format {backend!r}, graph {graph!r}, precision {precision!r})")
-        for field in ("inputs", "outputs", "labels"):
-            _check_strings(_require(record, field, list, path, name), path, f"{name}.{field}")
+        for list_name in ("inputs", "outputs", "labels"):
+            _check_strings(_require(record, list_name, list, path, name), path, f"{name}.{list_name}")
         if not _SHA256.fullmatch(_require(record, "vocabulary_sha256", str, path, name)):
             _fail(path, f"{name}.vocabulary_sha256", "must be 64 lowercase hex digits")
         _require(record, "sequence_length", (int, type(None)), path, name)
@@ -228,6 +239,7 @@ def check_manifest(manifest, path: Path) -> None:
 # model (the exporters' `form`, `opset`, ...; parity's figures; `training` and `metrics`) are kept as
 # read-only mappings, and each record remembers its keys' order, so `to_dict()` writes back what
 # was read. The format is unchanged: SCHEMA_VERSION stays 1.
+
 
 def _frozen(value):
     """A JSON value made read-only: objects as mappingproxy, arrays as tuples."""
@@ -255,6 +267,7 @@ _EMPTY: Mapping = MappingProxyType({})
 @dataclass(frozen=True, kw_only=True)
 class _Record:
     """A manifest object: typed fields, the keys it does not model (`extra`) and its keys' order."""
+
     extra: Mapping = field(default_factory=lambda: _EMPTY)
     order: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
@@ -268,13 +281,13 @@ class _Record:
 
     @staticmethod
     def _split(data: Mapping, known: tuple[str, ...]) -> dict:
-        return {"extra": _frozen({key: value for key, value in data.items() if key not in known}),
-                "order": tuple(data)}
+        return {"extra": _frozen({key: value for key, value in data.items() if key not in known}), "order": tuple(data)}
 
 
 @dataclass(frozen=True, kw_only=True)
 class FileRecord(_Record):
     """A file of the bundle: a plain name inside the folder, its size and its sha256."""
+
     file: str
     bytes: int
     sha256: str
@@ -304,13 +317,19 @@ class PaddingStatesRecord(FileRecord):
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "PaddingStatesRecord":
-        return cls(file=data["file"], bytes=data["bytes"], sha256=data["sha256"], steps=data["steps"],
-                   **cls._split(data, cls._KEYS))
+        return cls(
+            file=data["file"],
+            bytes=data["bytes"],
+            sha256=data["sha256"],
+            steps=data["steps"],
+            **cls._split(data, cls._KEYS),
+        )
 
 
 @dataclass(frozen=True)
 class ArtifactKind:
     """Which device artifact: backend (tflite, onnx), graph (full, cached, steps) and precision."""
+
     backend: str
     graph: str
     precision: str
@@ -327,6 +346,7 @@ class ArtifactKind:
 @dataclass(frozen=True, kw_only=True)
 class ArtifactRecord(FileRecord):
     """One model file: `format` keras, or a device artifact with its kind and interface."""
+
     format: str
     graph: str | None = None
     precision: str | None = None
@@ -335,8 +355,17 @@ class ArtifactRecord(FileRecord):
     labels: tuple[str, ...] = ()
     vocabulary_sha256: str | None = None
     sequence_length: int | None = None  # None: a graph that takes any length
-    _KEYS = (*FileRecord._KEYS, "format", "graph", "precision", "inputs", "outputs", "labels",
-             "vocabulary_sha256", "sequence_length")
+    _KEYS = (
+        *FileRecord._KEYS,
+        "format",
+        "graph",
+        "precision",
+        "inputs",
+        "outputs",
+        "labels",
+        "vocabulary_sha256",
+        "sequence_length",
+    )
 
     @property
     def kind(self) -> ArtifactKind | None:
@@ -352,9 +381,16 @@ class ArtifactRecord(FileRecord):
         known = {**super()._known(), "format": self.format}
         if self.format == "keras":
             return {**known, **({"precision": self.precision} if self.precision is not None else {})}
-        return {**known, "graph": self.graph, "precision": self.precision, "inputs": list(self.inputs),
-                "outputs": list(self.outputs), "labels": list(self.labels),
-                "vocabulary_sha256": self.vocabulary_sha256, "sequence_length": self.sequence_length}
+        return {
+            **known,
+            "graph": self.graph,
+            "precision": self.precision,
+            "inputs": list(self.inputs),
+            "outputs": list(self.outputs),
+            "labels": list(self.labels),
+            "vocabulary_sha256": self.vocabulary_sha256,
+            "sequence_length": self.sequence_length,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "ArtifactRecord":
@@ -368,25 +404,38 @@ class ArtifactRecord(FileRecord):
 @dataclass(frozen=True, kw_only=True)
 class TokenizerRecord(_Record):
     """How texts become ids: runtime.text's settings (checked equal to TOKENIZER_SETTINGS) and the vocabulary."""
+
     vocabulary: FileRecord
     words: int  # how many words the vocabulary has
     module: str | None = TOKENIZER_MODULE
-    settings: Mapping = field(default_factory=lambda: MappingProxyType(dict(TOKENIZER_SETTINGS)))  # pad_id, start_id, ..., padding, truncating
+    settings: Mapping = field(
+        default_factory=lambda: MappingProxyType(dict(TOKENIZER_SETTINGS))
+    )  # pad_id, start_id, ..., padding, truncating
     _KEYS = ("module", "vocabulary", "words", *TOKENIZER_SETTINGS)
 
     def _known(self) -> dict:
-        return {**({"module": self.module} if self.module is not None else {}), "vocabulary": self.vocabulary,
-                "words": self.words, **self.settings}
+        return {
+            **({"module": self.module} if self.module is not None else {}),
+            "vocabulary": self.vocabulary,
+            "words": self.words,
+            **self.settings,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "TokenizerRecord":
-        return cls(vocabulary=FileRecord.from_dict(data["vocabulary"]), words=data["words"], module=data.get("module"),
-                   settings=_frozen({key: data[key] for key in TOKENIZER_SETTINGS}), **cls._split(data, cls._KEYS))
+        return cls(
+            vocabulary=FileRecord.from_dict(data["vocabulary"]),
+            words=data["words"],
+            module=data.get("module"),
+            settings=_frozen({key: data[key] for key in TOKENIZER_SETTINGS}),
+            **cls._split(data, cls._KEYS),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
 class ParityRecord(_Record):
     """What `python -m export.parity` proved of one artifact: passed, for which sha256, and its figures."""
+
     passed: bool
     sha256: str | None = None
     _KEYS = ("passed", "sha256")
@@ -410,6 +459,7 @@ class ParityRecord(_Record):
 @dataclass(frozen=True, kw_only=True)
 class PackagedRecord(_Record):
     """Only in a wheel's copy (setup.py): the artifacts left out, and where they are."""
+
     omitted_artifacts: tuple[str, ...] = ()
     note: str | None = None
     _KEYS = ("omitted_artifacts", "note")
@@ -422,8 +472,11 @@ class PackagedRecord(_Record):
         if not isinstance(data, Mapping):  # not checked by check_manifest: read what there is
             return None
         omitted = data.get("omitted_artifacts")
-        return cls(omitted_artifacts=tuple(omitted) if isinstance(omitted, list) else (),
-                   note=data.get("note") if isinstance(data.get("note"), str) else None, **cls._split(data, cls._KEYS))
+        return cls(
+            omitted_artifacts=tuple(omitted) if isinstance(omitted, list) else (),
+            note=data.get("note") if isinstance(data.get("note"), str) else None,
+            **cls._split(data, cls._KEYS),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -433,6 +486,7 @@ class Manifest(_Record):
     `training` and `metrics` (the run's settings, data and figures) are read-only mappings: read,
     never interpreted, by the runtime. `raw` (a fresh dict) is the path for code that still edits
     the manifest as JSON (the exporters)."""
+
     name: str
     model_config: ModelConfig
     tokenizer: TokenizerRecord
@@ -445,16 +499,29 @@ class Manifest(_Record):
     metrics: Mapping | None = None
     training: Mapping | None = None
     packaged: PackagedRecord | None = None
-    _KEYS = ("schema_version", "name", "created", "model_config", "tokenizer", "training", "metrics", "reports",
-             "artifacts", "padding_states", "parity", "packaged")  # the order a new manifest is written in
+    _KEYS = (
+        "schema_version",
+        "name",
+        "created",
+        "model_config",
+        "tokenizer",
+        "training",
+        "metrics",
+        "reports",
+        "artifacts",
+        "padding_states",
+        "parity",
+        "packaged",
+    )  # the order a new manifest is written in
 
     def __post_init__(self):
         # A writer may pass plain dicts: every mapping the manifest holds is read-only.
         for name in ("artifacts", "parity", "metrics", "training"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, MappingProxyType):
-                object.__setattr__(self, name, MappingProxyType(dict(value)) if name in ("artifacts", "parity")
-                                   else _frozen(value))
+                object.__setattr__(
+                    self, name, MappingProxyType(dict(value)) if name in ("artifacts", "parity") else _frozen(value)
+                )
         if self.reports is not None:
             object.__setattr__(self, "reports", tuple(self.reports))
 
@@ -470,20 +537,28 @@ class Manifest(_Record):
         check_manifest(data, path)
         optional = {
             "created": data.get("created") if isinstance(data.get("created"), str) else None,
-            "padding_states": PaddingStatesRecord.from_dict(data["padding_states"]) if "padding_states" in data else None,
+            "padding_states": PaddingStatesRecord.from_dict(data["padding_states"])
+            if "padding_states" in data
+            else None,
             "parity": MappingProxyType({key: ParityRecord.from_dict(value) for key, value in data["parity"].items()})
-            if "parity" in data else None,
+            if "parity" in data
+            else None,
             "reports": tuple(FileRecord.from_dict(record) for record in data["reports"]) if "reports" in data else None,
             "metrics": _frozen(data["metrics"]) if "metrics" in data else None,
             "training": _frozen(data["training"]) if "training" in data else None,
             "packaged": PackagedRecord.from_dict(data.get("packaged")),
         }
-        return cls(schema_version=data["schema_version"], name=data["name"],
-                   model_config=ModelConfig.from_dict(data["model_config"]),
-                   tokenizer=TokenizerRecord.from_dict(data["tokenizer"]),
-                   artifacts=MappingProxyType({key: ArtifactRecord.from_dict(record)
-                                               for key, record in data["artifacts"].items()}),
-                   **optional, **cls._split(data, cls._KEYS))
+        return cls(
+            schema_version=data["schema_version"],
+            name=data["name"],
+            model_config=ModelConfig.from_dict(data["model_config"]),
+            tokenizer=TokenizerRecord.from_dict(data["tokenizer"]),
+            artifacts=MappingProxyType(
+                {key: ArtifactRecord.from_dict(record) for key, record in data["artifacts"].items()}
+            ),
+            **optional,
+            **cls._split(data, cls._KEYS),
+        )
 
     @property
     def raw(self) -> dict:
@@ -498,15 +573,28 @@ class Manifest(_Record):
 
     def file_records(self) -> list[FileRecord]:
         """Every file of the bundle but the manifest itself."""
-        return [self.tokenizer.vocabulary, *self.artifacts.values(),
-                *([self.padding_states] if self.padding_states else []), *(self.reports or ())]
+        return [
+            self.tokenizer.vocabulary,
+            *self.artifacts.values(),
+            *([self.padding_states] if self.padding_states else []),
+            *(self.reports or ()),
+        ]
 
     def _known(self) -> dict:
-        known = {"schema_version": self.schema_version, "name": self.name, "created": self.created,
-                 "model_config": self.model_config.to_dict(), "tokenizer": self.tokenizer, "training": self.training,
-                 "metrics": self.metrics, "reports": self.reports, "artifacts": dict(self.artifacts),
-                 "padding_states": self.padding_states,
-                 "parity": dict(self.parity) if self.parity is not None else None, "packaged": self.packaged}
+        known = {
+            "schema_version": self.schema_version,
+            "name": self.name,
+            "created": self.created,
+            "model_config": self.model_config.to_dict(),
+            "tokenizer": self.tokenizer,
+            "training": self.training,
+            "metrics": self.metrics,
+            "reports": self.reports,
+            "artifacts": dict(self.artifacts),
+            "padding_states": self.padding_states,
+            "parity": dict(self.parity) if self.parity is not None else None,
+            "packaged": self.packaged,
+        }
         return {key: value for key, value in known.items() if value is not None}
 
 
@@ -521,8 +609,12 @@ def file_records(manifest: "Manifest | dict") -> list:
     Manifest, dicts of a plain manifest)."""
     if isinstance(manifest, Manifest):
         return manifest.file_records()
-    return [manifest["tokenizer"]["vocabulary"], *manifest.get("artifacts", {}).values(),
-            *([manifest["padding_states"]] if "padding_states" in manifest else []), *manifest.get("reports", [])]
+    return [
+        manifest["tokenizer"]["vocabulary"],
+        *manifest.get("artifacts", {}).values(),
+        *([manifest["padding_states"]] if "padding_states" in manifest else []),
+        *manifest.get("reports", []),
+    ]
 
 
 def read_file(folder: str | Path, record: "FileRecord | dict") -> bytes:
@@ -587,6 +679,7 @@ class Bundle:
 
 # Writing ---------------------------------------------------------------------------------------
 
+
 def sha256_file(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -627,8 +720,10 @@ def write_manifest(folder: str | Path, manifest: "Manifest | dict") -> None:
         manifest = manifest.to_dict()
     size = len(json.dumps(manifest, indent=2, sort_keys=False).encode("utf-8")) + 1
     if size > MAX_MANIFEST_BYTES:
-        raise BundleError(f"{Path(folder) / MANIFEST_NAME}: would be {size:,} bytes, over the "
-                          f"{MAX_MANIFEST_BYTES:,} a bundle's manifest may have")
+        raise BundleError(
+            f"{Path(folder) / MANIFEST_NAME}: would be {size:,} bytes, over the "
+            f"{MAX_MANIFEST_BYTES:,} a bundle's manifest may have"
+        )
     write_json(Path(folder) / MANIFEST_NAME, manifest)
 
 
@@ -640,8 +735,12 @@ def is_bundle(folder: str | Path) -> bool:
         manifest = json.loads(_read_regular(Path(folder) / MANIFEST_NAME, MAX_MANIFEST_BYTES))
     except (BundleError, ValueError, RecursionError):
         return False
-    return (isinstance(manifest, dict) and type(manifest.get("schema_version")) is int
-            and isinstance(manifest.get("tokenizer"), dict) and manifest["tokenizer"].get("module") == TOKENIZER_MODULE)
+    return (
+        isinstance(manifest, dict)
+        and type(manifest.get("schema_version")) is int
+        and isinstance(manifest.get("tokenizer"), dict)
+        and manifest["tokenizer"].get("module") == TOKENIZER_MODULE
+    )
 
 
 def check_replaceable(target: str | Path, protected=()) -> None:
@@ -669,11 +768,14 @@ def check_replaceable(target: str | Path, protected=()) -> None:
             continue
         path = Path(path).resolve()
         if path == real or real in path.parents:
-            raise BundleError(f"{target}: holds the training data ({path}); refusing to replace it, "
-                              "choose another output folder")
+            raise BundleError(
+                f"{target}: holds the training data ({path}); refusing to replace it, choose another output folder"
+            )
     if not is_bundle(target):
-        raise BundleError(f"{target}: not a model bundle (no {MANIFEST_NAME} written by this project); "
-                          "refusing to replace it, choose another output folder")
+        raise BundleError(
+            f"{target}: not a model bundle (no {MANIFEST_NAME} written by this project); "
+            "refusing to replace it, choose another output folder"
+        )
 
 
 @contextlib.contextmanager

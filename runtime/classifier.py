@@ -23,8 +23,14 @@ from runtime import backends, bundle, explain, loading
 from runtime.loading import ClassifierOptions, UnverifiedArtifactWarning
 from runtime.text import Tokenizer, pad_ids
 
-__all__ = ["MAX_TEXT_CHARACTERS", "BatchError", "ClassifierOptions", "Prediction", "SentimentClassifier",
-           "UnverifiedArtifactWarning"]
+__all__ = [
+    "MAX_TEXT_CHARACTERS",
+    "BatchError",
+    "ClassifierOptions",
+    "Prediction",
+    "SentimentClassifier",
+    "UnverifiedArtifactWarning",
+]
 
 # The longest text classified, in characters. The model reads a review's last 500 tokens, so
 # nothing longer changes an answer much, and a bound keeps one input from taking the memory.
@@ -56,8 +62,15 @@ class BatchError(ValueError):
 class SentimentClassifier:
     """A verified bundle, its tokenizer and one interpreter for one artifact (`create_from_options`)."""
 
-    def __init__(self, opened: bundle.Bundle, tokenizer: Tokenizer, model, padding_states: np.ndarray | None,
-                 *, options: ClassifierOptions):
+    def __init__(
+        self,
+        opened: bundle.Bundle,
+        tokenizer: Tokenizer,
+        model,
+        padding_states: np.ndarray | None,
+        *,
+        options: ClassifierOptions,
+    ):
         self.options = options  # as loaded: the backend is the one resolved
         self.bundle = opened
         self.folder, self.manifest, self.config = opened.folder, opened.manifest, opened.config
@@ -74,13 +87,28 @@ class SentimentClassifier:
         self._steps_lock = threading.Lock()
 
     @classmethod
-    def from_bundle(cls, folder: str | Path = bundle.DEFAULT_BUNDLE, backend: str = "auto",
-                    precision: str = "float32", graph: str = "cached", threads: int | None = None,
-                    xnnpack: bool = True, allow_unverified: bool = False) -> "SentimentClassifier":
+    def from_bundle(
+        cls,
+        folder: str | Path = bundle.DEFAULT_BUNDLE,
+        backend: str = "auto",
+        precision: str = "float32",
+        graph: str = "cached",
+        threads: int | None = None,
+        xnnpack: bool = True,
+        allow_unverified: bool = False,
+    ) -> "SentimentClassifier":
         """`create_from_options` with these options (see ClassifierOptions)."""
-        return cls.create_from_options(ClassifierOptions(
-            folder=folder, backend=backend, precision=precision, graph=graph, threads=threads, xnnpack=xnnpack,
-            allow_unverified=allow_unverified))
+        return cls.create_from_options(
+            ClassifierOptions(
+                folder=folder,
+                backend=backend,
+                precision=precision,
+                graph=graph,
+                threads=threads,
+                xnnpack=xnnpack,
+                allow_unverified=allow_unverified,
+            )
+        )
 
     @classmethod
     def create_from_options(cls, options: ClassifierOptions) -> "SentimentClassifier":
@@ -166,9 +194,16 @@ class SentimentClassifier:
 
     def describe(self) -> dict:
         """What a client may want to know about the loaded model (the server's GET /v1/model)."""
-        return {"name": self.manifest.name, "backend": self.backend, "interpreter": self._model.module,
-                "graph": self.graph, "precision": self.precision, "labels": list(self.config.labels),
-                "model_config": self.config.to_dict(), "metrics": bundle.to_plain(self.manifest.metrics or {})}
+        return {
+            "name": self.manifest.name,
+            "backend": self.backend,
+            "interpreter": self._model.module,
+            "graph": self.graph,
+            "precision": self.precision,
+            "labels": list(self.config.labels),
+            "model_config": self.config.to_dict(),
+            "metrics": bundle.to_plain(self.manifest.metrics or {}),
+        }
 
     def close(self) -> None:
         self._model = self._steps = None

@@ -50,6 +50,7 @@ from runtime.text import OOV_ID, split_words, word_spans
 @dataclass(frozen=True)
 class Word:
     """One word the model read."""
+
     word: str  # as the tokenizer saw it: lowercased, markup removed
     start: int  # its characters in the text: text[start:end]
     end: int
@@ -60,8 +61,14 @@ class Word:
     effect: float | None
 
     def to_dict(self) -> dict:
-        return {"word": self.word, "start": self.start, "end": self.end, "in_vocabulary": self.in_vocabulary,
-                "probabilities": self.probabilities, "effect": self.effect}
+        return {
+            "word": self.word,
+            "start": self.start,
+            "end": self.end,
+            "in_vocabulary": self.in_vocabulary,
+            "probabilities": self.probabilities,
+            "effect": self.effect,
+        }
 
 
 @dataclass(frozen=True)
@@ -74,8 +81,14 @@ class Explanation:
     words: list[Word]  # the words the model read, in order: at most the sequence length
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "score": self.score, "probabilities": self.probabilities, "start": self.start,
-                "truncated_words": self.truncated_words, "words": [word.to_dict() for word in self.words]}
+        return {
+            "label": self.label,
+            "score": self.score,
+            "probabilities": self.probabilities,
+            "start": self.start,
+            "truncated_words": self.truncated_words,
+            "words": [word.to_dict() for word in self.words],
+        }
 
 
 class StepModel:
@@ -91,10 +104,16 @@ class StepModel:
         classifier's own artifact was (sha256, parity record, fingerprint), loaded with its options."""
         opened, config = classifier.bundle, classifier.config
         graph = loading.load_graph(opened, classifier.options, bundle.STEPS_GRAPH)
-        states = classifier.padding_states if classifier.padding_states is not None \
-            else loading.load_padding_states(opened)
-        return cls(graph.model, graph.ids_shape, states.reshape(len(states), 2, *graph.state_shape),
-                   config.sequence_length, config.num_classes)
+        states = (
+            classifier.padding_states if classifier.padding_states is not None else loading.load_padding_states(opened)
+        )
+        return cls(
+            graph.model,
+            graph.ids_shape,
+            states.reshape(len(states), 2, *graph.state_shape),
+            config.sequence_length,
+            config.num_classes,
+        )
 
     def probabilities_of_ids(self, ids: list[int]) -> np.ndarray:
         """Shape (len(ids), labels): row i is the opinion after ids[i], from the review's padding state."""
@@ -124,5 +143,11 @@ def explain(classifier, steps: StepModel, text: str) -> Explanation:
     for row, (word, start, end) in enumerate(word_spans(text, last=read), start=first):
         effect = opinions[row][label] - opinions[row - 1][label] if row > 0 else None
         words.append(Word(word, start, end, ids[row] != OOV_ID, opinions[row], effect))
-    return Explanation(prediction.label, prediction.score, prediction.probabilities, opinions[0] if first else None,
-                       total - read, words)
+    return Explanation(
+        prediction.label,
+        prediction.score,
+        prediction.probabilities,
+        opinions[0] if first else None,
+        total - read,
+        words,
+    )

@@ -34,6 +34,7 @@ class ClassifierOptions:
     """Everything that chooses and loads a classifier, in one frozen record (the pattern of MediaPipe
     Tasks' TextClassifierOptions): `SentimentClassifier.create_from_options(options)`. The
     classifier keeps it, so what it loads later (explain's per-step artifact) is loaded alike."""
+
     folder: Path = bundle.DEFAULT_BUNDLE  # the bundle
     backend: str = "auto"  # "auto" or one of bundle.BACKENDS; a classifier's own options name the one resolved
     precision: str = "float32"  # one of bundle.PRECISIONS
@@ -62,6 +63,7 @@ class UnverifiedArtifactWarning(UserWarning):
 class LoadedGraph:
     """One verified artifact in an interpreter, and the shapes it declares for one review: token ids
     (1, -1) or time-major (-1, 1), and h0 / c0 (None for the full graph, which takes no state)."""
+
     model: object
     path: Path
     ids_shape: tuple | None
@@ -77,8 +79,10 @@ def load_tokenizer(opened: Bundle) -> Tokenizer:
     except ValueError as error:
         raise BundleError(str(error)) from None
     if tokenizer.vocab_size > config.vocab_size or len(tokenizer.words) != tokenizer_record.words:
-        raise BundleError(f"{opened.path(vocabulary)}: {len(tokenizer.words)} words; the manifest "
-                          f"records {tokenizer_record.words} for a model of {config.vocab_size} ids")
+        raise BundleError(
+            f"{opened.path(vocabulary)}: {len(tokenizer.words)} words; the manifest "
+            f"records {tokenizer_record.words} for a model of {config.vocab_size} ids"
+        )
     return tokenizer
 
 
@@ -117,8 +121,10 @@ def review_shapes(model, config: ModelConfig, path: Path) -> tuple[tuple, tuple]
     (1, -1) or time-major (-1, 1), and h0 / c0."""
     ids_shape, state_shape = (model.input_shapes.get(name, (-1, -1)) for name in ("token_ids", "h0"))
     if ids_shape.count(-1) != 1 or -1 in state_shape or np.prod(state_shape) != config.lstm_units:
-        raise BundleError(f"{path}: its inputs are not one review's (token_ids {ids_shape}, h0 {state_shape}); "
-                          "export it again with this version")
+        raise BundleError(
+            f"{path}: its inputs are not one review's (token_ids {ids_shape}, h0 {state_shape}); "
+            "export it again with this version"
+        )
     return ids_shape, state_shape
 
 
@@ -137,9 +143,13 @@ def artifact_record(opened: Bundle, kind: ArtifactKind, allow_unverified: bool) 
         if not allow_unverified:
             raise BundleError(
                 f"{opened.path(record)}: no passing parity record for this file; prove it with "
-                f"python -m export.parity --model {folder} (or allow_unverified=True / --allow-unverified)")
-        warnings.warn(f"{opened.path(record)}: loaded without a passing parity record",
-                      UnverifiedArtifactWarning, stacklevel=_caller_stacklevel())
+                f"python -m export.parity --model {folder} (or allow_unverified=True / --allow-unverified)"
+            )
+        warnings.warn(
+            f"{opened.path(record)}: loaded without a passing parity record",
+            UnverifiedArtifactWarning,
+            stacklevel=_caller_stacklevel(),
+        )
     vocabulary = manifest.tokenizer.vocabulary
     if record.vocabulary_sha256 != vocabulary.sha256:
         raise BundleError(f"{opened.path(vocabulary)}: this vocabulary does not belong to {record.file}")
@@ -151,14 +161,23 @@ def load_artifact(opened: Bundle, record: ArtifactRecord, options: ClassifierOpt
     fingerprint names this bundle's vocabulary, labels, sequence length, graph and inputs."""
     config, path = opened.config, opened.path(record)
     try:
-        model = backends.load_model(record.format, opened.read(record), options.threads, options.xnnpack,
-                                    options.show_native_logs)
+        model = backends.load_model(
+            record.format, opened.read(record), options.threads, options.xnnpack, options.show_native_logs
+        )
     except backends.BackendError as error:
         raise backends.BackendError(f"{path}: {error}") from None
-    _check_fingerprint(path, backends.fingerprint_of(model.metadata), {
-        "vocabulary_sha256": opened.manifest.tokenizer.vocabulary.sha256, "labels": list(config.labels),
-        "graph": record.graph, "sequence_length": config.sequence_length, "inputs": list(record.inputs),
-        "outputs": list(record.outputs)})
+    _check_fingerprint(
+        path,
+        backends.fingerprint_of(model.metadata),
+        {
+            "vocabulary_sha256": opened.manifest.tokenizer.vocabulary.sha256,
+            "labels": list(config.labels),
+            "graph": record.graph,
+            "sequence_length": config.sequence_length,
+            "inputs": list(record.inputs),
+            "outputs": list(record.outputs),
+        },
+    )
     return model
 
 

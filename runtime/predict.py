@@ -63,7 +63,7 @@ def _json_escape(character: str) -> str:
     if code < 0x10000:
         return f"\\u{code:04x}"
     code -= 0x10000  # a UTF-16 surrogate pair, as JSON spells a character outside the BMP
-    return f"\\u{0xd800 + (code >> 10):04x}\\u{0xdc00 + (code & 0x3ff):04x}"
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def json_line(body: dict) -> str:
@@ -166,8 +166,9 @@ EFFECT_SHOWN, EFFECT_STRONG = 0.01, 0.05
 _LINE_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)  # the dataset's line breaks
 
 
-def format_explanation(index: int, text: str | None, explanation: Explanation | None, error: str | None,
-                       style: str, colour: bool) -> str:
+def format_explanation(
+    index: int, text: str | None, explanation: Explanation | None, error: str | None, style: str, colour: bool
+) -> str:
     if style == "json":
         body = {"index": index, "error": error} if error else {"index": index, **explanation.to_dict()}
         return json_line(body)
@@ -184,19 +185,26 @@ def format_explanation(index: int, text: str | None, explanation: Explanation | 
     for word in explanation.words:
         if word.start < position:  # a span shared with the last word (a character that made two words)
             continue
-        parts += [shown(text[position:word.start]), _shade(shown(text[word.start:word.end]), word, colour)]
+        parts += [shown(text[position : word.start]), _shade(shown(text[word.start : word.end]), word, colour)]
         position = word.end
     parts.append(shown(text[position:]))
     label = printable(explanation.label)
     others = ", ".join(f"{printable(name)} {value:.3f}" for name, value in explanation.probabilities.items())
-    strongest = sorted((word for word in explanation.words if word.effect is not None), key=lambda w: -abs(w.effect))[:3]
-    lines = ["".join(parts).strip(), f"-> {label} {explanation.score:.3f} ({others})",
-             "   strongest: " + ", ".join(f"{printable(text[word.start:word.end])} {word.effect:+.2f}" for word in strongest)
-             + f"; effect on {label}: green toward it, red away" * colour]
+    strongest = sorted((word for word in explanation.words if word.effect is not None), key=lambda w: -abs(w.effect))[
+        :3
+    ]
+    lines = [
+        "".join(parts).strip(),
+        f"-> {label} {explanation.score:.3f} ({others})",
+        "   strongest: "
+        + ", ".join(f"{printable(text[word.start : word.end])} {word.effect:+.2f}" for word in strongest)
+        + f"; effect on {label}: green toward it, red away" * colour,
+    ]
     cut = explanation.truncated_words
     if cut:
-        lines.append(f"   the first {cut} words were not read: the model reads a review's last tokens"
-                     + " (dimmed)" * colour)
+        lines.append(
+            f"   the first {cut} words were not read: the model reads a review's last tokens" + " (dimmed)" * colour
+        )
     return f"{index}\t" + "\n".join(lines)
 
 
@@ -208,7 +216,6 @@ def _shade(shown: str, word, colour: bool) -> str:
         return f"{shown}({word.effect:+.2f})" if abs(word.effect) >= EFFECT_STRONG else shown
     code = ("1;" if abs(word.effect) >= EFFECT_STRONG else "") + ("32" if word.effect > 0 else "31")
     return f"\033[{code}m{shown}\033[0m"
-
 
 
 class WarningLines:
@@ -287,14 +294,19 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(argv: list[str] | None) -> int:
     parser = cli.parser("runtime.predict", __doc__.split("\n")[0])
-    parser.add_argument("reviews", nargs="*", help="review texts; '-' (or none, with piped input) reads one "
-                                                   "review a line from standard input")
+    parser.add_argument(
+        "reviews",
+        nargs="*",
+        help="review texts; '-' (or none, with piped input) reads one review a line from standard input",
+    )
     parser.add_argument("--file", type=Path, help="read one review a line from this file (or pipe)")
     parser.add_argument("--jsonl", action="store_true", help='input lines are JSON: "text" or {"text": "..."}')
-    parser.add_argument("--explain", action="store_true",
-                        help="show the model's opinion after every word and each word's effect")
-    parser.add_argument("--format", choices=("json", "text"),
-                        help="output format (default: json; with --explain on a terminal, text)")
+    parser.add_argument(
+        "--explain", action="store_true", help="show the model's opinion after every word and each word's effect"
+    )
+    parser.add_argument(
+        "--format", choices=("json", "text"), help="output format (default: json; with --explain on a terminal, text)"
+    )
     model_options.add_model_arguments(parser, threads=True)
     args = parser.parse_args(argv)
     if not args.reviews and args.file is None:
@@ -325,11 +337,16 @@ def classify_inputs(args, model: model_options.ModelOptions, items) -> int:
         with classifier:
             if args.explain:
                 colour = style == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-                failed = answer_stream(classifier.explain, lambda i, t, r, e: format_explanation(i, t, r, e, style, colour),
-                                       items, sys.stdout)
+                failed = answer_stream(
+                    classifier.explain,
+                    lambda i, t, r, e: format_explanation(i, t, r, e, style, colour),
+                    items,
+                    sys.stdout,
+                )
             else:
-                failed = answer_stream(classifier.classify, lambda i, t, r, e: format_result(i, t, r, e, style),
-                                       items, sys.stdout)
+                failed = answer_stream(
+                    classifier.classify, lambda i, t, r, e: format_result(i, t, r, e, style), items, sys.stdout
+                )
         sys.stdout.flush()
     except (bundle.BundleError, backends.BackendError) as error:  # explain's per-step artifact
         print(f"error: {printable(str(error))}", file=sys.stderr)

@@ -33,6 +33,7 @@ def positive(kind):
         if value is None or not 0 < value < float("inf"):
             raise argparse.ArgumentTypeError(f"must be a positive {kind.__name__}, got {text}")
         return value
+
     return parse
 
 
@@ -46,40 +47,80 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = cli.parser("runtime.serve", __doc__.split("\n")[0])
     model_options.add_model_arguments(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=port_number, default=8000, help="TCP port; 0 takes a free one (printed at start)")
-    parser.add_argument("--workers", type=positive(int), default=os.cpu_count() or 1,
-                        help="classifiers in the pool, one interpreter thread each (CPU cores here)")
-    parser.add_argument("--max-body-bytes", type=positive(int), default=DEFAULTS.max_body_bytes, help="largest request body (413 above)")
-    parser.add_argument("--max-batch", type=positive(int), default=DEFAULTS.max_batch, help="most texts in one request (413 above)")
-    parser.add_argument("--request-timeout", type=positive(float), default=DEFAULTS.request_timeout,
-                        help="seconds for a whole request (line, headers, body) to arrive (408 after)")
+    parser.add_argument(
+        "--port", type=port_number, default=8000, help="TCP port; 0 takes a free one (printed at start)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive(int),
+        default=os.cpu_count() or 1,
+        help="classifiers in the pool, one interpreter thread each (CPU cores here)",
+    )
+    parser.add_argument(
+        "--max-body-bytes", type=positive(int), default=DEFAULTS.max_body_bytes, help="largest request body (413 above)"
+    )
+    parser.add_argument(
+        "--max-batch", type=positive(int), default=DEFAULTS.max_batch, help="most texts in one request (413 above)"
+    )
+    parser.add_argument(
+        "--request-timeout",
+        type=positive(float),
+        default=DEFAULTS.request_timeout,
+        help="seconds for a whole request (line, headers, body) to arrive (408 after)",
+    )
     parser.add_argument("--keep-alive", type=positive(int), default=5, help="seconds an idle connection stays open")
-    parser.add_argument("--max-connections", type=positive(int), default=1024,
-                        help=f"open connections; a request beyond them gets 503, but health checks are answered "
-                             f"on {HEALTH_RESERVE} more")
-    parser.add_argument("--max-connections-per-client", type=positive(int), default=128,
-                        help="open connections from one client address; one more is refused with 429 (behind a "
-                             "reverse proxy every client has the proxy's address: raise it)")
-    parser.add_argument("--allowed-host", action="append", default=None, metavar="NAME",
-                        help="another name clients may reach the server by (Host header), repeatable (default: the "
-                             "--host value, localhost names for loopback or all addresses, any IP address)")
-    parser.add_argument("--allow-origin", action="append", default=None, metavar="ORIGIN",
-                        help="a web origin (https://app.example) whose pages may call the server, repeatable "
-                             "(default: none; the server's own page always may)")
-    parser.add_argument("--grace", type=positive(int), default=20,
-                        help="seconds to finish the requests in flight on SIGTERM or SIGINT")
+    parser.add_argument(
+        "--max-connections",
+        type=positive(int),
+        default=1024,
+        help=f"open connections; a request beyond them gets 503, but health checks are answered "
+        f"on {HEALTH_RESERVE} more",
+    )
+    parser.add_argument(
+        "--max-connections-per-client",
+        type=positive(int),
+        default=128,
+        help="open connections from one client address; one more is refused with 429 (behind a "
+        "reverse proxy every client has the proxy's address: raise it)",
+    )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="another name clients may reach the server by (Host header), repeatable (default: the "
+        "--host value, localhost names for loopback or all addresses, any IP address)",
+    )
+    parser.add_argument(
+        "--allow-origin",
+        action="append",
+        default=None,
+        metavar="ORIGIN",
+        help="a web origin (https://app.example) whose pages may call the server, repeatable "
+        "(default: none; the server's own page always may)",
+    )
+    parser.add_argument(
+        "--grace", type=positive(int), default=20, help="seconds to finish the requests in flight on SIGTERM or SIGINT"
+    )
     parser.add_argument("--quiet", action="store_true", help="no access log (JSON lines on stdout)")
     return parser.parse_args(argv)
 
 
 def server_settings(args: argparse.Namespace) -> ServerSettings:
     """The server's options of `parse_arguments`, as the record the server takes."""
-    return ServerSettings(host=args.host, port=args.port, workers=args.workers,
-                          limits=Limits(args.max_body_bytes, args.max_batch, args.request_timeout),
-                          keep_alive=args.keep_alive, max_connections=args.max_connections,
-                          max_connections_per_client=args.max_connections_per_client,
-                          allowed_hosts=tuple(args.allowed_host or ()), allow_origins=tuple(args.allow_origin or ()),
-                          grace=args.grace, quiet=args.quiet)
+    return ServerSettings(
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        limits=Limits(args.max_body_bytes, args.max_batch, args.request_timeout),
+        keep_alive=args.keep_alive,
+        max_connections=args.max_connections,
+        max_connections_per_client=args.max_connections_per_client,
+        allowed_hosts=tuple(args.allowed_host or ()),
+        allow_origins=tuple(args.allow_origin or ()),
+        grace=args.grace,
+        quiet=args.quiet,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,7 +31,7 @@ def unit_text(server: Path | None = None) -> str:
     starts = [n for n, line in enumerate(lines) if line.startswith(TEMPLATE_PREFIX + SERVER + " ")]
     if len(starts) != 1:
         raise RuntimeError(f"{UNIT}: expected one line starting {TEMPLATE_PREFIX + SERVER!r}")
-    arguments = lines[starts[0]][len(TEMPLATE_PREFIX + SERVER):]
+    arguments = lines[starts[0]][len(TEMPLATE_PREFIX + SERVER) :]
     lines[starts[0]] = f"ExecStart={server}{arguments}"
     return "\n".join(lines) + "\n"
 
@@ -40,17 +40,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m runtime.service",
         description="Print the systemd unit of the sentiment server, its ExecStart set to the "
-                    "imdb-sentiment-serve of this Python's environment. Redirect it to a file and "
-                    "copy that to /etc/systemd/system/ (docs/raspberry-pi.md).")
+        "imdb-sentiment-serve of this Python's environment. Redirect it to a file and "
+        "copy that to /etc/systemd/system/ (docs/raspberry-pi.md).",
+    )
     parser.parse_args(argv)
     server = server_path()
     if not server.is_file():
-        print(f"warning: {server} does not exist: install the package into this environment first",
-              file=sys.stderr)
+        print(f"warning: {server} does not exist: install the package into this environment first", file=sys.stderr)
     if server.parts[:2] in (("/", "home"), ("/", "root")):
-        print(f"warning: {server} is under {Path(*server.parts[:3])}, which the unit's "
-              "ProtectHome=yes hides from the service: create the environment under /opt instead",
-              file=sys.stderr)
+        print(
+            f"warning: {server} is under {Path(*server.parts[:3])}, which the unit's "
+            "ProtectHome=yes hides from the service: create the environment under /opt instead",
+            file=sys.stderr,
+        )
     sys.stdout.write(unit_text(server))
     return 0
 

@@ -237,10 +237,18 @@ def _word_spans(text: str) -> list[tuple[str, int, int]]:
         stops = starts + np.array([len(word) for word in words])
     # Where each character of `folded` begins and ends in `text`: plain ASCII one for one, any
     # other unit (markup, a composed character) all of it.
-    begins = np.concatenate([np.arange(start, end) if plain else np.full(len(piece), start)
-                             for (start, end, _, plain), piece in zip(units, pieces)])
-    ends = np.concatenate([np.arange(start + 1, end + 1) if plain else np.full(len(piece), end)
-                           for (start, end, _, plain), piece in zip(units, pieces)])
+    begins = np.concatenate(
+        [
+            np.arange(start, end) if plain else np.full(len(piece), start)
+            for (start, end, _, plain), piece in zip(units, pieces)
+        ]
+    )
+    ends = np.concatenate(
+        [
+            np.arange(start + 1, end + 1) if plain else np.full(len(piece), end)
+            for (start, end, _, plain), piece in zip(units, pieces)
+        ]
+    )
     return list(zip(words, begins[starts].tolist(), ends[stops - 1].tolist()))
 
 
@@ -250,7 +258,7 @@ def pad_ids(sequences: Sequence[Sequence[int]], length: int) -> np.ndarray:
     for row, ids in enumerate(sequences):
         kept = list(ids)[-length:] if length else []
         if kept:
-            batch[row, length - len(kept):] = kept
+            batch[row, length - len(kept) :] = kept
     return batch
 
 
@@ -311,7 +319,7 @@ class Tokenizer:
     def token_ids(self, text: str) -> list[int]:
         """The ids of one review, unpadded: the start id and one id a word, at most sequence_length."""
         ids = [START_ID, *map(self._ids.get, split_words(text), itertools.repeat(OOV_ID))]
-        return ids[-self.sequence_length:]
+        return ids[-self.sequence_length :]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """A batch of reviews as an int32 array of shape (len(texts), sequence_length)."""

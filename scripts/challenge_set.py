@@ -41,12 +41,12 @@ RESULTS = DATASET / "results.jsonl"
 
 LABELS = ("negative", "positive")
 CATEGORIES = (
-    "negated-praise",       # "not good", "I did not enjoy it at all"
-    "negated-criticism",    # "not bad at all", "never boring"
-    "but-contrast",         # "X, but Y", either way round: the part after "but" decides
-    "concession",           # "although the plot is thin, ..."
-    "double-negation",      # "I can't say I didn't like it"
-    "understatement",       # "not the worst way to spend an evening", where the label is clear
+    "negated-praise",  # "not good", "I did not enjoy it at all"
+    "negated-criticism",  # "not bad at all", "never boring"
+    "but-contrast",  # "X, but Y", either way round: the part after "but" decides
+    "concession",  # "although the plot is thin, ..."
+    "double-negation",  # "I can't say I didn't like it"
+    "understatement",  # "not the worst way to spend an evening", where the label is clear
     "rhetorical-question",  # "Boring? Not for a second."
     "connective-contrast",  # "yet", "however", "despite", "still", "nevertheless", "even so"
 )
@@ -55,8 +55,26 @@ COUNTS_BLOCK = "counts"
 RESULTS_BLOCK = "results"
 # Words that carry sentiment on their own; --stats counts the reviews of each label holding them,
 # to show that a word alone does not give the answer.
-LEXICON = ("brilliant", "wonderful", "great", "good", "beautiful", "love", "loved", "enjoyed", "best",
-           "funny", "boring", "bored", "dull", "awful", "terrible", "bad", "mess", "cheap")
+LEXICON = (
+    "brilliant",
+    "wonderful",
+    "great",
+    "good",
+    "beautiful",
+    "love",
+    "loved",
+    "enjoyed",
+    "best",
+    "funny",
+    "boring",
+    "bored",
+    "dull",
+    "awful",
+    "terrible",
+    "bad",
+    "mess",
+    "cheap",
+)
 
 
 class ChallengeSetError(ValueError):
@@ -118,8 +136,11 @@ def load_reviews(path: str | Path = REVIEWS) -> list[Review]:
 def counts(reviews: Iterable[Review]) -> dict[str, dict[str, int]]:
     """The number of reviews of each label in each category that occurs, in CATEGORIES order."""
     found = collections.Counter((review.category, review.label) for review in reviews)
-    return {category: {label: found[category, label] for label in LABELS}
-            for category in CATEGORIES if any(found[category, label] for label in LABELS)}
+    return {
+        category: {label: found[category, label] for label in LABELS}
+        for category in CATEGORIES
+        if any(found[category, label] for label in LABELS)
+    }
 
 
 def counts_table(reviews: Sequence[Review]) -> str:
@@ -127,8 +148,9 @@ def counts_table(reviews: Sequence[Review]) -> str:
     table = counts(reviews)
     rows = ["| Category | " + " | ".join(LABELS) + " | Total |", "|---|" + "---:|" * (len(LABELS) + 1)]
     for category, by_label in table.items():
-        rows.append(f"| {category} | " + " | ".join(str(by_label[label]) for label in LABELS)
-                    + f" | {sum(by_label.values())} |")
+        rows.append(
+            f"| {category} | " + " | ".join(str(by_label[label]) for label in LABELS) + f" | {sum(by_label.values())} |"
+        )
     totals = [sum(by_label[label] for by_label in table.values()) for label in LABELS]
     rows.append("| **all** | " + " | ".join(f"**{total}**" for total in totals) + f" | **{sum(totals)}** |")
     return "\n".join(rows)
@@ -154,8 +176,10 @@ def replace_block(document: str, name: str, content: str) -> str:
 
 
 def stats_block(reviews: Sequence[Review]) -> str:
-    return (counts_table(reviews) + "\n\nReviews of each label that contain a sentiment word (a word alone does "
-            "not give the answer):\n\n" + lexicon_table(reviews))
+    return (
+        counts_table(reviews) + "\n\nReviews of each label that contain a sentiment word (a word alone does "
+        "not give the answer):\n\n" + lexicon_table(reviews)
+    )
 
 
 def load_records(path: str | Path = RESULTS) -> list[dict]:
@@ -169,14 +193,22 @@ def load_records(path: str | Path = RESULTS) -> list[dict]:
 def results_table(records: Sequence[dict]) -> str:
     """The runs of record as a markdown table: accuracy overall and per category, in %."""
     if not records:
-        return "No run of record yet: `python scripts/challenge_set.py --model FOLDER --record " + _shown(RESULTS) + "`."
+        return (
+            "No run of record yet: `python scripts/challenge_set.py --model FOLDER --record " + _shown(RESULTS) + "`."
+        )
     header = ["Date", "Bundle (manifest sha256)", "Artifact", "All"] + list(CATEGORIES)
     rows = ["| " + " | ".join(header) + " |", "|---|---|---|" + "---:|" * (len(header) - 3)]
     for run in records:
-        cells = [run["date"][:10], f"{run['bundle']} (`{run['manifest_sha256'][:12]}`)",
-                 f"{run['backend']} {run['precision']}", f"**{run['accuracy'] * 100:.1f}**"]
-        cells += [f"{run['per_category'][category] * 100:.1f}" if category in run["per_category"] else "-"
-                  for category in CATEGORIES]
+        cells = [
+            run["date"][:10],
+            f"{run['bundle']} (`{run['manifest_sha256'][:12]}`)",
+            f"{run['backend']} {run['precision']}",
+            f"**{run['accuracy'] * 100:.1f}**",
+        ]
+        cells += [
+            f"{run['per_category'][category] * 100:.1f}" if category in run["per_category"] else "-"
+            for category in CATEGORIES
+        ]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -211,9 +243,13 @@ class Evaluation:
         return self.correct / self.total
 
     def to_dict(self) -> dict:
-        return {"reviews": self.total, "correct": self.correct, "accuracy": round(self.accuracy, 4),
-                "per_category": {name: round(value, 4) for name, value in self.per_category.items()},
-                "per_label": {name: round(value, 4) for name, value in self.per_label.items()}}
+        return {
+            "reviews": self.total,
+            "correct": self.correct,
+            "accuracy": round(self.accuracy, 4),
+            "per_category": {name: round(value, 4) for name, value in self.per_category.items()},
+            "per_label": {name: round(value, 4) for name, value in self.per_label.items()},
+        }
 
 
 def accuracy_of(classifier, reviews: Sequence[Review]) -> Evaluation:
@@ -233,15 +269,20 @@ def accuracy_of(classifier, reviews: Sequence[Review]) -> Evaluation:
             mistakes.append((review, predicted))
     fraction = {group: correct / total for group, (correct, total) in tally.items()}
     return Evaluation(
-        total=tally["all"][1], correct=tally["all"][0],
-        per_category={category: fraction[f"category:{category}"] for category in CATEGORIES
-                      if f"category:{category}" in tally},
+        total=tally["all"][1],
+        correct=tally["all"][0],
+        per_category={
+            category: fraction[f"category:{category}"] for category in CATEGORIES if f"category:{category}" in tally
+        },
         per_label={label: fraction[f"label:{label}"] for label in LABELS if f"label:{label}" in tally},
-        counts={group: tuple(values) for group, values in tally.items()}, mistakes=mistakes)
+        counts={group: tuple(values) for group, values in tally.items()},
+        mistakes=mistakes,
+    )
 
 
 def report(evaluation: Evaluation) -> str:
     """The accuracies as plain text, one line a group."""
+
     def line(name: str, group: str) -> str:
         correct, total = evaluation.counts[group]
         return f"  {name:<22} {correct / total * 100:6.2f} %  ({correct}/{total})"
@@ -263,18 +304,28 @@ def machine() -> dict:
             cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
     except OSError:
         pass
-    return {"machine": platform.machine(), "cpu": cpu, "cores": os.cpu_count(), "system": platform.platform(),
-            "python": platform.python_version()}
+    return {
+        "machine": platform.machine(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "system": platform.platform(),
+        "python": platform.python_version(),
+    }
 
 
 def source_state() -> dict:
     """The repository's commit and whether the runtime had uncommitted changes, where git can say."""
     try:
+
         def git(*arguments: str) -> str:
-            return subprocess.run(["git", *arguments], cwd=ROOT, capture_output=True, text=True, check=True,
-                                  timeout=30).stdout.strip()
-        return {"commit": git("rev-parse", "HEAD"),
-                "runtime_modified": bool(git("status", "--porcelain", "--", "runtime"))}
+            return subprocess.run(
+                ["git", *arguments], cwd=ROOT, capture_output=True, text=True, check=True, timeout=30
+            ).stdout.strip()
+
+        return {
+            "commit": git("rev-parse", "HEAD"),
+            "runtime_modified": bool(git("status", "--porcelain", "--", "runtime")),
+        }
     except (OSError, subprocess.SubprocessError):
         return {}
 
@@ -284,13 +335,21 @@ def record_of(classifier, evaluation: Evaluation, reviews_path: str | Path) -> d
     from runtime import bundle
 
     folder = Path(classifier.folder)
-    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "bundle": classifier.manifest.name, "created": classifier.manifest.created,
-            "folder": _shown(folder),
-            "manifest_sha256": sha256_of(folder / bundle.MANIFEST_NAME),
-            "backend": classifier.backend, "precision": classifier.precision, "graph": classifier.graph,
-            "reviews_file": _shown(Path(reviews_path)), "reviews_sha256": sha256_of(reviews_path),
-            **evaluation.to_dict(), "machine": machine(), **source_state()}
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "bundle": classifier.manifest.name,
+        "created": classifier.manifest.created,
+        "folder": _shown(folder),
+        "manifest_sha256": sha256_of(folder / bundle.MANIFEST_NAME),
+        "backend": classifier.backend,
+        "precision": classifier.precision,
+        "graph": classifier.graph,
+        "reviews_file": _shown(Path(reviews_path)),
+        "reviews_sha256": sha256_of(reviews_path),
+        **evaluation.to_dict(),
+        "machine": machine(),
+        **source_state(),
+    }
 
 
 def append_record(path: str | Path, record: dict) -> None:
@@ -309,14 +368,20 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def evaluate_bundle(folder: str | Path, reviews: Sequence[Review], backend: str = "auto",
-                    precision: str = "float32", threads: int | None = 1):
+def evaluate_bundle(
+    folder: str | Path,
+    reviews: Sequence[Review],
+    backend: str = "auto",
+    precision: str = "float32",
+    threads: int | None = 1,
+):
     """Load a bundle through the device runtime and score it: (the evaluation, the classifier,
     closed, whose folder, manifest, backend, precision and graph say what was scored)."""
     from runtime import SentimentClassifier
 
-    with SentimentClassifier.from_bundle(folder=folder, backend=backend, precision=precision,
-                                         threads=threads) as classifier:
+    with SentimentClassifier.from_bundle(
+        folder=folder, backend=backend, precision=precision, threads=threads
+    ) as classifier:
         evaluation = accuracy_of(classifier, reviews)
         return evaluation, classifier
 
@@ -330,8 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reviews", default=str(REVIEWS), help="the challenge set (default: %(default)s)")
     parser.add_argument("--record", metavar="FILE", help=f"append the run as one JSON line, e.g. {_shown(RESULTS)}")
     parser.add_argument("--mistakes", action="store_true", help="also list the misclassified reviews")
-    parser.add_argument("--stats", action="store_true",
-                        help="no model: print the counts and write them into the set's README")
+    parser.add_argument(
+        "--stats", action="store_true", help="no model: print the counts and write them into the set's README"
+    )
     parser.add_argument("--readme", default=str(README), help=argparse.SUPPRESS)
     parser.add_argument("--results", default=str(RESULTS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -360,8 +426,10 @@ def main(argv: list[str] | None = None) -> int:
     except (bundle.BundleError, backends.BackendError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"{classifier.manifest.name} ({args.model}), {classifier.backend} {classifier.precision} "
-          f"{classifier.graph}, on {_shown(Path(args.reviews))}")
+    print(
+        f"{classifier.manifest.name} ({args.model}), {classifier.backend} {classifier.precision} "
+        f"{classifier.graph}, on {_shown(Path(args.reviews))}"
+    )
     print(report(evaluation))
     if args.mistakes:
         print("Misclassified:")

@@ -29,8 +29,16 @@ ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "explain.png"
 # Headless, and quiet on the network: no first-run, sync, component or background requests, so
 # that every request the browser makes is the page's own.
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def chromium_missing() -> str | None:
@@ -72,7 +80,10 @@ def explain_in_page(driver, url: str, text: str, timeout: float = 60) -> None:
     driver.execute_script("arguments[0].value = arguments[1];", review, text)
     driver.find_element(By.ID, "explain").click()
     WebDriverWait(driver, timeout).until(
-        lambda page: page.find_element(By.ID, "error").text or page.find_element(By.ID, "status").text.startswith("Done"))
+        lambda page: (
+            page.find_element(By.ID, "error").text or page.find_element(By.ID, "status").text.startswith("Done")
+        )
+    )
 
 
 @contextlib.contextmanager

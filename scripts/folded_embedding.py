@@ -13,7 +13,6 @@ reviews, and times both round-robin on one thread. It writes benchmarks/folded-e
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -24,8 +23,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runtime import SentimentClassifier, backends, bundle  # noqa: E402
 from benchmarks.bench import REVIEWS_PER_BLOCK, ROUNDS, interleaved_latency, machine, review_buckets  # noqa: E402
+from runtime import SentimentClassifier, backends, bundle  # noqa: E402
 
 BUILTIN = "onnx-cached-float32 (builtin LSTM node)"  # the names of the two timed paths in the JSON
 FOLDED = "onnx-cached-float32-folded (Scan)"
@@ -62,13 +61,19 @@ def folded_graph(folder: Path):
             helper.make_node("Mul", ["o", "c_tanh"], ["h_next"]),
         ],
         "lstm_cell",
-        [helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, units]),
-         helper.make_tensor_value_info("c", TensorProto.FLOAT, [1, units]),
-         helper.make_tensor_value_info("x", TensorProto.FLOAT, [4 * units])],
-        [helper.make_tensor_value_info("h_next", TensorProto.FLOAT, [1, units]),
-         helper.make_tensor_value_info("c_next", TensorProto.FLOAT, [1, units])],
-        [numpy_helper.from_array(recurrent_kernel, "recurrent_kernel"),
-         numpy_helper.from_array(np.array([0], np.int64), "axis0")],
+        [
+            helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, units]),
+            helper.make_tensor_value_info("c", TensorProto.FLOAT, [1, units]),
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [4 * units]),
+        ],
+        [
+            helper.make_tensor_value_info("h_next", TensorProto.FLOAT, [1, units]),
+            helper.make_tensor_value_info("c_next", TensorProto.FLOAT, [1, units]),
+        ],
+        [
+            numpy_helper.from_array(recurrent_kernel, "recurrent_kernel"),
+            numpy_helper.from_array(np.array([0], np.int64), "axis0"),
+        ],
     )
     graph = helper.make_graph(
         [
@@ -82,13 +87,19 @@ def folded_graph(folder: Path):
             helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1),
         ],
         "imdb_lstm_folded",
-        [helper.make_tensor_value_info("token_ids", TensorProto.INT32, ["steps", 1]),  # as the cached graph's
-         helper.make_tensor_value_info("h0", TensorProto.FLOAT, [1, 1, units]),
-         helper.make_tensor_value_info("c0", TensorProto.FLOAT, [1, 1, units])],
+        [
+            helper.make_tensor_value_info("token_ids", TensorProto.INT32, ["steps", 1]),  # as the cached graph's
+            helper.make_tensor_value_info("h0", TensorProto.FLOAT, [1, 1, units]),
+            helper.make_tensor_value_info("c0", TensorProto.FLOAT, [1, 1, units]),
+        ],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [1, config.num_classes])],
-        [numpy_helper.from_array(table, "table"), numpy_helper.from_array(dense_kernel, "dense_kernel"),
-         numpy_helper.from_array(dense_bias, "dense_bias"), numpy_helper.from_array(np.array([0], np.int64), "axis0"),
-         numpy_helper.from_array(np.array([1], np.int64), "axis1")],
+        [
+            numpy_helper.from_array(table, "table"),
+            numpy_helper.from_array(dense_kernel, "dense_kernel"),
+            numpy_helper.from_array(dense_bias, "dense_bias"),
+            numpy_helper.from_array(np.array([0], np.int64), "axis0"),
+            numpy_helper.from_array(np.array([1], np.int64), "axis1"),
+        ],
     )
     folded = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     onnx.checker.check_model(folded)
@@ -102,8 +113,13 @@ def folded_classifier(folded, builtin: SentimentClassifier, workdir: Path) -> Se
 
     path = workdir / "model.cached.folded.onnx"
     onnx.save(folded, path)
-    return SentimentClassifier(builtin.bundle, builtin.tokenizer, backends.OnnxModel(path, threads=1),
-                               builtin.padding_states, options=builtin.options)
+    return SentimentClassifier(
+        builtin.bundle,
+        builtin.tokenizer,
+        backends.OnnxModel(path, threads=1),
+        builtin.padding_states,
+        options=builtin.options,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,21 +133,33 @@ def main(argv: list[str] | None = None) -> int:
 
     test = load_imdb(args.data).test
     folded, sizes = folded_graph(args.model)
-    with tempfile.TemporaryDirectory() as workdir, \
-            SentimentClassifier.from_bundle(args.model, "onnx", "float32", "cached", threads=1) as builtin:
+    with (
+        tempfile.TemporaryDirectory() as workdir,
+        SentimentClassifier.from_bundle(args.model, "onnx", "float32", "cached", threads=1) as builtin,
+    ):
         probe = folded_classifier(folded, builtin, Path(workdir))
         checked = sample(test, args.reviews, seed=3).texts
         difference = float(np.abs(probe.probabilities(checked) - builtin.probabilities(checked)).max())
         median, buckets = review_buckets(builtin.tokenizer, test)
-        latency = interleaved_latency({BUILTIN: (builtin.classify, REVIEWS_PER_BLOCK),
-                                       FOLDED: (probe.classify, REVIEWS_PER_BLOCK)}, buckets)
-    results = {"machine": machine(), "rounds": ROUNDS, "median_test_review_tokens": median, "parity_reviews": len(checked),
-               "max_abs_difference_vs_cached": difference, **sizes, "latency": latency}
+        latency = interleaved_latency(
+            {BUILTIN: (builtin.classify, REVIEWS_PER_BLOCK), FOLDED: (probe.classify, REVIEWS_PER_BLOCK)}, buckets
+        )
+    results = {
+        "machine": machine(),
+        "rounds": ROUNDS,
+        "median_test_review_tokens": median,
+        "parity_reviews": len(checked),
+        "max_abs_difference_vs_cached": difference,
+        **sizes,
+        "latency": latency,
+    }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     bundle.write_json(args.output, results)
     print(f"parity on {len(checked)} test reviews: max |folded - cached| = {difference:.2e}")
     for name, figures in latency.items():
-        print(f"{name}: " + ", ".join(f"{bucket} tokens {figure['p50_ms']:.3f} ms" for bucket, figure in figures.items()))
+        print(
+            f"{name}: " + ", ".join(f"{bucket} tokens {figure['p50_ms']:.3f} ms" for bucket, figure in figures.items())
+        )
     return 0
 
 

@@ -26,19 +26,26 @@ CARD_NAME = "MODEL_CARD.md"
 FILLER_SENTENCE = "The film was released in the spring and runs for about two hours. "
 # Texts outside the model's intended use, and what each shows; the card gives the model's answers.
 PROBES = [
-    ("A wonderful film with a brilliant cast. I was moved from the first scene to the last.",
-     "an English movie review: the intended use"),
-    ("Oh great, another two hours of my life I will never get back. Truly a masterpiece of boredom.",
-     "sarcasm: the words are positive, the meaning is not"),
+    (
+        "A wonderful film with a brilliant cast. I was moved from the first scene to the last.",
+        "an English movie review: the intended use",
+    ),
+    (
+        "Oh great, another two hours of my life I will never get back. Truly a masterpiece of boredom.",
+        "sarcasm: the words are positive, the meaning is not",
+    ),
     ("Not bad at all. I was not disappointed.", "negation of negative words"),
-    ("The battery died after two days and the seller never answered my emails.",
-     "a product review: another domain"),
+    ("The battery died after two days and the seller never answered my emails.", "a product review: another domain"),
     ("Fast delivery, the headphones sound great and fit well.", "a product review: another domain"),
-    ("Une histoire magnifique, des acteurs excellents et une fin bouleversante.",
-     "French: almost every word is outside the vocabulary"),
+    (
+        "Une histoire magnifique, des acteurs excellents et une fin bouleversante.",
+        "French: almost every word is outside the vocabulary",
+    ),
     (FILLER_SENTENCE * 45, "a long text of plain facts"),
-    ("This is the worst film I have ever seen. " + FILLER_SENTENCE * 45,
-     "the same text after a damning first sentence, which falls outside the last 500 tokens read"),
+    (
+        "This is the worst film I have ever seen. " + FILLER_SENTENCE * 45,
+        "the same text after a damning first sentence, which falls outside the last 500 tokens read",
+    ),
 ]
 
 
@@ -55,13 +62,19 @@ def probe_rows(folder: Path) -> tuple[list[str], str]:
 
 def classify_parity(manifest: bundle.Manifest) -> dict:
     """The parity results (plain dicts, as export.parity.format_table reads them) of the graphs that classify."""
-    return {key: result.to_dict() for key, result in (manifest.parity or {}).items()
-            if manifest.artifacts[key].graph in bundle.GRAPHS}
+    return {
+        key: result.to_dict()
+        for key, result in (manifest.parity or {}).items()
+        if manifest.artifacts[key].graph in bundle.GRAPHS
+    }
 
 
 def steps_parity(manifest: bundle.Manifest) -> dict:
-    return {key: result.to_dict() for key, result in (manifest.parity or {}).items()
-            if manifest.artifacts[key].graph == bundle.STEPS_GRAPH}
+    return {
+        key: result.to_dict()
+        for key, result in (manifest.parity or {}).items()
+        if manifest.artifacts[key].graph == bundle.STEPS_GRAPH
+    }
 
 
 def artifact_sizes(manifest: bundle.Manifest) -> dict:
@@ -72,16 +85,20 @@ def artifact_sizes(manifest: bundle.Manifest) -> dict:
 def challenge_sentence(manifest: bundle.Manifest) -> str:
     """This model's reading of the negation-and-contrast set, and the one shipped before it, from the
     runs of record (scripts/challenge_set.py --record)."""
-    records = [record for record in challenge_set.load_records()
-               if record["bundle"] == manifest.name and "created" in record]
+    records = [
+        record for record in challenge_set.load_records() if record["bundle"] == manifest.name and "created" in record
+    ]
     this = [record for record in records if record["created"] == manifest.created]
     before = [record for record in records if record["created"] < manifest.created]
     if not this:
         return "Not yet read for this model (`python scripts/challenge_set.py --model ... --record ...`)."
     now = this[-1]
-    sentence = (f"**{now['accuracy'] * 100:.2f} %** of {now['reviews']} reviews ({now['backend']}, {now['precision']}, "
-                f"read {now['date'][:10]}); by category: "
-                + ", ".join(f"{name} {value * 100:.0f} %" for name, value in now["per_category"].items()) + ".")
+    sentence = (
+        f"**{now['accuracy'] * 100:.2f} %** of {now['reviews']} reviews ({now['backend']}, {now['precision']}, "
+        f"read {now['date'][:10]}); by category: "
+        + ", ".join(f"{name} {value * 100:.0f} %" for name, value in now["per_category"].items())
+        + "."
+    )
     if before:
         sentence += f" The model shipped before this one: {before[-1]['accuracy'] * 100:.2f} %."
     return sentence
@@ -108,16 +125,16 @@ metrics: [accuracy]
 
 ## Model details
 
-- **Architecture:** Embedding({config['vocab_size']:,} ids, {config['embedding_dim']}) → LSTM({config['lstm_units']},
-  dropout {config['dropout']}, recurrent dropout {config['recurrent_dropout']}) → Dense({len(config['labels'])}, softmax).
-  Labels: {labels}. Reviews are read as word ids, padded or cut to their last {config['sequence_length']} tokens.
+- **Architecture:** Embedding({config["vocab_size"]:,} ids, {config["embedding_dim"]}) → LSTM({config["lstm_units"]},
+  dropout {config["dropout"]}, recurrent dropout {config["recurrent_dropout"]}) → Dense({len(config["labels"])}, softmax).
+  Labels: {labels}. Reviews are read as word ids, padded or cut to their last {config["sequence_length"]} tokens.
 - **Tokenizer:** `runtime/text.py`: HTML removed, NFKC, case folded, words of letters and digits with inner
   apostrophes; the {manifest.tokenizer.words:,} most frequent training words, the rest out of vocabulary.
 - **Artifacts:** {len(artifacts)} exported graphs ({", ".join(artifacts)}), run by LiteRT, tflite-runtime or
   ONNX Runtime without TensorFlow. "cached" graphs start from the stored state after the padding and read only a
   review's own tokens; int8 is dynamic-range quantisation.
-- **Trained with:** TensorFlow {training['library_versions']['tensorflow']}, Keras {training['library_versions']['keras']},
-  on {training['machine']}, {metrics['training_seconds'] / 60:.0f} minutes.
+- **Trained with:** TensorFlow {training["library_versions"]["tensorflow"]}, Keras {training["library_versions"]["keras"]},
+  on {training["machine"]}, {metrics["training_seconds"] / 60:.0f} minutes.
 
 ## Intended use
 
@@ -137,23 +154,23 @@ float32, cached graph):
 {chr(10).join(rows)}
 
 Reviews of middling films, other languages, other domains (products, news, social media), sarcasm and
-irony, and reviews longer than {config['sequence_length']} tokens (only the last {config['sequence_length']}
+irony, and reviews longer than {config["sequence_length"]} tokens (only the last {config["sequence_length"]}
 are read) are outside what it was trained and tested on.
 
 ## Training data
 
 The [Large Movie Review Dataset](https://ai.stanford.edu/~amaas/data/sentiment/) (Maas et al., 2011),
-`{data['source']}` (sha256 `{data['sha256'][:16]}…`): {data['fit_reviews']:,} training reviews fitted,
-{data['validation_reviews']:,} held out for choosing the epoch (whole blocks of {data.get('validation_block_ids', '?')}
-consecutive review ids, so that validation films are mostly unseen), and {data['test_reviews']:,} test
+`{data["source"]}` (sha256 `{data["sha256"][:16]}…`): {data["fit_reviews"]:,} training reviews fitted,
+{data["validation_reviews"]:,} held out for choosing the epoch (whole blocks of {data.get("validation_block_ids", "?")}
+consecutive review ids, so that validation films are mostly unseen), and {data["test_reviews"]:,} test
 reviews from films the training set does not contain, used once for the figures below. Settings:
 {", ".join(f"{key} {value}" for key, value in settings.items() if value not in (None, False))}.
 
 ## Evaluation
 
-Test accuracy of the trained Keras model: **{metrics['test_accuracy'] * 100:.2f} %** on {data['test_reviews']:,}
-reviews (loss {metrics['test_loss']:.4f}); validation accuracy {metrics['validation_accuracy'] * 100:.2f} % at
-epoch {metrics['best_epoch']} of {metrics['epochs_run']}. Each exported artifact against the Keras model on real
+Test accuracy of the trained Keras model: **{metrics["test_accuracy"] * 100:.2f} %** on {data["test_reviews"]:,}
+reviews (loss {metrics["test_loss"]:.4f}); validation accuracy {metrics["validation_accuracy"] * 100:.2f} % at
+epoch {metrics["best_epoch"]} of {metrics["epochs_run"]}. Each exported artifact against the Keras model on real
 test reviews (`python -m export.parity`):
 
 {format_table(classify_parity(manifest), artifact_sizes(manifest))}
@@ -173,7 +190,7 @@ The per-step artifacts (`explain`: the opinion after every word) at every step o
 - It learned from reviews that are clearly for or against a film; mixed reviews are forced into one label.
 - Its opinions of words reflect the reviews it read: names of actors, directors, countries or groups that
   appear mostly in praised or panned films can sway an answer. This has not been measured.
-- Only the last {config['sequence_length']} tokens count: a long review is judged by its ending.
+- Only the last {config["sequence_length"]} tokens count: a long review is judged by its ending.
 
 ## How to reproduce
 

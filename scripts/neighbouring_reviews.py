@@ -44,8 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         first = rng.integers(0, len(texts), size=len(neighbours))
         random_pairs = np.stack([first, (first + rng.integers(1, len(texts), size=len(first))) % len(texts)], axis=1)
         near, far = rare_word_overlap(texts, neighbours), rare_word_overlap(texts, random_pairs)
-        print(f"training {name}: rare-word overlap of neighbouring ids {near:.4f}, of random pairs {far:.4f} "
-              f"({near / far:.0f} times less)")
+        print(
+            f"training {name}: rare-word overlap of neighbouring ids {near:.4f}, of random pairs {far:.4f} "
+            f"({near / far:.0f} times less)"
+        )
     return 0
 
 

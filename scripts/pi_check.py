@@ -43,8 +43,9 @@ def classify_everywhere(folder: str, texts: list[str]) -> list[dict]:
             for graph in bundle.GRAPHS:
                 record = {"backend": backend, "precision": precision, "graph": graph}
                 try:
-                    with SentimentClassifier.from_bundle(folder, backend=backend, precision=precision,
-                                                         graph=graph) as classifier:
+                    with SentimentClassifier.from_bundle(
+                        folder, backend=backend, precision=precision, graph=graph
+                    ) as classifier:
                         record["interpreter"] = classifier.describe()["interpreter"]
                         record["probabilities"] = classifier.probabilities(texts).tolist()
                 except Exception as error:  # reported to the driver, which fails the run
@@ -63,8 +64,9 @@ def explain_everywhere(folder: str, texts: list[str]) -> list[dict]:
             try:
                 with SentimentClassifier.from_bundle(folder, backend=backend, precision=precision) as classifier:
                     record["interpreter"] = classifier.describe()["interpreter"]
-                    record["probabilities"] = [list(word.probabilities.values()) for text in texts
-                                               for word in classifier.explain(text).words]
+                    record["probabilities"] = [
+                        list(word.probabilities.values()) for text in texts for word in classifier.explain(text).words
+                    ]
             except Exception as error:  # reported to the driver, which fails the run
                 record["error"] = f"{type(error).__name__}: {error}"
             runs.append(record)
@@ -106,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     with open(args.out, "w", encoding="utf-8") as handle:
         json.dump(result, handle, indent=1)
-    print(f"{result['machine']} Python {result['python']}: {len(runs)} runs, "
-          f"{sum('error' in run for run in runs)} failed, tensorflow imported: {result['tensorflow_imported']}")
+    print(
+        f"{result['machine']} Python {result['python']}: {len(runs)} runs, "
+        f"{sum('error' in run for run in runs)} failed, tensorflow imported: {result['tensorflow_imported']}"
+    )
     return 0
 
 

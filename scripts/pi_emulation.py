@@ -53,8 +53,12 @@ RESOLUTION_CHECKS = (
 )
 # Every artifact the device may load: (backend, precision, graph), as runtime.bundle names them;
 # "steps" is explain's per-step graph, compared at every word of every review.
-ARTIFACTS = [(backend, precision, graph) for backend in ("tflite", "onnx")
-             for precision in ("float32", "int8") for graph in ("cached", "full", "steps")]
+ARTIFACTS = [
+    (backend, precision, graph)
+    for backend in ("tflite", "onnx")
+    for precision in ("float32", "int8")
+    for graph in ("cached", "full", "steps")
+]
 
 summary_lines: list[str] = []
 
@@ -76,8 +80,9 @@ def run(command: list, log: Path, env: dict | None = None, cwd: Path | None = No
         handle.write("$ " + " ".join(map(str, command)) + "\n")
         handle.flush()
         try:
-            completed = subprocess.run([str(part) for part in command], stdout=handle,
-                                       stderr=subprocess.STDOUT, env=env, cwd=cwd)
+            completed = subprocess.run(
+                [str(part) for part in command], stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=cwd
+            )
         except FileNotFoundError:
             raise StepError(f"{command[0]}: not found") from None
     output = log.read_text(encoding="utf-8", errors="replace")
@@ -102,15 +107,25 @@ def timed(name: str, steps: dict, function, *args):
 
 # --- step 1: qemu ------------------------------------------------------------------------------
 
+
 def private_apt(work: Path, mirror: str) -> list[str]:
     """apt options for a private sources list and state in the work folder, with backports."""
     folder = work / "apt"
     for sub in ("lists/partial", "cache/archives/partial"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     (folder / "sources.list").write_text(f"deb {mirror} {SUITE}-backports main\n", encoding="utf-8")
-    return ["-o", f"Dir::Etc::SourceList={folder / 'sources.list'}", "-o", "Dir::Etc::SourceParts=/dev/null",
-            "-o", f"Dir::State::Lists={folder / 'lists'}", "-o", f"Dir::Cache={folder / 'cache'}",
-            "-o", "APT::Sandbox::User=root"]  # apt's download user cannot write into the work folder
+    return [
+        "-o",
+        f"Dir::Etc::SourceList={folder / 'sources.list'}",
+        "-o",
+        "Dir::Etc::SourceParts=/dev/null",
+        "-o",
+        f"Dir::State::Lists={folder / 'lists'}",
+        "-o",
+        f"Dir::Cache={folder / 'cache'}",
+        "-o",
+        "APT::Sandbox::User=root",
+    ]  # apt's download user cannot write into the work folder
 
 
 def qemu_version(qemu: Path) -> str:
@@ -138,8 +153,11 @@ def fetch_qemu(work: Path, mirror: str) -> tuple[Path, bool]:
     shutil.rmtree(debs, ignore_errors=True)
     debs.mkdir(parents=True)
     # In qemu 10 the static emulators live in qemu-user; qemu-user-static only adds the *-static names.
-    run(["apt-get", *options, "download", f"qemu-user/{SUITE}-backports", f"qemu-user-static/{SUITE}-backports"],
-        work / "logs" / "apt-download.log", cwd=debs)
+    run(
+        ["apt-get", *options, "download", f"qemu-user/{SUITE}-backports", f"qemu-user-static/{SUITE}-backports"],
+        work / "logs" / "apt-download.log",
+        cwd=debs,
+    )
     unpacked = work / "qemu.tmp"
     shutil.rmtree(unpacked, ignore_errors=True)
     for deb in sorted(debs.glob("*.deb")):
@@ -150,6 +168,7 @@ def fetch_qemu(work: Path, mirror: str) -> tuple[Path, bool]:
 
 
 # --- step 2: the arm64 Debian root -------------------------------------------------------------
+
 
 def emulated_python(qemu: Path, root: Path, cpu: str) -> list:
     return [qemu, "-cpu", cpu, "-L", root, root / "usr" / "bin" / f"python{DEVICE_PYTHON}"]
@@ -180,15 +199,28 @@ def build_root(work: Path, mirror: str, qemu: Path, cpu: str) -> tuple[Path, boo
     # --foreign only downloads and unpacks the essential packages: the second stage would need to
     # run arm64 maintainer scripts. The other .debs (python3.11 and its libraries) wait in apt's cache.
     try:
-        run([debootstrap, "--foreign", "--arch=arm64", "--variant=minbase", f"--include=python{DEVICE_PYTHON}",
-             SUITE, building, mirror], work / "logs" / "debootstrap.log")
+        run(
+            [
+                debootstrap,
+                "--foreign",
+                "--arch=arm64",
+                "--variant=minbase",
+                f"--include=python{DEVICE_PYTHON}",
+                SUITE,
+                building,
+                mirror,
+            ],
+            work / "logs" / "debootstrap.log",
+        )
     except StepError as error:
         raise StepError(f"debootstrap could not build an arm64 {SUITE} root from {mirror}\n{error}")
     # Unpacking every fetched .deb is what configuring would have put on disk, minus the scripts.
     for deb in sorted((building / "var" / "cache" / "apt" / "archives").glob("*.deb")):
         run(["dpkg", "-x", deb, building], work / "logs" / "dpkg-x-root.log")
-    run([*emulated_python(qemu, building, cpu), "-c", "import ctypes, ssl, platform; print(platform.machine())"],
-        work / "logs" / "root-smoke-test.log")
+    run(
+        [*emulated_python(qemu, building, cpu), "-c", "import ctypes, ssl, platform; print(platform.machine())"],
+        work / "logs" / "root-smoke-test.log",
+    )
     building.rename(root)
     (root / ".pi-emulation-ready").write_text("debootstrap --foreign + dpkg -x of every .deb\n")
     return root, False
@@ -196,9 +228,13 @@ def build_root(work: Path, mirror: str, qemu: Path, cpu: str) -> tuple[Path, boo
 
 # --- steps 3 and 4: aarch64 wheels ------------------------------------------------------------
 
+
 def platform_options(python: str) -> list[str]:
     return [option for tag in PLATFORMS for option in ("--platform", tag)] + [
-        "--python-version", python, "--only-binary=:all:"]
+        "--python-version",
+        python,
+        "--only-binary=:all:",
+    ]
 
 
 def install_wheels(work: Path, host_python: str) -> tuple[Path, bool]:
@@ -209,16 +245,29 @@ def install_wheels(work: Path, host_python: str) -> tuple[Path, bool]:
     shutil.rmtree(wheels, ignore_errors=True)
     pip = [host_python, "-m", "pip", "--disable-pip-version-check"]
     try:
-        run([*pip, "download", "--dest", wheels, *platform_options(DEVICE_PYTHON), *DEVICE_PACKAGES],
-            work / "logs" / "pip-download.log")
+        run(
+            [*pip, "download", "--dest", wheels, *platform_options(DEVICE_PYTHON), *DEVICE_PACKAGES],
+            work / "logs" / "pip-download.log",
+        )
     except StepError as error:
         raise StepError(f"cannot download aarch64 wheels for Python {DEVICE_PYTHON} (no network to PyPI?)\n{error}")
     building = work / "site-packages.tmp"
     shutil.rmtree(building, ignore_errors=True)
     shutil.rmtree(target, ignore_errors=True)
     # pip installs foreign wheels only into a --target folder, and only what it was handed.
-    run([*pip, "install", "--no-index", "--no-deps", "--target", building, *platform_options(DEVICE_PYTHON),
-         *sorted(wheels.glob("*.whl"))], work / "logs" / "pip-install.log")
+    run(
+        [
+            *pip,
+            "install",
+            "--no-index",
+            "--no-deps",
+            "--target",
+            building,
+            *platform_options(DEVICE_PYTHON),
+            *sorted(wheels.glob("*.whl")),
+        ],
+        work / "logs" / "pip-install.log",
+    )
     building.rename(target)
     (target / ".pi-emulation-ready").write_text("\n".join(sorted(p.name for p in wheels.glob("*.whl"))) + "\n")
     return target, False
@@ -237,8 +286,20 @@ def check_resolution(work: Path, host_python: str) -> tuple[list[dict], bool]:
         shutil.rmtree(folder, ignore_errors=True)  # a fresh folder shows only what this resolution picked
         record = {"python": python, "requirements": requirements, "ok": True, "wheels": {}}
         try:
-            run([host_python, "-m", "pip", "--disable-pip-version-check", "download", "--dest", folder,
-                 *platform_options(python), *requirements], folder.with_suffix(".log"))
+            run(
+                [
+                    host_python,
+                    "-m",
+                    "pip",
+                    "--disable-pip-version-check",
+                    "download",
+                    "--dest",
+                    folder,
+                    *platform_options(python),
+                    *requirements,
+                ],
+                folder.with_suffix(".log"),
+            )
         except StepError as error:
             errors = [line.strip() for line in str(error).splitlines() if "ERROR" in line]
             record.update(ok=False, error=" ".join(errors) or str(error).splitlines()[0])
@@ -252,10 +313,14 @@ def check_resolution(work: Path, host_python: str) -> tuple[list[dict], bool]:
 
 # --- step 5: classify on both sides and compare ------------------------------------------------
 
+
 def classify(command: list, env: dict, bundle: Path, reviews: Path, out: Path, log: Path) -> dict:
     out.unlink(missing_ok=True)
-    run([*command, REPO / "scripts" / "pi_check.py", "--bundle", bundle, "--reviews", reviews, "--out", out],
-        log, env=env)
+    run(
+        [*command, REPO / "scripts" / "pi_check.py", "--bundle", bundle, "--reviews", reviews, "--out", out],
+        log,
+        env=env,
+    )
     return json.loads(out.read_text(encoding="utf-8"))
 
 
@@ -279,17 +344,27 @@ def compare(host: dict, device: dict, atol: float) -> list[dict]:
     for key in ARTIFACTS:
         row = {"backend": key[0], "precision": key[1], "graph": key[2]}
         a, b = host_runs.get(key), device_runs.get(key)
-        problems = [f"{side}: {run['error'] if run else 'not run (backend not installed)'}"
-                    for side, run in (("x86_64", a), ("aarch64", b)) if run is None or "error" in run]
+        problems = [
+            f"{side}: {run['error'] if run else 'not run (backend not installed)'}"
+            for side, run in (("x86_64", a), ("aarch64", b))
+            if run is None or "error" in run
+        ]
         if problems:
             row.update(passed=False, error="; ".join(problems))
         else:
             diff = max_abs_diff(a["probabilities"], b["probabilities"])
-            labels_equal = all(row_a.index(max(row_a)) == row_b.index(max(row_b))
-                               for row_a, row_b in zip(a["probabilities"], b["probabilities"]))
-            row.update(interpreter=b["interpreter"], max_abs_diff=diff, labels_equal=labels_equal,
-                       x86_64_vs_float32=off_float32(host_runs, key), aarch64_vs_float32=off_float32(device_runs, key),
-                       passed=diff <= atol and labels_equal and len(a["probabilities"]) == len(b["probabilities"]))
+            labels_equal = all(
+                row_a.index(max(row_a)) == row_b.index(max(row_b))
+                for row_a, row_b in zip(a["probabilities"], b["probabilities"])
+            )
+            row.update(
+                interpreter=b["interpreter"],
+                max_abs_diff=diff,
+                labels_equal=labels_equal,
+                x86_64_vs_float32=off_float32(host_runs, key),
+                aarch64_vs_float32=off_float32(device_runs, key),
+                passed=diff <= atol and labels_equal and len(a["probabilities"]) == len(b["probabilities"]),
+            )
         rows.append(row)
     return rows
 
@@ -297,18 +372,23 @@ def compare(host: dict, device: dict, atol: float) -> list[dict]:
 def clean_env(pythonpath: list[Path]) -> dict:
     # Only what Python needs: the host's OPENBLAS_CORETYPE names an x86 core, and bytecode
     # written by the emulated Python would land in the repo's __pycache__ folders.
-    return {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8",
-            "PYTHONPATH": os.pathsep.join(map(str, pythonpath)), "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONNOUSERSITE": "1"}
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": os.environ.get("HOME", "/root"),
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": os.pathsep.join(map(str, pythonpath)),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONNOUSERSITE": "1",
+    }
 
 
 # --- the report --------------------------------------------------------------------------------
 
+
 def host_description() -> str:
     model = ""
     try:
-        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                     if line.startswith("model name"))
+        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     return f"{platform.machine()} {platform.platform()}, {os.cpu_count()} cores {model}".strip()
@@ -317,8 +397,7 @@ def host_description() -> str:
 def print_resolution(resolution: list[dict]) -> None:
     say("Wheels pip resolves for aarch64 (glibc <= 2.36):")
     for record in resolution:
-        say(f"  Python {record['python']}  {' + '.join(record['requirements'])}: "
-            f"{'ok' if record['ok'] else 'FAILED'}")
+        say(f"  Python {record['python']}  {' + '.join(record['requirements'])}: {'ok' if record['ok'] else 'FAILED'}")
         for name, wheel in record["wheels"].items():
             say(f"      {name + ' ' + wheel['version']:<24}{wheel['file']}")
         if not record["ok"]:
@@ -327,8 +406,10 @@ def print_resolution(resolution: list[dict]) -> None:
 
 def print_parity(rows: list[dict], atol: float) -> None:
     say(f"Parity, aarch64 (emulated) vs x86_64 (host), tolerance {atol:g}:")
-    say(f"  {'backend':<8}{'precision':<10}{'graph':<8}{'max abs diff':>13}  {'labels equal':<13}{'result':<8}"
-        f"int8 vs float32 on x86_64 / aarch64")
+    say(
+        f"  {'backend':<8}{'precision':<10}{'graph':<8}{'max abs diff':>13}  {'labels equal':<13}{'result':<8}"
+        f"int8 vs float32 on x86_64 / aarch64"
+    )
     for row in rows:
         start = f"  {row['backend']:<8}{row['precision']:<10}{row['graph']:<8}"
         if "error" in row:
@@ -337,8 +418,10 @@ def print_parity(rows: list[dict], atol: float) -> None:
         drift = ""
         if row["x86_64_vs_float32"] is not None:
             drift = f"{row['x86_64_vs_float32']:.3g} / {row['aarch64_vs_float32']:.3g}"
-        say(f"{start}{row['max_abs_diff']:>13.3g}  {str(row['labels_equal']):<13}"
-            f"{'ok' if row['passed'] else 'FAILED':<8}{drift}")
+        say(
+            f"{start}{row['max_abs_diff']:>13.3g}  {str(row['labels_equal']):<13}"
+            f"{'ok' if row['passed'] else 'FAILED':<8}{drift}"
+        )
 
 
 def print_predictions(device: dict, texts: list[str]) -> None:
@@ -353,22 +436,38 @@ def print_predictions(device: dict, texts: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bundle", type=Path, default=REPO / "models" / "imdb-lstm",
-                        help="the model bundle (default: models/imdb-lstm in this repo)")
-    parser.add_argument("--work", type=Path, default=Path(os.environ.get("PI_EMULATION_DIR", "/tmp/pi-emulation")),
-                        help="the cache and output folder (default: $PI_EMULATION_DIR or /tmp/pi-emulation)")
+    parser.add_argument(
+        "--bundle",
+        type=Path,
+        default=REPO / "models" / "imdb-lstm",
+        help="the model bundle (default: models/imdb-lstm in this repo)",
+    )
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=Path(os.environ.get("PI_EMULATION_DIR", "/tmp/pi-emulation")),
+        help="the cache and output folder (default: $PI_EMULATION_DIR or /tmp/pi-emulation)",
+    )
     parser.add_argument("--results", type=Path, help="the JSON results file (default: WORK/results.json)")
     parser.add_argument("--reviews", type=Path, default=REPO / "scripts" / "pi_reviews.txt")
-    parser.add_argument("--host-python", default=str(REPO / ".venv" / "bin" / "python")
-                        if (REPO / ".venv" / "bin" / "python").exists() else sys.executable,
-                        help="the x86_64 Python with the runtime's dependencies (default: the repo's .venv)")
-    parser.add_argument("--cpu", default="cortex-a72",
-                        help="the emulated CPU: cortex-a72 is a Raspberry Pi 4, cortex-a76 a Pi 5")
+    parser.add_argument(
+        "--host-python",
+        default=str(REPO / ".venv" / "bin" / "python")
+        if (REPO / ".venv" / "bin" / "python").exists()
+        else sys.executable,
+        help="the x86_64 Python with the runtime's dependencies (default: the repo's .venv)",
+    )
+    parser.add_argument(
+        "--cpu", default="cortex-a72", help="the emulated CPU: cortex-a72 is a Raspberry Pi 4, cortex-a76 a Pi 5"
+    )
     parser.add_argument("--mirror", default=MIRROR)
     parser.add_argument("--atol", type=float, default=1e-4)
-    parser.add_argument("--record", action="store_true",
-                        help="also copy the summary to benchmarks/pi-emulation-CPU.txt, from which "
-                             "scripts/update_readme.py fills docs/pi-emulation.md")
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help="also copy the summary to benchmarks/pi-emulation-CPU.txt, from which "
+        "scripts/update_readme.py fills docs/pi-emulation.md",
+    )
     args = parser.parse_args(argv)
 
     work, bundle = args.work.resolve(), args.bundle.resolve()
@@ -378,9 +477,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--bundle {bundle} has no manifest.json; export a bundle first or pass another one")
     work.mkdir(parents=True, exist_ok=True)
     results_path = args.results or work / "results.json"
-    results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-               "host": host_description(), "bundle": str(bundle), "work": str(work), "cpu": args.cpu,
-               "atol": args.atol, "steps": {}, "passed": False}
+    results = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "host": host_description(),
+        "bundle": str(bundle),
+        "work": str(work),
+        "cpu": args.cpu,
+        "atol": args.atol,
+        "steps": {},
+        "passed": False,
+    }
     started = time.monotonic()
     say(f"Raspberry Pi emulation, {results['date']}")
     say(f"  host:   {results['host']}")
@@ -395,13 +501,28 @@ def main(argv: list[str] | None = None) -> int:
         resolution = timed("resolution", steps, check_resolution, work, args.host_python)
         results["resolution"] = resolution
 
-        texts = [line.strip() for line in args.reviews.read_text(encoding="utf-8").splitlines()
-                 if line.strip() and not line.startswith("#")]
+        texts = [
+            line.strip()
+            for line in args.reviews.read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#")
+        ]
         start = time.monotonic()
-        host = classify([args.host_python], clean_env([REPO]), bundle, args.reviews,
-                        work / "host.json", work / "logs" / "classify-host.log")
-        device = classify(emulated_python(qemu, root, args.cpu), clean_env([site, REPO]), bundle,
-                          args.reviews, work / "device.json", work / "logs" / "classify-device.log")
+        host = classify(
+            [args.host_python],
+            clean_env([REPO]),
+            bundle,
+            args.reviews,
+            work / "host.json",
+            work / "logs" / "classify-host.log",
+        )
+        device = classify(
+            emulated_python(qemu, root, args.cpu),
+            clean_env([site, REPO]),
+            bundle,
+            args.reviews,
+            work / "device.json",
+            work / "logs" / "classify-device.log",
+        )
         steps["classify"] = {"seconds": round(time.monotonic() - start, 1), "cached": False}
         say(f"  {'classify':<14} done in {steps['classify']['seconds']} s (emulated: not a benchmark)")
         results.update(host_run=host, device_run=device)
@@ -410,8 +531,10 @@ def main(argv: list[str] | None = None) -> int:
 
         say()
         say(f"Bundle:          {device['bundle']['name']}, created {device['bundle']['created']}")
-        say(f"Emulated device: {device['machine']}, Python {device['python']}, qemu {results['qemu']} -cpu {args.cpu}, "
-            f"Debian {SUITE} root")
+        say(
+            f"Emulated device: {device['machine']}, Python {device['python']}, qemu {results['qemu']} -cpu {args.cpu}, "
+            f"Debian {SUITE} root"
+        )
         say("  packages: " + ", ".join(f"{k} {v}" for k, v in device["packages"].items()))
         say(f"Host:            {host['machine']}, Python {host['python']}")
         say("  packages: " + ", ".join(f"{k} {v}" for k, v in host["packages"].items()))
@@ -440,8 +563,10 @@ def main(argv: list[str] | None = None) -> int:
         say(f"error: {error}")
         code = 2
     results["seconds"] = round(time.monotonic() - started, 1)
-    say(f"{'PASSED' if results['passed'] else 'FAILED'} in {results['seconds']} s; "
-        f"results: {results_path}, summary: {work / 'summary.txt'}")
+    say(
+        f"{'PASSED' if results['passed'] else 'FAILED'} in {results['seconds']} s; "
+        f"results: {results_path}, summary: {work / 'summary.txt'}"
+    )
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     (work / "summary.txt").write_text("\n".join(summary_lines) + "\n", encoding="utf-8")

@@ -27,12 +27,24 @@ from runtime.config import ModelConfig  # noqa: E402
 RUNS = ROOT / "docs" / "tuning" / "runs.jsonl"
 DATA = "../shared/data/aclImdb_labeled.tar.gz"
 # training.fit's flag for each recorded setting (settings not listed have no flag of their own).
-FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "learning_rate": "--learning-rate",
-         "clipnorm": "--clipnorm", "patience": "--patience", "lr_decay": "--lr-decay", "ema_momentum": "--ema",
-         "weight_decay": "--weight-decay", "pretrain_epochs": "--pretrain-epochs",
-         "word2vec_epochs": "--word2vec-epochs", "adversarial_epsilon": "--adversarial",
-         "distill_weight": "--distill", "validation_split": "--validation-split", "seed": "--seed",
-         "dropout": "--dropout", "recurrent_dropout": "--recurrent-dropout"}
+FLAGS = {
+    "epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "learning_rate": "--learning-rate",
+    "clipnorm": "--clipnorm",
+    "patience": "--patience",
+    "lr_decay": "--lr-decay",
+    "ema_momentum": "--ema",
+    "weight_decay": "--weight-decay",
+    "pretrain_epochs": "--pretrain-epochs",
+    "word2vec_epochs": "--word2vec-epochs",
+    "adversarial_epsilon": "--adversarial",
+    "distill_weight": "--distill",
+    "validation_split": "--validation-split",
+    "seed": "--seed",
+    "dropout": "--dropout",
+    "recurrent_dropout": "--recurrent-dropout",
+}
 
 
 def command(settings: dict, config: dict) -> str:
@@ -53,8 +65,13 @@ def changed(settings: dict, config: dict) -> dict:
     """The settings a reader compares rows by: what differs from the original Keras example's."""
     seed = ModelConfig().to_dict()
     shown = {key: value for key, value in config.items() if key != "labels" and seed.get(key) != value}
-    shown.update({key: value for key, value in settings.items()
-                  if key not in ("limit", "refit", "seed", "validation_split") and value not in (None, 0, False)})
+    shown.update(
+        {
+            key: value
+            for key, value in settings.items()
+            if key not in ("limit", "refit", "seed", "validation_split") and value not in (None, 0, False)
+        }
+    )
     return shown
 
 
@@ -113,18 +130,24 @@ def add(row: dict, path: Path = RUNS) -> None:
 
 def table(rows: list[dict], shipped: str) -> str:
     """The markdown table of docs/training.md, the shipped run first."""
+
     def percent(value):
         return "—" if value is None else f"{value * 100:.2f} %"
 
-    lines = ["| run | trained (UTC) | settings | validation | best validation (epoch) | test | challenge set | "
-             "minutes | note | command |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| run | trained (UTC) | settings | validation | best validation (epoch) | test | challenge set | "
+        "minutes | note | command |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in sorted(rows, key=lambda row: (row["run"] != shipped, row["trained"])):
         settings = ", ".join(f"{key} {value}" for key, value in row["settings"].items())
         best = row["validation_accuracy"][row["best_epoch"] - 1]
         name = f"**{row['run']}** (shipped)" if row["run"] == shipped else row["run"]
-        lines.append(f"| {name} | {row['trained']} | {settings} | {row['validation']} | {percent(best)} "
-                     f"({row['best_epoch']} of {len(row['validation_accuracy'])}) | {percent(row['test_accuracy'])} | "
-                     f"{percent(row['challenge_accuracy'])} | {row['training_minutes']} | {row['note']} | `{row['command']}` |")
+        lines.append(
+            f"| {name} | {row['trained']} | {settings} | {row['validation']} | {percent(best)} "
+            f"({row['best_epoch']} of {len(row['validation_accuracy'])}) | {percent(row['test_accuracy'])} | "
+            f"{percent(row['challenge_accuracy'])} | {row['training_minutes']} | {row['note']} | `{row['command']}` |"
+        )
     return "\n".join(lines)
 
 

@@ -43,15 +43,18 @@ def accuracy_block(manifest: bundle.Manifest) -> str:
         f"{training['data']['test_reviews']:,} test reviews (loss {metrics['test_loss']:.4f}), with the epoch chosen on "
         f"{training['data']['validation_reviews']:,} validation reviews carved from the training set: epoch "
         f"{metrics['best_epoch']} of {metrics['epochs_run']}, validation accuracy {metrics['validation_accuracy'] * 100:.2f} %"
-        + (f"; then a fresh model was trained for those {refit['epochs']} epochs on all {refit['reviews']:,} training reviews. "
-           if (refit := metrics.get("refit")) else ". ")
+        + (
+            f"; then a fresh model was trained for those {refit['epochs']} epochs on all {refit['reviews']:,} training reviews. "
+            if (refit := metrics.get("refit"))
+            else ". "
+        )
         + f"Training took {metrics['training_seconds'] / 60:.1f} minutes in all, {metrics['seconds_per_epoch']:.0f} s per "
         f"epoch of the validated run"
-        + (f" after {start['seconds']:.0f} s of {start['method']}"
-           if (start := metrics.get("pretraining")) else "")
+        + (f" after {start['seconds']:.0f} s of {start['method']}" if (start := metrics.get("pretraining")) else "")
         + f", on {training['machine']} (TensorFlow {training['library_versions']['tensorflow']}, "
         f"Keras {training['library_versions']['keras']}). Settings recorded in the manifest: "
-        + ", ".join(f"{key} {value}" for key, value in {**changed_model_config(manifest), **settings}.items()) + "."
+        + ", ".join(f"{key} {value}" for key, value in {**changed_model_config(manifest), **settings}.items())
+        + "."
     )
 
 
@@ -69,49 +72,67 @@ def parity_block(manifest: bundle.Manifest) -> str:
     block = format_table(model_card.classify_parity(manifest), model_card.artifact_sizes(manifest))
     steps = model_card.steps_parity(manifest)
     if steps:
-        block += ("\n\nThe per-step artifacts (`explain`, [docs/explain.md](explain.md)) at every step of the same "
-                  "reviews:\n\n" + step_parity.format_table(steps, model_card.artifact_sizes(manifest)))
+        block += (
+            "\n\nThe per-step artifacts (`explain`, [docs/explain.md](explain.md)) at every step of the same "
+            "reviews:\n\n" + step_parity.format_table(steps, model_card.artifact_sizes(manifest))
+        )
     return block
 
 
 def bench_block(results: dict, repeat: dict | None = None) -> str:
     text = bench.render_markdown(results)
-    targets = text[text.index("## Against the targets"):].split("\n", 2)[2].strip()
+    targets = text[text.index("## Against the targets") :].split("\n", 2)[2].strip()
     machine = results["machine"]
-    block = f"Measured by `python -m benchmarks.bench` on {machine['date'][:10]} ({machine['cpu']}, {machine['cores']} cores); " \
-            f"all figures in [BENCHMARKS.md](../BENCHMARKS.md).\n\n{targets}"
+    block = (
+        f"Measured by `python -m benchmarks.bench` on {machine['date'][:10]} ({machine['cpu']}, {machine['cores']} cores); "
+        f"all figures in [BENCHMARKS.md](../BENCHMARKS.md).\n\n{targets}"
+    )
     if repeat:  # the same command run earlier on the same bundle: how far figures move between runs here
         runs = [bench.summary(repeat), bench.summary(results)]
-        block += (f"\n\nRun to run on this shared machine, the same command on the same bundle "
-                  f"(`benchmarks/repeat-run.json`, {repeat['machine']['date'][11:16]} UTC, then this run, "
-                  f"{machine['date'][11:16]} UTC): best path "
-                  + " and ".join(f"{run['best_p50_ms']:.3f} ms" for run in runs) + ", "
-                  + " and ".join(f"{run['speedup_vs_keras_predict']:.0f}x" for run in runs) + " over Keras, "
-                  + " and ".join(f"{run['speedup_vs_same_backend_full']:.2f}x" for run in runs)
-                  + " over its full graph.")
+        block += (
+            f"\n\nRun to run on this shared machine, the same command on the same bundle "
+            f"(`benchmarks/repeat-run.json`, {repeat['machine']['date'][11:16]} UTC, then this run, "
+            f"{machine['date'][11:16]} UTC): best path "
+            + " and ".join(f"{run['best_p50_ms']:.3f} ms" for run in runs)
+            + ", "
+            + " and ".join(f"{run['speedup_vs_keras_predict']:.0f}x" for run in runs)
+            + " over Keras, "
+            + " and ".join(f"{run['speedup_vs_same_backend_full']:.2f}x" for run in runs)
+            + " over its full graph."
+        )
     return block
 
 
 def folding_block(probe: dict) -> str:
     median = str(probe["median_test_review_tokens"])
     builtin, folded = (probe["latency"][name][median]["p50_ms"] for name in (BUILTIN, FOLDED))
-    return (f"Measured by `python scripts/folded_embedding.py` on {probe['machine']['date'][:10]} ({probe['machine']['cpu']}, "
-            f"{probe['machine']['cores']} cores), {probe['rounds']} rounds round-robin: the folded graph agrees with the "
-            f"cached graph to {probe['max_abs_difference_vs_cached']:.1e} on {probe['parity_reviews']:,} test reviews, "
-            f"but a median review ({median} tokens) takes **{folded:.3f} ms** against {builtin:.3f} ms "
-            f"(**{folded / builtin:.1f}x slower**), and its table is {probe['table_bytes'] / 2**20:.1f} MiB against "
-            f"the embedding's {probe['embedding_bytes'] / 2**20:.1f} MiB.")
+    return (
+        f"Measured by `python scripts/folded_embedding.py` on {probe['machine']['date'][:10]} ({probe['machine']['cpu']}, "
+        f"{probe['machine']['cores']} cores), {probe['rounds']} rounds round-robin: the folded graph agrees with the "
+        f"cached graph to {probe['max_abs_difference_vs_cached']:.1e} on {probe['parity_reviews']:,} test reviews, "
+        f"but a median review ({median} tokens) takes **{folded:.3f} ms** against {builtin:.3f} ms "
+        f"(**{folded / builtin:.1f}x slower**), and its table is {probe['table_bytes'] / 2**20:.1f} MiB against "
+        f"the embedding's {probe['embedding_bytes'] / 2**20:.1f} MiB."
+    )
 
 
 def sizes_block(sizes: dict) -> str:
-    names = {"litert": "runtime + LiteRT", "onnx": "runtime + ONNX Runtime", "tflite-runtime": "runtime + tflite-runtime",
-             "all": "training + export + tests (all extras)"}
+    names = {
+        "litert": "runtime + LiteRT",
+        "onnx": "runtime + ONNX Runtime",
+        "tflite-runtime": "runtime + tflite-runtime",
+        "all": "training + export + tests (all extras)",
+    }
     lines = ["| environment | installed size |", "|---|---|"]
-    lines += [f"| `pip install \"{sizes['wheel']}[{extra}]\"` ({names[extra]}) | {mib} MiB |"
-              for extra, mib in sizes["mib"].items()]
-    lines.append(f"\nThe wheel itself is {sizes['wheel_bytes'] / 2**20:.1f} MiB. Measured by `scripts/install_sizes.sh` on "
-                 f"{sizes['date'][:10]} (Python {sizes['python']}, {sizes['machine']}): site-packages of a fresh virtual "
-                 "environment, pip itself excluded.")
+    lines += [
+        f'| `pip install "{sizes["wheel"]}[{extra}]"` ({names[extra]}) | {mib} MiB |'
+        for extra, mib in sizes["mib"].items()
+    ]
+    lines.append(
+        f"\nThe wheel itself is {sizes['wheel_bytes'] / 2**20:.1f} MiB. Measured by `scripts/install_sizes.sh` on "
+        f"{sizes['date'][:10]} (Python {sizes['python']}, {sizes['machine']}): site-packages of a fresh virtual "
+        "environment, pip itself excluded."
+    )
     return "\n".join(lines)
 
 
@@ -121,27 +142,50 @@ def results_block(manifest: bundle.Manifest, results: dict | None, sizes: dict |
     floats = [r for key, r in parity.items() if key.endswith("float32")]
     int8s = [r for key, r in parity.items() if key.endswith("int8")]
     data = manifest.training["data"]
-    rows = [("Test accuracy (Keras model)", f"{manifest.metrics['test_accuracy'] * 100:.2f} % on "
-             f"{data['test_reviews']:,} IMDB test reviews", "[training](docs/training.md)")]
+    rows = [
+        (
+            "Test accuracy (Keras model)",
+            f"{manifest.metrics['test_accuracy'] * 100:.2f} % on {data['test_reviews']:,} IMDB test reviews",
+            "[training](docs/training.md)",
+        )
+    ]
     if floats and int8s:
-        rows.append(("Exported artifacts vs Keras", f"on {floats[0]['reviews']:,} test reviews, float32 differs by at most "
-                     f"{max(r['max_abs_diff'] for r in floats):.1e} with the same label on "
-                     f"{min(r['label_agreement'] for r in floats) * 100:.2f} %; int8 gives the same label on "
-                     f"{min(r['label_agreement'] for r in int8s) * 100:.2f} % or more",
-                     "[parity](docs/export.md)"))
+        rows.append(
+            (
+                "Exported artifacts vs Keras",
+                f"on {floats[0]['reviews']:,} test reviews, float32 differs by at most "
+                f"{max(r['max_abs_diff'] for r in floats):.1e} with the same label on "
+                f"{min(r['label_agreement'] for r in floats) * 100:.2f} %; int8 gives the same label on "
+                f"{min(r['label_agreement'] for r in int8s) * 100:.2f} % or more",
+                "[parity](docs/export.md)",
+            )
+        )
     if results is not None:
         paths = {bench.path_name(path): path for path in results["paths"]}
         median = str(results["median_test_review_tokens"])
         best = bench.summary(results)
         default = paths["tflite-cached-float32"]["latency"][median]["p50_ms"]
-        rows.append(("One median review (173 tokens), one thread", f"{default:.2f} ms (default: LiteRT, float32); "
-                     f"{best['best_p50_ms']:.2f} ms ({best['best_path']}); Keras `predict` "
-                     f"{best['keras_predict_p50_ms']:.0f} ms", f"[performance](docs/performance.md), "
-                     f"{results['machine']['cpu']} {results['machine']['cores']} cores, {results['machine']['date'][:10]}"))
+        rows.append(
+            (
+                "One median review (173 tokens), one thread",
+                f"{default:.2f} ms (default: LiteRT, float32); "
+                f"{best['best_p50_ms']:.2f} ms ({best['best_path']}); Keras `predict` "
+                f"{best['keras_predict_p50_ms']:.0f} ms",
+                f"[performance](docs/performance.md), "
+                f"{results['machine']['cpu']} {results['machine']['cores']} cores, {results['machine']['date'][:10]}",
+            )
+        )
     if sizes is not None and "wheel_bytes" in sizes:
-        device = ", ".join(f"{extra} {sizes['mib'][extra]} MiB" for extra in ("litert", "onnx") if extra in sizes["mib"])
-        rows.append(("Package", f"wheel {sizes['wheel_bytes'] / 2**20:.1f} MiB; installed with its interpreter: {device}",
-                     f"`scripts/install_sizes.sh`, {sizes['date'][:10]}"))
+        device = ", ".join(
+            f"{extra} {sizes['mib'][extra]} MiB" for extra in ("litert", "onnx") if extra in sizes["mib"]
+        )
+        rows.append(
+            (
+                "Package",
+                f"wheel {sizes['wheel_bytes'] / 2**20:.1f} MiB; installed with its interpreter: {device}",
+                f"`scripts/install_sizes.sh`, {sizes['date'][:10]}",
+            )
+        )
     lines = ["| | | measured by |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(lines)
 
@@ -175,14 +219,20 @@ def main() -> int:
     results, sizes = read_json("benchmarks/results.json"), read_json("benchmarks/install_sizes.json")
     folding = read_json("benchmarks/folded-embedding.json")
     fill("README.md", {"results": results_block(manifest, results, sizes)})
-    fill("docs/training.md", {"accuracy": accuracy_block(manifest),
-                              "tuning": tuning_block(manifest)})
+    fill("docs/training.md", {"accuracy": accuracy_block(manifest), "tuning": tuning_block(manifest)})
     fill("docs/export.md", {"parity": parity_block(manifest)})
     fill("docs/install.md", {"sizes": sizes and sizes_block(sizes)})
-    fill("docs/performance.md", {"bench": results and bench_block(results, read_json("benchmarks/repeat-run.json")),
-                                 "folding": folding and folding_block(folding)})
-    emulations = {path.stem.removeprefix("pi-emulation-"): path.read_text().rstrip()
-                  for path in (ROOT / "benchmarks").glob("pi-emulation-*.txt")}  # cortex-a72 (Pi 4), cortex-a76 (Pi 5)
+    fill(
+        "docs/performance.md",
+        {
+            "bench": results and bench_block(results, read_json("benchmarks/repeat-run.json")),
+            "folding": folding and folding_block(folding),
+        },
+    )
+    emulations = {
+        path.stem.removeprefix("pi-emulation-"): path.read_text().rstrip()
+        for path in (ROOT / "benchmarks").glob("pi-emulation-*.txt")
+    }  # cortex-a72 (Pi 4), cortex-a76 (Pi 5)
     fill("docs/pi-emulation.md", {f"pi-{cpu}": f"```\n{summary}\n```" for cpu, summary in emulations.items()})
     model_card.write(folder)
     return 0

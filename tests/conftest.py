@@ -21,8 +21,11 @@ FILLER = "the film story actor plot scene director movie character music".split(
 def synthetic_review(index: int, positive: bool) -> str:
     """A review whose sentiment words a model can learn from a few hundred examples."""
     words = POSITIVE_WORDS if positive else NEGATIVE_WORDS
-    body = [FILLER[(index * 7 + k) % len(FILLER)] if k % 3 else words[(index + k) % len(words)] for k in range(12 + index % 40)]
-    return "<br />".join(" ".join(body[i:i + 6]).capitalize() + "." for i in range(0, len(body), 6))
+    body = [
+        FILLER[(index * 7 + k) % len(FILLER)] if k % 3 else words[(index + k) % len(words)]
+        for k in range(12 + index % 40)
+    ]
+    return "<br />".join(" ".join(body[i : i + 6]).capitalize() + "." for i in range(0, len(body), 6))
 
 
 def add_file(archive: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -31,8 +34,7 @@ def add_file(archive: tarfile.TarFile, name: str, data: bytes) -> None:
     archive.addfile(info, io.BytesIO(data))
 
 
-def write_archive(path: Path, per_folder: int, extra: dict[str, bytes] | None = None,
-                  splits=("train", "test")) -> Path:
+def write_archive(path: Path, per_folder: int, extra: dict[str, bytes] | None = None, splits=("train", "test")) -> Path:
     """A small aclImdb-layout .tar.gz with `per_folder` synthetic reviews in each label folder."""
     with tarfile.open(path, "w:gz") as archive:
         add_file(archive, "aclImdb/README", b"synthetic")
@@ -40,7 +42,9 @@ def write_archive(path: Path, per_folder: int, extra: dict[str, bytes] | None = 
             for label in ("neg", "pos"):
                 for index in range(per_folder):
                     text = synthetic_review(index + (split == "test") * 1000, label == "pos")
-                    add_file(archive, f"aclImdb/{split}/{label}/{index}_{7 if label == 'pos' else 2}.txt", text.encode())
+                    add_file(
+                        archive, f"aclImdb/{split}/{label}/{index}_{7 if label == 'pos' else 2}.txt", text.encode()
+                    )
         for name, data in (extra or {}).items():
             add_file(archive, name, data)
     return path

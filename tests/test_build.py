@@ -30,8 +30,17 @@ def test_the_shipped_files_are_the_device_part_of_the_bundle():
     shipped = load_setup().shipped_files()
     names = {path.removeprefix("models/imdb-lstm/") for path in shipped}
     assert all(path.startswith("models/imdb-lstm/") for path in shipped)
-    assert {"manifest.json", "vocab.txt", "padding_states.npy", "model.cached.tflite", "model.cached.int8.tflite",
-            "model.cached.onnx", "model.cached.int8.onnx", "model.steps.tflite", "model.steps.onnx"} == names
+    assert {
+        "manifest.json",
+        "vocab.txt",
+        "padding_states.npy",
+        "model.cached.tflite",
+        "model.cached.int8.tflite",
+        "model.cached.onnx",
+        "model.cached.int8.onnx",
+        "model.steps.tflite",
+        "model.steps.onnx",
+    } == names
     assert all((SHIPPED_BUNDLE / name).is_file() for name in names)
 
 
@@ -39,8 +48,9 @@ def test_python_m_build_builds_the_wheel_from_the_sdist_with_the_same_model(tmp_
     """Exactly the documented command (isolated: it fetches setuptools as pyproject.toml asks).
     It leaves no build/ folder in the source tree, which would shadow the build tool."""
     had_build_folder = (ROOT / "build").exists()
-    done = subprocess.run([sys.executable, "-m", "build", "--outdir", str(tmp_path), str(ROOT)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(tmp_path), str(ROOT)], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert had_build_folder or not (ROOT / "build").exists()
     (sdist,), (wheel,) = tmp_path.glob("*.tar.gz"), tmp_path.glob("*.whl")
@@ -48,15 +58,33 @@ def test_python_m_build_builds_the_wheel_from_the_sdist_with_the_same_model(tmp_
     with tarfile.open(sdist) as archive:
         top = archive.getnames()[0].split("/")[0]
         in_sdist = {name.removeprefix(top + "/") for name in archive.getnames()}
-    assert {"setup.py", "pyproject.toml", "README.md", "runtime/imdb-sentiment.service", "runtime/explain.html",
-            "runtime/explain.js", "runtime/explain.css", "runtime/serving/openapi.json"} <= in_sdist
+    assert {
+        "setup.py",
+        "pyproject.toml",
+        "README.md",
+        "runtime/imdb-sentiment.service",
+        "runtime/explain.html",
+        "runtime/explain.js",
+        "runtime/explain.css",
+        "runtime/serving/openapi.json",
+    } <= in_sdist
     assert {name for name in in_sdist if name.startswith("models/") and name.count("/") == 2} == set(shipped)
     with zipfile.ZipFile(wheel) as archive:
         in_wheel = set(archive.namelist())
         packaged = json.loads(archive.read("runtime/models/imdb-lstm/manifest.json"))
-    model_files = {name.removeprefix("runtime/models/imdb-lstm/") for name in in_wheel
-                   if name.startswith("runtime/models/imdb-lstm/")}
+    model_files = {
+        name.removeprefix("runtime/models/imdb-lstm/")
+        for name in in_wheel
+        if name.startswith("runtime/models/imdb-lstm/")
+    }
     assert model_files == {path.removeprefix("models/imdb-lstm/") for path in shipped}
     assert {record["file"] for record in packaged["artifacts"].values()} <= model_files
-    assert {"runtime/imdb-sentiment.service", "runtime/explain.html", "runtime/explain.js", "runtime/explain.css",
-            "runtime/service.py", "runtime/serving/openapi.json", "runtime/serving/app.py"} <= in_wheel
+    assert {
+        "runtime/imdb-sentiment.service",
+        "runtime/explain.html",
+        "runtime/explain.js",
+        "runtime/explain.css",
+        "runtime/service.py",
+        "runtime/serving/openapi.json",
+        "runtime/serving/app.py",
+    } <= in_wheel

@@ -44,7 +44,7 @@ class Split:
     texts: list[str]
     labels: np.ndarray  # int32 indices into the dataset's labels (IMDB: 0 = negative, 1 = positive)
     ids: np.ndarray  # int64; IMDB: the review's number in its folder (neighbours are mostly one film);
-                     # other data: the line or file number each text came from
+    # other data: the line or file number each text came from
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -94,8 +94,10 @@ def _read_archive(path: Path):
                     # The header's size is checked before a byte is inflated (a small archive can
                     # hold gigabytes of zeros), and the read is capped in any case.
                     if member.size > MAX_TEXT_BYTES:
-                        raise DataError(f"{path}: the member {name} is {member.size:,} bytes; a review may have "
-                                        f"at most {MAX_TEXT_BYTES:,}")
+                        raise DataError(
+                            f"{path}: the member {name} is {member.size:,} bytes; a review may have "
+                            f"at most {MAX_TEXT_BYTES:,}"
+                        )
                     yield name, archive.extractfile(member).read(MAX_TEXT_BYTES)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
         raise DataError(f"{path}: not a readable tar archive ({error})") from None
@@ -124,13 +126,20 @@ def download_official(cache_dir: str | None = None) -> Path:
     import keras
 
     try:
-        return Path(keras.utils.get_file(
-            fname="aclImdb_v1.tar.gz", origin=OFFICIAL_URL, file_hash=OFFICIAL_SHA256,
-            hash_algorithm="sha256", cache_dir=cache_dir))
+        return Path(
+            keras.utils.get_file(
+                fname="aclImdb_v1.tar.gz",
+                origin=OFFICIAL_URL,
+                file_hash=OFFICIAL_SHA256,
+                hash_algorithm="sha256",
+                cache_dir=cache_dir,
+            )
+        )
     except Exception as error:  # get_file raises plain Exception subclasses for network errors
         raise DataError(
             f"could not download {OFFICIAL_URL} ({error}); pass --data with a local copy, "
-            "e.g. --data ../shared/data/aclImdb_labeled.tar.gz") from None
+            "e.g. --data ../shared/data/aclImdb_labeled.tar.gz"
+        ) from None
 
 
 def load_imdb(source: str | Path | None = None) -> Dataset:
@@ -148,15 +157,22 @@ def load_imdb(source: str | Path | None = None) -> Dataset:
         entries = list(_read_archive(path))
         sha256 = sha256_file(path)
     grouped = _collect(entries)
-    missing = [f"aclImdb/{split}/{label}" for split in SPLITS for label in LABEL_FOLDERS
-               if not any(entry[1] == LABEL_FOLDERS.index(label) for entry in grouped[split])]
+    missing = [
+        f"aclImdb/{split}/{label}"
+        for split in SPLITS
+        for label in LABEL_FOLDERS
+        if not any(entry[1] == LABEL_FOLDERS.index(label) for entry in grouped[split])
+    ]
     if missing:
         raise DataError(f"{path}: not the aclImdb layout, no reviews in {', '.join(missing)}")
     splits = {}
     for split, rows in grouped.items():
         rows.sort()
-        splits[split] = Split([row[2] for row in rows], np.array([row[1] for row in rows], np.int32),
-                              np.array([row[3] for row in rows], np.int64))
+        splits[split] = Split(
+            [row[2] for row in rows],
+            np.array([row[1] for row in rows], np.int32),
+            np.array([row[3] for row in rows], np.int64),
+        )
     return Dataset(splits["train"], splits["test"], str(path), sha256)
 
 

@@ -32,7 +32,7 @@ import numpy as np
 from runtime import bundle, cli
 from runtime.config import ModelConfig
 from runtime.text import FIRST_WORD_ID, Tokenizer, pad_ids
-from training import data, limits, metrics, sources, splits
+from training import data, metrics, sources, splits
 from training.quiet import quiet
 
 # The bundle this repository ships. Only an explicit --output with --overwrite replaces it, and
@@ -90,8 +90,9 @@ def default_output(data_source: str | None = None, data_format: str = "auto") ->
     return RUNS / (stem + datetime.datetime.now(datetime.timezone.utc).strftime("-%Y%m%d-%H%M%S"))
 
 
-def check_output(output: Path, overwrite: bool = False, limit: int | None = None,
-                 data_source: str | None = None) -> None:
+def check_output(
+    output: Path, overwrite: bool = False, limit: int | None = None, data_source: str | None = None
+) -> None:
     """Refuse, touching nothing, an output that must not be written: the shipped bundle from a
     --limit run, an existing folder without --overwrite, and what bundle.check_replaceable refuses
     (anything but a bundle, the data's folder or one above it, a name that is not UTF-8)."""
@@ -102,8 +103,9 @@ def check_output(output: Path, overwrite: bool = False, limit: int | None = None
     bundle.check_replaceable(output, [data_source])
 
 
-def prepare_output(output: Path, overwrite: bool = False, limit: int | None = None,
-                   data_source: str | None = None) -> None:
+def prepare_output(
+    output: Path, overwrite: bool = False, limit: int | None = None, data_source: str | None = None
+) -> None:
     """Fail before training, not after, if the bundle cannot or must not be written."""
     check_output(output, overwrite, limit, data_source)
     parent = output.resolve().parent
@@ -122,14 +124,26 @@ def library_versions() -> dict:
     import matplotlib
     import tensorflow as tf
 
-    return {"python": platform.python_version(), "tensorflow": tf.__version__,
-            "keras": keras.__version__, "numpy": np.__version__, "matplotlib": matplotlib.__version__}
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "matplotlib": matplotlib.__version__,
+    }
 
 
-def train(data_source: str | None, output: Path, settings: TrainingSettings,
-          config: ModelConfig = TRAINING_CONFIG, verbose: int = 1, overwrite: bool = False,
-          data_options: sources.DataOptions = sources.DataOptions(),
-          test_split_fraction: float | None = None, name: str | None = None) -> dict:
+def train(
+    data_source: str | None,
+    output: Path,
+    settings: TrainingSettings,
+    config: ModelConfig = TRAINING_CONFIG,
+    verbose: int = 1,
+    overwrite: bool = False,
+    data_options: sources.DataOptions = sources.DataOptions(),
+    test_split_fraction: float | None = None,
+    name: str | None = None,
+) -> dict:
     """Fit the model, evaluate it on the test set and write the bundle; return its manifest.
 
     The labels come from the data (config's are replaced). `test_split_fraction` (default
@@ -143,14 +157,18 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
             print(message, file=sys.stderr, flush=True)
 
     if settings.refit and settings.lr_decay:
-        raise ValueError("--lr-decay follows the validation curve, which a refit on all training reviews "
-                         "does not have; leave out --refit")
+        raise ValueError(
+            "--lr-decay follows the validation curve, which a refit on all training reviews "
+            "does not have; leave out --refit"
+        )
     if settings.pretrain_epochs and settings.word2vec_epochs:
         raise ValueError("--pretrain-epochs and --word2vec-epochs both set the embedding's start; choose one")
     name = name or default_name(data_source, data_options.format)
     if not NAME_PATTERN.fullmatch(name):
-        raise ValueError(f"the bundle name {name!r} must be letters, digits, '.', '_' or '-', starting with a "
-                         "letter or digit (it is part of the server's URLs)")
+        raise ValueError(
+            f"the bundle name {name!r} must be letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit (it is part of the server's URLs)"
+        )
     check_output(output, overwrite, settings.limit, data_source)  # before reading: a refusal takes no time
     stage(f"Reading {data_source if data_source is not None else 'the IMDB archive (downloading it)'}")
     dataset = sources.load(data_source, data_options)
@@ -167,8 +185,10 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
     fit_split, validation_split = splits.validation(dataset, train_split, settings.validation_split, settings.seed)
     prepare_output(output, overwrite, settings.limit, data_source)
 
-    stage(f"Read {len(dataset.train) + (len(dataset.test) if dataset.test is not None else 0):,} {texts} with "
-          f"{len(dataset.labels)} labels; loading TensorFlow")
+    stage(
+        f"Read {len(dataset.train) + (len(dataset.test) if dataset.test is not None else 0):,} {texts} with "
+        f"{len(dataset.labels)} labels; loading TensorFlow"
+    )
     import keras  # after the data checks, so a bad --data fails in a second, not after TF loads
 
     from training.adversarial import AdversarialTraining
@@ -188,11 +208,15 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
         tokenizer = Tokenizer.build(split.texts, config.vocab_size, config.sequence_length)
         model_config = config
         if tokenizer.vocab_size < config.vocab_size:  # an id for each word found, never an unused row
-            print(f"note: only {tokenizer.vocab_size - FIRST_WORD_ID:,} distinct words in the training {texts}; "
-                  f"the vocabulary has {tokenizer.vocab_size:,} ids, not {config.vocab_size:,}", file=sys.stderr)
+            print(
+                f"note: only {tokenizer.vocab_size - FIRST_WORD_ID:,} distinct words in the training {texts}; "
+                f"the vocabulary has {tokenizer.vocab_size:,} ids, not {config.vocab_size:,}",
+                file=sys.stderr,
+            )
             model_config = replace(config, vocab_size=tokenizer.vocab_size)
-        model = build_model(model_config, settings.learning_rate, settings.clipnorm, settings.ema_momentum,
-                            settings.weight_decay)
+        model = build_model(
+            model_config, settings.learning_rate, settings.clipnorm, settings.ema_momentum, settings.weight_decay
+        )
         token_ids = [tokenizer.token_ids(text) for text in split.texts]
         targets, teacher = labels(split), None
         if settings.distill_weight:
@@ -203,42 +227,66 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
             # or file numbers, which say nothing of what texts share, so each text is its own group.
             groups = split.ids // data.VALIDATION_BLOCK_IDS if imdb else split.ids
             soft, teacher = out_of_fold_probabilities(split.texts, split.labels, groups, config.num_classes)
-            print(f"Teacher: out-of-fold accuracy {teacher['out_of_fold_accuracy']:.4f} on the fit {texts} "
-                  f"({teacher['seconds']:.0f} s)", file=sys.stderr)
+            print(
+                f"Teacher: out-of-fold accuracy {teacher['out_of_fold_accuracy']:.4f} on the fit {texts} "
+                f"({teacher['seconds']:.0f} s)",
+                file=sys.stderr,
+            )
             targets = (1 - settings.distill_weight) * targets + settings.distill_weight * soft
         pretraining = None
         if settings.word2vec_epochs:
             stage(f"word2vec: {settings.word2vec_epochs} epochs on the fit {texts}")
-            embedding, pretraining = word2vec_embedding(token_ids, model_config, settings.word2vec_epochs,
-                                                        settings.seed)
+            embedding, pretraining = word2vec_embedding(
+                token_ids, model_config, settings.word2vec_epochs, settings.seed
+            )
             model.get_layer("embedding").set_weights([embedding])
         if settings.pretrain_epochs:
             stage(f"Pretraining as a language model: {settings.pretrain_epochs} epochs")
-            pretraining = pretrain(model, token_ids, model_config, settings.pretrain_epochs, settings.batch_size,
-                                   settings.learning_rate, settings.clipnorm, verbose)
+            pretraining = pretrain(
+                model,
+                token_ids,
+                model_config,
+                settings.pretrain_epochs,
+                settings.batch_size,
+                settings.learning_rate,
+                settings.clipnorm,
+                verbose,
+            )
         callbacks = []
         if validation is not None:
             keep_best = keras.callbacks.EarlyStopping(
-                monitor="val_accuracy", mode="max", patience=settings.patience, restore_best_weights=True)
+                monitor="val_accuracy", mode="max", patience=settings.patience, restore_best_weights=True
+            )
             # With an average, it is what validation sees and what keep_best keeps (so it goes first).
             callbacks = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if settings.ema_momentum else []
             callbacks.append(keep_best)
             if settings.lr_decay:
-                callbacks.append(keras.callbacks.ReduceLROnPlateau(
-                    monitor="val_accuracy", mode="max", factor=settings.lr_decay, patience=0, min_lr=1e-5))
+                callbacks.append(
+                    keras.callbacks.ReduceLROnPlateau(
+                        monitor="val_accuracy", mode="max", factor=settings.lr_decay, patience=0, min_lr=1e-5
+                    )
+                )
         elif settings.ema_momentum:
             callbacks = [keras.callbacks.SwapEMAWeights()]  # end on the average, as validation chose it
         trainer = model
         if settings.adversarial_epsilon:
             trainer = AdversarialTraining(model, settings.adversarial_epsilon)
-            compile_for_training(trainer, settings.learning_rate, settings.clipnorm, settings.ema_momentum,
-                                 settings.weight_decay)
-        stage(f"Training: up to {epochs} epochs on {len(split):,} {texts}"
-              + (f", validating on {len(validation):,}" if validation is not None else ""))
+            compile_for_training(
+                trainer, settings.learning_rate, settings.clipnorm, settings.ema_momentum, settings.weight_decay
+            )
+        stage(
+            f"Training: up to {epochs} epochs on {len(split):,} {texts}"
+            + (f", validating on {len(validation):,}" if validation is not None else "")
+        )
         history = trainer.fit(
-            pad_ids(token_ids, config.sequence_length), targets, epochs=epochs, batch_size=settings.batch_size,
+            pad_ids(token_ids, config.sequence_length),
+            targets,
+            epochs=epochs,
+            batch_size=settings.batch_size,
             validation_data=None if validation is None else (tokenizer.encode(validation.texts), labels(validation)),
-            callbacks=callbacks, verbose=verbose).history
+            callbacks=callbacks,
+            verbose=verbose,
+        ).history
         history = {key: [float(value) for value in values] for key, values in history.items()}
         model.optimizer = trainer.optimizer  # saved with the model: the state that trained it
         if teacher:
@@ -251,11 +299,17 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
     best_epoch = int(np.argmax(history["val_accuracy"]))
     refit = None
     if settings.refit:
-        print(f"Refitting on all {len(train_split):,} training {texts} for the {best_epoch + 1} epochs "
-              "validation chose", file=sys.stderr)
+        print(
+            f"Refitting on all {len(train_split):,} training {texts} for the {best_epoch + 1} epochs validation chose",
+            file=sys.stderr,
+        )
         model, tokenizer, refit_history, pretraining, model_config = fit_model(train_split, best_epoch + 1)
-        refit = {"reviews": len(train_split), "epochs": best_epoch + 1,
-                 "accuracy": refit_history["accuracy"][-1], "loss": refit_history["loss"][-1]}
+        refit = {
+            "reviews": len(train_split),
+            "epochs": best_epoch + 1,
+            "accuracy": refit_history["accuracy"][-1],
+            "loss": refit_history["loss"][-1],
+        }
     training_seconds = time.perf_counter() - started
     config = model_config  # its vocab_size is the ids the vocabulary uses
     stage(f"Evaluating on {len(test_split):,} test {texts}")
@@ -278,18 +332,24 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
         bundle.write_json(staging / "history.json", history)
         metrics.write_report(staging / METRICS_NAME, {"split": "test", "texts": len(test_split), **test_metrics})
         confusion = plot_confusion(config.labels, test_metrics["confusion"]["counts"], staging)
-        reports = [staging / "history.json", *plot_history(history, staging), staging / METRICS_NAME,
-                   *([confusion] if confusion else [])]
+        reports = [
+            staging / "history.json",
+            *plot_history(history, staging),
+            staging / METRICS_NAME,
+            *([confusion] if confusion else []),
+        ]
         manifest = bundle.Manifest(
             name=name,
             created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             model_config=config,
-            tokenizer=bundle.TokenizerRecord(vocabulary=bundle.FileRecord.of(staging / bundle.VOCABULARY_NAME),
-                                             words=len(tokenizer.words)),  # runtime.text's ids and padding
+            tokenizer=bundle.TokenizerRecord(
+                vocabulary=bundle.FileRecord.of(staging / bundle.VOCABULARY_NAME), words=len(tokenizer.words)
+            ),  # runtime.text's ids and padding
             training={
                 "settings": asdict(settings),
-                "data": splits.data_record(dataset, fit_split, validation_split, test_split, test_fraction,
-                                           settings.seed),
+                "data": splits.data_record(
+                    dataset, fit_split, validation_split, test_split, test_fraction, settings.seed
+                ),
                 "library_versions": library_versions(),
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores",
             },
@@ -301,9 +361,14 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
                 "test_accuracy": test_accuracy,
                 "test_loss": test_loss,
                 "test_macro_f1": test_metrics["macro_f1"],
-                **({"test_within_one_accuracy": test_metrics["within_one_accuracy"],
-                    "test_mean_absolute_error": test_metrics["mean_absolute_error"]}
-                   if "within_one_accuracy" in test_metrics else {}),
+                **(
+                    {
+                        "test_within_one_accuracy": test_metrics["within_one_accuracy"],
+                        "test_mean_absolute_error": test_metrics["mean_absolute_error"],
+                    }
+                    if "within_one_accuracy" in test_metrics
+                    else {}
+                ),
                 "test_details": METRICS_NAME,  # per-label figures and the confusion matrix (in reports)
                 "training_seconds": round(training_seconds, 1),
                 "seconds_per_epoch": round(selection_seconds / len(history["loss"]), 1),
@@ -315,9 +380,12 @@ def train(data_source: str | None, output: Path, settings: TrainingSettings,
         )
         bundle.write_manifest(staging, manifest)
 
-    print(f"\nTest accuracy on {len(test_split):,} {texts}: {test_accuracy:.4f} (loss {test_loss:.4f}); "
-          f"best validation epoch {best_epoch + 1} of {len(history['loss'])}"
-          + (f", then refitted on {refit['reviews']:,} {texts}" if refit else "") + f"; bundle written to {output}")
+    print(
+        f"\nTest accuracy on {len(test_split):,} {texts}: {test_accuracy:.4f} (loss {test_loss:.4f}); "
+        f"best validation epoch {best_epoch + 1} of {len(history['loss'])}"
+        + (f", then refitted on {refit['reviews']:,} {texts}" if refit else "")
+        + f"; bundle written to {output}"
+    )
     print(metrics.format_metrics(test_metrics))
     print(f"\n{'New reviews' if imdb else 'Test texts'} and what the model says:")
     print(format_examples(examples, config.labels, example_truth))
@@ -342,8 +410,9 @@ def format_examples(examples, labels, truth=None) -> str:
     return "\n".join(lines)
 
 
-def predict_examples(model, tokenizer: Tokenizer, config: ModelConfig,
-                     texts=EXAMPLE_REVIEWS) -> list[tuple[str, list[float]]]:
+def predict_examples(
+    model, tokenizer: Tokenizer, config: ModelConfig, texts=EXAMPLE_REVIEWS
+) -> list[tuple[str, list[float]]]:
     probabilities = model.predict(tokenizer.encode(list(texts)), verbose=0)
     return [(text, [float(p) for p in row]) for text, row in zip(texts, probabilities)]
 
@@ -371,6 +440,7 @@ def positive_float(text: str) -> float:
 
 def checked_by_config(field: str, convert):
     """An argparse type for a ModelConfig field, whose range ModelConfig checks (the one place)."""
+
     def parse(text: str):
         value = convert(text)
         try:
@@ -378,6 +448,7 @@ def checked_by_config(field: str, convert):
         except ValueError as error:
             raise argparse.ArgumentTypeError(str(error)) from None
         return value
+
     parse.__name__ = convert.__name__  # argparse's "invalid float value: ..."
     return parse
 
@@ -401,8 +472,9 @@ def vocabulary_size(text: str) -> int:
 
 def bundle_name(text: str) -> str:
     if not NAME_PATTERN.fullmatch(text):
-        raise argparse.ArgumentTypeError(f"expected letters, digits, '.', '_' or '-' (at most 64, starting with a "
-                                         f"letter or digit), got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected letters, digits, '.', '_' or '-' (at most 64, starting with a letter or digit), got {text!r}"
+        )
     return text
 
 
@@ -430,70 +502,154 @@ def fraction(text: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     defaults = TrainingSettings()
     parser = cli.parser("training.fit", __doc__.split("\n")[0])
-    parser.add_argument("--data", default=os.environ.get("IMDB_DATA"),
-                        help="the labelled texts: an aclImdb archive or folder, a folder with one sub-folder of "
-                             ".txt files per label, a .csv, .tsv or .jsonl file (default: $IMDB_DATA, else "
-                             "download IMDB's official archive)")
-    parser.add_argument("--format", choices=("auto", *sources.FORMATS), default="auto",
-                        help="the data's format; auto goes by its name")
+    parser.add_argument(
+        "--data",
+        default=os.environ.get("IMDB_DATA"),
+        help="the labelled texts: an aclImdb archive or folder, a folder with one sub-folder of "
+        ".txt files per label, a .csv, .tsv or .jsonl file (default: $IMDB_DATA, else "
+        "download IMDB's official archive)",
+    )
+    parser.add_argument(
+        "--format", choices=("auto", *sources.FORMATS), default="auto", help="the data's format; auto goes by its name"
+    )
     parser.add_argument("--text-column", help="CSV/TSV column or JSON key of the texts (default: text)")
     parser.add_argument("--label-column", help="CSV/TSV column or JSON key of the labels (default: label)")
-    parser.add_argument("--split-column", metavar="NAME",
-                        help="column or key saying train or test, used when the data has it "
-                             "(default: split; '' ignores it)")
-    parser.add_argument("--labels", type=label_list, metavar="A,B,...",
-                        help="the labels in this order (default: the data's, sorted; by value if all are integers)")
-    parser.add_argument("--test-split", type=fraction, metavar="FRACTION",
-                        help="share of each label held out for the test, for data without its own test split "
-                             f"(default: {splits.DEFAULT_TEST_SPLIT})")
-    parser.add_argument("--vocab-size", type=vocabulary_size, default=TRAINING_CONFIG.vocab_size,
-                        help="most ids of the vocabulary: the most frequent training words and 3 reserved ids (fewer when "
-                             "the training texts have fewer words)")
-    parser.add_argument("--sequence-length", type=positive_int, default=TRAINING_CONFIG.sequence_length,
-                        help="tokens the model reads of each text (its last ones)")
-    parser.add_argument("--output", type=Path,
-                        help="bundle folder (default: a new runs/imdb-lstm-<UTC time>, or runs/<data name>-<UTC time>)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace --output if it is a bundle (only once the new bundle is complete; any other "
-                             "folder, and the folder holding --data, are refused)")
-    parser.add_argument("--name", type=bundle_name,
-                        help="the bundle's name, as the server shows it and puts in its URLs (default: the "
-                             "data's name, imdb-lstm for IMDB)")
+    parser.add_argument(
+        "--split-column",
+        metavar="NAME",
+        help="column or key saying train or test, used when the data has it (default: split; '' ignores it)",
+    )
+    parser.add_argument(
+        "--labels",
+        type=label_list,
+        metavar="A,B,...",
+        help="the labels in this order (default: the data's, sorted; by value if all are integers)",
+    )
+    parser.add_argument(
+        "--test-split",
+        type=fraction,
+        metavar="FRACTION",
+        help="share of each label held out for the test, for data without its own test split "
+        f"(default: {splits.DEFAULT_TEST_SPLIT})",
+    )
+    parser.add_argument(
+        "--vocab-size",
+        type=vocabulary_size,
+        default=TRAINING_CONFIG.vocab_size,
+        help="most ids of the vocabulary: the most frequent training words and 3 reserved ids (fewer when "
+        "the training texts have fewer words)",
+    )
+    parser.add_argument(
+        "--sequence-length",
+        type=positive_int,
+        default=TRAINING_CONFIG.sequence_length,
+        help="tokens the model reads of each text (its last ones)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="bundle folder (default: a new runs/imdb-lstm-<UTC time>, or runs/<data name>-<UTC time>)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --output if it is a bundle (only once the new bundle is complete; any other "
+        "folder, and the folder holding --data, are refused)",
+    )
+    parser.add_argument(
+        "--name",
+        type=bundle_name,
+        help="the bundle's name, as the server shows it and puts in its URLs (default: the "
+        "data's name, imdb-lstm for IMDB)",
+    )
     parser.add_argument("--epochs", type=positive_int, default=defaults.epochs, help="most epochs to train")
     parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size, help="reviews per step")
-    parser.add_argument("--learning-rate", type=positive_float, default=defaults.learning_rate, help="Adam's learning rate")
-    parser.add_argument("--clipnorm", type=positive_float, default=defaults.clipnorm,
-                        help="clip each gradient to this norm")
-    parser.add_argument("--patience", type=positive_int, default=defaults.patience,
-                        help="epochs without a better validation accuracy before stopping")
-    parser.add_argument("--lr-decay", type=fraction, default=defaults.lr_decay,
-                        help="multiply the learning rate by this after an epoch that does not improve validation accuracy")
-    parser.add_argument("--ema", type=fraction, default=defaults.ema_momentum, metavar="MOMENTUM",
-                        help="validate and keep an exponential moving average of the weights")
-    parser.add_argument("--weight-decay", type=positive_float, default=defaults.weight_decay,
-                        help="Adam's decoupled weight decay, e.g. 0.05 (none by default)")
-    parser.add_argument("--refit", action="store_true",
-                        help="after validation, retrain on all training reviews for the chosen epochs "
-                             "and write that unvalidated model")
-    parser.add_argument("--pretrain-epochs", type=non_negative_int, default=defaults.pretrain_epochs, metavar="N",
-                        help="first train the embedding and LSTM as a language model on the fit reviews' "
-                             "text for N epochs")
-    parser.add_argument("--word2vec-epochs", type=non_negative_int, default=defaults.word2vec_epochs, metavar="N",
-                        help="start the embedding from word2vec vectors trained for N epochs on the fit "
-                             "reviews' text (0 starts it at random)")
-    parser.add_argument("--adversarial", type=off_or_positive_float, default=defaults.adversarial_epsilon, metavar="EPSILON",
-                        help="adversarial training: also fit each batch with its embedded words moved EPSILON "
-                             "(L2, per text) in the direction that hurts most (Miyato et al. 2017); 0 turns it off, "
-                             "and an epoch then takes about a third of the time")
-    parser.add_argument("--distill", type=off_or_fraction, default=defaults.distill_weight, metavar="WEIGHT",
-                        help="targets are (1 - WEIGHT) x the label + WEIGHT x a bigram teacher's out-of-fold "
-                             "probabilities; 0 trains on the labels alone")
-    parser.add_argument("--dropout", type=dropout_rate, default=TRAINING_CONFIG.dropout,
-                        help="the LSTM's dropout on its inputs, the embedded words")
-    parser.add_argument("--recurrent-dropout", type=dropout_rate, default=TRAINING_CONFIG.recurrent_dropout,
-                        help="the LSTM's dropout on its state")
-    parser.add_argument("--validation-split", type=fraction, default=defaults.validation_split,
-                        help="share of the training reviews that validates")
+    parser.add_argument(
+        "--learning-rate", type=positive_float, default=defaults.learning_rate, help="Adam's learning rate"
+    )
+    parser.add_argument(
+        "--clipnorm", type=positive_float, default=defaults.clipnorm, help="clip each gradient to this norm"
+    )
+    parser.add_argument(
+        "--patience",
+        type=positive_int,
+        default=defaults.patience,
+        help="epochs without a better validation accuracy before stopping",
+    )
+    parser.add_argument(
+        "--lr-decay",
+        type=fraction,
+        default=defaults.lr_decay,
+        help="multiply the learning rate by this after an epoch that does not improve validation accuracy",
+    )
+    parser.add_argument(
+        "--ema",
+        type=fraction,
+        default=defaults.ema_momentum,
+        metavar="MOMENTUM",
+        help="validate and keep an exponential moving average of the weights",
+    )
+    parser.add_argument(
+        "--weight-decay",
+        type=positive_float,
+        default=defaults.weight_decay,
+        help="Adam's decoupled weight decay, e.g. 0.05 (none by default)",
+    )
+    parser.add_argument(
+        "--refit",
+        action="store_true",
+        help="after validation, retrain on all training reviews for the chosen epochs and write that unvalidated model",
+    )
+    parser.add_argument(
+        "--pretrain-epochs",
+        type=non_negative_int,
+        default=defaults.pretrain_epochs,
+        metavar="N",
+        help="first train the embedding and LSTM as a language model on the fit reviews' text for N epochs",
+    )
+    parser.add_argument(
+        "--word2vec-epochs",
+        type=non_negative_int,
+        default=defaults.word2vec_epochs,
+        metavar="N",
+        help="start the embedding from word2vec vectors trained for N epochs on the fit "
+        "reviews' text (0 starts it at random)",
+    )
+    parser.add_argument(
+        "--adversarial",
+        type=off_or_positive_float,
+        default=defaults.adversarial_epsilon,
+        metavar="EPSILON",
+        help="adversarial training: also fit each batch with its embedded words moved EPSILON "
+        "(L2, per text) in the direction that hurts most (Miyato et al. 2017); 0 turns it off, "
+        "and an epoch then takes about a third of the time",
+    )
+    parser.add_argument(
+        "--distill",
+        type=off_or_fraction,
+        default=defaults.distill_weight,
+        metavar="WEIGHT",
+        help="targets are (1 - WEIGHT) x the label + WEIGHT x a bigram teacher's out-of-fold "
+        "probabilities; 0 trains on the labels alone",
+    )
+    parser.add_argument(
+        "--dropout",
+        type=dropout_rate,
+        default=TRAINING_CONFIG.dropout,
+        help="the LSTM's dropout on its inputs, the embedded words",
+    )
+    parser.add_argument(
+        "--recurrent-dropout",
+        type=dropout_rate,
+        default=TRAINING_CONFIG.recurrent_dropout,
+        help="the LSTM's dropout on its state",
+    )
+    parser.add_argument(
+        "--validation-split",
+        type=fraction,
+        default=defaults.validation_split,
+        help="share of the training reviews that validates",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the splits, weights and shuffling")
     parser.add_argument("--limit", type=positive_int, help="use only N reviews of each split (quick runs)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines or Keras progress bars")
@@ -501,21 +657,49 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     quiet(args.verbose)
     settings = TrainingSettings(
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        clipnorm=args.clipnorm, patience=args.patience, lr_decay=args.lr_decay, ema_momentum=args.ema,
-        weight_decay=args.weight_decay, refit=args.refit, pretrain_epochs=args.pretrain_epochs,
-        word2vec_epochs=args.word2vec_epochs, adversarial_epsilon=args.adversarial, distill_weight=args.distill,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        clipnorm=args.clipnorm,
+        patience=args.patience,
+        lr_decay=args.lr_decay,
+        ema_momentum=args.ema,
+        weight_decay=args.weight_decay,
+        refit=args.refit,
+        pretrain_epochs=args.pretrain_epochs,
+        word2vec_epochs=args.word2vec_epochs,
+        adversarial_epsilon=args.adversarial,
+        distill_weight=args.distill,
         validation_split=args.validation_split,
-        seed=args.seed, limit=args.limit)
-    data_options = sources.DataOptions(format=args.format, text_column=args.text_column,
-                                       label_column=args.label_column, split_column=args.split_column,
-                                       labels=args.labels)
+        seed=args.seed,
+        limit=args.limit,
+    )
+    data_options = sources.DataOptions(
+        format=args.format,
+        text_column=args.text_column,
+        label_column=args.label_column,
+        split_column=args.split_column,
+        labels=args.labels,
+    )
     try:
-        config = replace(TRAINING_CONFIG, dropout=args.dropout, recurrent_dropout=args.recurrent_dropout,
-                         vocab_size=args.vocab_size, sequence_length=args.sequence_length)
-        train(args.data, args.output or default_output(args.data, args.format), settings, config,
-              verbose=0 if args.quiet else 1 if sys.stdout.isatty() else 2, overwrite=args.overwrite,
-              data_options=data_options, test_split_fraction=args.test_split, name=args.name)
+        config = replace(
+            TRAINING_CONFIG,
+            dropout=args.dropout,
+            recurrent_dropout=args.recurrent_dropout,
+            vocab_size=args.vocab_size,
+            sequence_length=args.sequence_length,
+        )
+        train(
+            args.data,
+            args.output or default_output(args.data, args.format),
+            settings,
+            config,
+            verbose=0 if args.quiet else 1 if sys.stdout.isatty() else 2,
+            overwrite=args.overwrite,
+            data_options=data_options,
+            test_split_fraction=args.test_split,
+            name=args.name,
+        )
     except (data.DataError, bundle.BundleError, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

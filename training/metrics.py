@@ -25,14 +25,22 @@ def classification_metrics(labels: tuple[str, ...], truth: np.ndarray, predicted
         precision = hits / predicted_as if predicted_as else 0.0
         recall = hits / actual if actual else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_label[label] = {"precision": round(float(precision), 6), "recall": round(float(recall), 6),
-                            "f1": round(float(f1), 6), "support": int(actual)}
+        per_label[label] = {
+            "precision": round(float(precision), 6),
+            "recall": round(float(recall), 6),
+            "f1": round(float(f1), 6),
+            "support": int(actual),
+        }
     result = {
         "accuracy": round(float(np.trace(counts) / max(1, counts.sum())), 6),
         "macro_f1": round(float(np.mean([row["f1"] for row in per_label.values()])), 6),
         "per_label": per_label,
-        "confusion": {"rows": "true label", "columns": "predicted label", "labels": list(labels),
-                      "counts": counts.tolist()},
+        "confusion": {
+            "rows": "true label",
+            "columns": "predicted label",
+            "labels": list(labels),
+            "counts": counts.tolist(),
+        },
     }
     values = integer_values(labels)
     if values is not None:
@@ -53,11 +61,15 @@ def format_metrics(metrics: dict) -> str:
     """Per-label precision, recall, F1 and support as a Markdown table, then the summary lines."""
     lines = ["| label | precision | recall | F1 | test texts |", "|---|---|---|---|---|"]
     for label, row in metrics["per_label"].items():
-        lines.append(f"| {label} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']:,} |")
+        lines.append(
+            f"| {label} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']:,} |"
+        )
     lines.append(f"\nmacro F1 {metrics['macro_f1']:.4f}")
     if "within_one_accuracy" in metrics:
-        lines[-1] += (f"; within one of the true label's value: {metrics['within_one_accuracy'] * 100:.2f} %"
-                      f"; mean absolute error {metrics['mean_absolute_error']:.3f}")
+        lines[-1] += (
+            f"; within one of the true label's value: {metrics['within_one_accuracy'] * 100:.2f} %"
+            f"; mean absolute error {metrics['mean_absolute_error']:.3f}"
+        )
     return "\n".join(lines)
 
 
@@ -70,7 +82,10 @@ def write_report(path, report: dict) -> None:
     from runtime.bundle import atomic_path
 
     text = json.dumps(report, indent=2, ensure_ascii=False)
-    text = re.sub(r"\[\s+(-?[\d.e+-]+(?:,\s+-?[\d.e+-]+)*)\s+\]",
-                  lambda match: "[" + ", ".join(match.group(1).replace(",", " ").split()) + "]", text)
+    text = re.sub(
+        r"\[\s+(-?[\d.e+-]+(?:,\s+-?[\d.e+-]+)*)\s+\]",
+        lambda match: "[" + ", ".join(match.group(1).replace(",", " ").split()) + "]",
+        text,
+    )
     with atomic_path(path) as temporary:
         temporary.write_text(text + "\n", encoding="utf-8")

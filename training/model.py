@@ -14,7 +14,12 @@ each function, not at import, so that a command can quiet TensorFlow's start-up 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from runtime.config import ModelConfig
+
+if TYPE_CHECKING:  # annotations only: Keras itself loads inside each function
+    import keras
 
 # The trained model's layers by name, as the inference models copy them.
 ENCODER_LAYERS = ("embedding", "lstm")
@@ -27,13 +32,23 @@ def trainable_encoder(config: ModelConfig, return_sequences: bool = False) -> li
 
     return [
         keras.layers.Embedding(config.vocab_size, config.embedding_dim, name="embedding"),
-        keras.layers.LSTM(config.lstm_units, dropout=config.dropout, recurrent_dropout=config.recurrent_dropout,
-                          return_sequences=return_sequences, name="lstm"),
+        keras.layers.LSTM(
+            config.lstm_units,
+            dropout=config.dropout,
+            recurrent_dropout=config.recurrent_dropout,
+            return_sequences=return_sequences,
+            name="lstm",
+        ),
     ]
 
 
-def build_model(config: ModelConfig, learning_rate: float = 1e-3, clipnorm: float | None = None,
-                ema_momentum: float | None = None, weight_decay: float | None = None) -> keras.Model:
+def build_model(
+    config: ModelConfig,
+    learning_rate: float = 1e-3,
+    clipnorm: float | None = None,
+    ema_momentum: float | None = None,
+    weight_decay: float | None = None,
+) -> keras.Model:
     """The seed's architecture, compiled for training with Adam and categorical cross-entropy.
 
     weight_decay is Adam's decoupled decay (AdamW): every step shrinks each weight by
@@ -56,14 +71,24 @@ def build_model(config: ModelConfig, learning_rate: float = 1e-3, clipnorm: floa
     return model
 
 
-def compile_for_training(model: keras.Model, learning_rate: float = 1e-3, clipnorm: float | None = None,
-                         ema_momentum: float | None = None, weight_decay: float | None = None) -> None:
+def compile_for_training(
+    model: keras.Model,
+    learning_rate: float = 1e-3,
+    clipnorm: float | None = None,
+    ema_momentum: float | None = None,
+    weight_decay: float | None = None,
+) -> None:
     """Adam and categorical cross-entropy (soft targets allowed), reporting accuracy."""
     import keras
 
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm, weight_decay=weight_decay,
-                                        use_ema=ema_momentum is not None, ema_momentum=ema_momentum or 0.99),
+        optimizer=keras.optimizers.Adam(
+            learning_rate=learning_rate,
+            clipnorm=clipnorm,
+            weight_decay=weight_decay,
+            use_ema=ema_momentum is not None,
+            ema_momentum=ema_momentum or 0.99,
+        ),
         loss="categorical_crossentropy",
         metrics=["accuracy"],
     )

@@ -59,15 +59,29 @@ def confusion_figure(labels, counts):
     figure, axes = plt.subplots(figsize=(width, height), dpi=100)
     image = axes.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
     ticks = list(range(count))
-    axes.set_xticks(ticks, names, rotation=90 if turn else 0, ha="right" if turn else "center",
-                    rotation_mode="anchor" if turn else "default", va="center" if turn else "top", fontsize=9)
+    axes.set_xticks(
+        ticks,
+        names,
+        rotation=90 if turn else 0,
+        ha="right" if turn else "center",
+        rotation_mode="anchor" if turn else "default",
+        va="center" if turn else "top",
+        fontsize=9,
+    )
     axes.set_yticks(ticks, names, fontsize=9)
     axes.set(title="Test examples by true and predicted label", xlabel="predicted label", ylabel="true label")
     if count <= 20:
         for row in ticks:
             for column in ticks:
-                axes.text(column, row, f"{counts[row, column]:,}", ha="center", va="center", fontsize=8,
-                          color="white" if shares[row, column] > 0.5 else "black")
+                axes.text(
+                    column,
+                    row,
+                    f"{counts[row, column]:,}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if shares[row, column] > 0.5 else "black",
+                )
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="share of the true label's examples")
     return figure
 
@@ -81,8 +95,11 @@ def plot_confusion(labels, counts, folder: str | Path) -> Path | None:
     from training.limits import MAX_PLOTTED_LABELS
 
     if len(labels) > MAX_PLOTTED_LABELS:
-        print(f"note: no confusion.png: {len(labels):,} labels are too many to read in one plot "
-              f"(at most {MAX_PLOTTED_LABELS}); the matrix is in metrics.json", file=sys.stderr)
+        print(
+            f"note: no confusion.png: {len(labels):,} labels are too many to read in one plot "
+            f"(at most {MAX_PLOTTED_LABELS}); the matrix is in metrics.json",
+            file=sys.stderr,
+        )
         return None
     path = Path(folder) / "confusion.png"
     with warnings.catch_warnings():  # a label in a script the default font lacks is drawn as boxes

@@ -29,7 +29,7 @@ def next_word_windows(token_ids: Sequence[Sequence[int]], window: int = WINDOW) 
     if count < 1:
         raise ValueError(f"too little text to pretrain on: {len(stream)} tokens, a window needs {window + 1}")
     inputs = stream[: count * window].reshape(count, window)
-    targets = stream[1: count * window + 1].reshape(count, window)
+    targets = stream[1 : count * window + 1].reshape(count, window)
     return inputs, targets
 
 
@@ -43,13 +43,23 @@ def build_language_model(config: ModelConfig, learning_rate: float, clipnorm: fl
         ],
         name="imdb_lstm_language_model",
     )
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     return model
 
 
-def pretrain(classifier: keras.Model, token_ids: Sequence[Sequence[int]], config: ModelConfig, epochs: int,
-             batch_size: int, learning_rate: float, clipnorm: float | None, verbose: int = 1) -> dict:
+def pretrain(
+    classifier: keras.Model,
+    token_ids: Sequence[Sequence[int]],
+    config: ModelConfig,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    clipnorm: float | None,
+    verbose: int = 1,
+) -> dict:
     """Train a language model on `token_ids` and copy its embedding and LSTM into `classifier`."""
     inputs, targets = next_word_windows(token_ids)
     language_model = build_language_model(config, learning_rate, clipnorm)
@@ -58,6 +68,12 @@ def pretrain(classifier: keras.Model, token_ids: Sequence[Sequence[int]], config
     for name in ("embedding", "lstm"):
         classifier.get_layer(name).set_weights(language_model.get_layer(name).get_weights())
     losses = [float(loss) for loss in history["loss"]]
-    return {"method": "language model", "epochs": epochs, "windows": len(inputs), "window_tokens": WINDOW,
-            "loss": losses, "perplexity": [float(np.exp(loss)) for loss in losses],
-            "seconds": round(time.perf_counter() - started, 1)}
+    return {
+        "method": "language model",
+        "epochs": epochs,
+        "windows": len(inputs),
+        "window_tokens": WINDOW,
+        "loss": losses,
+        "perplexity": [float(np.exp(loss)) for loss in losses],
+        "seconds": round(time.perf_counter() - started, 1),
+    }

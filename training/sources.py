@@ -57,8 +57,12 @@ _NUMBER = re.compile(r"[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?%?")
 # Characters no label may hold: controls (tab, line breaks, \x85), format characters (zero-width
 # spaces, bidi overrides) and the line and paragraph separators. Invisible or reordering, they
 # make labels that look alike but differ.
-_REFUSED_CATEGORIES = {"Cc": "a control character", "Cf": "an invisible format character",
-                       "Zl": "a line separator", "Zp": "a paragraph separator"}
+_REFUSED_CATEGORIES = {
+    "Cc": "a control character",
+    "Cf": "an invisible format character",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+}
 
 
 @dataclass(frozen=True)
@@ -104,8 +108,10 @@ def detect_format(source: str | Path | None, requested: str = "auto") -> str:
         return _SUFFIXES[path.suffix.lower()]
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
-    raise DataError(f"{path}: cannot tell the format from the name; pass --format "
-                    f"({', '.join(FORMATS)}), or name it .csv, .tsv or .jsonl")
+    raise DataError(
+        f"{path}: cannot tell the format from the name; pass --format "
+        f"({', '.join(FORMATS)}), or name it .csv, .tsv or .jsonl"
+    )
 
 
 def data_stem(source: str | Path | None) -> str:
@@ -125,17 +131,20 @@ def clean_label(label: str, where: str) -> str:
     try:
         label.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: from JSON's "\\ud800", or a name in another encoding
-        raise DataError(f"{where}: the label {label!r} is not valid UTF-8 text; "
-                        "save or rename it as UTF-8") from None
+        raise DataError(f"{where}: the label {label!r} is not valid UTF-8 text; save or rename it as UTF-8") from None
     label = unicodedata.normalize("NFC", label)
     for character in label:
         problem = _REFUSED_CATEGORIES.get(unicodedata.category(character))
         if problem:
-            raise DataError(f"{where}: the label {label!r} holds {problem} (U+{ord(character):04X}); "
-                            "labels must be plain visible text")
+            raise DataError(
+                f"{where}: the label {label!r} holds {problem} (U+{ord(character):04X}); "
+                "labels must be plain visible text"
+            )
     if len(label) > limits.MAX_LABEL_CHARACTERS:
-        raise DataError(f"{where}: the label {label[:40]!r}... has {len(label):,} characters; a label may have "
-                        f"at most {limits.MAX_LABEL_CHARACTERS} (is this the text column?)")
+        raise DataError(
+            f"{where}: the label {label[:40]!r}... has {len(label):,} characters; a label may have "
+            f"at most {limits.MAX_LABEL_CHARACTERS} (is this the text column?)"
+        )
     return label
 
 
@@ -146,7 +155,9 @@ def label_key(label: str) -> str:
 
 def check_options(fmt: str, options: DataOptions) -> None:
     """Refuse options that do not apply to the format, before anything is read."""
-    columns = [f"--{role}-column" for role in ("text", "label", "split") if getattr(options, f"{role}_column") is not None]
+    columns = [
+        f"--{role}-column" for role in ("text", "label", "split") if getattr(options, f"{role}_column") is not None
+    ]
     if columns and fmt not in TABLE_FORMATS:
         raise DataError(f"{', '.join(columns)}: only for CSV, TSV and JSON lines, not the {fmt} format")
     if options.labels is not None and fmt == "imdb":
@@ -184,8 +195,11 @@ def load(source: str | Path | None, options: DataOptions = DataOptions()) -> dat
         examples, split_used = _read_json_lines(path, options, digest)
     else:
         examples, split_used = _read_table(path, fmt, options, digest)
-    columns = {"text": options.column("text"), "label": options.column("label"),
-               "split": options.column("split") if split_used else None}
+    columns = {
+        "text": options.column("text"),
+        "label": options.column("label"),
+        "split": options.column("split") if split_used else None,
+    }
     return _assemble(examples, path, digest.hexdigest(), fmt, options, columns)
 
 
@@ -205,27 +219,34 @@ def checksum(source: str | Path, fmt: str) -> str:
 
 # Reading -----------------------------------------------------------------------------------------
 
+
 def _decoded_lines(handle, path: Path, digest):
     """Each line of a binary file as text (UTF-8, a leading byte-order mark dropped), hashed as read;
     a line over limits.MAX_LINE_BYTES is refused before it is all in memory."""
     for number, raw in enumerate(iter(lambda: handle.readline(limits.MAX_LINE_BYTES + 1), b""), start=1):
         if len(raw) > limits.MAX_LINE_BYTES:
-            raise DataError(f"{path} line {number}: longer than {limits.MAX_LINE_BYTES:,} bytes; "
-                            f"a text may have at most {limits.MAX_TEXT_BYTES:,}")
+            raise DataError(
+                f"{path} line {number}: longer than {limits.MAX_LINE_BYTES:,} bytes; "
+                f"a text may have at most {limits.MAX_TEXT_BYTES:,}"
+            )
         digest.update(raw)
         if number == 1 and raw.startswith(codecs.BOM_UTF8):
-            raw = raw[len(codecs.BOM_UTF8):]
+            raw = raw[len(codecs.BOM_UTF8) :]
         try:
             yield raw.decode("utf-8")
         except UnicodeDecodeError as error:
-            raise DataError(f"{path} line {number}: not UTF-8 (byte 0x{raw[error.start]:02x} at byte "
-                            f"{error.start + 1} of the line); save the file as UTF-8") from None
+            raise DataError(
+                f"{path} line {number}: not UTF-8 (byte 0x{raw[error.start]:02x} at byte "
+                f"{error.start + 1} of the line); save the file as UTF-8"
+            ) from None
 
 
 def _missing_column(where: str, what: str, name: str, role: str, available) -> DataError:
     shown = ", ".join(repr(column) for column in list(available)[:20])
-    return DataError(f"{where}: no {what} {name!r} (the {'header' if what == 'column' else 'line'} has "
-                     f"{shown or 'nothing'}); choose the {role} {what} with --{role}-column")
+    return DataError(
+        f"{where}: no {what} {name!r} (the {'header' if what == 'column' else 'line'} has "
+        f"{shown or 'nothing'}); choose the {role} {what} with --{role}-column"
+    )
 
 
 def _example(path: Path, text, label, split, number: int, origin: str, names: dict) -> Example:
@@ -239,7 +260,9 @@ def _example(path: Path, text, label, split, number: int, origin: str, names: di
     if isinstance(label, int) and not isinstance(label, bool):
         label = str(label)
     if not isinstance(label, str):
-        raise DataError(f"{path} {origin}: {names['label']!r} must be a string or an integer, not {type(label).__name__}")
+        raise DataError(
+            f"{path} {origin}: {names['label']!r} must be a string or an integer, not {type(label).__name__}"
+        )
     label = label.strip()
     if not label:
         raise DataError(f"{path} {origin}: empty label in {names['label']!r}")
@@ -247,8 +270,10 @@ def _example(path: Path, text, label, split, number: int, origin: str, names: di
     if split is not None:
         value = split.strip().lower() if isinstance(split, str) else split
         if value not in SPLIT_VALUES:
-            raise DataError(f"{path} {origin}: {names['split']!r} is {split!r}; expected train or test "
-                            "(or leave the split column out with --split-column '')")
+            raise DataError(
+                f"{path} {origin}: {names['split']!r} is {split!r}; expected train or test "
+                "(or leave the split column out with --split-column '')"
+            )
         split = value
     return Example(text, label, split, number, origin)
 
@@ -277,7 +302,9 @@ def _read_table(path: Path, fmt: str, options: DataOptions, digest) -> tuple[lis
                     header = [name.strip() for name in row]
                     duplicates = sorted({name for name in header if header.count(name) > 1})
                     if duplicates:
-                        raise DataError(f"{path} line {start}: the header names {', '.join(map(repr, duplicates))} twice")
+                        raise DataError(
+                            f"{path} line {start}: the header names {', '.join(map(repr, duplicates))} twice"
+                        )
                     for role in ("text", "label"):
                         if names[role] not in header:
                             raise _missing_column(f"{path} line {start}", "column", names[role], role, header)
@@ -285,11 +312,16 @@ def _read_table(path: Path, fmt: str, options: DataOptions, digest) -> tuple[lis
                     continue
                 if len(row) != len(header):
                     fewer = "few" if len(row) < len(header) else "many"
-                    raise DataError(f"{path} line {start}: too {fewer} fields ({len(row)}; the header has {len(header)})"
-                                    + (" - a quote that is never closed?" if end > start else ""))
+                    raise DataError(
+                        f"{path} line {start}: too {fewer} fields ({len(row)}; the header has {len(header)})"
+                        + (" - a quote that is never closed?" if end > start else "")
+                    )
                 split = row[positions["split"]] if "split" in positions else None
-                examples.append(_example(path, row[positions["text"]], row[positions["label"]], split, start,
-                                         f"line {start}", names))
+                examples.append(
+                    _example(
+                        path, row[positions["text"]], row[positions["label"]], split, start, f"line {start}", names
+                    )
+                )
         except csv.Error as error:
             if "field larger than field limit" in str(error):
                 error = f"a field over {CSV_FIELD_LIMIT:,} characters; a text may have at most {limits.MAX_TEXT_BYTES:,} bytes"
@@ -316,8 +348,10 @@ def _read_json_lines(path: Path, options: DataOptions, digest) -> tuple[list[Exa
             except RecursionError:
                 raise DataError(f"{path} {origin}: not JSON (nested too deeply)") from None
             if not isinstance(value, dict):
-                raise DataError(f"{path} {origin}: expected an object such as "
-                                f'{{"{names["text"]}": "...", "{names["label"]}": "..."}}, not {type(value).__name__}')
+                raise DataError(
+                    f"{path} {origin}: expected an object such as "
+                    f'{{"{names["text"]}": "...", "{names["label"]}": "..."}}, not {type(value).__name__}'
+                )
             for role in ("text", "label"):
                 if names[role] not in value:
                     raise _missing_column(f"{path} {origin}", "key", names[role], role, value)
@@ -325,10 +359,21 @@ def _read_json_lines(path: Path, options: DataOptions, digest) -> tuple[list[Exa
             if has_split is None:
                 has_split = line_has_split
             elif line_has_split != has_split:
-                raise DataError(f"{path} {origin}: {'has' if line_has_split else 'lacks'} the {names['split']!r} key, "
-                                "unlike the first line; give it on every line or on none")
-            examples.append(_example(path, value[names["text"]], value[names["label"]],
-                                     value[names["split"]] if has_split else None, number, origin, names))
+                raise DataError(
+                    f"{path} {origin}: {'has' if line_has_split else 'lacks'} the {names['split']!r} key, "
+                    "unlike the first line; give it on every line or on none"
+                )
+            examples.append(
+                _example(
+                    path,
+                    value[names["text"]],
+                    value[names["label"]],
+                    value[names["split"]] if has_split else None,
+                    number,
+                    origin,
+                    names,
+                )
+            )
     return examples, bool(has_split)
 
 
@@ -338,14 +383,21 @@ def _subfolders(folder: Path) -> list[Path]:
     for child in sorted(folder.iterdir()):
         if not child.is_dir():
             continue
-        why = "a symbolic link" if child.is_symlink() else "hidden (its name starts with '.')" \
-            if child.name.startswith(".") else None
+        why = (
+            "a symbolic link"
+            if child.is_symlink()
+            else "hidden (its name starts with '.')"
+            if child.name.startswith(".")
+            else None
+        )
         if why is None:
             kept.append(child)
             continue
         files = sum(1 for _ in child.rglob("*.txt")) if not child.is_symlink() else None
-        print(f"note: skipped the folder {child}: {why}" + (f", with {files:,} .txt files" if files else ""),
-              file=sys.stderr)
+        print(
+            f"note: skipped the folder {child}: {why}" + (f", with {files:,} .txt files" if files else ""),
+            file=sys.stderr,
+        )
     return kept
 
 
@@ -364,8 +416,11 @@ def _folder_files(path: Path) -> list[tuple[str | None, str, Path]]:
         if not labels:
             raise DataError(f"{root}: no label sub-folders; expected {root}/<label>/*.txt, one folder per label")
         for folder in labels:
-            files.extend((split, folder.name, file) for file in sorted(folder.glob("*.txt"))
-                         if file.is_file() and not file.is_symlink())
+            files.extend(
+                (split, folder.name, file)
+                for file in sorted(folder.glob("*.txt"))
+                if file.is_file() and not file.is_symlink()
+            )
     return files
 
 
@@ -399,8 +454,9 @@ def _read_folder(path: Path) -> tuple[list[Example], str]:
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as error:
-            raise DataError(f"{file}: not UTF-8 (byte 0x{raw[error.start]:02x} at byte {error.start + 1}); "
-                            "save the file as UTF-8") from None
+            raise DataError(
+                f"{file}: not UTF-8 (byte 0x{raw[error.start]:02x} at byte {error.start + 1}); save the file as UTF-8"
+            ) from None
         if not text.strip():
             raise DataError(f"{file}: empty text")
         examples.append(_example(path, text, label, split, number, origin, names))
@@ -410,6 +466,7 @@ def _read_folder(path: Path) -> tuple[list[Example], str]:
 
 
 # Checking and assembling ---------------------------------------------------------------------------
+
 
 def is_integer(label: str) -> bool:
     return _INTEGER.fullmatch(label) is not None
@@ -431,19 +488,24 @@ def _check_collisions(origins: dict[str, str], path) -> None:
         if other != label:
             # Labels that compose alike print alike; their code points show the difference.
             show = ascii if unicodedata.normalize("NFC", label) == unicodedata.normalize("NFC", other) else repr
-            raise DataError(f"{where}: the label {show(label)} differs from {show(other)} ({origins[other]}) only in "
-                            "case or Unicode form; make them one label, or two clearly different ones")
+            raise DataError(
+                f"{where}: the label {show(label)} differs from {show(other)} ({origins[other]}) only in "
+                "case or Unicode form; make them one label, or two clearly different ones"
+            )
 
 
-def _assemble(examples: list[Example], path: Path, sha256: str, fmt: str, options: DataOptions,
-              columns: dict | None) -> data.Dataset:
+def _assemble(
+    examples: list[Example], path: Path, sha256: str, fmt: str, options: DataOptions, columns: dict | None
+) -> data.Dataset:
     if not examples:
         raise DataError(f"{path}: no rows with a text and a label")
     if all(_NUMBER.fullmatch(example.text.strip()) for example in examples):
         first = examples[0]
         what = f"text in column {columns['text']!r} is" if columns else "text file holds only"
-        raise DataError(f"{path}: every {what} a number (e.g. {first.text.strip()!r} at {first.origin}); "
-                        + ("choose the text column with --text-column" if columns else "is this text data?"))
+        raise DataError(
+            f"{path}: every {what} a number (e.g. {first.text.strip()!r} at {first.origin}); "
+            + ("choose the text column with --text-column" if columns else "is this text data?")
+        )
     first_seen, counts = {}, {}
     for example in examples:
         first_seen.setdefault(example.label, example)
@@ -456,17 +518,22 @@ def _assemble(examples: list[Example], path: Path, sha256: str, fmt: str, option
     first_seen = {composed[label]: example for label, example in first_seen.items()}
     counts = {composed[label]: count for label, count in counts.items()}
     if len(counts) > limits.MAX_LABELS:
-        raise DataError(f"{path}: {len(counts):,} distinct labels; a model may have at most {limits.MAX_LABELS:,} "
-                        + (f"(is {columns['label']!r} the label column?)" if columns else ""))
+        raise DataError(
+            f"{path}: {len(counts):,} distinct labels; a model may have at most {limits.MAX_LABELS:,} "
+            + (f"(is {columns['label']!r} the label column?)" if columns else "")
+        )
     if limits.labels_json_bytes(counts) > limits.MAX_LABELS_JSON_BYTES:
-        raise DataError(f"{path}: the {len(counts):,} labels take {limits.labels_json_bytes(counts):,} bytes, over the "
-                        f"{limits.MAX_LABELS_JSON_BYTES:,} a bundle's manifest has room for; use shorter labels")
+        raise DataError(
+            f"{path}: the {len(counts):,} labels take {limits.labels_json_bytes(counts):,} bytes, over the "
+            f"{limits.MAX_LABELS_JSON_BYTES:,} a bundle's manifest has room for; use shorter labels"
+        )
     if options.labels is not None:
         unknown = [label for label in first_seen if label not in options.labels]
         if unknown:
             example = first_seen[unknown[0]]
-            raise DataError(f"{path} {example.origin}: the label {unknown[0]!r} is not one of --labels "
-                            f"{','.join(options.labels)}")
+            raise DataError(
+                f"{path} {example.origin}: the label {unknown[0]!r} is not one of --labels {','.join(options.labels)}"
+            )
         missing = [label for label in options.labels if label not in counts]
         if missing:
             raise DataError(f"{path}: no example of the label {missing[0]!r} named by --labels")
@@ -474,18 +541,23 @@ def _assemble(examples: list[Example], path: Path, sha256: str, fmt: str, option
     else:
         labels = label_order(counts)
     if len(labels) < 2:
-        raise DataError(f"{path}: only one label ({labels[0]!r}) in {len(examples):,} examples; "
-                        "a classifier needs at least two")
+        raise DataError(
+            f"{path}: only one label ({labels[0]!r}) in {len(examples):,} examples; a classifier needs at least two"
+        )
     for label in labels:
         if counts[label] < 2:
-            raise DataError(f"{path} {first_seen[label].origin}: the only example of the label {label!r}; "
-                            "every label needs at least 2 examples to be split into training and test")
+            raise DataError(
+                f"{path} {first_seen[label].origin}: the only example of the label {label!r}; "
+                "every label needs at least 2 examples to be split into training and test"
+            )
     index = {label: position for position, label in enumerate(labels)}
 
     def split_of(chosen: list[Example]) -> data.Split:
-        return data.Split([example.text for example in chosen],
-                          np.array([index[example.label] for example in chosen], np.int32),
-                          np.array([example.number for example in chosen], np.int64))
+        return data.Split(
+            [example.text for example in chosen],
+            np.array([index[example.label] for example in chosen], np.int32),
+            np.array([example.number for example in chosen], np.int64),
+        )
 
     own_split = examples[0].split is not None
     if not own_split:
@@ -494,12 +566,18 @@ def _assemble(examples: list[Example], path: Path, sha256: str, fmt: str, option
     test = [example for example in examples if example.split == "test"]
     where = f"column {columns['split']!r}" if columns else "test/ folder"
     if not test:
-        raise DataError(f"{path}: no test examples in the {where}"
-                        + (" (leave the split column out with --split-column '' to carve a test split)" if columns else
-                           " (leave the test/ folder out to carve a test split)"))
+        raise DataError(
+            f"{path}: no test examples in the {where}"
+            + (
+                " (leave the split column out with --split-column '' to carve a test split)"
+                if columns
+                else " (leave the test/ folder out to carve a test split)"
+            )
+        )
     trained = {example.label for example in train}
     for label in labels:
         if label not in trained:
-            raise DataError(f"{path} {first_seen[label].origin}: the label {label!r} has test examples but no "
-                            "training example")
+            raise DataError(
+                f"{path} {first_seen[label].origin}: the label {label!r} has test examples but no training example"
+            )
     return data.Dataset(split_of(train), split_of(test), str(path), sha256, labels, fmt, columns)

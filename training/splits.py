@@ -51,8 +51,10 @@ def validation(dataset: data.Dataset, train: data.Split, fraction: float, seed: 
         rest, held = stratified(train, fraction, seed)
         fit = rest.subset(np.random.default_rng(seed).permutation(len(rest)))
     if not len(fit) or not len(held):
-        raise DataError(f"{dataset.source}: {len(train)} training examples are too few to carve a validation "
-                        f"split from; every label needs 2 or more of them")
+        raise DataError(
+            f"{dataset.source}: {len(train)} training examples are too few to carve a validation "
+            f"split from; every label needs 2 or more of them"
+        )
     return fit, held
 
 
@@ -61,23 +63,32 @@ def label_counts(labels: tuple[str, ...], split: data.Split) -> dict:
     return {label: int(count) for label, count in zip(labels, counts)}
 
 
-def data_record(dataset: data.Dataset, fit: data.Split, held: data.Split, test: data.Split,
-                test_split: float, seed: int) -> dict:
+def data_record(
+    dataset: data.Dataset, fit: data.Split, held: data.Split, test: data.Split, test_split: float, seed: int
+) -> dict:
     """The manifest's `training.data`: what was read and how it was split (IMDB's keys first, as before)."""
-    record = {"source": Path(dataset.source).name, "sha256": dataset.sha256,
-              "fit_reviews": len(fit), "validation_reviews": len(held)}
+    record = {
+        "source": Path(dataset.source).name,
+        "sha256": dataset.sha256,
+        "fit_reviews": len(fit),
+        "validation_reviews": len(held),
+    }
     if dataset.format == "imdb":
         record["validation_block_ids"] = data.VALIDATION_BLOCK_IDS
     record["test_reviews"] = len(test)
-    record.update({
-        "format": dataset.format,
-        "columns": dataset.columns,
-        "labels": list(dataset.labels),
-        "test_split": None if dataset.test is not None else test_split,  # None: the data's own
-        "split_seed": seed,
-        "label_counts": {name: label_counts(dataset.labels, split)
-                         for name, split in (("fit", fit), ("validation", held), ("test", test))},
-    })
+    record.update(
+        {
+            "format": dataset.format,
+            "columns": dataset.columns,
+            "labels": list(dataset.labels),
+            "test_split": None if dataset.test is not None else test_split,  # None: the data's own
+            "split_seed": seed,
+            "label_counts": {
+                name: label_counts(dataset.labels, split)
+                for name, split in (("fit", fit), ("validation", held), ("test", test))
+            },
+        }
+    )
     return record
 
 
@@ -94,21 +105,30 @@ def recreate_test(data_source: str | Path | None, manifest: dict) -> data.Split:
     if fmt == "imdb":
         dataset = data.load_imdb(data_source)
         if record.get("sha256") not in (None, dataset.sha256):
-            print(f"note: {dataset.source} has sha256 {dataset.sha256}, the bundle's IMDB data "
-                  f"{record.get('source')} had {record['sha256']}; both have the aclImdb/test layout, "
-                  "so its test reviews are used", file=sys.stderr)
+            print(
+                f"note: {dataset.source} has sha256 {dataset.sha256}, the bundle's IMDB data "
+                f"{record.get('source')} had {record['sha256']}; both have the aclImdb/test layout, "
+                "so its test reviews are used",
+                file=sys.stderr,
+            )
         return dataset.test
     trained_on = f"{record.get('source')} (sha256 {record.get('sha256')})"
     if data_source is None:
         raise DataError(f"this bundle was trained on {trained_on}, {fmt} data; pass --data with it")
     sha256 = sources.checksum(data_source, fmt)
     if sha256 != record.get("sha256"):
-        raise DataError(f"{data_source} has sha256 {sha256}, but this bundle was trained on {trained_on}; "
-                        "pass --data with the data it was trained on")
+        raise DataError(
+            f"{data_source} has sha256 {sha256}, but this bundle was trained on {trained_on}; "
+            "pass --data with the data it was trained on"
+        )
     columns = record.get("columns") or {}
-    options = sources.DataOptions(format=fmt, text_column=columns.get("text"), label_column=columns.get("label"),
-                                  split_column=columns.get("split") or ("" if fmt in sources.TABLE_FORMATS else None),
-                                  labels=tuple(manifest["model_config"]["labels"]))
+    options = sources.DataOptions(
+        format=fmt,
+        text_column=columns.get("text"),
+        label_column=columns.get("label"),
+        split_column=columns.get("split") or ("" if fmt in sources.TABLE_FORMATS else None),
+        labels=tuple(manifest["model_config"]["labels"]),
+    )
     dataset = sources.load(data_source, options)
     seed = record.get("split_seed", manifest.get("training", {}).get("settings", {}).get("seed"))
     _, test = held_out(dataset, record.get("test_split"), seed)

@@ -33,8 +33,7 @@ def _nb_ratio(features: sparse.csr_matrix, positive: np.ndarray) -> np.ndarray:
     return np.log((p / p.sum()) / (q / q.sum()))
 
 
-def _fit_predict(train: sparse.csr_matrix, labels: np.ndarray, test: sparse.csr_matrix,
-                 num_classes: int) -> np.ndarray:
+def _fit_predict(train: sparse.csr_matrix, labels: np.ndarray, test: sparse.csr_matrix, num_classes: int) -> np.ndarray:
     """Probabilities (len(test), num_classes) of one-vs-rest NB-weighted logistic regressions."""
     classes = [1] if num_classes == 2 else range(num_classes)
     scores = []
@@ -52,22 +51,35 @@ def _fit_predict(train: sparse.csr_matrix, labels: np.ndarray, test: sparse.csr_
     return scores / scores.sum(axis=1, keepdims=True)
 
 
-def out_of_fold_probabilities(texts: list[str], labels: np.ndarray, groups: np.ndarray,
-                              num_classes: int) -> tuple[np.ndarray, dict]:
+def out_of_fold_probabilities(
+    texts: list[str], labels: np.ndarray, groups: np.ndarray, num_classes: int
+) -> tuple[np.ndarray, dict]:
     """Each text's label probabilities from a teacher trained on the other folds, and a record."""
     started = time.perf_counter()
     # Few texts may share no word twice: then every word counts, rather than none.
-    vectorizer = CountVectorizer(tokenizer=split_words, lowercase=False, token_pattern=None,
-                                 ngram_range=NGRAMS, min_df=MIN_COUNT if len(texts) >= 100 else 1, binary=True, dtype=np.float32)
+    vectorizer = CountVectorizer(
+        tokenizer=split_words,
+        lowercase=False,
+        token_pattern=None,
+        ngram_range=NGRAMS,
+        min_df=MIN_COUNT if len(texts) >= 100 else 1,
+        binary=True,
+        dtype=np.float32,
+    )
     features = vectorizer.fit_transform(texts).tocsr()
     probabilities = np.zeros((len(texts), num_classes), dtype=np.float32)
     folds = min(FOLDS, len(np.unique(groups)))  # small data has fewer groups than folds
     if folds < 2:
-        raise ValueError(f"--distill: the fit texts form {folds} group; the teacher's out-of-fold answers need 2 or more")
+        raise ValueError(
+            f"--distill: the fit texts form {folds} group; the teacher's out-of-fold answers need 2 or more"
+        )
     for train, held in GroupKFold(n_splits=folds).split(features, labels, groups):
         probabilities[held] = _fit_predict(features[train], labels[train], features[held], num_classes)
     accuracy = float((probabilities.argmax(axis=1) == labels).mean())
-    return probabilities, {"method": "NB-weighted logistic regression on binary uni- and bigrams",
-                           "folds": folds, "features": features.shape[1],
-                           "out_of_fold_accuracy": round(accuracy, 4),
-                           "seconds": round(time.perf_counter() - started, 1)}
+    return probabilities, {
+        "method": "NB-weighted logistic regression on binary uni- and bigrams",
+        "folds": folds,
+        "features": features.shape[1],
+        "out_of_fold_accuracy": round(accuracy, 4),
+        "seconds": round(time.perf_counter() - started, 1),
+    }

@@ -24,8 +24,9 @@ WINDOW = 5  # words either side, word2vec's default
 TARGET_STD = 0.1
 
 
-def word2vec_embedding(token_ids: Sequence[Sequence[int]], config: ModelConfig, epochs: int,
-                       seed: int) -> tuple[np.ndarray, dict]:
+def word2vec_embedding(
+    token_ids: Sequence[Sequence[int]], config: ModelConfig, epochs: int, seed: int
+) -> tuple[np.ndarray, dict]:
     """An embedding matrix (vocab_size, embedding_dim) from skip-gram word2vec on `token_ids`.
 
     Rows of ids that never occur as words (padding, start, out-of-vocabulary, and words beyond a
@@ -36,13 +37,26 @@ def word2vec_embedding(token_ids: Sequence[Sequence[int]], config: ModelConfig, 
     sentences = [[str(i) for i in ids if i >= FIRST_WORD_ID] for ids in token_ids]
     started = time.perf_counter()
     # workers=1 makes the vectors depend only on the seed (gensim's note on reproducibility).
-    vectors = Word2Vec(sentences, vector_size=config.embedding_dim, window=WINDOW, min_count=1, sg=1,
-                       epochs=epochs, seed=seed, workers=1).wv
+    vectors = Word2Vec(
+        sentences,
+        vector_size=config.embedding_dim,
+        window=WINDOW,
+        min_count=1,
+        sg=1,
+        epochs=epochs,
+        seed=seed,
+        workers=1,
+    ).wv
     seconds = time.perf_counter() - started
     rng = np.random.default_rng(seed)
     matrix = rng.uniform(-0.05, 0.05, (config.vocab_size, config.embedding_dim)).astype(np.float32)
     ids = np.array([int(word) for word in vectors.index_to_key])
     learned = vectors.vectors
     matrix[ids] = learned * (TARGET_STD / learned.std())
-    return matrix, {"method": "word2vec skip-gram", "epochs": epochs, "window": WINDOW, "words": len(ids),
-                    "seconds": round(seconds, 1)}
+    return matrix, {
+        "method": "word2vec skip-gram",
+        "epochs": epochs,
+        "window": WINDOW,
+        "words": len(ids),
+        "seconds": round(seconds, 1),
+    }

@@ -35,19 +35,22 @@ from starlette.routing import Route
 from runtime.serving import protocol
 from runtime.serving.dataplane import DataPlane
 from runtime.serving.metrics import Metrics
-from runtime.serving.middleware import (CLIENT_GONE, GUARD_EXTENSION, Access, ObservedApp, internal_error,
-                                        json_error)
+from runtime.serving.middleware import CLIENT_GONE, GUARD_EXTENSION, Access, ObservedApp, internal_error, json_error
 from runtime.serving.pool import ClassifierPool
 from runtime.serving.protocol import Limits, RequestError
 
 # The explain page ships in runtime/ beside the explainer it shows (package data of `runtime`).
 PAGE_FOLDER = Path(__file__).resolve().parent.parent
 # The page's script and style, served from files beside it (read when first asked for).
-PAGE_FILES = {"/explain.js": ("explain.js", "text/javascript; charset=utf-8"),
-              "/explain.css": ("explain.css", "text/css; charset=utf-8")}
+PAGE_FILES = {
+    "/explain.js": ("explain.js", "text/javascript; charset=utf-8"),
+    "/explain.css": ("explain.css", "text/css; charset=utf-8"),
+}
 # The page may load its own script and style and talk to this server only; no inline code runs.
-PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-               "img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 # An answer is handed to the server in pieces of this size; flow control holds each until the
 # client has taken enough of the last (the connection sets the transport's buffer limits to it).
 WRITE_CHUNK = 64 * 1024
@@ -58,6 +61,7 @@ class RenderedJSON(Response):
     """A JSON answer rendered in a pool thread, handed to the server WRITE_CHUNK bytes at a time: the
     server waits for a slow reader between pieces (and drops one that stops reading), so a large
     answer never sits whole in a connection's buffer."""
+
     media_type = "application/json"
 
     async def __call__(self, scope, receive, send) -> None:
@@ -84,8 +88,11 @@ def check_body_headers(headers, limits: Limits) -> None:
     # Required, not assumed: a page of another site can send a form type or none without asking
     # the browser's leave (a CORS preflight); application/json needs it.
     if content_type is None or not is_json_media_type(content_type):
-        raise RequestError(415, f"the body must be JSON (Content-Type: application/json), not "
-                                f"{content_type or 'a body without a Content-Type'}")
+        raise RequestError(
+            415,
+            f"the body must be JSON (Content-Type: application/json), not "
+            f"{content_type or 'a body without a Content-Type'}",
+        )
     encoding = headers.get("content-encoding", "identity").strip().lower()
     if encoding != "identity":
         raise RequestError(415, f"Content-Encoding {encoding!r} is not supported; send the body uncompressed")
@@ -146,8 +153,12 @@ class V1Endpoints:
         return JSONResponse({"status": self.dataplane.phase, "error": self.dataplane.not_ready()}, 503)
 
     def routes(self) -> list[Route]:
-        return [Route("/v1/predict", self.predict, methods=POST), Route("/v1/explain", self.explain, methods=POST),
-                Route("/v1/model", self.model_description, methods=GET), Route("/healthz", self.healthz, methods=GET)]
+        return [
+            Route("/v1/predict", self.predict, methods=POST),
+            Route("/v1/explain", self.explain, methods=POST),
+            Route("/v1/model", self.model_description, methods=GET),
+            Route("/healthz", self.healthz, methods=GET),
+        ]
 
 
 class ExplainPage:
@@ -173,8 +184,11 @@ class ExplainPage:
 
     @staticmethod
     def _headers() -> dict[str, str]:
-        return {"Content-Security-Policy": PAGE_POLICY, "X-Content-Type-Options": "nosniff",
-                "Referrer-Policy": "no-referrer"}
+        return {
+            "Content-Security-Policy": PAGE_POLICY,
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        }
 
     def routes(self) -> list[Route]:
         return [Route("/", self.page, methods=GET), *(Route(path, self.page_file, methods=GET) for path in PAGE_FILES)]
@@ -219,11 +233,15 @@ class V2Endpoints:
 
     def routes(self) -> list[Route]:
         model, version = "/v2/models/{name}", "/v2/models/{name}/versions/{version}"
-        return [Route("/v2", self.server_metadata, methods=GET), Route("/v2/", self.server_metadata, methods=GET),
-                Route("/v2/health/live", self.live, methods=GET), Route("/v2/health/ready", self.ready, methods=GET),
-                *(Route(path, self.model_metadata, methods=GET) for path in (model, version)),
-                *(Route(path + "/ready", self.model_ready, methods=GET) for path in (model, version)),
-                *(Route(path + "/infer", self.infer, methods=POST) for path in (model, version))]
+        return [
+            Route("/v2", self.server_metadata, methods=GET),
+            Route("/v2/", self.server_metadata, methods=GET),
+            Route("/v2/health/live", self.live, methods=GET),
+            Route("/v2/health/ready", self.ready, methods=GET),
+            *(Route(path, self.model_metadata, methods=GET) for path in (model, version)),
+            *(Route(path + "/ready", self.model_ready, methods=GET) for path in (model, version)),
+            *(Route(path + "/infer", self.infer, methods=POST) for path in (model, version)),
+        ]
 
 
 class OperationsEndpoints:
@@ -252,8 +270,12 @@ class SentimentService(DataPlane):
 
     def routes(self) -> list[Route]:
         openapi = protocol.openapi_document(self.version, self.limits)
-        return [*V1Endpoints(self, self.limits).routes(), *ExplainPage().routes(),
-                *V2Endpoints(self, self.limits).routes(), *OperationsEndpoints(self.metrics, openapi).routes()]
+        return [
+            *V1Endpoints(self, self.limits).routes(),
+            *ExplainPage().routes(),
+            *V2Endpoints(self, self.limits).routes(),
+            *OperationsEndpoints(self.metrics, openapi).routes(),
+        ]
 
 
 async def request_error(request: Request, error: RequestError) -> Response:
@@ -264,8 +286,10 @@ async def request_error(request: Request, error: RequestError) -> Response:
 
 
 async def http_error(request: Request, error: HTTPException) -> Response:
-    messages = {404: f"no such endpoint: {request.url.path}",
-                405: f"{request.method} is not allowed on {request.url.path}; use {(error.headers or {}).get('Allow')}"}
+    messages = {
+        404: f"no such endpoint: {request.url.path}",
+        405: f"{request.method} is not allowed on {request.url.path}; use {(error.headers or {}).get('Allow')}",
+    }
     return json_error(error.status_code, messages.get(error.status_code, str(error.detail)), error.headers)
 
 
@@ -286,11 +310,25 @@ def build_app(service: SentimentService, access: Access = Access()) -> ObservedA
 
     middleware = []
     if access.origins:  # the pages allowed need CORS answers (and their browsers' preflights) to call the API
-        middleware.append(Middleware(CORSMiddleware, allow_origins=sorted(access.origins),
-                                     allow_methods=["GET", "POST"], allow_headers=["Content-Type"], max_age=600))
-    app = Starlette(routes=service.routes(), lifespan=lifespan, middleware=middleware,
-                    exception_handlers={RequestError: request_error, HTTPException: http_error, ClientGone: client_gone,
-                                        Exception: internal_error})
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=sorted(access.origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["Content-Type"],
+                max_age=600,
+            )
+        )
+    app = Starlette(
+        routes=service.routes(),
+        lifespan=lifespan,
+        middleware=middleware,
+        exception_handlers={
+            RequestError: request_error,
+            HTTPException: http_error,
+            ClientGone: client_gone,
+            Exception: internal_error,
+        },
+    )
     app.router.redirect_slashes = False  # /v1/model/ is a 404, not a redirect
     return ObservedApp(app, service.metrics, access)
-

@@ -25,8 +25,11 @@ from runtime.serving.protocol import RequestError
 # A request with a body over this is heavy (up to a second of work for 1 MiB): heavy requests use at
 # most all classifiers but one at once, so a short request always finds one free.
 HEAVY_BODY_BYTES = 64 * 1024
-NOT_READY = {"loading": "the model is loading", "draining": "the server is shutting down",
-             "failed": "the model could not be loaded"}
+NOT_READY = {
+    "loading": "the model is loading",
+    "draining": "the server is shutting down",
+    "failed": "the model could not be loaded",
+}
 T = TypeVar("T")
 
 
@@ -165,11 +168,15 @@ class DataPlane:
             raise RequestError(400, answer)
         return answer
 
-    def _infer_answer(self, name: str, inference: protocol.InferRequest, classifier: SentimentClassifier) -> bytes | str:
+    def _infer_answer(
+        self, name: str, inference: protocol.InferRequest, classifier: SentimentClassifier
+    ) -> bytes | str:
         outcomes = classify_each(classifier, inference.texts)
         self.metrics.count_outcomes(outcomes)
         failed = [(index, outcome) for index, outcome in enumerate(outcomes) if isinstance(outcome, str)]
         if failed:  # the request fails, naming the texts
             shown = "; ".join(f"element {index}: {message}" for index, message in failed[:3])
-            return f'input "{protocol.INPUT_TEXT}" {shown}' + (f"; and {len(failed) - 3} more" if len(failed) > 3 else "")
+            return f'input "{protocol.INPUT_TEXT}" {shown}' + (
+                f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
+            )
         return protocol.render(protocol.infer_response(name, inference, self.pool.description["labels"], outcomes))

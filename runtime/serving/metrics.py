@@ -13,19 +13,36 @@ class Metrics:
 
     def __init__(self):
         self.registry = CollectorRegistry()
-        self.requests = Counter("imdb_sentiment_http_requests", "HTTP requests answered, by endpoint, method and status",
-                                ["endpoint", "method", "status"], registry=self.registry)
-        self.latency = Histogram("imdb_sentiment_http_request_duration_seconds", "Time from a request's arrival "
-                                 "at the application to its answer", ["endpoint"], registry=self.registry,
-                                 buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10))
-        self.in_flight = Gauge("imdb_sentiment_http_requests_in_flight", "Requests being answered",
-                               registry=self.registry)
-        self.reviews = Counter("imdb_sentiment_reviews_classified", "Reviews classified, by predicted label",
-                               ["label"], registry=self.registry)
-        self.reviews_refused = Counter("imdb_sentiment_reviews_refused", "Texts of a request that could not be "
-                                       "classified (no words, too long)", registry=self.registry)
-        self.ready = Gauge("imdb_sentiment_ready", "1 when the model is loaded and the server is not draining",
-                           registry=self.registry)
+        self.requests = Counter(
+            "imdb_sentiment_http_requests",
+            "HTTP requests answered, by endpoint, method and status",
+            ["endpoint", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "imdb_sentiment_http_request_duration_seconds",
+            "Time from a request's arrival at the application to its answer",
+            ["endpoint"],
+            registry=self.registry,
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10),
+        )
+        self.in_flight = Gauge(
+            "imdb_sentiment_http_requests_in_flight", "Requests being answered", registry=self.registry
+        )
+        self.reviews = Counter(
+            "imdb_sentiment_reviews_classified",
+            "Reviews classified, by predicted label",
+            ["label"],
+            registry=self.registry,
+        )
+        self.reviews_refused = Counter(
+            "imdb_sentiment_reviews_refused",
+            "Texts of a request that could not be classified (no words, too long)",
+            registry=self.registry,
+        )
+        self.ready = Gauge(
+            "imdb_sentiment_ready", "1 when the model is loaded and the server is not draining", registry=self.registry
+        )
         self.model = Info("imdb_sentiment_model", "The loaded model", registry=self.registry)
 
     def count_outcomes(self, outcomes: list[Prediction | str]) -> None:
@@ -43,5 +60,7 @@ class Metrics:
 
     def describe_model(self, description: dict) -> None:
         """The loaded model's info metric, from `SentimentClassifier.describe()`."""
-        self.model.info({key: str(description.get(key)) for key in ("name", "backend", "interpreter", "graph", "precision")}
-                        | {"labels": ",".join(description["labels"])})
+        self.model.info(
+            {key: str(description.get(key)) for key in ("name", "backend", "interpreter", "graph", "precision")}
+            | {"labels": ",".join(description["labels"])}
+        )

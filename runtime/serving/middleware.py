@@ -35,6 +35,7 @@ class Access:
     """Whom the server answers. `hosts`: the names a Host header may give (an IP address is always
     fine: there is no DNS name to rebind). `origins`: pages of other origins allowed to call it
     (a browser's Origin header; the server's own origin always is)."""
+
     hosts: frozenset[str] = LOOPBACK_NAMES
     origins: frozenset[str] = frozenset()
 
@@ -168,5 +169,10 @@ class ObservedApp:
         route = scope.get("route")
         self.metrics.count_request(route.path if route is not None else "none", scope["method"], status, seconds)
         client = scope.get("client")
-        log_access(client=client[0] if client else None, method=scope["method"], path=scope["path"],
-                   status=status, ms=round(seconds * 1000, 3))
+        log_access(
+            client=client[0] if client else None,
+            method=scope["method"],
+            path=scope["path"],
+            status=status,
+            ms=round(seconds * 1000, 3),
+        )

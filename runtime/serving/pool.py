@@ -21,8 +21,10 @@ def classify_each(classifier: SentimentClassifier, texts: list[str]) -> list[Pre
     try:
         return classifier.classify_batch(texts)
     except BatchError as error:
-        return [prediction if prediction is not None else error.errors[index]
-                for index, prediction in enumerate(error.predictions)]
+        return [
+            prediction if prediction is not None else error.errors[index]
+            for index, prediction in enumerate(error.predictions)
+        ]
 
 
 class ClassifierPool:

@@ -30,6 +30,7 @@ PLATFORMS = {"tflite": "tflite", "onnx": "onnxruntime_onnx"}
 @dataclass(frozen=True)
 class Limits:
     """What one request may be (the server's options of the same names)."""
+
     max_body_bytes: int = 1 << 20
     max_batch: int = 64
     request_timeout: float = 10.0  # seconds for a whole request to arrive
@@ -49,7 +50,9 @@ def read_json(body: bytes) -> object:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise RequestError(400, f"the body is not UTF-8 (byte 0x{body[error.start]:02x} at offset {error.start})") from None
+        raise RequestError(
+            400, f"the body is not UTF-8 (byte 0x{body[error.start]:02x} at offset {error.start})"
+        ) from None
     try:
         value = json.loads(text)
     except RecursionError:
@@ -62,8 +65,9 @@ def read_json(body: bytes) -> object:
         try:
             json.dumps(value, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
-            raise RequestError(400, "the body holds a string that is not Unicode (a lone surrogate escape such "
-                                    "as \\ud800)") from None
+            raise RequestError(
+                400, "the body holds a string that is not Unicode (a lone surrogate escape such as \\ud800)"
+            ) from None
     return value
 
 
@@ -71,6 +75,7 @@ def render(answer: dict) -> bytes:
     """An answer's JSON as UTF-8 bytes (compact, as Starlette's JSONResponse writes it). A long list
     at the top is encoded item by item, so that no single call holds the GIL for long: the server
     renders answers in its pool's threads while the event loop goes on serving."""
+
     def dumps(value) -> str:
         return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
@@ -86,8 +91,15 @@ def render(answer: dict) -> bytes:
 
 def json_type(value: object) -> str:
     """A value's JSON type name, for error messages a client of any language understands."""
-    names = {str: "a string", bool: "a boolean", int: "a number", float: "a number", list: "an array",
-             dict: "an object", type(None): "null"}
+    names = {
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        list: "an array",
+        dict: "an object",
+        type(None): "null",
+    }
     return names.get(type(value), type(value).__name__)
 
 
@@ -97,6 +109,7 @@ def _check_batch_size(count: int, max_batch: int) -> None:
 
 
 # --- the simple protocol: POST /v1/predict ------------------------------------------------------
+
 
 def predict_texts(payload: object, max_batch: int) -> list[str]:
     """The texts of a `{"texts": [...]}` request. Its shape is checked whole (422); whether each text
@@ -118,8 +131,14 @@ def with_warnings(answer: dict, warnings: tuple[str, ...]) -> dict:
 
 def predict_response(outcomes: list, warnings: tuple[str, ...] = ()) -> dict:
     """Each text's prediction (`Prediction.to_dict()`), or `{"error": message}` where it has none."""
-    return with_warnings({"predictions": [{"error": outcome} if isinstance(outcome, str) else outcome.to_dict()
-                                          for outcome in outcomes]}, warnings)
+    return with_warnings(
+        {
+            "predictions": [
+                {"error": outcome} if isinstance(outcome, str) else outcome.to_dict() for outcome in outcomes
+            ]
+        },
+        warnings,
+    )
 
 
 def explain_text(payload: object) -> str:
@@ -133,6 +152,7 @@ def explain_text(payload: object) -> str:
 
 # --- the Open Inference Protocol (KServe v2) ---------------------------------------------------
 
+
 def server_metadata(version: str) -> dict:
     return {"name": "imdb-sentiment", "version": version, "extensions": []}
 
@@ -144,8 +164,10 @@ def model_metadata(name: str, backend: str, labels: list[str]) -> dict:
         "versions": [MODEL_VERSION],
         "platform": PLATFORMS.get(backend, backend),
         "inputs": [{"name": INPUT_TEXT, "datatype": "BYTES", "shape": [-1]}],
-        "outputs": [{"name": OUTPUT_PROBABILITIES, "datatype": "FP32", "shape": [-1, len(labels)]},
-                    {"name": OUTPUT_LABEL, "datatype": "BYTES", "shape": [-1]}],
+        "outputs": [
+            {"name": OUTPUT_PROBABILITIES, "datatype": "FP32", "shape": [-1, len(labels)]},
+            {"name": OUTPUT_LABEL, "datatype": "BYTES", "shape": [-1]},
+        ],
         "labels": list(labels),
     }
 
@@ -188,8 +210,12 @@ def infer_request(payload: object, max_batch: int) -> InferRequest:
     if tensor.get("datatype") != "BYTES":
         raise RequestError(400, f'input "{INPUT_TEXT}" has datatype BYTES, not {json.dumps(tensor.get("datatype"))}')
     shape = tensor.get("shape")
-    if (not isinstance(shape, list) or not 1 <= len(shape) <= 2 or not all(type(size) is int and size >= 0 for size in shape)
-            or (len(shape) == 2 and shape[1] != 1)):
+    if (
+        not isinstance(shape, list)
+        or not 1 <= len(shape) <= 2
+        or not all(type(size) is int and size >= 0 for size in shape)
+        or (len(shape) == 2 and shape[1] != 1)
+    ):
         raise RequestError(400, f'input "{INPUT_TEXT}" has shape [n] or [n, 1], not {json.dumps(shape)}')
     _check_batch_size(math.prod(shape), max_batch)
     texts = _tensor_texts(tensor.get("data"), shape)
@@ -201,9 +227,13 @@ def infer_request(payload: object, max_batch: int) -> InferRequest:
     asked = payload.get("outputs")
     if asked is None:
         return InferRequest(texts, OUTPUTS, request_id)
-    names = [output.get("name") if isinstance(output, dict) else None for output in asked] if isinstance(asked, list) else None
+    names = (
+        [output.get("name") if isinstance(output, dict) else None for output in asked]
+        if isinstance(asked, list)
+        else None
+    )
     if not names or any(name not in OUTPUTS for name in names):
-        raise RequestError(400, f'the model\'s outputs are {json.dumps(list(OUTPUTS))}; asked for {json.dumps(names)}')
+        raise RequestError(400, f"the model's outputs are {json.dumps(list(OUTPUTS))}; asked for {json.dumps(names)}")
     return InferRequest(texts, tuple(names), request_id)
 
 
@@ -211,10 +241,18 @@ def infer_response(name: str, request: InferRequest, labels: list[str], predicti
     """$inference_response: FP32 probabilities of shape [n, labels] (row-major, flat) and the BYTES
     label of each text, for the outputs the request asked for."""
     tensors = {
-        OUTPUT_PROBABILITIES: {"name": OUTPUT_PROBABILITIES, "datatype": "FP32", "shape": [len(predictions), len(labels)],
-                               "data": [p.probabilities[label] for p in predictions for label in labels]},
-        OUTPUT_LABEL: {"name": OUTPUT_LABEL, "datatype": "BYTES", "shape": [len(predictions)],
-                       "data": [p.label for p in predictions]},
+        OUTPUT_PROBABILITIES: {
+            "name": OUTPUT_PROBABILITIES,
+            "datatype": "FP32",
+            "shape": [len(predictions), len(labels)],
+            "data": [p.probabilities[label] for p in predictions for label in labels],
+        },
+        OUTPUT_LABEL: {
+            "name": OUTPUT_LABEL,
+            "datatype": "BYTES",
+            "shape": [len(predictions)],
+            "data": [p.label for p in predictions],
+        },
     }
     response = {"model_name": name, "model_version": MODEL_VERSION}
     if request.id is not None:
@@ -225,6 +263,7 @@ def infer_response(name: str, request: InferRequest, labels: list[str], predicti
 
 # --- OpenAPI -----------------------------------------------------------------------------------
 
+
 def openapi_document(version: str, limits: Limits) -> dict:
     """The OpenAPI 3.1 description of every endpoint (served at /openapi.json): openapi.json, shipped
     beside this module, with the server's version and limits filled in."""
@@ -232,6 +271,7 @@ def openapi_document(version: str, limits: Limits) -> dict:
     info = document["info"]
     info["version"] = version
     info["description"] = string.Template(info["description"]).substitute(
-        max_batch=limits.max_batch, max_body_bytes=limits.max_body_bytes)
+        max_batch=limits.max_batch, max_body_bytes=limits.max_body_bytes
+    )
     document["components"]["schemas"]["PredictRequest"]["properties"]["texts"]["maxItems"] = limits.max_batch
     return document

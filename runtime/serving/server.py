@@ -30,6 +30,7 @@ from runtime.serving.uvicorn_internals import HEALTH_RESERVE, GuardedHttpToolsPr
 @dataclass(frozen=True)
 class ServerSettings:
     """How the server listens and what it allows (imdb-sentiment-serve's options; docs/serving.md)."""
+
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1  # classifiers in the pool
@@ -54,8 +55,12 @@ class DrainingServer(SignalCatchingServer):
 
     def _loaded(self) -> None:
         d, size = self.service.pool.description, self.service.pool.size
-        print(f"ready: {d['name']} ({d['backend']} {d['precision']} {d['graph']}), "
-              f"{size} classifier{'s' if size > 1 else ''}", file=sys.stderr, flush=True)
+        print(
+            f"ready: {d['name']} ({d['backend']} {d['precision']} {d['graph']}), "
+            f"{size} classifier{'s' if size > 1 else ''}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def _load_failed(self, error: BaseException) -> None:
         self.load_error = error
@@ -129,14 +134,29 @@ def build_server(model: ModelOptions, settings: ServerSettings) -> DrainingServe
     """The application, its classifier pool (loaded once the server runs) and uvicorn, as asked."""
     metrics = Metrics()
     service = SentimentService(ClassifierPool.for_model(model, settings.workers), metrics, settings.limits)
-    guards = Guards(settings.limits.request_timeout, settings.max_connections, metrics,
-                    max_connections_per_client=settings.max_connections_per_client)
-    access = Access(served_hosts(settings.host, settings.allowed_hosts),
-                    frozenset(origin.strip().rstrip("/").lower() for origin in settings.allow_origins))
-    config = uvicorn.Config(build_app(service, access), http=functools.partial(GuardedHttpToolsProtocol, guards=guards),
-                            loop="asyncio", ws="none", lifespan="on", interface="asgi3", log_config=None,
-                            access_log=False, server_header=False, timeout_keep_alive=settings.keep_alive,
-                            timeout_graceful_shutdown=settings.grace)
+    guards = Guards(
+        settings.limits.request_timeout,
+        settings.max_connections,
+        metrics,
+        max_connections_per_client=settings.max_connections_per_client,
+    )
+    access = Access(
+        served_hosts(settings.host, settings.allowed_hosts),
+        frozenset(origin.strip().rstrip("/").lower() for origin in settings.allow_origins),
+    )
+    config = uvicorn.Config(
+        build_app(service, access),
+        http=functools.partial(GuardedHttpToolsProtocol, guards=guards),
+        loop="asyncio",
+        ws="none",
+        lifespan="on",
+        interface="asgi3",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_keep_alive=settings.keep_alive,
+        timeout_graceful_shutdown=settings.grace,
+    )
     return DrainingServer(config, service)
 
 
@@ -146,8 +166,10 @@ def serve(model: ModelOptions, settings: ServerSettings) -> int:
     wanted = settings.max_connections + HEALTH_RESERVE + 64  # + the model files, logs and listener
     open_files = raise_open_file_limit(wanted)
     if open_files < wanted:
-        print(f"warning: at most {open_files} open files (ulimit -n): fewer connections than --max-connections",
-              file=sys.stderr)
+        print(
+            f"warning: at most {open_files} open files (ulimit -n): fewer connections than --max-connections",
+            file=sys.stderr,
+        )
     try:
         listener = listen(settings.host, settings.port)
     except OSError as error:
@@ -156,7 +178,10 @@ def serve(model: ModelOptions, settings: ServerSettings) -> int:
     server = build_server(model, settings)
     report_warnings(server.service)
     host, port = listener.getsockname()[:2]
-    print(f"listening on http://{f'[{host}]' if ':' in host else host}:{port}; loading {model.folder}",
-          file=sys.stderr, flush=True)
+    print(
+        f"listening on http://{f'[{host}]' if ':' in host else host}:{port}; loading {model.folder}",
+        file=sys.stderr,
+        flush=True,
+    )
     server.run(sockets=[listener])
     return 1 if server.load_error else 0

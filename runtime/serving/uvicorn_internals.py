@@ -47,6 +47,7 @@ class HeadTooLarge(Exception):
 @dataclass(frozen=True)
 class Guards:
     """What the connection-level guards need, given to every connection's protocol."""
+
     request_timeout: float  # also the time a client has to take each part of its answer
     max_connections: int
     metrics: Metrics
@@ -101,8 +102,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(503, "too many connections; try again shortly", {"retry-after": "1"})
         elif self.guards.per_client[self._address()] > self.guards.max_connections_per_client:
             # One address holding hundreds of connections would starve everyone else.
-            self._refuse(429, f"more than {self.guards.max_connections_per_client} connections from one address",
-                         {"retry-after": "1"})
+            self._refuse(
+                429,
+                f"more than {self.guards.max_connections_per_client} connections from one address",
+                {"retry-after": "1"},
+            )
 
     def connection_lost(self, exc) -> None:
         if self._deadline_timer is not None and self._request_begun:
@@ -134,8 +138,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _answer_not_read(self) -> None:
         self._write_timer = None
         self.transport.abort()  # unlike close(), drops the unsent bytes now; uvicorn then ends the response
-        log_access(client=self.client[0] if self.client else None, status=CLIENT_GONE,
-                   error=f"the client did not read its answer for {self.guards.request_timeout:g} s; dropped")
+        log_access(
+            client=self.client[0] if self.client else None,
+            status=CLIENT_GONE,
+            error=f"the client did not read its answer for {self.guards.request_timeout:g} s; dropped",
+        )
 
     def data_received(self, data: bytes) -> None:
         reading_head = self._deadline_timer is not None
@@ -164,7 +171,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._start_clock()  # already running on a new connection: its first request's clock started at connect
         self._request_begun = True
         self.scope.setdefault("extensions", {})[GUARD_EXTENSION] = {
-            "deadline": self._deadline, "over_capacity": len(self.connections) > self.guards.max_connections}
+            "deadline": self._deadline,
+            "over_capacity": len(self.connections) > self.guards.max_connections,
+        }
 
     def on_headers_complete(self) -> None:
         self._stop_clock()  # from here the app holds the request to the same deadline
@@ -227,22 +236,35 @@ class SignalCatchingServer(uvicorn.Server):
 
 # Each method overridden or called, with its parameters as this module calls them.
 METHODS = {
-    HttpToolsProtocol: {"__init__": ("self", "config", "server_state", "app_state", "_loop"),
-                        "connection_made": ("self", "transport"), "connection_lost": ("self", "exc"),
-                        "data_received": ("self", "data"), "on_url": ("self", "url"),
-                        "on_header": ("self", "name", "value"), "on_message_begin": ("self",),
-                        "on_headers_complete": ("self",), "shutdown": ("self",),
-                        "send_400_response": ("self", "msg"), "pause_writing": ("self",),
-                        "resume_writing": ("self",)},
-    uvicorn.Server: {"capture_signals": ("self",), "handle_exit": ("self", "sig", "frame"),
-                     "shutdown": ("self", "sockets")},
+    HttpToolsProtocol: {
+        "__init__": ("self", "config", "server_state", "app_state", "_loop"),
+        "connection_made": ("self", "transport"),
+        "connection_lost": ("self", "exc"),
+        "data_received": ("self", "data"),
+        "on_url": ("self", "url"),
+        "on_header": ("self", "name", "value"),
+        "on_message_begin": ("self",),
+        "on_headers_complete": ("self",),
+        "shutdown": ("self",),
+        "send_400_response": ("self", "msg"),
+        "pause_writing": ("self",),
+        "resume_writing": ("self",),
+    },
+    uvicorn.Server: {
+        "capture_signals": ("self",),
+        "handle_exit": ("self", "sig", "frame"),
+        "shutdown": ("self", "sockets"),
+    },
 }
 # Attributes of a connection read above, set by HttpToolsProtocol.__init__ or connection_made.
 PROTOCOL_ATTRIBUTES = ("loop", "transport", "client", "connections", "cycle", "scope", "server_state")
 # What a piece of uvicorn's code must still say: (function, text in its source, why it matters).
 SOURCES = (
-    (HttpToolsProtocol.data_received, "send_400_response",
-     "a parser error (HeadTooLarge raised in a callback) is answered through send_400_response"),
+    (
+        HttpToolsProtocol.data_received,
+        "send_400_response",
+        "a parser error (HeadTooLarge raised in a callback) is answered through send_400_response",
+    ),
     (HttpToolsProtocol.connection_made, "self.client", "the client's address is set when the connection is made"),
     (RequestResponseCycle.__init__, "self.response_complete", "a cycle says when its response is complete"),
     (ServerState.__init__, "self.default_headers", "the server's default headers, sent on every answer"),
@@ -262,20 +284,24 @@ def check_internals() -> list[str]:
                 continue
             found = tuple(inspect.signature(inspect.unwrap(method)).parameters)
             if found != expected:
-                problems.append(f"uvicorn {uvicorn.__version__}: {owner.__qualname__}.{name} takes {found}, "
-                                f"not {expected}")
+                problems.append(
+                    f"uvicorn {uvicorn.__version__}: {owner.__qualname__}.{name} takes {found}, not {expected}"
+                )
     for function, text, why in SOURCES:
         if text not in inspect.getsource(function):
-            problems.append(f"uvicorn {uvicorn.__version__}: {function.__qualname__} no longer mentions {text} "
-                            f"({why})")
+            problems.append(f"uvicorn {uvicorn.__version__}: {function.__qualname__} no longer mentions {text} ({why})")
     loop = asyncio.new_event_loop()
     try:
-        connection = HttpToolsProtocol(uvicorn.Config(app=_no_app, log_config=None, interface="asgi3"), ServerState(), {},
-                                        _loop=loop)
+        connection = HttpToolsProtocol(
+            uvicorn.Config(app=_no_app, log_config=None, interface="asgi3"), ServerState(), {}, _loop=loop
+        )
     finally:
         loop.close()
-    problems += [f"uvicorn {uvicorn.__version__}: HttpToolsProtocol has no attribute {name!r}"
-                 for name in PROTOCOL_ATTRIBUTES if not hasattr(connection, name)]
+    problems += [
+        f"uvicorn {uvicorn.__version__}: HttpToolsProtocol has no attribute {name!r}"
+        for name in PROTOCOL_ATTRIBUTES
+        if not hasattr(connection, name)
+    ]
     return problems
 
 

@@ -24,18 +24,24 @@ def test_measures_and_renders(bundle_dir, shared_test_reviews, tmp_path):
     buckets = {target: reviews[:2] for target, reviews in buckets.items()}
     backend = backends.available_backends()[0]
     with contextlib.ExitStack() as stack:
-        opened = [bench.open_runtime_path(stack, bundle_dir, backend, graph, "int8", texts[:20])
-                  for graph in ("full", "cached")]
+        opened = [
+            bench.open_runtime_path(stack, bundle_dir, backend, graph, "int8", texts[:20])
+            for graph in ("full", "cached")
+        ]
         paths = [path for path, _ in opened]
         latencies = bench.interleaved_latency(
-            {bench.path_name(path): (classifier.classify, 2) for path, classifier in opened}, buckets, rounds=2)
+            {bench.path_name(path): (classifier.classify, 2) for path, classifier in opened}, buckets, rounds=2
+        )
         breakdown = bench.time_breakdown(opened[1][1], buckets[173], rounds=2)
     for path in paths:
         path["latency"] = latencies[bench.path_name(path)]
         assert all(figure["calls"] == 2 * 2 for figure in path["latency"].values())
     assert set(breakdown) == {"tokenize_ms", "model_ms", "classify_ms"} and min(breakdown.values()) > 0
     results = {
-        "machine": bench.machine(), "median_test_review_tokens": 173, "paths": paths, "rounds": 2,
+        "machine": bench.machine(),
+        "median_test_review_tokens": 173,
+        "paths": paths,
+        "rounds": 2,
         "best_path_breakdown": {"path": f"{backend}-cached-int8", **breakdown},
         "cold_start": bench.cold_starts(bundle_dir, repeats=1),
         "loading": bench.loading_costs(bundle_dir, texts[0], repeats=2),
@@ -43,8 +49,10 @@ def test_measures_and_renders(bundle_dir, shared_test_reviews, tmp_path):
         "flops_per_median_review": bench.flops_per_review(bundle.model_config(bundle.read_manifest(bundle_dir)), 173),
     }
     assert {entry["name"] for entry in results["cold_start"]} >= {
-        "numpy import (floor)", f"{backend} interpreter loading the cached int8 model (floor)",
-        f"runtime.predict {backend} int8"}
+        "numpy import (floor)",
+        f"{backend} interpreter loading the cached int8 model (floor)",
+        f"runtime.predict {backend} int8",
+    }
     assert all(entry["peak_mib"] > 0 for entry in results["cold_start"])
     text = bench.render_markdown(json.loads(json.dumps(results)))  # renders from JSON, as BENCHMARKS.md is
     assert f"| {backend}-cached-int8 |" in text and "## Against the targets" in text
@@ -57,8 +65,9 @@ def test_round_robin_times_every_path_in_every_round():
     seen = []
     calls = {name: (lambda text, name=name: seen.append((name, text)), 1) for name in ("a", "b", "c")}
     latencies = bench.interleaved_latency(calls, {25: ["short"], 500: ["long"]}, rounds=2)
-    assert seen[3:] == [(n, "short") for n in "abc"] + [(n, "long") for n in "abc"] + \
-        [(n, "short") for n in "bca"] + [(n, "long") for n in "bca"]  # after 3 warm-up calls
+    assert seen[3:] == [(n, "short") for n in "abc"] + [(n, "long") for n in "abc"] + [(n, "short") for n in "bca"] + [
+        (n, "long") for n in "bca"
+    ]  # after 3 warm-up calls
     assert {name: figures["500"]["calls"] for name, figures in latencies.items()} == {"a": 2, "b": 2, "c": 2}
     assert all(len(figures["25"]["round_p50_ms"]) == 2 for figures in latencies.values())
 
@@ -75,15 +84,24 @@ def test_round_robin_times_short_blocks_through_all_reviews():
 
 def test_speed_up_by_round_pairs_the_rounds():
     """Each round's ratio divides Keras's p50 in that round by the best path's in the same round."""
+
     def path(backend, graph, round_p50_ms):
-        latency = {str(bucket): {"p50_ms": sorted(round_p50_ms)[1], "round_p50_ms": round_p50_ms}
-                   for bucket in (50, 173, 500)}
+        latency = {
+            str(bucket): {"p50_ms": sorted(round_p50_ms)[1], "round_p50_ms": round_p50_ms} for bucket in (50, 173, 500)
+        }
         return {"backend": backend, "graph": graph, "precision": "int8", "latency": latency}
 
-    results = {"median_test_review_tokens": 173, "cold_start": [], "flops_per_median_review": 1e6,
-               "cpu_peak_gflops_1_thread": 10.0,
-               "paths": [path("onnx", "cached", [0.5, 0.4, 1.0]), path("onnx", "full", [2.0, 2.0, 2.0]),
-                         path("keras-predict", "full", [100.0, 120.0, 150.0])]}
+    results = {
+        "median_test_review_tokens": 173,
+        "cold_start": [],
+        "flops_per_median_review": 1e6,
+        "cpu_peak_gflops_1_thread": 10.0,
+        "paths": [
+            path("onnx", "cached", [0.5, 0.4, 1.0]),
+            path("onnx", "full", [2.0, 2.0, 2.0]),
+            path("keras-predict", "full", [100.0, 120.0, 150.0]),
+        ],
+    }
     out = bench.summary(results)
     assert out["best_path"] == "onnx-cached-int8"
     assert out["speedup_vs_keras_predict_by_round"] == [200.0, 300.0, 150.0]
@@ -94,8 +112,10 @@ def test_tensorflow_runs_on_one_thread_for_the_comparison():
     import subprocess
     import sys
 
-    code = "from benchmarks.bench import tensorflow_on_one_thread as f; import tensorflow as tf; " \
-           "print(f(), tf.config.threading.get_inter_op_parallelism_threads())"
+    code = (
+        "from benchmarks.bench import tensorflow_on_one_thread as f; import tensorflow as tf; "
+        "print(f(), tf.config.threading.get_inter_op_parallelism_threads())"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["1", "1"]
 

@@ -62,10 +62,10 @@ def test_exporters_recorded_passing_parity_on_real_reviews(exported):
 
 
 def tflite_operators(path) -> str:
-    import tensorflow as tf
-
     import contextlib
     import io
+
+    import tensorflow as tf
 
     report = io.StringIO()
     with contextlib.redirect_stdout(report):
@@ -89,7 +89,8 @@ def test_onnx_graph_has_one_lstm_node_and_declared_io(exported, graph):
     assert model.opset_import[0].version >= 17
     inputs = {value.name: value.type.tensor_type for value in model.graph.input}
     expected = {"token_ids": onnx.TensorProto.INT32} | (
-        {"h0": onnx.TensorProto.FLOAT, "c0": onnx.TensorProto.FLOAT} if graph == "cached" else {})
+        {"h0": onnx.TensorProto.FLOAT, "c0": onnx.TensorProto.FLOAT} if graph == "cached" else {}
+    )
     assert {name: tensor.elem_type for name, tensor in inputs.items()} == expected
     shapes = {name: [dim.dim_param or dim.dim_value for dim in tensor.shape.dim] for name, tensor in inputs.items()}
     if graph == "cached":  # one review, in the LSTM node's own shapes: no node reshapes it
@@ -116,9 +117,13 @@ def test_every_artifact_carries_its_fingerprint(exported, backend, graph, precis
         metadata = {prop.key: prop.value.encode() for prop in onnx.load_from_string(content).metadata_props}
     manifest = bundle.read_manifest(exported)
     assert backends.fingerprint_of(metadata) == {
-        "vocabulary_sha256": manifest["tokenizer"]["vocabulary"]["sha256"], "labels": ["negative", "positive"],
-        "graph": graph, "sequence_length": 500, "inputs": ["token_ids", "h0", "c0"] if graph == "cached" else ["token_ids"],
-        "outputs": ["probabilities"]}
+        "vocabulary_sha256": manifest["tokenizer"]["vocabulary"]["sha256"],
+        "labels": ["negative", "positive"],
+        "graph": graph,
+        "sequence_length": 500,
+        "inputs": ["token_ids", "h0", "c0"] if graph == "cached" else ["token_ids"],
+        "outputs": ["probabilities"],
+    }
 
 
 @pytest.mark.parametrize("graph", bundle.GRAPHS)
@@ -136,10 +141,14 @@ def test_onnx_graph_is_only_the_layers_own_nodes(exported, graph):
 def test_simplify_refuses_a_graph_of_another_shape():
     from onnx import TensorProto, helper
 
-    proto = helper.make_model(helper.make_graph(
-        [helper.make_node("Relu", ["token_ids"], ["probabilities"])], "other",
-        [helper.make_tensor_value_info("token_ids", TensorProto.FLOAT, [1, 3])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [1, 3])]))
+    proto = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("Relu", ["token_ids"], ["probabilities"])],
+            "other",
+            [helper.make_tensor_value_info("token_ids", TensorProto.FLOAT, [1, 3])],
+            [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [1, 3])],
+        )
+    )
     with pytest.raises(common.ExportError, match="one embedding Gather"):
         onnx_export.simplify(proto)
 
@@ -199,12 +208,12 @@ def int8_result(texts: int, lost: int, gained: int = 0, changed: int | None = No
     which loses `lost` texts, wins `gained` back, and changes `changed` labels in all (3 labels)."""
     labels = np.zeros(texts, dtype=np.int64)
     keras_probs = np.tile([0.8, 0.15, 0.05], (texts, 1))
-    keras_probs[texts - gained:] = [0.15, 0.8, 0.05]  # Keras wrong ...
+    keras_probs[texts - gained :] = [0.15, 0.8, 0.05]  # Keras wrong ...
     probs = keras_probs.copy()
-    probs[texts - gained:] = [0.8, 0.15, 0.05]  # ... and int8 right
+    probs[texts - gained :] = [0.8, 0.15, 0.05]  # ... and int8 right
     probs[:lost] = [0.15, 0.8, 0.05]  # Keras right, int8 wrong
     extra = (changed or lost + gained) - lost - gained  # wrong answers changed into other wrong answers
-    keras_probs[lost:lost + extra], probs[lost:lost + extra] = [0.15, 0.8, 0.05], [0.15, 0.05, 0.8]
+    keras_probs[lost : lost + extra], probs[lost : lost + extra] = [0.15, 0.8, 0.05], [0.15, 0.05, 0.8]
     return parity.compare(keras_probs, probs, labels, "int8")
 
 
@@ -251,8 +260,15 @@ def test_parity_catches_a_broken_artifact(exported, tmp_path):
         if array.dtype == np.float32 and array.ndim == 3:  # the LSTM's W and R
             initializer.CopyFrom(onnx.numpy_helper.from_array(array[..., ::-1].copy(), initializer.name))
     onnx.save(model, str(broken / "model.onnx"))
-    common.record_artifacts(broken, {"onnx-full-float32": {
-        **bundle.read_manifest(broken)["artifacts"]["onnx-full-float32"], **bundle.file_record(broken / "model.onnx")}})
+    common.record_artifacts(
+        broken,
+        {
+            "onnx-full-float32": {
+                **bundle.read_manifest(broken)["artifacts"]["onnx-full-float32"],
+                **bundle.file_record(broken / "model.onnx"),
+            }
+        },
+    )
     _, _, trained = common.load_trained(broken)
     texts = [fit.EXAMPLE_REVIEWS[0], "awful boring mess", "great film, superb acting"] * 5
     results = parity.run_parity(broken, trained, texts, np.array([1, 0, 1] * 5), ["onnx-full-float32"])
@@ -305,9 +321,19 @@ def test_failed_parity_leaves_the_bundle_byte_identical(exported, tmp_path, caps
     folder = shutil.copytree(exported, tmp_path / "strict")
     before = snapshot(folder)
     monkeypatch.setattr(parity, "FLOAT_ATOL", 0.0)  # no artifact can pass
-    assert exporter.main(["--model", str(folder), "--data", str(SHARED_ARCHIVE if SHARED_ARCHIVE.is_file() else
-                                                                 write_archive(tmp_path / "a.tar.gz", 20)),
-                          "--parity-limit", "20"]) == 1
+    assert (
+        exporter.main(
+            [
+                "--model",
+                str(folder),
+                "--data",
+                str(SHARED_ARCHIVE if SHARED_ARCHIVE.is_file() else write_archive(tmp_path / "a.tar.gz", 20)),
+                "--parity-limit",
+                "20",
+            ]
+        )
+        == 1
+    )
     assert "parity failed" in capsys.readouterr().err
     assert snapshot(folder) == before
     assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
@@ -339,6 +365,7 @@ def test_shipped_bundle_parity_on_1000_real_reviews():
 def test_model_is_required_and_nothing_is_written_without_it(command, capsys, monkeypatch):
     """Leaving out --model re-exported the shipped bundle, models/imdb-lstm."""
     monkeypatch.setenv("IMDB_DATA", "/nonexistent/data.tar.gz")  # were --model not required, no data: nothing written
+
     def state():
         return sorted((path.name, path.stat().st_mtime_ns) for path in SHIPPED_BUNDLE.parent.rglob("*"))
 
@@ -377,7 +404,8 @@ def test_int8_failing_parity_never_blocks_the_float32_artifacts(exported, tmp_pa
     assert "Rerun with --precision float32 to export float32 only" in err
     manifest = bundle.read_manifest(folder)
     assert sorted(key for key in manifest["artifacts"] if key.startswith("onnx-")) == sorted(
-        f"onnx-{graph}-float32" for graph in bundle.ARTIFACT_GRAPHS)
+        f"onnx-{graph}-float32" for graph in bundle.ARTIFACT_GRAPHS
+    )
     assert not list(folder.glob("*.int8.onnx")) and not list(folder.glob(".*"))
     with SentimentClassifier.from_bundle(folder, "onnx") as classifier:  # proven: no --allow-unverified
         assert classifier.classify("great film, superb acting").label in ("negative", "positive")
@@ -385,7 +413,11 @@ def test_int8_failing_parity_never_blocks_the_float32_artifacts(exported, tmp_pa
         SentimentClassifier.from_bundle(folder, "onnx", "int8")
     # Asking for float32 only is a success, and leaves the TFLite int8 artifacts as they were.
     tflite_int8 = (folder / "model.int8.tflite").read_bytes()
-    assert onnx_export.main(["--model", str(folder), "--data", str(data), "--parity-limit", "20",
-                             "--precision", "float32"]) == 0
+    assert (
+        onnx_export.main(
+            ["--model", str(folder), "--data", str(data), "--parity-limit", "20", "--precision", "float32"]
+        )
+        == 0
+    )
     assert (folder / "model.int8.tflite").read_bytes() == tflite_int8
     assert bundle.read_manifest(folder)["parity"]["tflite-full-int8"]["passed"]

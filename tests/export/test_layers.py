@@ -61,7 +61,7 @@ def test_no_import_circle_among_export_modules():
         path.append(name)
         for target in sorted(graph[name]):
             if state.get(target) == "open":
-                pytest.fail("import circle: " + " -> ".join(path[path.index(target):] + [target]))
+                pytest.fail("import circle: " + " -> ".join(path[path.index(target) :] + [target]))
             if target not in state:
                 visit(target)
         path.pop()
@@ -83,14 +83,20 @@ def test_the_layers_point_down():
 
 
 def test_no_import_inside_a_function_but_of_heavy_libraries():
-    misplaced = [(name, function, line, module) for name, tree in modules().items()
-                 for function, line, module in function_imports(tree)
-                 if module.split(".")[0] in PROJECT or module.split(".")[0] not in LAZY_LIBRARIES]
+    misplaced = [
+        (name, function, line, module)
+        for name, tree in modules().items()
+        for function, line, module in function_imports(tree)
+        if module.split(".")[0] in PROJECT or module.split(".")[0] not in LAZY_LIBRARIES
+    ]
     assert misplaced == []
 
 
 def test_no_function_over_80_lines():
-    long = [(name, node.name, node.end_lineno - node.lineno + 1) for name, tree in modules().items()
-            for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-            and node.end_lineno - node.lineno + 1 > 80]
+    long = [
+        (name, node.name, node.end_lineno - node.lineno + 1)
+        for name, tree in modules().items()
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 80
+    ]
     assert long == []

@@ -98,11 +98,21 @@ def test_two_labels_from_json_lines_end_to_end(two_labels):
     manifest = bundle.read_manifest(output)
     assert manifest["model_config"]["labels"] == ["ja", "nein"]
     assert {key: result["reviews"] for key, result in manifest["parity"].items()} == {
-        key: 20 for key in manifest["artifacts"] if key != "keras"}
+        key: 20 for key in manifest["artifacts"] if key != "keras"
+    }
     assert {f"onnx-{graph}-{precision}" for graph in bundle.GRAPHS for precision in bundle.PRECISIONS} <= set(
-        manifest["parity"])
-    result = run_cli("--model", str(output), "--backend", "onnx", "--format", "text", cue_text(TWO_LABELS, "nein"),
-                     cue_text(TWO_LABELS, "ja"))
+        manifest["parity"]
+    )
+    result = run_cli(
+        "--model",
+        str(output),
+        "--backend",
+        "onnx",
+        "--format",
+        "text",
+        cue_text(TWO_LABELS, "nein"),
+        cue_text(TWO_LABELS, "ja"),
+    )
     assert result.returncode == 0, result.stderr.decode()
     assert [line.split("\t")[1] for line in result.stdout.decode("utf-8").splitlines()] == ["nein", "ja"]
 
@@ -138,7 +148,9 @@ def test_float32_parity_compares_the_top_two_of_many_labels():
     assert parity.compare(keras_probs, swapped, labels, "float32")["failures"] == []
     wrong = keras_probs.copy()
     wrong[2] = [0.2, 0.5, 0.3]  # a clear answer changed
-    assert any("labels differ" in failure for failure in parity.compare(keras_probs, wrong, labels, "float32")["failures"])
+    assert any(
+        "labels differ" in failure for failure in parity.compare(keras_probs, wrong, labels, "float32")["failures"]
+    )
 
 
 def test_the_server_gives_the_data_s_labels(five_labels, tmp_path):
@@ -146,8 +158,9 @@ def test_the_server_gives_the_data_s_labels(five_labels, tmp_path):
     _, output = five_labels
     server = harness.ServerProcess(tmp_path, "--model", str(output), "--backend", "onnx", "--workers", "1")
     try:
-        status, _, body = server.request("POST", "/v1/predict", {"texts": [cue_text(FIVE_LABELS, label)
-                                                                         for label in FIVE_LABELS]})
+        status, _, body = server.request(
+            "POST", "/v1/predict", {"texts": [cue_text(FIVE_LABELS, label) for label in FIVE_LABELS]}
+        )
         assert status == 200 and [answer["label"] for answer in body["predictions"]] == list(FIVE_LABELS)
         status, _, body = server.request("GET", "/v1/model")
         assert status == 200 and body["labels"] == sorted(FIVE_LABELS)
@@ -155,8 +168,11 @@ def test_the_server_gives_the_data_s_labels(five_labels, tmp_path):
         assert server.stop() == 0
 
 
-THREE_LABELS = {"Recommended": "gripping delightful superb", "Skip It": "tedious clumsy dreary",
-                "Mixed Bag": "uneven patchy middling"}
+THREE_LABELS = {
+    "Recommended": "gripping delightful superb",
+    "Skip It": "tedious clumsy dreary",
+    "Mixed Bag": "uneven patchy middling",
+}
 
 
 def write_verdicts(path, rows: int = 600, seed: int = 3):
@@ -171,7 +187,9 @@ def write_verdicts(path, rows: int = 600, seed: int = 3):
         writer.writerow(["Ref #", "Our Verdict", "Review Body"])
         for index in range(rows):
             label = labels[index % 3]
-            cues = THREE_LABELS[label].split() + (THREE_LABELS[labels[(index + 1) % 3]].split() if index % 3 == 0 else [])
+            cues = THREE_LABELS[label].split() + (
+                THREE_LABELS[labels[(index + 1) % 3]].split() if index % 3 == 0 else []
+            )
             words = [rng.choice(cues) if k % 3 == 0 else rng.choice(FILLER) for k in range(8 + index % 17)]
             writer.writerow([f"R-{index:04d}", label, " ".join(words).capitalize() + "."])
     return path
@@ -189,8 +207,22 @@ def test_600_rows_of_3_labels_train_export_and_load_with_the_documented_commands
 
     data = write_verdicts(tmp_path / "verdicts.csv")
     output = tmp_path / "bundle"
-    assert fit.main(["--data", str(data), "--text-column", "Review Body", "--label-column", "Our Verdict",
-                     "--output", str(output), *QUICK]) == 0
+    assert (
+        fit.main(
+            [
+                "--data",
+                str(data),
+                "--text-column",
+                "Review Body",
+                "--label-column",
+                "Our Verdict",
+                "--output",
+                str(output),
+                *QUICK,
+            ]
+        )
+        == 0
+    )
     manifest = bundle.read_manifest(output)
     assert manifest["training"]["data"]["test_reviews"] == 120
     for export in (tflite_export, onnx_export):

@@ -38,7 +38,11 @@ def test_each_backend_and_precision_has_a_recorded_proven_per_step_artifact(mani
     key = bundle.artifact_key(backend, STEPS, precision)
     record = manifest["artifacts"][key]
     assert record["file"] == f"model.steps{'.int8' if precision == 'int8' else ''}.{backend}"
-    assert (record["graph"], record["inputs"], record["outputs"]) == (STEPS, ["token_ids", "h0", "c0"], ["probabilities"])
+    assert (record["graph"], record["inputs"], record["outputs"]) == (
+        STEPS,
+        ["token_ids", "h0", "c0"],
+        ["probabilities"],
+    )
     bundle.verify_file(SHIPPED_BUNDLE, record)
     result = manifest["parity"][key]
     assert result["passed"] and result["sha256"] == record["sha256"] and result["reviews"] >= 1000
@@ -46,8 +50,11 @@ def test_each_backend_and_precision_has_a_recorded_proven_per_step_artifact(mani
     if precision == "float32":
         assert result["max_abs_diff"] <= step_parity.STEP_ATOL
     content = steps_path(backend, precision).read_bytes()
-    metadata = backends.tflite_metadata(content) if backend == "tflite" else {
-        prop.key: prop.value.encode() for prop in onnx.load_from_string(content).metadata_props}
+    metadata = (
+        backends.tflite_metadata(content)
+        if backend == "tflite"
+        else {prop.key: prop.value.encode() for prop in onnx.load_from_string(content).metadata_props}
+    )
     assert backends.fingerprint_of(metadata)["graph"] == STEPS
 
 
@@ -69,13 +76,22 @@ def test_tflite_per_step_graph_is_builtin_operators_only(manifest, precision):
 def test_onnx_per_step_graph_is_one_lstm_whose_every_step_goes_through_the_dense_layer(manifest):
     model = onnx.load(str(steps_path("onnx", "float32")))
     onnx.checker.check_model(model, full_check=True)
-    assert sorted(node.op_type for node in model.graph.node) == sorted(["Gather", "LSTM", "Squeeze", "MatMul", "Add", "Softmax"])
+    assert sorted(node.op_type for node in model.graph.node) == sorted(
+        ["Gather", "LSTM", "Squeeze", "MatMul", "Add", "Softmax"]
+    )
     (lstm,) = [node for node in model.graph.node if node.op_type == "LSTM"]
     (squeeze,) = [node for node in model.graph.node if node.op_type == "Squeeze"]
     assert squeeze.input[0] == lstm.output[0]  # Y, every step's state, not Y_h
-    shapes = {value.name: [dim.dim_param or dim.dim_value for dim in value.type.tensor_type.shape.dim]
-              for value in [*model.graph.input, *model.graph.output]}
-    assert shapes == {"token_ids": ["length", 1], "h0": [1, 1, 100], "c0": [1, 1, 100], "probabilities": ["length", 1, 2]}
+    shapes = {
+        value.name: [dim.dim_param or dim.dim_value for dim in value.type.tensor_type.shape.dim]
+        for value in [*model.graph.input, *model.graph.output]
+    }
+    assert shapes == {
+        "token_ids": ["length", 1],
+        "h0": [1, 1, 100],
+        "c0": [1, 1, 100],
+        "probabilities": ["length", 1, 2],
+    }
     quantized = onnx.load(str(steps_path("onnx", "int8")))
     assert onnx_export.lstm_node_count(quantized) == {"LSTM": 0, "DynamicQuantizeLSTM": 1, "Loop": 0, "Scan": 0}
 

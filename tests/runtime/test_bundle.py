@@ -55,6 +55,7 @@ def test_every_shipped_device_artifact_has_a_passing_parity_record_for_its_bytes
 
 # The hostile-bundle table -----------------------------------------------------------------------
 
+
 def rewrite(folder, change):
     """Apply `change` to the manifest's JSON object and write it back."""
     manifest = json.loads((folder / bundle.MANIFEST_NAME).read_text())
@@ -81,6 +82,7 @@ def replace_file_and_record(folder, name, content: bytes, key_path):
         if key_path == ["tokenizer", "vocabulary"]:  # vouch for it everywhere the manifest can
             for entry in manifest["artifacts"].values():
                 entry["vocabulary_sha256"] = record["sha256"]
+
     rewrite(folder, change)
 
 
@@ -98,31 +100,48 @@ def vocabulary_words(folder):
 
 MUTATIONS = {
     # paths: nothing outside the folder is read, whatever the manifest says
-    "vocabulary ../ path": (lambda f, o: rewrite(f, lambda m: m["tokenizer"]["vocabulary"].update(
-        file=f"../{o.name}/vocab.txt")), "plain file name"),
-    "artifact absolute path to a real model": (lambda f, o: rewrite(f, lambda m: artifact(m).update(
-        file=str(o / artifact(m)["file"]))), "plain file name"),
-    "vocabulary /etc/passwd": (lambda f, o: rewrite(f, lambda m: m["tokenizer"]["vocabulary"].update(
-        file="/etc/passwd")), "plain file name"),
-    "file is the manifest": (lambda f, o: rewrite(f, lambda m: artifact(m).update(file="manifest.json")),
-                             "plain file name"),
+    "vocabulary ../ path": (
+        lambda f, o: rewrite(f, lambda m: m["tokenizer"]["vocabulary"].update(file=f"../{o.name}/vocab.txt")),
+        "plain file name",
+    ),
+    "artifact absolute path to a real model": (
+        lambda f, o: rewrite(f, lambda m: artifact(m).update(file=str(o / artifact(m)["file"]))),
+        "plain file name",
+    ),
+    "vocabulary /etc/passwd": (
+        lambda f, o: rewrite(f, lambda m: m["tokenizer"]["vocabulary"].update(file="/etc/passwd")),
+        "plain file name",
+    ),
+    "file is the manifest": (
+        lambda f, o: rewrite(f, lambda m: artifact(m).update(file="manifest.json")),
+        "plain file name",
+    ),
     "file is ..": (lambda f, o: rewrite(f, lambda m: artifact(m).update(file="..")), "plain file name"),
-    "vocabulary symlink outside": (lambda f, o: ((f / "vocab.txt").unlink(), (f / "vocab.txt").symlink_to(
-        o / "vocab.txt")), "leads outside the bundle"),
-    "artifact symlink outside": (lambda f, o: (
-        (f / artifact(bundle.read_manifest(f))["file"]).unlink(),
-        (f / artifact(bundle.read_manifest(f))["file"]).symlink_to(o / artifact(bundle.read_manifest(o))["file"])),
-        "leads outside the bundle"),
+    "vocabulary symlink outside": (
+        lambda f, o: ((f / "vocab.txt").unlink(), (f / "vocab.txt").symlink_to(o / "vocab.txt")),
+        "leads outside the bundle",
+    ),
+    "artifact symlink outside": (
+        lambda f, o: (
+            (f / artifact(bundle.read_manifest(f))["file"]).unlink(),
+            (f / artifact(bundle.read_manifest(f))["file"]).symlink_to(o / artifact(bundle.read_manifest(o))["file"]),
+        ),
+        "leads outside the bundle",
+    ),
     # structure and types
     "no tokenizer": (lambda f, o: rewrite(f, lambda m: m.pop("tokenizer")), "tokenizer is missing"),
     "no model_config": (lambda f, o: rewrite(f, lambda m: m.pop("model_config")), "model_config is missing"),
     "no sha256": (lambda f, o: rewrite(f, lambda m: artifact(m).pop("sha256")), "sha256 is missing"),
     "no bytes": (lambda f, o: rewrite(f, lambda m: artifact(m).pop("bytes")), "bytes is missing"),
     "no file": (lambda f, o: rewrite(f, lambda m: artifact(m).pop("file")), "file is missing"),
-    "artifacts a list": (lambda f, o: rewrite(f, lambda m: m.update(artifacts=list(m["artifacts"].values()))),
-                         "artifacts must be dict"),
-    "sequence_length a string": (lambda f, o: rewrite(f, lambda m: m["model_config"].update(sequence_length="500")),
-                                 "sequence_length must be an integer"),
+    "artifacts a list": (
+        lambda f, o: rewrite(f, lambda m: m.update(artifacts=list(m["artifacts"].values()))),
+        "artifacts must be dict",
+    ),
+    "sequence_length a string": (
+        lambda f, o: rewrite(f, lambda m: m["model_config"].update(sequence_length="500")),
+        "sequence_length must be an integer",
+    ),
     "file a number": (lambda f, o: rewrite(f, lambda m: artifact(m).update(file=5)), "file must be str"),
     "bytes a string": (lambda f, o: rewrite(f, lambda m: artifact(m).update(bytes="5")), "bytes must be int"),
     "bytes negative": (lambda f, o: rewrite(f, lambda m: artifact(m).update(bytes=-1)), "must not be negative"),
@@ -130,46 +149,96 @@ MUTATIONS = {
     "one label": (lambda f, o: rewrite(f, lambda m: m["model_config"].update(labels=["only"])), "two labels"),
     "unknown config key": (lambda f, o: rewrite(f, lambda m: m["model_config"].update(layers=3)), "unknown keys"),
     "other pad id": (lambda f, o: rewrite(f, lambda m: m["tokenizer"].update(pad_id=5)), "tokenizer.pad_id"),
-    "JSON nested 100,000 deep": (lambda f, o: (f / "manifest.json").write_text("[" * 100_000 + "]" * 100_000),
-                                 "nested too deeply"),
-    "a number of 5,000 digits": (lambda f, o: (f / "manifest.json").write_text('{"schema_version": ' + "9" * 5000 + "}"),
-                                 "not valid JSON"),
+    "JSON nested 100,000 deep": (
+        lambda f, o: (f / "manifest.json").write_text("[" * 100_000 + "]" * 100_000),
+        "nested too deeply",
+    ),
+    "a number of 5,000 digits": (
+        lambda f, o: (f / "manifest.json").write_text('{"schema_version": ' + "9" * 5000 + "}"),
+        "not valid JSON",
+    ),
     "manifest a list": (lambda f, o: (f / "manifest.json").write_text("[]"), "must be an object"),
     "manifest of 2 MiB": (lambda f, o: (f / "manifest.json").write_text(" " * (2 << 20)), "larger than"),
     # files and their contents
-    "artifact swapped for another": (lambda f, o: shutil.copy(
-        f / bundle.artifact_filename(AVAILABLE[0], "cached", "int8"), f / artifact(bundle.read_manifest(f))["file"]),
-        "does not match the manifest"),
-    "artifact is a folder": (lambda f, o: ((f / artifact(bundle.read_manifest(f))["file"]).unlink(),
-                                           (f / artifact(bundle.read_manifest(f))["file"]).mkdir()),
-                             "not a regular file"),
-    "vocabulary is a FIFO": (lambda f, o: ((f / "vocab.txt").unlink(), os.mkfifo(f / "vocab.txt")),
-                             "not a regular file"),
-    "padding states of 0 rows": (lambda f, o: replace_file_and_record(
-        f, bundle.PADDING_STATES_NAME, states(np.zeros((0, 2, 100), np.float32)), ["padding_states"]),
-        "padding_states.npy: float32 array of shape (0, 2, 100)"),
-    "padding states NaN": (lambda f, o: replace_file_and_record(
-        f, bundle.PADDING_STATES_NAME, states(np.full((bundle.read_manifest(f)["padding_states"]["steps"] + 1, 2, 100),
-                                                      np.nan, np.float32)), ["padding_states"]), "not finite"),
-    "padding states not numpy": (lambda f, o: replace_file_and_record(
-        f, bundle.PADDING_STATES_NAME, b"\x93NUMPY nonsense", ["padding_states"]), "not a numpy array"),
-    "vocabulary longer than vocab_size": (lambda f, o: replace_file_and_record(
-        f, bundle.VOCABULARY_NAME, "".join(w + "\n" for w in vocabulary_words(f) + ["zzextra1", "zzextra2", "zzextra3"]).encode(),
-        ["tokenizer", "vocabulary"]), "for a model of 10000 ids"),
-    "vocabulary not a word list": (lambda f, o: replace_file_and_record(
-        f, bundle.VOCABULARY_NAME, b"root:x:0:0:root:/root:/bin/bash\n", ["tokenizer", "vocabulary"]),
-        "line 1 is not one word"),
-    "vocabulary swapped, every record updated": (lambda f, o: replace_file_and_record(
-        f, bundle.VOCABULARY_NAME,
-        "".join(w + "\n" for w in [vocabulary_words(f)[1], vocabulary_words(f)[0], *vocabulary_words(f)[2:]]).encode(),
-        ["tokenizer", "vocabulary"]), "exported for another vocabulary"),
+    "artifact swapped for another": (
+        lambda f, o: shutil.copy(
+            f / bundle.artifact_filename(AVAILABLE[0], "cached", "int8"), f / artifact(bundle.read_manifest(f))["file"]
+        ),
+        "does not match the manifest",
+    ),
+    "artifact is a folder": (
+        lambda f, o: (
+            (f / artifact(bundle.read_manifest(f))["file"]).unlink(),
+            (f / artifact(bundle.read_manifest(f))["file"]).mkdir(),
+        ),
+        "not a regular file",
+    ),
+    "vocabulary is a FIFO": (
+        lambda f, o: ((f / "vocab.txt").unlink(), os.mkfifo(f / "vocab.txt")),
+        "not a regular file",
+    ),
+    "padding states of 0 rows": (
+        lambda f, o: replace_file_and_record(
+            f, bundle.PADDING_STATES_NAME, states(np.zeros((0, 2, 100), np.float32)), ["padding_states"]
+        ),
+        "padding_states.npy: float32 array of shape (0, 2, 100)",
+    ),
+    "padding states NaN": (
+        lambda f, o: replace_file_and_record(
+            f,
+            bundle.PADDING_STATES_NAME,
+            states(np.full((bundle.read_manifest(f)["padding_states"]["steps"] + 1, 2, 100), np.nan, np.float32)),
+            ["padding_states"],
+        ),
+        "not finite",
+    ),
+    "padding states not numpy": (
+        lambda f, o: replace_file_and_record(f, bundle.PADDING_STATES_NAME, b"\x93NUMPY nonsense", ["padding_states"]),
+        "not a numpy array",
+    ),
+    "vocabulary longer than vocab_size": (
+        lambda f, o: replace_file_and_record(
+            f,
+            bundle.VOCABULARY_NAME,
+            "".join(w + "\n" for w in vocabulary_words(f) + ["zzextra1", "zzextra2", "zzextra3"]).encode(),
+            ["tokenizer", "vocabulary"],
+        ),
+        "for a model of 10000 ids",
+    ),
+    "vocabulary not a word list": (
+        lambda f, o: replace_file_and_record(
+            f, bundle.VOCABULARY_NAME, b"root:x:0:0:root:/root:/bin/bash\n", ["tokenizer", "vocabulary"]
+        ),
+        "line 1 is not one word",
+    ),
+    "vocabulary swapped, every record updated": (
+        lambda f, o: replace_file_and_record(
+            f,
+            bundle.VOCABULARY_NAME,
+            "".join(
+                w + "\n" for w in [vocabulary_words(f)[1], vocabulary_words(f)[0], *vocabulary_words(f)[2:]]
+            ).encode(),
+            ["tokenizer", "vocabulary"],
+        ),
+        "exported for another vocabulary",
+    ),
     # proof
-    "no parity record": (lambda f, o: rewrite(f, lambda m: m["parity"].pop(
-        bundle.artifact_key(AVAILABLE[0], "cached", "float32"))), "no passing parity record"),
-    "parity failed": (lambda f, o: rewrite(f, lambda m: m["parity"][
-        bundle.artifact_key(AVAILABLE[0], "cached", "float32")].update(passed=False)), "no passing parity record"),
-    "parity of other bytes": (lambda f, o: rewrite(f, lambda m: m["parity"][
-        bundle.artifact_key(AVAILABLE[0], "cached", "float32")].update(sha256="0" * 64)), "no passing parity record"),
+    "no parity record": (
+        lambda f, o: rewrite(f, lambda m: m["parity"].pop(bundle.artifact_key(AVAILABLE[0], "cached", "float32"))),
+        "no passing parity record",
+    ),
+    "parity failed": (
+        lambda f, o: rewrite(
+            f, lambda m: m["parity"][bundle.artifact_key(AVAILABLE[0], "cached", "float32")].update(passed=False)
+        ),
+        "no passing parity record",
+    ),
+    "parity of other bytes": (
+        lambda f, o: rewrite(
+            f, lambda m: m["parity"][bundle.artifact_key(AVAILABLE[0], "cached", "float32")].update(sha256="0" * 64)
+        ),
+        "no passing parity record",
+    ),
 }
 
 
@@ -194,8 +263,17 @@ def test_a_hostile_bundle_is_refused(bundle_and_outside, name):
     assert "/etc/passwd" not in opened  # (an interpreter's first import may read other system files)
 
 
-@pytest.mark.parametrize("name", ["vocabulary ../ path", "no tokenizer", "JSON nested 100,000 deep",
-                                  "padding states NaN", "vocabulary is a FIFO", "no parity record"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "vocabulary ../ path",
+        "no tokenizer",
+        "JSON nested 100,000 deep",
+        "padding states NaN",
+        "vocabulary is a FIFO",
+        "no parity record",
+    ],
+)
 def test_the_cli_reports_a_hostile_bundle_in_one_line(bundle_and_outside, name, capsys):
     folder, outside = bundle_and_outside
     MUTATIONS[name][0](folder, outside)
@@ -208,10 +286,18 @@ def test_each_file_is_opened_once_and_loaded_from_those_bytes(bundle_dir, backen
     """Finding 4: a file hashed and then opened again could be swapped in between."""
     classifier, opened = load_recording_opens(bundle_dir, backend)
     assert isinstance(classifier, SentimentClassifier)
-    inside = [os.path.basename(path) for path in opened if os.path.dirname(os.path.realpath(path)) == str(bundle_dir.resolve())]
+    inside = [
+        os.path.basename(path)
+        for path in opened
+        if os.path.dirname(os.path.realpath(path)) == str(bundle_dir.resolve())
+    ]
     assert sorted(inside) == sorted({*inside}), inside  # no file twice
-    assert set(inside) == {bundle.MANIFEST_NAME, bundle.VOCABULARY_NAME, bundle.PADDING_STATES_NAME,
-                           bundle.artifact_filename(backend, "cached", "float32")}
+    assert set(inside) == {
+        bundle.MANIFEST_NAME,
+        bundle.VOCABULARY_NAME,
+        bundle.PADDING_STATES_NAME,
+        bundle.artifact_filename(backend, "cached", "float32"),
+    }
 
 
 def test_an_unverified_artifact_loads_only_when_allowed_and_says_so(bundle_and_outside, capsys):
@@ -237,6 +323,7 @@ def test_a_vocabulary_swap_is_caught_on_every_backend(bundle_and_outside, backen
 
 
 # Reading the manifest never blocks; replacing a folder only ever replaces a bundle ------------
+
 
 def _hangs(call, fifo) -> bool:
     """Whether call() is still blocked after a generous wait; a blocked reader is then released
@@ -275,15 +362,17 @@ def test_a_manifest_that_is_a_link_or_too_large_is_refused(bundle_dir, tmp_path)
 
 def _fake_bundle(folder):
     folder.mkdir(parents=True)
-    (folder / bundle.MANIFEST_NAME).write_text(json.dumps(
-        {"schema_version": bundle.SCHEMA_VERSION, "tokenizer": {"module": bundle.TOKENIZER_MODULE}}))
+    (folder / bundle.MANIFEST_NAME).write_text(
+        json.dumps({"schema_version": bundle.SCHEMA_VERSION, "tokenizer": {"module": bundle.TOKENIZER_MODULE}})
+    )
     (folder / "vocab.txt").write_text("a\n")
     return folder
 
 
 def _contents(folder):
-    return sorted((str(path.relative_to(folder)), path.read_bytes() if path.is_file() else None)
-                  for path in folder.rglob("*"))
+    return sorted(
+        (str(path.relative_to(folder)), path.read_bytes() if path.is_file() else None) for path in folder.rglob("*")
+    )
 
 
 def test_only_a_bundle_is_replaced(tmp_path):
@@ -296,13 +385,24 @@ def test_only_a_bundle_is_replaced(tmp_path):
     assert (tmp_path / "fresh" / "new.txt").is_file()
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda root: (root / "mydata").mkdir() or (root / "mydata" / "notes.txt").write_text("mine"), "not a model bundle"),
-    (lambda root: (root / "mydata").mkdir() or (root / "mydata" / bundle.MANIFEST_NAME).write_text('{"a": 1}'),
-     "not a model bundle"),
-    (lambda root: (root / "mydata").write_text("a file"), "not a folder"),
-    (lambda root: (root / "elsewhere").mkdir() or (root / "mydata").symlink_to(root / "elsewhere"), "symbolic link"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (
+            lambda root: (root / "mydata").mkdir() or (root / "mydata" / "notes.txt").write_text("mine"),
+            "not a model bundle",
+        ),
+        (
+            lambda root: (root / "mydata").mkdir() or (root / "mydata" / bundle.MANIFEST_NAME).write_text('{"a": 1}'),
+            "not a model bundle",
+        ),
+        (lambda root: (root / "mydata").write_text("a file"), "not a folder"),
+        (
+            lambda root: (root / "elsewhere").mkdir() or (root / "mydata").symlink_to(root / "elsewhere"),
+            "symbolic link",
+        ),
+    ],
+)
 def test_anything_but_a_bundle_is_left_untouched(tmp_path, make, message):
     make(tmp_path)
     before = _contents(tmp_path)

@@ -34,8 +34,10 @@ def test_batch_equals_one_by_one(bundle_dir, backend):
 
 def test_cached_graph_matches_full_graph_on_real_reviews(bundle_dir, backend, shared_test_reviews):
     texts = shared_test_reviews.texts[:100]
-    with SentimentClassifier.from_bundle(bundle_dir, backend, graph="full") as full, \
-            SentimentClassifier.from_bundle(bundle_dir, backend, graph="cached") as cached:
+    with (
+        SentimentClassifier.from_bundle(bundle_dir, backend, graph="full") as full,
+        SentimentClassifier.from_bundle(bundle_dir, backend, graph="cached") as cached,
+    ):
         np.testing.assert_allclose(cached.probabilities(texts), full.probabilities(texts), atol=1e-5, rtol=0)
 
 
@@ -71,8 +73,9 @@ def test_token_ids_in_and_out_of_range(bundle_dir, graph):
     with SentimentClassifier.from_bundle(bundle_dir, graph=graph) as classifier:
         ids = classifier.tokenizer.token_ids(POSITIVE * 100)
         assert len(ids) == 500
-        np.testing.assert_array_equal(classifier.probabilities_of_ids(ids),
-                                      classifier.probabilities([POSITIVE * 100])[0])
+        np.testing.assert_array_equal(
+            classifier.probabilities_of_ids(ids), classifier.probabilities([POSITIVE * 100])[0]
+        )
         for wrong in ([], ids + [3]):
             with pytest.raises(ValueError, match="1 to 500 token ids"):
                 classifier.probabilities_of_ids(wrong)
@@ -84,13 +87,16 @@ def test_non_string_is_a_type_error(bundle_dir):
             classifier.classify(42)
 
 
-@pytest.mark.parametrize("text", [
-    "Great\x00 movie\x07 with\x1b[31m control characters",
-    "Loved it 😀🎬👍 best film of the year",
-    "映画はとても良かった。 great acting",
-    "فيلم رائع جدا and a wonderful cast",
-    "Wonderful film " * 69_000,  # about 1 MB, under the limit
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Great\x00 movie\x07 with\x1b[31m control characters",
+        "Loved it 😀🎬👍 best film of the year",
+        "映画はとても良かった。 great acting",
+        "فيلم رائع جدا and a wonderful cast",
+        "Wonderful film " * 69_000,  # about 1 MB, under the limit
+    ],
+)
 def test_unusual_text_gets_an_answer(bundle_dir, text):
     with SentimentClassifier.from_bundle(bundle_dir) as classifier:
         prediction = classifier.classify(text)
@@ -161,8 +167,11 @@ def test_unknown_or_missing_backend_and_options(bundle_dir, monkeypatch):
     with pytest.raises(ValueError, match="unknown precision"):
         SentimentClassifier.from_bundle(bundle_dir, precision="int4")
     monkeypatch.setattr(backends, "available_backends", lambda: ["onnx"])
-    with pytest.raises(backends.BackendError, match="'tflite' is not installed: "
-                                                    r'pip install "imdb-sentiment-edge\[litert\]"'):
+    with pytest.raises(
+        backends.BackendError,
+        match="'tflite' is not installed: "
+        r'pip install "imdb-sentiment-edge\[litert\]"',
+    ):
         SentimentClassifier.from_bundle(bundle_dir, "tflite")
     monkeypatch.setattr(backends, "available_backends", lambda: [])
     with pytest.raises(backends.BackendError, match="no interpreter installed"):
@@ -174,7 +183,7 @@ def test_a_missing_interpreter_names_the_package_extra_to_install(bundle_dir, mo
     monkeypatch.setattr(backends, "available_backends", lambda: ["tflite"])
     with pytest.raises(backends.BackendError) as caught:
         SentimentClassifier.from_bundle(bundle_dir, "onnx")
-    assert str(caught.value) == 'backend \'onnx\' is not installed: pip install "imdb-sentiment-edge[onnx]"'
+    assert str(caught.value) == "backend 'onnx' is not installed: pip install \"imdb-sentiment-edge[onnx]\""
     monkeypatch.setattr(backends, "available_backends", lambda: [])
     with pytest.raises(backends.BackendError) as caught:
         SentimentClassifier.from_bundle(bundle_dir, "auto")
@@ -259,8 +268,10 @@ def test_a_failed_item_does_not_lose_the_batch(bundle_dir, backend):
     with SentimentClassifier.from_bundle(bundle_dir, backend) as classifier:
         with pytest.raises(BatchError) as caught:
             classifier.classify_batch(texts)
-        assert classifier.classify_batch([POSITIVE, NEGATIVE]) == [classifier.classify(POSITIVE),
-                                                                    classifier.classify(NEGATIVE)]
+        assert classifier.classify_batch([POSITIVE, NEGATIVE]) == [
+            classifier.classify(POSITIVE),
+            classifier.classify(NEGATIVE),
+        ]
     error = caught.value
     assert [p.label if p else None for p in error.predictions] == ["positive", None, "negative", None, None]
     assert sorted(error.errors) == [1, 3, 4]

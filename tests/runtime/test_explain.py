@@ -9,7 +9,6 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import pytest
 
 from runtime import SentimentClassifier, bundle
@@ -18,8 +17,10 @@ from runtime.predict import format_explanation
 from runtime.text import split_words, word_spans
 from tests.runtime.conftest import NEGATIVE, POSITIVE, copy_without_per_step_artifacts
 
-MARKUP = ("It&#39;s GREAT<br /><br />fun &amp; <i>witty</i> &quot;film&quot; -- don’t miss "
-          "the café scene, naïve (ｆｕｌｌ-width) zxqvwk!")
+MARKUP = (
+    "It&#39;s GREAT<br /><br />fun &amp; <i>witty</i> &quot;film&quot; -- don’t miss "
+    "the café scene, naïve (ｆｕｌｌ-width) zxqvwk!"
+)
 
 
 @pytest.fixture(scope="module", params=bundle.PRECISIONS)
@@ -37,8 +38,11 @@ def classifier(bundle_dir, backend, precision):
 def test_the_last_step_is_exactly_classify(classifier, text):
     explanation = classifier.explain(text)
     prediction = classifier.classify(text)
-    assert (explanation.label, explanation.score, explanation.probabilities) == \
-           (prediction.label, prediction.score, prediction.probabilities)
+    assert (explanation.label, explanation.score, explanation.probabilities) == (
+        prediction.label,
+        prediction.score,
+        prediction.probabilities,
+    )
     assert explanation.words[-1].probabilities == prediction.probabilities
 
 
@@ -55,7 +59,7 @@ def test_every_word_has_its_opinion_and_effect(classifier):
 
 def test_spans_point_into_the_original_text_and_unknown_words_are_marked(classifier):
     explanation = classifier.explain(MARKUP)
-    shown = {word.word: MARKUP[word.start:word.end] for word in explanation.words}
+    shown = {word.word: MARKUP[word.start : word.end] for word in explanation.words}
     assert shown["it's"] == "It&#39;s" and shown["great"] == "GREAT" and shown["don't"] == "don’t"
     assert shown["café"] == "café" and shown["full"] == "ｆｕｌｌ" and shown["witty"] == "witty"
     vocabulary = {word.word: word.in_vocabulary for word in explanation.words}
@@ -68,7 +72,7 @@ def test_the_opinion_after_a_word_is_classify_of_the_review_cut_there(bundle_dir
     with SentimentClassifier.from_bundle(bundle_dir, backend) as classifier:
         explanation = classifier.explain(POSITIVE)
         for word in explanation.words:
-            prefix = classifier.classify(POSITIVE[:word.end])
+            prefix = classifier.classify(POSITIVE[: word.end])
             assert max(abs(prefix.probabilities[label] - value) for label, value in word.probabilities.items()) < 1e-5
 
 
@@ -80,7 +84,7 @@ def test_a_long_review_lists_only_the_words_read_and_counts_the_others(classifie
     cut = len(words) - length  # the start token went too, before them
     assert explanation.start is None and explanation.truncated_words == explanation.to_dict()["truncated_words"] == cut
     assert [word.word for word in explanation.words] == words[cut:]
-    assert [text[word.start:word.end] for word in explanation.words] == words[cut:]
+    assert [text[word.start : word.end] for word in explanation.words] == words[cut:]
     assert explanation.words[0].effect is None and all(word.effect is not None for word in explanation.words[1:])
     assert explanation.probabilities == classifier.classify(text).probabilities
 
@@ -100,7 +104,7 @@ def test_a_1_mib_text_is_explained_by_its_last_words_for_about_classify_s_work(c
     is counted, never timed, as characters tokenized and characters mapped to spans."""
     import runtime.text as text_module
 
-    text = ("Dull and far too long, but the last act is wonderful. " * 20_000)[:1 << 20]
+    text = ("Dull and far too long, but the last act is wonderful. " * 20_000)[: 1 << 20]
     total = len(split_words(text))
     length = classifier.config.sequence_length
     tokenized, mapped = [], []
@@ -113,7 +117,7 @@ def test_a_1_mib_text_is_explained_by_its_last_words_for_about_classify_s_work(c
 
     assert len(explanation.words) == length and explanation.truncated_words == total - length > 190_000
     assert [word.word for word in explanation.words] == split(text)[-length:]
-    assert all(text[word.start:word.end].lower() == word.word for word in explanation.words)
+    assert all(text[word.start : word.end].lower() == word.word for word in explanation.words)
     assert len(json.dumps(explanation.to_dict())) < 200 * length
     assert sum(tokenized) <= 2 * classify_work + 40 * length  # classify's, the word count, a tail's
     assert sum(mapped) <= 40 * length  # characters mapped to spans: the tail only, not the 1 MiB
@@ -154,14 +158,17 @@ def test_a_bundle_without_a_per_step_artifact_says_how_to_make_one(bundle_dir, b
 
 
 def test_a_classifier_of_the_full_graph_explains_too(bundle_dir, backend):
-    with SentimentClassifier.from_bundle(bundle_dir, backend, graph="full") as full, \
-            SentimentClassifier.from_bundle(bundle_dir, backend) as cached:
+    with (
+        SentimentClassifier.from_bundle(bundle_dir, backend, graph="full") as full,
+        SentimentClassifier.from_bundle(bundle_dir, backend) as cached,
+    ):
         by_full, by_cached = full.explain(NEGATIVE), cached.explain(NEGATIVE)
         assert by_full.probabilities == full.classify(NEGATIVE).probabilities
     assert [word.probabilities for word in by_full.words[:-1]] == [word.probabilities for word in by_cached.words[:-1]]
 
 
 # --- word spans ----------------------------------------------------------------------------------
+
 
 def check_spans(text: str) -> None:
     spans = word_spans(text)
@@ -181,8 +188,33 @@ def test_every_test_review_s_words_are_found_where_they_are(shared_test_set):
 
 def test_spans_of_markup_and_unicode_that_normalisation_changes():
     alphabet = list("abcXYZ '’<>&;#/ib0123\n") + [
-        "<br />", "&amp;", "&eacute;", "&#x301;", "&#769;", "\u0301", "\u0323", "é", "ß", "ﬁ", "ＬＯ", "ᄀ", "\u1161",
-        "\u11a8", "한", "\u0bc6", "\u0bbe", "😀", "İ", "ǅ", "&am", "&ampx", "Σ", "\u00a0", "½", "&#1;"]
+        "<br />",
+        "&amp;",
+        "&eacute;",
+        "&#x301;",
+        "&#769;",
+        "\u0301",
+        "\u0323",
+        "é",
+        "ß",
+        "ﬁ",
+        "ＬＯ",
+        "ᄀ",
+        "\u1161",
+        "\u11a8",
+        "한",
+        "\u0bc6",
+        "\u0bbe",
+        "😀",
+        "İ",
+        "ǅ",
+        "&am",
+        "&ampx",
+        "Σ",
+        "\u00a0",
+        "½",
+        "&#1;",
+    ]
     generator = random.Random(0)
     for _ in range(3000):
         check_spans("".join(generator.choice(alphabet) for _ in range(generator.randint(0, 25))))
@@ -191,6 +223,7 @@ def test_spans_of_markup_and_unicode_that_normalisation_changes():
 
 
 # --- the command line ----------------------------------------------------------------------------
+
 
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "runtime.predict", *args], capture_output=True, timeout=300)
@@ -215,9 +248,17 @@ def test_cli_explain_without_a_terminal_prints_json_and_text_marks_strong_words(
 
 def test_terminal_colours_follow_each_word_s_effect():
     words = [("dull", 0, 4, -0.3), ("fine", 5, 9, 0.02), ("film", 10, 14, 0.001)]
-    explanation = Explanation("negative", 0.8, {"negative": 0.8, "positive": 0.2}, {"negative": 0.5, "positive": 0.5}, 0,
-                              [Word(word, start, end, True, {"negative": 0.8, "positive": 0.2}, effect)
-                               for word, start, end, effect in words])
+    explanation = Explanation(
+        "negative",
+        0.8,
+        {"negative": 0.8, "positive": 0.2},
+        {"negative": 0.5, "positive": 0.5},
+        0,
+        [
+            Word(word, start, end, True, {"negative": 0.8, "positive": 0.2}, effect)
+            for word, start, end, effect in words
+        ],
+    )
     shown = format_explanation(0, "dull fine film", explanation, None, "text", colour=True)
     assert shown.startswith("0\t\033[1;31mdull\033[0m \033[32mfine\033[0m film\n-> negative 0.800")
     assert "dull -0.30" in shown and "green toward it, red away" in shown

@@ -25,8 +25,10 @@ from runtime import SentimentClassifier  # noqa: E402
 from tests.runtime.test_serve_harness import ServerProcess  # noqa: E402
 
 # A review with markup, an entity, a curly apostrophe and a word outside the vocabulary.
-REVIEW = ("The first hour is dull and the dialogue is clumsy.<br /><br />But the last act is wonderful: "
-          "the cast is superb, the music moving, and I didn&#39;t want it to end. Zxqvwk’s best film.")
+REVIEW = (
+    "The first hour is dull and the dialogue is clumsy.<br /><br />But the last act is wonderful: "
+    "the cast is superb, the music moving, and I didn&#39;t want it to end. Zxqvwk’s best film."
+)
 
 # WCAG contrast of each word's text on its shading (over the page's white), computed in the page.
 CONTRASTS = """
@@ -79,12 +81,16 @@ def test_a_review_is_explained_with_its_label_chart_and_every_word_shaded(server
     assert rows == [[label, f"{value:.3f}"] for label, value in expected["probabilities"].items()]
 
     words = browser.find_elements(By.CSS_SELECTOR, "#words .word")
-    assert [word.text for word in words] == [REVIEW[w["start"]:w["end"]] for w in expected["words"]]
+    assert [word.text for word in words] == [REVIEW[w["start"] : w["end"]] for w in expected["words"]]
     backgrounds = browser.execute_script(
-        "return Array.from(document.querySelectorAll('#words .word')).map(n => getComputedStyle(n).backgroundColor)")
+        "return Array.from(document.querySelectorAll('#words .word')).map(n => getComputedStyle(n).backgroundColor)"
+    )
     assert all(colour not in ("transparent", "rgba(0, 0, 0, 0)") for colour in backgrounds)
     for word, colour in zip(expected["words"], backgrounds):  # blue toward the label, orange away from it
-        assert colour.startswith("rgba(33, 102, 172" if (word["effect"] or 0) >= 0 else "rgba(230, 97, 1"), (word, colour)
+        assert colour.startswith("rgba(33, 102, 172" if (word["effect"] or 0) >= 0 else "rgba(230, 97, 1"), (
+            word,
+            colour,
+        )
     assert "oov" in words[[w["word"] for w in expected["words"]].index("zxqvwk's")].get_attribute("class")
     assert min(browser.execute_script(CONTRASTS)) >= 4.5
 
@@ -92,7 +98,9 @@ def test_a_review_is_explained_with_its_label_chart_and_every_word_shaded(server
     lines = chart.find_elements(By.TAG_NAME, "polyline")
     assert len(lines) == len(expected["probabilities"])
     assert all(len(line.get_attribute("points").split()) == len(expected["words"]) + 1 for line in lines)
-    assert f"after each of {len(expected['words'])} words" in browser.find_element(By.ID, "chart-desc").get_attribute("textContent")
+    assert f"after each of {len(expected['words'])} words" in browser.find_element(By.ID, "chart-desc").get_attribute(
+        "textContent"
+    )
     screenshot = tmp_path / "explain.png"
     assert browser.save_screenshot(str(screenshot)) and screenshot.stat().st_size > 10_000
 
@@ -119,13 +127,17 @@ def test_the_page_asks_nothing_of_any_host_but_its_own(server, browser):
     explain_in_page(browser, page_url(server), "A fine film.")
     assert browser.find_element(By.ID, "label").text  # the script ran under the policy
     assert browser.execute_script("return getComputedStyle(document.getElementById('verdict')).fontSize") == "20px"
-    requested = [json.loads(entry["message"])["message"]["params"]["request"]["url"]
-                 for entry in browser.get_log("performance")
-                 if json.loads(entry["message"])["message"]["method"] == "Network.requestWillBeSent"]
+    requested = [
+        json.loads(entry["message"])["message"]["params"]["request"]["url"]
+        for entry in browser.get_log("performance")
+        if json.loads(entry["message"])["message"]["method"] == "Network.requestWillBeSent"
+    ]
     assert {page_url(server) + name for name in ("v1/explain", "explain.js", "explain.css")} <= set(requested)
     network = [url for url in requested if urlsplit(url).scheme not in ("data", "chrome", "about", "blob")]
     assert {urlsplit(url).netloc for url in network} == {f"127.0.0.1:{server.port}"}, network
-    refused = [entry["message"] for entry in browser.get_log("browser") if "Content Security Policy" in entry["message"]]
+    refused = [
+        entry["message"] for entry in browser.get_log("browser") if "Content Security Policy" in entry["message"]
+    ]
     assert not refused
 
 
@@ -140,10 +152,15 @@ def test_a_long_review_shows_the_words_read_and_says_how_many_were_not(server, b
     assert browser.find_element(By.ID, "status").text.startswith("Done")
     shown = browser.find_elements(By.CSS_SELECTOR, "#words .word")
     assert [word.text for word in shown] == words[-length:]
-    assert f"The first {len(words) - length:,} words, in grey, were not read" in \
-        browser.find_element(By.ID, "words-legend").text
+    assert (
+        f"The first {len(words) - length:,} words, in grey, were not read"
+        in browser.find_element(By.ID, "words-legend").text
+    )
     cut = browser.find_element(By.CSS_SELECTOR, "#words .cut")
-    assert browser.execute_script("return arguments[0].textContent.split(' ').filter(Boolean).length", cut) == len(words) - length
+    assert (
+        browser.execute_script("return arguments[0].textContent.split(' ').filter(Boolean).length", cut)
+        == len(words) - length
+    )
     points = browser.find_element(By.CSS_SELECTOR, "#chart polyline").get_attribute("points").split()
     assert len(points) == length  # no opinion before the first word read: the start token was cut off
 
@@ -194,7 +211,9 @@ def test_keyboard_only_with_labels_and_a_spoken_error(server, browser):
     assert browser.switch_to.active_element.get_attribute("id") == "review"
     browser.switch_to.active_element.send_keys("Dull, boring and far too long.", Keys.CONTROL, Keys.ENTER)
     WebDriverWait(browser, 60).until(lambda page: page.find_element(By.ID, "status").text.startswith("Done"))
-    assert browser.switch_to.active_element.get_attribute("id") == "result-heading"  # a screen reader reads on from the result
+    assert (
+        browser.switch_to.active_element.get_attribute("id") == "result-heading"
+    )  # a screen reader reads on from the result
     assert browser.find_element(By.ID, "label").text == "negative"
     assert browser.find_element(By.ID, "chart").get_attribute("role") == "img"
 

@@ -72,13 +72,24 @@ def test_runtime_imports_no_training_side_module():
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout.splitlines()[-1])
     assert out["forbidden"] == [], f"importing runtime loaded {out['forbidden']}"
-    assert {"runtime.classifier", "runtime.bundle", "runtime.backends", "runtime.predict",
-            "runtime.model_options"} <= set(out["imported"])
+    assert {
+        "runtime.classifier",
+        "runtime.bundle",
+        "runtime.backends",
+        "runtime.predict",
+        "runtime.model_options",
+    } <= set(out["imported"])
     # Only the server may need the web stack: its command and its package.
-    assert all(name == "runtime.serve" or name.startswith("runtime.serving.") for name in out["skipped"]), out["skipped"]
+    assert all(name == "runtime.serve" or name.startswith("runtime.serving.") for name in out["skipped"]), out[
+        "skipped"
+    ]
     if not out["skipped"]:  # the web stack is installed: every module of the server imports
-        assert {"runtime.serve", "runtime.serving.app", "runtime.serving.server",
-                "runtime.serving.uvicorn_internals"} <= set(out["imported"])
+        assert {
+            "runtime.serve",
+            "runtime.serving.app",
+            "runtime.serving.server",
+            "runtime.serving.uvicorn_internals",
+        } <= set(out["imported"])
 
 
 def test_no_runtime_module_imports_the_training_side_even_lazily():
@@ -87,8 +98,12 @@ def test_no_runtime_module_imports_the_training_side_even_lazily():
     import statement instead, in runtime/serving too. (backends may load `tensorflow.lite` by
     name, through importlib, when it is the only TFLite interpreter installed: a fallback, not an
     import statement.)"""
-    found = [f"{path.relative_to(ROOT)}:{line} {name}" for path in runtime_files()
-             for line, name in imports_of(path) if name.split(".")[0] in FORBIDDEN]
+    found = [
+        f"{path.relative_to(ROOT)}:{line} {name}"
+        for path in runtime_files()
+        for line, name in imports_of(path)
+        if name.split(".")[0] in FORBIDDEN
+    ]
     assert found == []
 
 
@@ -99,8 +114,11 @@ def test_imports_point_down_to_the_runtime_never_up_to_the_server():
     for path in runtime_files():
         if path.is_relative_to(SERVING) or path == SERVE_COMMAND:
             continue
-        found += [f"{path.relative_to(ROOT)}:{line} {name}" for line, name in imports_of(path)
-                  if name.startswith("runtime.serving") or name.split(".")[0] in OPTIONAL]
+        found += [
+            f"{path.relative_to(ROOT)}:{line} {name}"
+            for line, name in imports_of(path)
+            if name.startswith("runtime.serving") or name.split(".")[0] in OPTIONAL
+        ]
     assert found == [], "only runtime/serving (and the command runtime/serve.py) may import the server"
 
 
@@ -113,30 +131,45 @@ def test_the_server_modules_import_down_their_own_order():
     found = []
     for index, module in enumerate(SERVING_LAYERS):
         above = {f"runtime.serving.{name}" for name in SERVING_LAYERS[index:]}
-        found += [f"runtime/serving/{module}.py:{line} {name}" for line, name in imports_of(SERVING / f"{module}.py")
-                  if name in above]
+        found += [
+            f"runtime/serving/{module}.py:{line} {name}"
+            for line, name in imports_of(SERVING / f"{module}.py")
+            if name in above
+        ]
     assert found == [], "runtime/serving imports up its own layers"
 
 
 def test_the_server_does_not_import_the_cli():
     """The server takes a ModelOptions (runtime/model_options.py), not the CLI's arguments."""
-    found = [f"{path.relative_to(ROOT)}:{line} {name}" for path in [SERVE_COMMAND, *sorted(SERVING.rglob("*.py"))]
-             for line, name in imports_of(path) if name.startswith("runtime.predict")]
+    found = [
+        f"{path.relative_to(ROOT)}:{line} {name}"
+        for path in [SERVE_COMMAND, *sorted(SERVING.rglob("*.py"))]
+        for line, name in imports_of(path)
+        if name.startswith("runtime.predict")
+    ]
     assert found == []
 
 
 def test_uvicorn_internals_are_imported_in_one_module():
     """uvicorn's non-public modules (its protocols, its server module) appear in
     runtime/serving/uvicorn_internals.py only; the rest of the server uses uvicorn's public names."""
-    found = [f"{path.relative_to(ROOT)}:{line} {name}" for path in runtime_files() if path != UVICORN_INTERNALS
-             for line, name in imports_of(path) if name.startswith("uvicorn.")]
+    found = [
+        f"{path.relative_to(ROOT)}:{line} {name}"
+        for path in runtime_files()
+        if path != UVICORN_INTERNALS
+        for line, name in imports_of(path)
+        if name.startswith("uvicorn.")
+    ]
     assert found == []
 
 
 def test_the_server_imports_nothing_inside_functions():
     """An import inside a function hides a cycle; the server's modules import at the top."""
-    found = [f"{path.relative_to(ROOT)}:{line} {name}" for path in sorted(SERVING.rglob("*.py"))
-             for line, name in set(imports_of(path)) - set(imports_of(path, inside_functions=False))]
+    found = [
+        f"{path.relative_to(ROOT)}:{line} {name}"
+        for path in sorted(SERVING.rglob("*.py"))
+        for line, name in set(imports_of(path)) - set(imports_of(path, inside_functions=False))
+    ]
     assert found == []
 
 

@@ -22,8 +22,23 @@ def parsed(argv: list[str], threads: bool = False) -> ModelOptions:
 def test_the_arguments_fill_the_record(monkeypatch):
     monkeypatch.delenv("IMDB_SENTIMENT_MODEL", raising=False)
     assert parsed([]) == ModelOptions()
-    options = parsed(["--model", "elsewhere", "--backend", "onnx", "--precision", "int8", "--graph", "full",
-                      "--allow-unverified", "--verbose", "--threads", "3"], threads=True)
+    options = parsed(
+        [
+            "--model",
+            "elsewhere",
+            "--backend",
+            "onnx",
+            "--precision",
+            "int8",
+            "--graph",
+            "full",
+            "--allow-unverified",
+            "--verbose",
+            "--threads",
+            "3",
+        ],
+        threads=True,
+    )
     assert options == ModelOptions(Path("elsewhere"), "onnx", "int8", "full", 3, True, True)
 
 
@@ -35,8 +50,19 @@ def test_threads_is_an_option_only_when_asked_for():
 
 def test_the_load_passes_every_option_by_name(monkeypatch):
     calls = []
-    monkeypatch.setattr(SentimentClassifier, "create_from_options", classmethod(lambda cls, options: calls.append(options)))
+    monkeypatch.setattr(
+        SentimentClassifier, "create_from_options", classmethod(lambda cls, options: calls.append(options))
+    )
     model_options.load_classifier(ModelOptions(Path("b"), "tflite", "int8", "cached", 2, True, verbose=True))
-    assert calls == [ClassifierOptions(folder=Path("b"), backend="tflite", precision="int8", graph="cached", threads=2,
-                                       allow_unverified=True, show_native_logs=True)]
+    assert calls == [
+        ClassifierOptions(
+            folder=Path("b"),
+            backend="tflite",
+            precision="int8",
+            graph="cached",
+            threads=2,
+            allow_unverified=True,
+            show_native_logs=True,
+        )
+    ]
     assert not hasattr(backends, "show_native_logs")  # --verbose travels in the options, not a process-wide switch

@@ -10,8 +10,9 @@ from tests.runtime.conftest import NEGATIVE, POSITIVE
 
 
 def run_cli(*args, input=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "runtime.predict", *args], input=input, capture_output=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "runtime.predict", *args], input=input, capture_output=True, timeout=timeout
+    )
 
 
 def test_the_readme_example_is_positive():
@@ -23,8 +24,16 @@ def test_the_readme_example_is_positive():
 
 
 def test_arguments_stdin_and_text_format(bundle_dir):
-    result = run_cli("--model", str(bundle_dir), "--format", "text", POSITIVE, "-", NEGATIVE,
-                     input=f"{NEGATIVE}\n{POSITIVE}\n".encode())
+    result = run_cli(
+        "--model",
+        str(bundle_dir),
+        "--format",
+        "text",
+        POSITIVE,
+        "-",
+        NEGATIVE,
+        input=f"{NEGATIVE}\n{POSITIVE}\n".encode(),
+    )
     assert result.returncode == 0, result.stderr.decode()
     labels = [line.split("\t")[1] for line in result.stdout.decode().splitlines()]
     assert labels == ["positive", "negative", "positive", "negative"]
@@ -65,8 +74,12 @@ def test_a_file_of_100000_lines(bundle_dir, tmp_path):
 
 def test_input_is_streamed_not_read_whole(bundle_dir):
     """Answers come out while standard input is still open."""
-    process = subprocess.Popen([sys.executable, "-m", "runtime.predict", "--model", str(bundle_dir), "-"],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runtime.predict", "--model", str(bundle_dir), "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         # 300 reviews fit in the pipe, and their answers overflow the CLI's output buffer
         process.stdin.write((POSITIVE + "\n").encode() * 300)
@@ -78,12 +91,15 @@ def test_input_is_streamed_not_read_whole(bundle_dir):
         process.wait()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--model", "/nonexistent/bundle", "good"], "no such model bundle folder"),
-    (["--file", "/nonexistent/reviews.txt"], "no such file"),
-    (["--backend", "tpu", "good"], "invalid choice"),
-    (["--threads", "0", "good"], "must be an integer from 1 to 64"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "/nonexistent/bundle", "good"], "no such model bundle folder"),
+        (["--file", "/nonexistent/reviews.txt"], "no such file"),
+        (["--backend", "tpu", "good"], "invalid choice"),
+        (["--threads", "0", "good"], "must be an integer from 1 to 64"),
+    ],
+)
 def test_bad_invocations_exit_non_zero_with_a_message(args, message):
     result = run_cli(*args)
     assert result.returncode != 0
@@ -112,8 +128,12 @@ def test_every_bad_line_is_reported_on_its_line_and_the_run_goes_on(bundle_dir, 
 
 def test_a_closed_output_pipe_ends_quietly(bundle_dir):
     """Finding 10: `| head -1` ended in a BrokenPipeError traceback."""
-    process = subprocess.Popen([sys.executable, "-m", "runtime.predict", "--model", str(bundle_dir), "-"],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runtime.predict", "--model", str(bundle_dir), "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     process.stdout.close()  # the reader goes away before the first answer
     _, err = process.communicate(("great fun\n" * 20_000).encode(), timeout=300)
     assert process.returncode == 141 and err == b""
@@ -175,8 +195,11 @@ def test_ctrl_c_over_a_large_file_is_one_line_and_status_130(bundle_dir, tmp_pat
 
     path = tmp_path / "large.txt"
     path.write_text("great fun\nboring mess\n" * 500_000)
-    process = subprocess.Popen([sys.executable, "-m", "runtime.predict", "--model", str(bundle_dir), "--file", str(path)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runtime.predict", "--model", str(bundle_dir), "--file", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         assert json.loads(process.stdout.readline())["index"] == 0  # it is classifying
         process.send_signal(signal.SIGINT)

@@ -20,8 +20,17 @@ MAX_BATCH, MAX_BODY = 16, 256 * 1024
 
 @pytest.fixture(scope="module")
 def server(bundle_dir, tmp_path_factory):
-    process = ServerProcess(tmp_path_factory.mktemp("serve"), "--model", str(bundle_dir), "--workers", "2",
-                            "--max-batch", str(MAX_BATCH), "--max-body-bytes", str(MAX_BODY))
+    process = ServerProcess(
+        tmp_path_factory.mktemp("serve"),
+        "--model",
+        str(bundle_dir),
+        "--workers",
+        "2",
+        "--max-batch",
+        str(MAX_BATCH),
+        "--max-body-bytes",
+        str(MAX_BODY),
+    )
     yield process
     assert process.stop() == 0
     assert "Traceback" not in process.stderr
@@ -47,17 +56,20 @@ def test_a_text_without_words_is_an_error_for_that_text_only(server, expected):
     assert body["predictions"][1] == {"error": "the text has no words to classify"}
 
 
-@pytest.mark.parametrize("body, status, message", [
-    (b"{not json", 400, "not JSON"),
-    (b'{"texts": ["\xff\xfe"]}', 400, "not UTF-8"),
-    (b"[" * 100_000 + b"]" * 100_000, 400, "nested too deeply"),  # the old server dropped the connection
-    (b'{"texts": [' + b"7" * 100_000 + b"]}", 400, "digits"),
-    ({"text": "the wrong key"}, 422, 'expected {"texts"'),
-    ({"texts": []}, 422, "at least one text"),
-    ({"texts": ["fine", 7]}, 422, "texts[1] is a number"),
-    ({"texts": ["a"] * (MAX_BATCH + 1)}, 413, f"at most {MAX_BATCH}"),
-    ({"texts": ["x" * (MAX_BODY + 1)]}, 413, f"at most {MAX_BODY}"),
-])
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        (b"{not json", 400, "not JSON"),
+        (b'{"texts": ["\xff\xfe"]}', 400, "not UTF-8"),
+        (b"[" * 100_000 + b"]" * 100_000, 400, "nested too deeply"),  # the old server dropped the connection
+        (b'{"texts": [' + b"7" * 100_000 + b"]}", 400, "digits"),
+        ({"text": "the wrong key"}, 422, 'expected {"texts"'),
+        ({"texts": []}, 422, "at least one text"),
+        ({"texts": ["fine", 7]}, 422, "texts[1] is a number"),
+        ({"texts": ["a"] * (MAX_BATCH + 1)}, 413, f"at most {MAX_BATCH}"),
+        ({"texts": ["x" * (MAX_BODY + 1)]}, 413, f"at most {MAX_BODY}"),
+    ],
+)
 def test_bad_bodies_get_json_errors(server, body, status, message):
     headers = None if isinstance(body, dict) else {"Content-Type": "application/json"}
     got_status, got_headers, got = server.request("POST", "/v1/predict", body, headers)
@@ -66,7 +78,9 @@ def test_bad_bodies_get_json_errors(server, body, status, message):
 
 
 def test_a_body_that_is_not_json_by_its_type_is_415_and_without_length_411(server):
-    status, _, body = server.request("POST", "/v1/predict", b"texts=hello", {"Content-Type": "application/x-www-form-urlencoded"})
+    status, _, body = server.request(
+        "POST", "/v1/predict", b"texts=hello", {"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert status == 415 and "JSON" in body["error"]
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     connection.putrequest("POST", "/v1/predict")
@@ -99,6 +113,7 @@ def test_model_description(server):
 
 # --- explain --------------------------------------------------------------------------------------
 
+
 def test_explain_answers_equal_the_python_api(server, bundle_dir):
     from runtime import SentimentClassifier
 
@@ -110,13 +125,16 @@ def test_explain_answers_equal_the_python_api(server, bundle_dir):
         assert body == json.loads(json.dumps(explanation))  # equal after the same JSON round trip
 
 
-@pytest.mark.parametrize("body, status, message", [
-    (b"{not json", 400, "not JSON"),
-    ({"texts": ["the predict key"]}, 422, 'expected {"text": "review"}; got no text'),
-    ({"text": 7}, 422, "got a number"),
-    ({"text": "  ... !!"}, 422, "no words"),
-    ({"text": "x" * (MAX_BODY + 1)}, 413, f"at most {MAX_BODY}"),
-])
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        (b"{not json", 400, "not JSON"),
+        ({"texts": ["the predict key"]}, 422, 'expected {"text": "review"}; got no text'),
+        ({"text": 7}, 422, "got a number"),
+        ({"text": "  ... !!"}, 422, "no words"),
+        ({"text": "x" * (MAX_BODY + 1)}, 413, f"at most {MAX_BODY}"),
+    ],
+)
 def test_explain_errors_are_json_under_predict_s_limits(server, body, status, message):
     headers = None if isinstance(body, dict) else {"Content-Type": "application/json"}
     got_status, got_headers, got = server.request("POST", "/v1/explain", body, headers)
@@ -139,6 +157,7 @@ def test_a_model_without_a_per_step_artifact_cannot_explain_but_still_predicts(b
 
 # --- the Open Inference Protocol, requests built as its documentation shows them ------------------
 
+
 def test_oip_health_and_metadata(server):
     assert server.request("GET", "/v2/health/live")[::2] == (200, {"live": True})
     assert server.request("GET", "/v2/health/ready")[::2] == (200, {"ready": True})
@@ -149,8 +168,10 @@ def test_oip_health_and_metadata(server):
     assert status == 200 and server.request("GET", "/v2/models/imdb-lstm/versions/1")[2] == metadata
     assert metadata["name"] == "imdb-lstm" and metadata["versions"] == ["1"] and metadata["labels"] == model["labels"]
     assert metadata["inputs"] == [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
-    assert metadata["outputs"] == [{"name": "probabilities", "datatype": "FP32", "shape": [-1, len(model["labels"])]},
-                                   {"name": "label", "datatype": "BYTES", "shape": [-1]}]
+    assert metadata["outputs"] == [
+        {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(model["labels"])]},
+        {"name": "label", "datatype": "BYTES", "shape": [-1]},
+    ]
     assert server.request("GET", "/v2/models/imdb-lstm/ready")[::2] == (200, {"name": "imdb-lstm", "ready": True})
     assert server.request("GET", "/v2/models/imdb-lstm/versions/1/ready")[0] == 200
     for path in ("/v2/models/other", "/v2/models/imdb-lstm/versions/2", "/v2/models/other/ready"):
@@ -162,8 +183,11 @@ def test_oip_infer_equals_the_python_api(server, bundle_dir):
     from runtime import SentimentClassifier
 
     texts = TEXTS[:MAX_BATCH]
-    request = {"id": "42", "inputs": [{"name": "text", "shape": [len(texts)], "datatype": "BYTES", "data": texts}],
-               "outputs": [{"name": "probabilities"}, {"name": "label"}]}
+    request = {
+        "id": "42",
+        "inputs": [{"name": "text", "shape": [len(texts)], "datatype": "BYTES", "data": texts}],
+        "outputs": [{"name": "probabilities"}, {"name": "label"}],
+    }
     status, _, response = server.request("POST", "/v2/models/imdb-lstm/versions/1/infer", request)
     assert status == 200 and response["model_name"] == "imdb-lstm" and response["id"] == "42"
     outputs = {output["name"]: output for output in response["outputs"]}
@@ -174,29 +198,42 @@ def test_oip_infer_equals_the_python_api(server, bundle_dir):
         want = classifier.probabilities(texts)
         labels = [prediction.label for prediction in classifier.classify_batch(texts)]
     np.testing.assert_array_equal(got, want)  # bit for bit: FP32 values survive JSON
-    assert (outputs["label"]["datatype"], outputs["label"]["shape"], outputs["label"]["data"]) == ("BYTES", [len(texts)], labels)
+    assert (outputs["label"]["datatype"], outputs["label"]["shape"], outputs["label"]["data"]) == (
+        "BYTES",
+        [len(texts)],
+        labels,
+    )
 
 
 def test_oip_infer_outputs_asked_for_and_nested_data(server):
-    request = {"inputs": [{"name": "text", "shape": [2, 1], "datatype": "BYTES", "data": [[TEXTS[0]], [TEXTS[1]]]}],
-               "outputs": [{"name": "label", "parameters": {"binary_data": False}}]}
+    request = {
+        "inputs": [{"name": "text", "shape": [2, 1], "datatype": "BYTES", "data": [[TEXTS[0]], [TEXTS[1]]]}],
+        "outputs": [{"name": "label", "parameters": {"binary_data": False}}],
+    }
     status, _, response = server.request("POST", "/v2/models/imdb-lstm/infer", request)
     assert status == 200 and "id" not in response
     assert [output["name"] for output in response["outputs"]] == ["label"]
 
 
-@pytest.mark.parametrize("tensor, message", [
-    ({"name": "review", "shape": [1], "datatype": "BYTES", "data": ["x"]}, 'one input, "text"'),
-    ({"name": "text", "shape": [1], "datatype": "FP32", "data": [1.0]}, "datatype BYTES"),
-    ({"name": "text", "shape": [3], "datatype": "BYTES", "data": ["a", "b"]}, "but 2 elements"),
-    ({"name": "text", "shape": [2], "datatype": "BYTES", "data": ["good film", "!!!"]}, "element 1: the text has no words"),
-])
+@pytest.mark.parametrize(
+    "tensor, message",
+    [
+        ({"name": "review", "shape": [1], "datatype": "BYTES", "data": ["x"]}, 'one input, "text"'),
+        ({"name": "text", "shape": [1], "datatype": "FP32", "data": [1.0]}, "datatype BYTES"),
+        ({"name": "text", "shape": [3], "datatype": "BYTES", "data": ["a", "b"]}, "but 2 elements"),
+        (
+            {"name": "text", "shape": [2], "datatype": "BYTES", "data": ["good film", "!!!"]},
+            "element 1: the text has no words",
+        ),
+    ],
+)
 def test_oip_infer_errors(server, tensor, message):
     status, _, body = server.request("POST", "/v2/models/imdb-lstm/infer", {"inputs": [tensor]})
     assert status == 400 and message in body["error"]
 
 
 # --- operations ------------------------------------------------------------------------------------
+
 
 def test_openapi_describes_every_route(server):
     from runtime.serving.app import SentimentService
@@ -212,11 +249,15 @@ def test_openapi_describes_every_route(server):
 def test_metrics(server):
     server.request("POST", "/v1/predict", {"texts": [TEXTS[0], "!!!"]})
     text = server.request("GET", "/metrics")[2].decode()
-    for sample in ('imdb_sentiment_http_requests_total{endpoint="/v1/predict",method="POST",status="200"}',
-                   'imdb_sentiment_http_request_duration_seconds_bucket{endpoint="/v1/predict",le="0.01"}',
-                   "imdb_sentiment_reviews_classified_total{label=", "imdb_sentiment_reviews_refused_total ",
-                   "imdb_sentiment_http_requests_in_flight ", "imdb_sentiment_ready 1.0",
-                   'imdb_sentiment_model_info{backend="'):
+    for sample in (
+        'imdb_sentiment_http_requests_total{endpoint="/v1/predict",method="POST",status="200"}',
+        'imdb_sentiment_http_request_duration_seconds_bucket{endpoint="/v1/predict",le="0.01"}',
+        "imdb_sentiment_reviews_classified_total{label=",
+        "imdb_sentiment_reviews_refused_total ",
+        "imdb_sentiment_http_requests_in_flight ",
+        "imdb_sentiment_ready 1.0",
+        'imdb_sentiment_model_info{backend="',
+    ):
         assert sample in text
 
 

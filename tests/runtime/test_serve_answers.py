@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from runtime.serving import protocol
 from runtime.classifier import Prediction
+from runtime.serving import protocol
 from runtime.serving.protocol import Limits
 from tests.runtime.test_serve_harness import InProcessServer
 
@@ -39,10 +39,23 @@ class NotedExplanation:
 
     def to_dict(self) -> dict:
         BUILT_IN.append(threading.current_thread().name)
-        word = {"word": "w" * 80, "start": 0, "end": 80, "in_vocabulary": True, "truncated": False,
-                "probabilities": {"negative": 0.25, "positive": 0.75}, "effect": 0.01}
-        return {"label": "positive", "score": 0.75, "probabilities": {"negative": 0.25, "positive": 0.75},
-                "start": None, "truncated_words": 0, "words": [word] * self.words}
+        word = {
+            "word": "w" * 80,
+            "start": 0,
+            "end": 80,
+            "in_vocabulary": True,
+            "truncated": False,
+            "probabilities": {"negative": 0.25, "positive": 0.75},
+            "effect": 0.01,
+        }
+        return {
+            "label": "positive",
+            "score": 0.75,
+            "probabilities": {"negative": 0.25, "positive": 0.75},
+            "start": None,
+            "truncated_words": 0,
+            "words": [word] * self.words,
+        }
 
 
 class StandIn:
@@ -52,8 +65,14 @@ class StandIn:
         self.words, self.fail = words, fail
 
     def describe(self) -> dict:
-        return {"name": "stand-in", "backend": "onnx", "interpreter": "none", "graph": "cached",
-                "precision": "float32", "labels": LABELS}
+        return {
+            "name": "stand-in",
+            "backend": "onnx",
+            "interpreter": "none",
+            "graph": "cached",
+            "precision": "float32",
+            "labels": LABELS,
+        }
 
     def classify_batch(self, texts: list[str]) -> list[Prediction]:
         if self.fail:
@@ -118,8 +137,10 @@ def unread_request(port: int, body: bytes) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: sets the window
     sock.settimeout(30)
     sock.connect(("127.0.0.1", port))
-    sock.sendall(b"POST /v1/explain HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    sock.sendall(
+        b"POST /v1/explain HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
     return sock
 
 

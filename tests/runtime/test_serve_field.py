@@ -20,30 +20,61 @@ DEADLINE = 2  # --request-timeout of the server under test, seconds
 
 @pytest.fixture(scope="module")
 def server(bundle_dir, tmp_path_factory):
-    process = ServerProcess(tmp_path_factory.mktemp("field"), "--model", str(bundle_dir), "--workers", "2",
-                            "--request-timeout", str(DEADLINE))
+    process = ServerProcess(
+        tmp_path_factory.mktemp("field"),
+        "--model",
+        str(bundle_dir),
+        "--workers",
+        "2",
+        "--request-timeout",
+        str(DEADLINE),
+    )
     yield process
     assert process.stop() == 0
     assert "Traceback" not in process.stderr
 
 
 def post(path: str, body: bytes, *headers: bytes) -> bytes:
-    return b"\r\n".join([b"POST " + path.encode() + b" HTTP/1.1", b"Host: 127.0.0.1", b"Content-Type: application/json",
-                        *headers, b"", body])
+    return b"\r\n".join(
+        [
+            b"POST " + path.encode() + b" HTTP/1.1",
+            b"Host: 127.0.0.1",
+            b"Content-Type: application/json",
+            *headers,
+            b"",
+            body,
+        ]
+    )
 
 
 PREDICT = json.dumps({"texts": [TEXTS[0]]}).encode()
 SMUGGLED = b"GET /v1/smuggled HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 
-@pytest.mark.parametrize("request_bytes", [
-    post("/v1/predict", PREDICT, b"Content-Length: %d" % len(PREDICT), b"Content-Length: %d" % len(PREDICT)),
-    post("/v1/predict", PREDICT, b"Content-Length: %d" % len(PREDICT), b"Content-Length: 5"),
-    post("/v1/predict", b"0\r\n\r\n" + SMUGGLED, b"Content-Length: %d" % (5 + len(SMUGGLED)), b"Transfer-Encoding: chunked"),
-    post("/v1/predict", b"0\r\n\r\n" + SMUGGLED, b"Transfer-Encoding: chunked", b"Content-Length: 5"),
-    b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header: x\r\n\r\n",
-    b"NOT HTTP AT ALL\r\n\r\n",
-], ids=["duplicate-length", "conflicting-lengths", "length-then-chunked", "chunked-then-length", "bad-header", "garbage"])
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        post("/v1/predict", PREDICT, b"Content-Length: %d" % len(PREDICT), b"Content-Length: %d" % len(PREDICT)),
+        post("/v1/predict", PREDICT, b"Content-Length: %d" % len(PREDICT), b"Content-Length: 5"),
+        post(
+            "/v1/predict",
+            b"0\r\n\r\n" + SMUGGLED,
+            b"Content-Length: %d" % (5 + len(SMUGGLED)),
+            b"Transfer-Encoding: chunked",
+        ),
+        post("/v1/predict", b"0\r\n\r\n" + SMUGGLED, b"Transfer-Encoding: chunked", b"Content-Length: 5"),
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header: x\r\n\r\n",
+        b"NOT HTTP AT ALL\r\n\r\n",
+    ],
+    ids=[
+        "duplicate-length",
+        "conflicting-lengths",
+        "length-then-chunked",
+        "chunked-then-length",
+        "bad-header",
+        "garbage",
+    ],
+)
 def test_malformed_http_is_refused_never_misread(server, request_bytes):
     # The old server took the first Content-Length and ignored chunked, serving the request hidden in the body.
     answers = responses_in(server.raw(request_bytes))
@@ -53,15 +84,18 @@ def test_malformed_http_is_refused_never_misread(server, request_bytes):
 
 def test_chunked_bodies_are_read_and_bounded(server, bundle_dir):
     chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(PREDICT), PREDICT)
-    [(status, body)] = responses_in(server.raw(post("/v1/predict", chunked, b"Transfer-Encoding: chunked",
-                                                     b"Connection: close")))
+    [(status, body)] = responses_in(
+        server.raw(post("/v1/predict", chunked, b"Transfer-Encoding: chunked", b"Connection: close"))
+    )
     assert status == 200 and json.loads(body)["predictions"] == expected_predictions(bundle_dir, [TEXTS[0]])
 
 
 def test_a_head_over_the_limit_is_431(server):
-    for head in (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n",
-                 b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-Many: header\r\n" * 2_000 + b"\r\n",
-                 b"GET /healthz?" + b"q" * 20_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"):
+    for head in (
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-Many: header\r\n" * 2_000 + b"\r\n",
+        b"GET /healthz?" + b"q" * 20_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    ):
         [(status, body)] = responses_in(server.raw(head))
         assert status == 431 and "over 16384 bytes" in json.loads(body)["error"]
 
@@ -92,8 +126,7 @@ def test_trickling_clients_are_closed_by_the_deadline_while_others_are_served(se
     """40 clients sending a request one byte every 0.3 s (it would take them minutes): each gets a 408
     once the deadline passes, while another client's answers keep coming. The old server's timeout
     was per read, so none of them was ever dropped."""
-    slow_request = post("/v1/predict", PREDICT, b"X-Padding: " + b"p" * 500,
-                        b"Content-Length: %d" % len(PREDICT))
+    slow_request = post("/v1/predict", PREDICT, b"X-Padding: " + b"p" * 500, b"Content-Length: %d" % len(PREDICT))
     outcomes = [{} for _ in range(40)]
     slow = [threading.Thread(target=trickle, args=(server.port, slow_request, 0.3, outcome)) for outcome in outcomes]
     for thread in slow:
@@ -127,7 +160,9 @@ def test_a_connection_that_sends_nothing_is_closed_at_the_deadline(server):
 def test_abandoned_clients_cost_no_thread_and_log_one_line_each(bundle_dir, tmp_path):
     """300 clients each send half a request and hang up. The old server held a thread for each (3,000
     clients: 3,003 threads), left /healthz unanswered for ~100 s and logged a traceback per client."""
-    server = ServerProcess(tmp_path, "--model", str(bundle_dir), "--workers", "2", "--max-connections-per-client", "400")
+    server = ServerProcess(
+        tmp_path, "--model", str(bundle_dir), "--workers", "2", "--max-connections-per-client", "400"
+    )
     threads_before = server.threads()
     clients = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(300)]
     for sock in clients:
@@ -146,12 +181,15 @@ def test_abandoned_clients_cost_no_thread_and_log_one_line_each(bundle_dir, tmp_
     assert server.stop() == 0
     gone = [line for line in server.access_log() if line["status"] == 499]
     assert len(gone) == 300 and gone[0]["error"] == "the client left before its request arrived"
-    assert "Traceback" not in server.stderr and len(server.stderr.splitlines()) == 4  # listening, ready, stopping, stopped
+    assert (
+        "Traceback" not in server.stderr and len(server.stderr.splitlines()) == 4
+    )  # listening, ready, stopping, stopped
 
 
 def test_connections_over_the_bound_get_503_until_some_close(bundle_dir, tmp_path):
-    server = ServerProcess(tmp_path, "--model", str(bundle_dir), "--workers", "1", "--max-connections", "4",
-                           "--keep-alive", "60")
+    server = ServerProcess(
+        tmp_path, "--model", str(bundle_dir), "--workers", "1", "--max-connections", "4", "--keep-alive", "60"
+    )
     held = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=30) for _ in range(4)]
     for connection in held:  # four connections answered and kept open
         assert server.request("GET", "/v2/health/live", connection=connection)[0] == 200

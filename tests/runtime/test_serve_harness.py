@@ -40,12 +40,18 @@ class ServerProcess:
     read line by line; the address comes from its "listening on" line. `launcher` replaces
     `-m runtime.serve`, e.g. `-c CODE` that changes something, then calls runtime.serve.main."""
 
-    def __init__(self, tmp_path: Path, *args: str, wait_ready: bool = True,
-                 launcher: tuple[str, ...] = ("-m", "runtime.serve")):
+    def __init__(
+        self, tmp_path: Path, *args: str, wait_ready: bool = True, launcher: tuple[str, ...] = ("-m", "runtime.serve")
+    ):
         self.log_path = tmp_path / f"access-{time.monotonic_ns()}.log"
         self._log_file = open(self.log_path, "wb")
-        self.process = subprocess.Popen([sys.executable, *launcher, "--port", "0", *args], cwd=ROOT,
-                                        stdout=self._log_file, stderr=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, *launcher, "--port", "0", *args],
+            cwd=ROOT,
+            stdout=self._log_file,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.stderr_lines: list[str] = []
         self._listening = threading.Event()
         self._ready = threading.Event()
@@ -159,9 +165,16 @@ class InProcessServer:
         import uvicorn
 
         guards = Guards(limits.request_timeout, max_connections, self.metrics)
-        config = uvicorn.Config(build_app(self.service), http=functools.partial(GuardedHttpToolsProtocol, guards=guards),
-                                loop="asyncio", ws="none", lifespan="on", log_config=None, access_log=False,
-                                timeout_graceful_shutdown=10)
+        config = uvicorn.Config(
+            build_app(self.service),
+            http=functools.partial(GuardedHttpToolsProtocol, guards=guards),
+            loop="asyncio",
+            ws="none",
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
         self.server = DrainingServer(config, self.service)
         listener = listen("127.0.0.1", 0)
         self.port = listener.getsockname()[1]

@@ -7,7 +7,6 @@ wait is bounded."""
 from __future__ import annotations
 
 import gzip
-import http.client
 import json
 import shutil
 import signal
@@ -26,8 +25,17 @@ ALLOWED_HOST = "device.example"
 
 @pytest.fixture(scope="module")
 def server(bundle_dir, tmp_path_factory):
-    process = ServerProcess(tmp_path_factory.mktemp("hostile"), "--model", str(bundle_dir), "--workers", "2",
-                            "--allow-origin", ALLOWED_ORIGIN, "--allowed-host", ALLOWED_HOST)
+    process = ServerProcess(
+        tmp_path_factory.mktemp("hostile"),
+        "--model",
+        str(bundle_dir),
+        "--workers",
+        "2",
+        "--allow-origin",
+        ALLOWED_ORIGIN,
+        "--allowed-host",
+        ALLOWED_HOST,
+    )
     yield process
     assert process.stop() == 0
     assert "Traceback" not in process.stderr
@@ -44,25 +52,49 @@ def one_answer(server, data: bytes) -> tuple[int, dict]:
 
 # --- the Open Inference Protocol: crafted bodies are 400s, never a 500 or a traceback ------------
 
+
 def nested(depth: int) -> str:
     return "[" * depth + '"a wonderful film"' + "]" * depth
 
 
-@pytest.mark.parametrize("body, message", [
-    # Deep enough for json.loads, too deep for the old recursive flattening (a 500 and 193 KB traceback).
-    ('{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": %s}]}' % nested(900), "element 0 is an array"),
-    ('{"inputs": [{"name": "text", "shape": [1, 1], "datatype": "BYTES", "data": %s}]}' % nested(600), "element 0 is an array"),
-    # A lone surrogate: not Unicode, so no answer could echo it (the old server failed to encode its answer).
-    ('{"id": "\\ud800", "inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["good"]}]}', "lone surrogate"),
-    # Ragged nested data that happens to hold as many strings as the shape says (the old server took it).
-    ('{"inputs": [{"name": "text", "shape": [3], "datatype": "BYTES", "data": [["good", "bad"], ["fine"]]}]}', "2 elements"),
-    ('{"inputs": [{"name": "text", "shape": [2, 1], "datatype": "BYTES", "data": [["good", "bad"], []]}]}', "nested data"),
-    # A scalar where the protocol wants an array (the old server read it as one element).
-    ('{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": "a wonderful film"}]}', "is a string"),
-], ids=["nested-900", "nested-600-shape-n-1", "lone-surrogate-id", "ragged", "ragged-n-1", "scalar-data"])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        # Deep enough for json.loads, too deep for the old recursive flattening (a 500 and 193 KB traceback).
+        (
+            '{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": %s}]}' % nested(900),
+            "element 0 is an array",
+        ),
+        (
+            '{"inputs": [{"name": "text", "shape": [1, 1], "datatype": "BYTES", "data": %s}]}' % nested(600),
+            "element 0 is an array",
+        ),
+        # A lone surrogate: not Unicode, so no answer could echo it (the old server failed to encode its answer).
+        (
+            '{"id": "\\ud800", "inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["good"]}]}',
+            "lone surrogate",
+        ),
+        # Ragged nested data that happens to hold as many strings as the shape says (the old server took it).
+        (
+            '{"inputs": [{"name": "text", "shape": [3], "datatype": "BYTES", "data": [["good", "bad"], ["fine"]]}]}',
+            "2 elements",
+        ),
+        (
+            '{"inputs": [{"name": "text", "shape": [2, 1], "datatype": "BYTES", "data": [["good", "bad"], []]}]}',
+            "nested data",
+        ),
+        # A scalar where the protocol wants an array (the old server read it as one element).
+        (
+            '{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": "a wonderful film"}]}',
+            "is a string",
+        ),
+    ],
+    ids=["nested-900", "nested-600-shape-n-1", "lone-surrogate-id", "ragged", "ragged-n-1", "scalar-data"],
+)
 def test_crafted_inference_requests_get_a_json_400(server, body, message):
-    status, headers, answer = server.request("POST", "/v2/models/imdb-lstm/infer", body.encode(),
-                                             {"Content-Type": "application/json"})
+    status, headers, answer = server.request(
+        "POST", "/v2/models/imdb-lstm/infer", body.encode(), {"Content-Type": "application/json"}
+    )
     assert (status, headers["content-type"]) == (400, "application/json")
     assert message in answer["error"]
 
@@ -84,6 +116,7 @@ def test_well_formed_nested_data_is_still_read(server):
 
 # --- what a page of another site can send --------------------------------------------------------
 
+
 def test_a_post_must_say_its_body_is_json(server):
     """A page of any site may POST a body without a Content-Type (or text/plain) without asking the
     browser first; application/json needs a CORS preflight, which the server does not grant."""
@@ -102,19 +135,30 @@ def test_another_origin_is_refused_unless_allowed(server):
     got, headers, _ = server.request("GET", "/v1/model", headers={"Origin": ALLOWED_ORIGIN})
     assert got == 200 and headers["access-control-allow-origin"] == ALLOWED_ORIGIN
     assert server.request("GET", "/v1/model", headers={"Origin": "http://evil.example"})[0] == 403
-    preflight = {"Origin": ALLOWED_ORIGIN, "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "content-type"}
+    preflight = {
+        "Origin": ALLOWED_ORIGIN,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type",
+    }
     got, headers, _ = server.request("OPTIONS", "/v1/explain", headers=preflight)
     assert got == 200 and headers["access-control-allow-origin"] == ALLOWED_ORIGIN
     got, _, answer = server.request("OPTIONS", "/v1/explain", headers={**preflight, "Origin": "http://evil.example"})
     assert got == 403 and "not allowed" in answer["error"]
 
 
-@pytest.mark.parametrize("host, status", [
-    (b"evil.example", 421), (b"evil.example:8000", 421),  # DNS rebinding: another name for this address
-    (ALLOWED_HOST.encode(), 200), (b"localhost", 200), (b"LOCALHOST.:1", 200), (b"[::1]:8000", 200),
-    (b"127.0.0.1", 200), (b"192.0.2.7", 200),  # an address is not a name that can be rebound
-])
+@pytest.mark.parametrize(
+    "host, status",
+    [
+        (b"evil.example", 421),
+        (b"evil.example:8000", 421),  # DNS rebinding: another name for this address
+        (ALLOWED_HOST.encode(), 200),
+        (b"localhost", 200),
+        (b"LOCALHOST.:1", 200),
+        (b"[::1]:8000", 200),
+        (b"127.0.0.1", 200),
+        (b"192.0.2.7", 200),  # an address is not a name that can be rebound
+    ],
+)
 def test_the_host_header_names_this_server(server, host, status):
     got, answer = one_answer(server, raw_request("GET", "/v1/model", [b"Host: " + host]))
     assert got == status, answer
@@ -143,8 +187,9 @@ def test_expect_other_than_100_continue_is_417(server):
 
 def test_a_compressed_body_is_415(server):
     body = gzip.compress(json.dumps({"texts": [TEXTS[0]]}).encode())
-    status, _, answer = server.request("POST", "/v1/predict", body,
-                                       {"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    status, _, answer = server.request(
+        "POST", "/v1/predict", body, {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    )
     assert status == 415 and "Content-Encoding" in answer["error"]
 
 
@@ -164,6 +209,7 @@ def test_the_page_runs_only_its_own_script_and_style(server):
 
 # --- one address flooding connections ---------------------------------------------------------------
 
+
 def connect_from(address: str, port: int) -> socket.socket:
     """A connection from another loopback address (Linux routes all of 127.0.0.0/8 to lo)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -178,8 +224,20 @@ def test_one_address_cannot_take_every_connection_and_health_is_answered_over_th
     /healthz and /v1/predict answer 503 to everyone. Here one address opens 30 connections: 4 are
     kept, the others refused with 429 at once; other clients are served. Then four addresses fill
     the global bound: other requests get 503, health checks are still answered."""
-    server = ServerProcess(tmp_path, "--model", str(bundle_dir), "--workers", "1", "--max-connections", "16",
-                           "--max-connections-per-client", "4", "--request-timeout", "30", "--quiet")
+    server = ServerProcess(
+        tmp_path,
+        "--model",
+        str(bundle_dir),
+        "--workers",
+        "1",
+        "--max-connections",
+        "16",
+        "--max-connections-per-client",
+        "4",
+        "--request-timeout",
+        "30",
+        "--quiet",
+    )
     flood = []
     try:
         flood = [connect_from("127.0.0.2", server.port) for _ in range(30)]
@@ -197,9 +255,16 @@ def test_one_address_cannot_take_every_connection_and_health_is_answered_over_th
             if status == 503:
                 break
             time.sleep(0.05)
-        assert (status, headers["retry-after"], answer) == (503, "1", {"error": "too many connections; try again shortly"})
-        for path, expected in (("/healthz", {"status": "ok"}), ("/v2/health/live", {"live": True}),
-                               ("/v2/health/ready", {"ready": True})):
+        assert (status, headers["retry-after"], answer) == (
+            503,
+            "1",
+            {"error": "too many connections; try again shortly"},
+        )
+        for path, expected in (
+            ("/healthz", {"status": "ok"}),
+            ("/v2/health/live", {"live": True}),
+            ("/v2/health/ready", {"ready": True}),
+        ):
             assert server.request("GET", path)[::2] == (200, expected)
     finally:
         for sock in flood:
@@ -209,6 +274,7 @@ def test_one_address_cannot_take_every_connection_and_health_is_answered_over_th
 
 
 # --- an unverified model, and the model's name ------------------------------------------------------
+
 
 def test_an_unverified_model_warns_once_and_says_so_in_its_answers(bundle_dir, tmp_path):
     """Two classifiers of an artifact without a passing parity record: one warning line on stderr (not
@@ -243,9 +309,11 @@ def test_an_unverified_model_warns_once_and_says_so_in_its_answers(bundle_dir, t
 # --- a stop while the model loads ----------------------------------------------------------------
 
 # The bundle's load never ends (as when manifest.json was a FIFO nobody writes to).
-BLOCKED_LOAD = ("import sys, threading; from runtime.classifier import SentimentClassifier; "
-                "SentimentClassifier.create_from_options = classmethod(lambda cls, *a, **k: threading.Event().wait()); "
-                "from runtime.serve import main; sys.exit(main(sys.argv[1:]))")
+BLOCKED_LOAD = (
+    "import sys, threading; from runtime.classifier import SentimentClassifier; "
+    "SentimentClassifier.create_from_options = classmethod(lambda cls, *a, **k: threading.Event().wait()); "
+    "from runtime.serve import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])

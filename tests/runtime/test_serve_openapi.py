@@ -38,7 +38,9 @@ def test_the_document_is_valid_openapi_with_the_values_filled_in():
         assert path.startswith("/") and operations and set(operations) <= METHODS, path
         for operation in operations.values():
             assert operation["summary"] and operation["responses"], path
-            assert all(status.isdigit() and "description" in answer for status, answer in operation["responses"].items())
+            assert all(
+                status.isdigit() and "description" in answer for status, answer in operation["responses"].items()
+            )
             parameters = {parameter["name"] for parameter in operation.get("parameters", [])}
             assert parameters == {part.strip("{}") for part in path.split("/") if part.startswith("{")}, path
     schemas = document["components"]["schemas"]
@@ -52,8 +54,12 @@ def test_the_document_names_the_protocol_constants():
     assert request["inputs"]["items"]["properties"]["name"] == {"const": protocol.INPUT_TEXT}
     assert request["outputs"]["items"]["properties"]["name"] == {"enum": list(protocol.OUTPUTS)}
     version = protocol.openapi_document("1", Limits())["paths"]["/v2/models/{name}/versions/{version}"]["get"]
-    assert {"name": "version", "in": "path", "required": True,
-            "schema": {"type": "string", "enum": [protocol.MODEL_VERSION]}} in version["parameters"]
+    assert {
+        "name": "version",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "enum": [protocol.MODEL_VERSION]},
+    } in version["parameters"]
 
 
 def test_the_document_mentions_every_route_and_no_other():

@@ -4,8 +4,18 @@ import numpy as np
 import pytest
 
 from runtime import text as text_module
-from runtime.text import (OOV_ID, PAD_ID, START_ID, WORD_PATTERN, Tokenizer, _cut_before, normalize, pad_ids, split_words,
-                          word_spans)
+from runtime.text import (
+    OOV_ID,
+    PAD_ID,
+    START_ID,
+    WORD_PATTERN,
+    Tokenizer,
+    _cut_before,
+    normalize,
+    pad_ids,
+    split_words,
+    word_spans,
+)
 
 
 @pytest.fixture
@@ -18,7 +28,15 @@ def test_html_tags_and_entities_are_removed():
 
 
 def test_punctuation_and_case():
-    assert split_words("WOW!!! The Movie... wasn't (at all) bad?!") == ["wow", "the", "movie", "wasn't", "at", "all", "bad"]
+    assert split_words("WOW!!! The Movie... wasn't (at all) bad?!") == [
+        "wow",
+        "the",
+        "movie",
+        "wasn't",
+        "at",
+        "all",
+        "bad",
+    ]
 
 
 def test_curly_apostrophes_and_fullwidth_letters_normalise():
@@ -35,11 +53,34 @@ def test_emoji_control_characters_cjk_and_rtl():
 
 def test_apostrophes_stay_only_inside_words():
     assert split_words("'Quoted' rock'n'roll a''b don't' ''' 90's x'_y") == [
-        "quoted", "rock'n'roll", "a", "b", "don't", "90's", "x", "y"]
+        "quoted",
+        "rock'n'roll",
+        "a",
+        "b",
+        "don't",
+        "90's",
+        "x",
+        "y",
+    ]
 
 
-@pytest.mark.parametrize("text", ["'", "''a", "a'", "a' 'b", "a'''b", "a''''b", "'a'b'", "snake_case_name",
-                                  "x'y'z''w", "tab\tnew\nline\r", "", "9-5 o'clock, 3:10 to 'yuma'"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "'",
+        "''a",
+        "a'",
+        "a' 'b",
+        "a'''b",
+        "a''''b",
+        "'a'b'",
+        "snake_case_name",
+        "x'y'z''w",
+        "tab\tnew\nline\r",
+        "",
+        "9-5 o'clock, 3:10 to 'yuma'",
+    ],
+)
 def test_ascii_words_are_the_word_pattern_matches(text):
     """ASCII text takes a faster path than the regex; its words must be the regex's."""
     assert normalize(text).isascii()
@@ -47,8 +88,7 @@ def test_ascii_words_are_the_word_pattern_matches(text):
 
 
 def test_every_test_review_splits_as_the_word_pattern_does(shared_test_set):
-    differing = [text for text in shared_test_set.texts
-                 if split_words(text) != WORD_PATTERN.findall(normalize(text))]
+    differing = [text for text in shared_test_set.texts if split_words(text) != WORD_PATTERN.findall(normalize(text))]
     assert not differing, differing[0]
 
 
@@ -111,6 +151,7 @@ def test_real_reviews_tokenize_the_same_on_both_sides(shared_test_reviews):
 
 # --- word spans: cost -------------------------------------------------------------------------------
 
+
 def test_word_spans_handles_a_long_run_of_combining_marks_in_linear_work(monkeypatch):
     """A mark joins the unit before it: the unit grew by string concatenation once a mark, so each
     NFKC check and join handled the whole run so far (quadratic). Count the characters they see."""
@@ -118,7 +159,9 @@ def test_word_spans_handles_a_long_run_of_combining_marks_in_linear_work(monkeyp
 
     seen = []
     composes, fold = text_module._composes, text_module._fold
-    monkeypatch.setattr(text_module, "_composes", lambda before, after: seen.append(len(before) + len(after)) or composes(before, after))
+    monkeypatch.setattr(
+        text_module, "_composes", lambda before, after: seen.append(len(before) + len(after)) or composes(before, after)
+    )
     monkeypatch.setattr(text_module, "_fold", lambda text: seen.append(len(text)) or fold(text))
     marks = 50_000
     assert text_module.word_spans("a" + "\u0301" * marks) == [("\u00e1", 0, marks + 1)]
@@ -128,9 +171,42 @@ def test_word_spans_handles_a_long_run_of_combining_marks_in_linear_work(monkeyp
 # --- word spans of the last words only --------------------------------------------------------------
 
 FUZZ_ALPHABET = list("abcXYZ '’<>&;#/ib0123\n,._:`") + [
-    "<br />", "&amp;", "&eacute;", "&#x301;", "&#769;", "\u0301", "\u0323", "é", "ß", "ﬁ", "ＬＯ", "ᄀ", "\u1161",
-    "\u11a8", "한", "\u0bc6", "\u0bbe", "😀", "İ", "ǅ", "&am", "&ampx", "&amp,", "&ampgood", "&#233", "&#x41", "Σ",
-    "\u00a0", "½", "&#1;", "<i>", "</i>", "<a x='1 2'>", "word ", " the "]
+    "<br />",
+    "&amp;",
+    "&eacute;",
+    "&#x301;",
+    "&#769;",
+    "\u0301",
+    "\u0323",
+    "é",
+    "ß",
+    "ﬁ",
+    "ＬＯ",
+    "ᄀ",
+    "\u1161",
+    "\u11a8",
+    "한",
+    "\u0bc6",
+    "\u0bbe",
+    "😀",
+    "İ",
+    "ǅ",
+    "&am",
+    "&ampx",
+    "&amp,",
+    "&ampgood",
+    "&#233",
+    "&#x41",
+    "Σ",
+    "\u00a0",
+    "½",
+    "&#1;",
+    "<i>",
+    "</i>",
+    "<a x='1 2'>",
+    "word ",
+    " the ",
+]
 
 
 def test_the_last_words_spans_are_those_of_the_whole_text():

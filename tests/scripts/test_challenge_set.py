@@ -42,8 +42,9 @@ def test_no_text_or_id_repeats(reviews):
 def test_the_readme_counts_and_results_are_the_scripts(reviews):
     readme = challenge_set.README.read_text(encoding="utf-8")
     current = challenge_set.replace_block(readme, challenge_set.COUNTS_BLOCK, challenge_set.stats_block(reviews))
-    current = challenge_set.replace_block(current, challenge_set.RESULTS_BLOCK,
-                                          challenge_set.results_table(challenge_set.load_records()))
+    current = challenge_set.replace_block(
+        current, challenge_set.RESULTS_BLOCK, challenge_set.results_table(challenge_set.load_records())
+    )
     assert current == readme, "the README's counts or results are stale: run python scripts/challenge_set.py --stats"
 
 
@@ -55,15 +56,18 @@ def write(path, rows):
 GOOD = {"id": 1, "text": "Not bad at all.", "label": "positive", "category": "negated-criticism"}
 
 
-@pytest.mark.parametrize("second, problem", [
-    ({**GOOD, "text": "Never boring."}, "id 1 is also on line 1"),
-    ({**GOOD, "id": 2, "text": "  not BAD at   all."}, "the same text as line 1"),
-    ({**GOOD, "id": 2, "text": "Dull.", "label": "neutral"}, "label 'neutral'"),
-    ({**GOOD, "id": 2, "text": "   "}, "the text is empty"),
-    ({**GOOD, "id": 2, "text": "Dull.", "category": "sarcasm"}, "category 'sarcasm'"),
-    ({**GOOD, "id": "2", "text": "Dull."}, "is not an integer"),
-    ({"id": 2, "text": "Dull.", "label": "negative"}, "exactly the fields"),
-])
+@pytest.mark.parametrize(
+    "second, problem",
+    [
+        ({**GOOD, "text": "Never boring."}, "id 1 is also on line 1"),
+        ({**GOOD, "id": 2, "text": "  not BAD at   all."}, "the same text as line 1"),
+        ({**GOOD, "id": 2, "text": "Dull.", "label": "neutral"}, "label 'neutral'"),
+        ({**GOOD, "id": 2, "text": "   "}, "the text is empty"),
+        ({**GOOD, "id": 2, "text": "Dull.", "category": "sarcasm"}, "category 'sarcasm'"),
+        ({**GOOD, "id": "2", "text": "Dull."}, "is not an integer"),
+        ({"id": 2, "text": "Dull.", "label": "negative"}, "exactly the fields"),
+    ],
+)
 def test_load_reviews_refuses_a_bad_file(tmp_path, second, problem):
     path = write(tmp_path / "reviews.jsonl", [GOOD, second])
     with pytest.raises(ChallengeSetError, match=f"reviews.jsonl:2: .*{problem}"):
@@ -90,14 +94,28 @@ def test_accuracy_of_scores_per_category_and_label(reviews):
 
 def test_stats_updates_only_the_counts_and_results_blocks(tmp_path, capsys):
     readme, results = tmp_path / "README.md", tmp_path / "results.jsonl"
-    readme.write_text("intro\n<!-- begin:counts -->\nold\n<!-- end:counts -->\nmiddle\n"
-                      "<!-- begin:results -->\n<!-- end:results -->\noutro\n", encoding="utf-8")
-    challenge_set.append_record(results, {"date": "2026-12-02T00:00:00+00:00", "bundle": "b", "manifest_sha256": "ab" * 32,
-                                          "backend": "onnx", "precision": "float32", "accuracy": 0.5,
-                                          "per_category": {"concession": 0.25}})
+    readme.write_text(
+        "intro\n<!-- begin:counts -->\nold\n<!-- end:counts -->\nmiddle\n"
+        "<!-- begin:results -->\n<!-- end:results -->\noutro\n",
+        encoding="utf-8",
+    )
+    challenge_set.append_record(
+        results,
+        {
+            "date": "2026-12-02T00:00:00+00:00",
+            "bundle": "b",
+            "manifest_sha256": "ab" * 32,
+            "backend": "onnx",
+            "precision": "float32",
+            "accuracy": 0.5,
+            "per_category": {"concession": 0.25},
+        },
+    )
     assert challenge_set.main(["--stats", "--readme", str(readme), "--results", str(results)]) == 0
     text = readme.read_text(encoding="utf-8")
-    assert text.startswith("intro\n<!-- begin:counts -->\n| Category |") and text.endswith("<!-- end:results -->\noutro\n")
+    assert text.startswith("intro\n<!-- begin:counts -->\n| Category |") and text.endswith(
+        "<!-- end:results -->\noutro\n"
+    )
     assert "old" not in text and "<!-- end:counts -->\nmiddle\n<!-- begin:results -->\n| Date |" in text
     assert "| 2026-12-02 | b (`abababababab`) | onnx float32 | **50.0** | - | - | - | 25.0 |" in text
     assert "| **all** |" in capsys.readouterr().out
@@ -109,8 +127,12 @@ def test_the_script_scores_the_shipped_bundle_through_the_runtime(tmp_path, caps
         pytest.skip("no interpreter installed")
     backend = "onnx" if "onnx" in available else "tflite"
     record = tmp_path / "results.jsonl"
-    assert challenge_set.main(["--model", str(SHIPPED_BUNDLE), "--backend", backend, "--precision", "float32",
-                               "--record", str(record)]) == 0
+    assert (
+        challenge_set.main(
+            ["--model", str(SHIPPED_BUNDLE), "--backend", backend, "--precision", "float32", "--record", str(record)]
+        )
+        == 0
+    )
     assert "Per category:" in capsys.readouterr().out
     [line] = record.read_text(encoding="utf-8").splitlines()
     run = json.loads(line)

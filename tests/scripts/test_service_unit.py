@@ -32,8 +32,7 @@ def parse_unit(text: str) -> dict[str, dict[str, str]]:
 
 
 def printed_unit(tmp_path) -> tuple[str, str]:
-    done = subprocess.run([sys.executable, "-m", "runtime.service"], capture_output=True, text=True,
-                          cwd=tmp_path)
+    done = subprocess.run([sys.executable, "-m", "runtime.service"], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     return done.stdout, done.stderr
 

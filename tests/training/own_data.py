@@ -39,8 +39,9 @@ def cue_text(labels: dict[str, str], label: str) -> str:
     return f"The {labels[label]} film, {labels[label]}."
 
 
-def write_csv(path: Path, rows, columns=("text", "label"), delimiter: str = ",", bom: bool = False,
-              extra: list | None = None) -> Path:
+def write_csv(
+    path: Path, rows, columns=("text", "label"), delimiter: str = ",", bom: bool = False, extra: list | None = None
+) -> Path:
     """A header and one row a (text, label[, split]) tuple, in the columns named (an "id" column first)."""
     with open(path, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as handle:
         writer = csv.writer(handle, delimiter=delimiter)

@@ -86,7 +86,10 @@ def test_validation_takes_whole_blocks_of_consecutive_ids(tmp_path):
     train = data.load_imdb(write_archive(tmp_path / "films.tar.gz", per_folder=200)).train
     fit, validation = data.split_validation(train, 0.2, seed=5)
     block_ids = 10  # 200 ids per folder leave room for twenty blocks of 10
-    blocks = lambda split: {(label, review_id // block_ids) for label, review_id in zip(split.labels, split.ids)}
+
+    def blocks(split):
+        return {(label, review_id // block_ids) for label, review_id in zip(split.labels, split.ids)}
+
     assert len(blocks(validation)) == 8 and not blocks(fit) & blocks(validation)
     assert len(validation) == 80 and validation.labels.sum() == 40
     assert len(fit) + len(validation) == len(train)
@@ -109,7 +112,10 @@ def test_reads_the_real_archive():
     assert sorted(dataset.train.ids[dataset.train.labels == 1]) == list(range(12_500))
     fit, validation = data.split_validation(dataset.train, 0.2, seed=1337)
     assert len(validation) == 5_000 and validation.labels.mean() == 0.5
-    block = lambda split: set(zip(split.labels, split.ids // data.VALIDATION_BLOCK_IDS))
+
+    def block(split):
+        return set(zip(split.labels, split.ids // data.VALIDATION_BLOCK_IDS))
+
     assert not block(fit) & block(validation)
     assert dataset.test.labels.mean() == 0.5
     sample = data.sample(dataset.test, 300, seed=0)

@@ -18,16 +18,22 @@ def quick_bundle(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fit")
     archive = write_archive(folder / "small.tar.gz", per_folder=150)
     output = folder / "bundle"
-    code = fit.main(["--data", str(archive), "--output", str(output), "--epochs", "2", "--batch-size", "32",
-                     "--quiet"])
+    code = fit.main(["--data", str(archive), "--output", str(output), "--epochs", "2", "--batch-size", "32", "--quiet"])
     assert code == 0
     return output
 
 
 def test_quick_run_writes_a_complete_bundle(quick_bundle):
     names = {path.name for path in quick_bundle.iterdir()}
-    assert {"model.keras", "vocab.txt", "manifest.json", "history.json", "accuracy.png", "loss.png",
-            "confusion.png"} <= names
+    assert {
+        "model.keras",
+        "vocab.txt",
+        "manifest.json",
+        "history.json",
+        "accuracy.png",
+        "loss.png",
+        "confusion.png",
+    } <= names
     assert not [name for name in names if name.startswith(".")]
     manifest = bundle.read_manifest(quick_bundle)
     assert manifest["model_config"]["lstm_units"] == 100 and manifest["model_config"]["sequence_length"] == 500
@@ -37,11 +43,19 @@ def test_quick_run_writes_a_complete_bundle(quick_bundle):
     assert manifest["training"]["data"]["fit_reviews"] + manifest["training"]["data"]["validation_reviews"] == 300
     for record in bundle.file_records(manifest):
         bundle.verify_file(quick_bundle, record)
-    assert [record["file"] for record in manifest["reports"]] == ["history.json", "accuracy.png", "loss.png",
-                                                                  "metrics.json", "confusion.png"]
+    assert [record["file"] for record in manifest["reports"]] == [
+        "history.json",
+        "accuracy.png",
+        "loss.png",
+        "metrics.json",
+        "confusion.png",
+    ]
     details = json.loads((quick_bundle / manifest["metrics"]["test_details"]).read_text())
-    assert details["confusion"]["labels"] == ["negative", "positive"] and set(details["per_label"]) == {
-        "negative", "positive"} and sum(map(sum, details["confusion"]["counts"])) == 300
+    assert (
+        details["confusion"]["labels"] == ["negative", "positive"]
+        and set(details["per_label"]) == {"negative", "positive"}
+        and sum(map(sum, details["confusion"]["counts"])) == 300
+    )
     assert manifest["name"] == "imdb-lstm"  # not the folder's name
     history = json.loads((quick_bundle / "history.json").read_text())
     assert len(history["val_accuracy"]) == manifest["metrics"]["epochs_run"] == 2
@@ -73,8 +87,25 @@ def test_the_kept_weights_are_the_ones_validation_chose(tmp_path, extra):
 
     archive = write_archive(tmp_path / "tiny.tar.gz", per_folder=40)
     output = tmp_path / "bundle"
-    assert fit.main(["--data", str(archive), "--output", str(output), "--epochs", "3", "--batch-size", "8",
-                     "--learning-rate", "0.01", "--quiet", *extra]) == 0
+    assert (
+        fit.main(
+            [
+                "--data",
+                str(archive),
+                "--output",
+                str(output),
+                "--epochs",
+                "3",
+                "--batch-size",
+                "8",
+                "--learning-rate",
+                "0.01",
+                "--quiet",
+                *extra,
+            ]
+        )
+        == 0
+    )
     manifest = bundle.read_manifest(output)
     settings = manifest["training"]["settings"]
     assert settings["ema_momentum"] == (0.9 if extra else None)
@@ -82,7 +113,9 @@ def test_the_kept_weights_are_the_ones_validation_chose(tmp_path, extra):
     tokenizer = Tokenizer.load(output / bundle.VOCABULARY_NAME, manifest["model_config"]["sequence_length"])
     model = keras.models.load_model(output / "model.keras", compile=False)
     model.compile(loss="categorical_crossentropy")
-    loss = model.evaluate(tokenizer.encode(validation.texts), keras.utils.to_categorical(validation.labels, 2), verbose=0)
+    loss = model.evaluate(
+        tokenizer.encode(validation.texts), keras.utils.to_categorical(validation.labels, 2), verbose=0
+    )
     assert loss == pytest.approx(manifest["metrics"]["validation_loss"], rel=1e-5)
 
 
@@ -92,8 +125,11 @@ def test_the_refit_learns_from_every_training_review(tmp_path):
     from runtime.text import split_words
     from training import data
 
-    rare = {f"aclImdb/train/{label}/{500 + i}_{8 if label == 'pos' else 3}.txt": f"a rarity{label}{i} film".encode()
-            for label in ("neg", "pos") for i in range(10)}
+    rare = {
+        f"aclImdb/train/{label}/{500 + i}_{8 if label == 'pos' else 3}.txt": f"a rarity{label}{i} film".encode()
+        for label in ("neg", "pos")
+        for i in range(10)
+    }
     archive = write_archive(tmp_path / "tiny.tar.gz", per_folder=40, extra=rare)
     output = tmp_path / "bundle"
     assert fit.main(["--data", str(archive), "--output", str(output), "--epochs", "2", "--refit", "--quiet"]) == 0
@@ -109,8 +145,24 @@ def test_the_refit_learns_from_every_training_review(tmp_path):
 def test_pretraining_is_recorded_in_the_manifest(tmp_path):
     archive = write_archive(tmp_path / "tiny.tar.gz", per_folder=40)
     output = tmp_path / "bundle"
-    assert fit.main(["--data", str(archive), "--output", str(output), "--epochs", "1", "--pretrain-epochs", "2",
-                     "--word2vec-epochs", "0", "--quiet"]) == 0
+    assert (
+        fit.main(
+            [
+                "--data",
+                str(archive),
+                "--output",
+                str(output),
+                "--epochs",
+                "1",
+                "--pretrain-epochs",
+                "2",
+                "--word2vec-epochs",
+                "0",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     manifest = bundle.read_manifest(output)
     assert manifest["training"]["settings"]["pretrain_epochs"] == 2
     pretraining = manifest["metrics"]["pretraining"]
@@ -121,8 +173,12 @@ def test_word2vec_start_is_recorded_in_the_manifest(tmp_path):
     pytest.importorskip("gensim", reason="needs the training extra")
     archive = write_archive(tmp_path / "tiny.tar.gz", per_folder=40)
     output = tmp_path / "bundle"
-    assert fit.main(["--data", str(archive), "--output", str(output), "--epochs", "1", "--word2vec-epochs", "2",
-                     "--quiet"]) == 0
+    assert (
+        fit.main(
+            ["--data", str(archive), "--output", str(output), "--epochs", "1", "--word2vec-epochs", "2", "--quiet"]
+        )
+        == 0
+    )
     manifest = bundle.read_manifest(output)
     assert manifest["training"]["settings"]["word2vec_epochs"] == 2
     start = manifest["metrics"]["pretraining"]
@@ -131,19 +187,52 @@ def test_word2vec_start_is_recorded_in_the_manifest(tmp_path):
 
 def test_pretraining_and_word2vec_are_refused_together(tmp_path, capsys):
     archive = write_archive(tmp_path / "tiny.tar.gz", per_folder=10)
-    assert fit.main(["--data", str(archive), "--output", str(tmp_path / "out"), "--pretrain-epochs", "1",
-                     "--word2vec-epochs", "1"]) == 1
+    assert (
+        fit.main(
+            [
+                "--data",
+                str(archive),
+                "--output",
+                str(tmp_path / "out"),
+                "--pretrain-epochs",
+                "1",
+                "--word2vec-epochs",
+                "1",
+            ]
+        )
+        == 1
+    )
     assert "choose one" in capsys.readouterr().err and not (tmp_path / "out").exists()
 
 
 def test_dropout_options_reach_the_model_and_the_manifest(tmp_path):
     archive = write_archive(tmp_path / "tiny.tar.gz", per_folder=20)
     output = tmp_path / "bundle"
-    assert fit.main(["--data", str(archive), "--output", str(output), "--epochs", "1", "--dropout", "0.5",
-                     "--recurrent-dropout", "0", "--quiet"]) == 0
+    assert (
+        fit.main(
+            [
+                "--data",
+                str(archive),
+                "--output",
+                str(output),
+                "--epochs",
+                "1",
+                "--dropout",
+                "0.5",
+                "--recurrent-dropout",
+                "0",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     manifest = bundle.read_manifest(output)
-    assert manifest["model_config"] == {**ModelConfig().to_dict(), "dropout": 0.5, "recurrent_dropout": 0.0,
-                                        "vocab_size": manifest["tokenizer"]["words"] + 3}  # the words found
+    assert manifest["model_config"] == {
+        **ModelConfig().to_dict(),
+        "dropout": 0.5,
+        "recurrent_dropout": 0.0,
+        "vocab_size": manifest["tokenizer"]["words"] + 3,
+    }  # the words found
     lstm = keras.saving.load_model(output / "model.keras").get_layer("lstm")
     assert (lstm.dropout, lstm.recurrent_dropout) == (0.5, 0.0)
 
@@ -172,15 +261,18 @@ def test_an_interrupted_run_leaves_the_previous_bundle(quick_bundle, tmp_path, m
     assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--epochs", "0"], "must be a positive integer"),
-    (["--batch-size", "-3"], "must be a positive integer"),
-    (["--validation-split", "1.5"], "must be between 0 and 1"),
-    (["--pretrain-epochs", "-1"], "must be 0 or more"),
-    (["--word2vec-epochs", "x"], "invalid non_negative_int value"),
-    (["--learning-rate", "abc"], "invalid positive_float value"),
-    (["--dropout", "1"], "dropout must be in [0, 1), got 1.0"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--epochs", "0"], "must be a positive integer"),
+        (["--batch-size", "-3"], "must be a positive integer"),
+        (["--validation-split", "1.5"], "must be between 0 and 1"),
+        (["--pretrain-epochs", "-1"], "must be 0 or more"),
+        (["--word2vec-epochs", "x"], "invalid non_negative_int value"),
+        (["--learning-rate", "abc"], "invalid positive_float value"),
+        (["--dropout", "1"], "dropout must be in [0, 1), got 1.0"),
+    ],
+)
 def test_nonsense_options_exit_non_zero(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         fit.main(argv)

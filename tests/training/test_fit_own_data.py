@@ -67,14 +67,21 @@ def test_per_label_figures_and_the_confusion_plot(five_label_run):
     for record in bundle.file_records(manifest):  # every file of the bundle, the plot included
         bundle.verify_file(output, record)
     assert {path.name for path in output.iterdir()} == {record["file"] for record in bundle.file_records(manifest)} | {
-        bundle.MANIFEST_NAME}
+        bundle.MANIFEST_NAME
+    }
 
 
 def test_json_lines_with_their_own_split_and_a_fixed_label_order(tmp_path, capsys):
-    rows = [(text, label, "test" if index % 4 == 0 else "train") for index, (text, label) in enumerate(examples(TWO_LABELS, 20))]
+    rows = [
+        (text, label, "test" if index % 4 == 0 else "train")
+        for index, (text, label) in enumerate(examples(TWO_LABELS, 20))
+    ]
     data = write_jsonl(tmp_path / "zwei.jsonl", rows, keys=("text", "label", "split"))
     output = tmp_path / "bundle"
-    assert fit.main(["--data", str(data), "--labels", "nein,ja", "--output", str(output), "--test-split", "0.5", *QUICK]) == 0
+    assert (
+        fit.main(["--data", str(data), "--labels", "nein,ja", "--output", str(output), "--test-split", "0.5", *QUICK])
+        == 0
+    )
     captured = capsys.readouterr()
     assert "has its own test split; --test-split is not used" in captured.err
     assert "Test accuracy on 10 texts" in captured.out and "| nein |" in captured.out
@@ -85,11 +92,31 @@ def test_json_lines_with_their_own_split_and_a_fixed_label_order(tmp_path, capsy
 
 
 def test_star_ratings_get_within_one_accuracy(tmp_path):
-    rows = [(text, {"ja": 9, "nein": 2}[label] + index // 2 % 2) for index, (text, label) in enumerate(examples(TWO_LABELS, 12))]
+    rows = [
+        (text, {"ja": 9, "nein": 2}[label] + index // 2 % 2)
+        for index, (text, label) in enumerate(examples(TWO_LABELS, 12))
+    ]
     output = tmp_path / "bundle"
-    assert fit.main(["--data", str(write_csv(tmp_path / "stars.csv", rows, columns=("text", "stars"))),
-                     "--label-column", "stars", "--output", str(output), "--limit", "30", "--epochs", "1",
-                     "--word2vec-epochs", "0", "--quiet"]) == 0
+    assert (
+        fit.main(
+            [
+                "--data",
+                str(write_csv(tmp_path / "stars.csv", rows, columns=("text", "stars"))),
+                "--label-column",
+                "stars",
+                "--output",
+                str(output),
+                "--limit",
+                "30",
+                "--epochs",
+                "1",
+                "--word2vec-epochs",
+                "0",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     manifest = bundle.read_manifest(output)
     assert manifest["model_config"]["labels"] == ["2", "3", "9", "10"]
     assert 0.0 <= manifest["metrics"]["test_within_one_accuracy"] <= 1.0
@@ -98,25 +125,48 @@ def test_star_ratings_get_within_one_accuracy(tmp_path):
 
 def test_the_imdb_run_records_its_format_and_labels(small_archive, tmp_path):
     output = tmp_path / "bundle"
-    assert fit.main(["--data", str(small_archive), "--output", str(output), "--epochs", "1", "--word2vec-epochs", "0",
-                     "--quiet"]) == 0
+    assert (
+        fit.main(
+            [
+                "--data",
+                str(small_archive),
+                "--output",
+                str(output),
+                "--epochs",
+                "1",
+                "--word2vec-epochs",
+                "0",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     manifest = bundle.read_manifest(output)
     record = manifest["training"]["data"]
-    assert list(record)[:6] == ["source", "sha256", "fit_reviews", "validation_reviews", "validation_block_ids",
-                                "test_reviews"]  # the keys IMDB bundles always had, first
+    assert list(record)[:6] == [
+        "source",
+        "sha256",
+        "fit_reviews",
+        "validation_reviews",
+        "validation_block_ids",
+        "test_reviews",
+    ]  # the keys IMDB bundles always had, first
     assert record["format"] == "imdb" and record["labels"] == ["negative", "positive"] and record["test_split"] is None
     assert manifest["model_config"]["labels"] == ["negative", "positive"]
     details = json.loads((output / "metrics.json").read_text())
     assert set(details["per_label"]) == {"negative", "positive"}
 
 
-@pytest.mark.parametrize("content, options, message", [
-    (b"text,label\nnice,x\nbad,\n", [], "bad.csv line 3: empty label in 'label'"),
-    (b"text,label\n1,x\n2,x\n3,y\n4,y\n", [], "every text in column 'text' is a number"),
-    (b"review,label\nnice,x\n", [], "no column 'text'"),
-    (b"text,label\na,x\nb,x\nc,y\nd,y\n", ["--label-column", "rating"], "no column 'rating'"),
-    (b"text,label\na,x\nb,x\nc,y\nd,y\n", ["--format", "imdb"], "not a readable tar archive"),
-])
+@pytest.mark.parametrize(
+    "content, options, message",
+    [
+        (b"text,label\nnice,x\nbad,\n", [], "bad.csv line 3: empty label in 'label'"),
+        (b"text,label\n1,x\n2,x\n3,y\n4,y\n", [], "every text in column 'text' is a number"),
+        (b"review,label\nnice,x\n", [], "no column 'text'"),
+        (b"text,label\na,x\nb,x\nc,y\nd,y\n", ["--label-column", "rating"], "no column 'rating'"),
+        (b"text,label\na,x\nb,x\nc,y\nd,y\n", ["--format", "imdb"], "not a readable tar archive"),
+    ],
+)
 def test_refused_data_writes_nothing(tmp_path, monkeypatch, capsys, content, options, message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.csv").write_bytes(content)
@@ -127,13 +177,16 @@ def test_refused_data_writes_nothing(tmp_path, monkeypatch, capsys, content, opt
     assert sorted(path.name for path in tmp_path.iterdir()) == ["bad.csv"]  # not even runs/
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--labels", "a"], "two or more distinct labels"),
-    (["--labels", "a,a"], "two or more distinct labels"),
-    (["--test-split", "1"], "must be between 0 and 1"),
-    (["--vocab-size", "3"], "must exceed the 3 reserved ids"),
-    (["--format", "xml"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--labels", "a"], "two or more distinct labels"),
+        (["--labels", "a,a"], "two or more distinct labels"),
+        (["--test-split", "1"], "must be between 0 and 1"),
+        (["--vocab-size", "3"], "must exceed the 3 reserved ids"),
+        (["--format", "xml"], "invalid choice"),
+    ],
+)
 def test_nonsense_data_options_exit_non_zero(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         fit.main(argv)
@@ -144,8 +197,9 @@ TINY = ["--epochs", "1", "--word2vec-epochs", "0", "--batch-size", "64", "--sequ
 
 
 def _contents(folder):
-    return sorted((str(path.relative_to(folder)), path.read_bytes() if path.is_file() else None)
-                  for path in folder.rglob("*"))
+    return sorted(
+        (str(path.relative_to(folder)), path.read_bytes() if path.is_file() else None) for path in folder.rglob("*")
+    )
 
 
 def test_overwrite_never_replaces_the_data_or_a_folder_that_is_not_a_bundle(tmp_path, monkeypatch, capsys):
@@ -160,8 +214,12 @@ def test_overwrite_never_replaces_the_data_or_a_folder_that_is_not_a_bundle(tmp_
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "keep.txt").write_text("keep")
     before = _contents(tmp_path)
-    for output, message in (("mydata", "holds the training data"), (".", "holds the training data"),
-                            ("other", "not a model bundle"), ("mydata/two.csv", "not a folder")):
+    for output, message in (
+        ("mydata", "holds the training data"),
+        (".", "holds the training data"),
+        ("other", "not a model bundle"),
+        ("mydata/two.csv", "not a folder"),
+    ):
         assert fit.main(["--data", "mydata/two.csv", "--output", output, "--overwrite", *TINY]) == 1
         (line,) = capsys.readouterr().err.strip().splitlines()
         assert line.startswith("error: ") and message in line
@@ -195,8 +253,12 @@ def test_many_labels_keep_the_manifest_small_and_loadable(tmp_path, capsys):
     assert (output / bundle.MANIFEST_NAME).stat().st_size < 64 * 1024
     manifest = bundle.read_manifest(output)
     assert len(manifest["model_config"]["labels"]) == 300
-    assert [record["file"] for record in manifest["reports"]] == ["history.json", "accuracy.png", "loss.png",
-                                                                  "metrics.json"]
+    assert [record["file"] for record in manifest["reports"]] == [
+        "history.json",
+        "accuracy.png",
+        "loss.png",
+        "metrics.json",
+    ]
     for record in bundle.file_records(manifest):
         bundle.verify_file(output, record)
     details = json.loads((output / "metrics.json").read_text())
@@ -234,8 +296,15 @@ def test_name_progress_and_examples(tmp_path, capsys):
         assert len(scores) == 3 and scores == sorted(scores, reverse=True)
     assert fit.main([*argv, "--output", str(tmp_path / "b"), "--limit", "20"]) == 0
     err = capsys.readouterr().err
-    for stage in ("Reading", "loading TensorFlow", "Building the vocabulary", "word2vec: 1 epochs", "Training: up to",
-                  "Evaluating", "Writing the bundle"):
+    for stage in (
+        "Reading",
+        "loading TensorFlow",
+        "Building the vocabulary",
+        "word2vec: 1 epochs",
+        "Training: up to",
+        "Evaluating",
+        "Writing the bundle",
+    ):
         assert stage in err, stage
     assert bundle.read_manifest(tmp_path / "b")["name"] == "verdicts"  # the data's name, not the folder's
 
@@ -265,8 +334,11 @@ def test_a_spreadsheet_with_spaces_and_hash_in_its_column_names_trains(tmp_path,
     """The 600-row, 3-label case (finding G), with docs/your-own-data.md's commands."""
     import csv
 
-    labels = {"thumbs up": "superb wonderful loved", "thumbs down": "awful boring dreadful",
-              "meh": "average forgettable passable"}
+    labels = {
+        "thumbs up": "superb wonderful loved",
+        "thumbs down": "awful boring dreadful",
+        "meh": "average forgettable passable",
+    }
     path = tmp_path / "verdicts.csv"
     with open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
@@ -274,8 +346,26 @@ def test_a_spreadsheet_with_spaces_and_hash_in_its_column_names_trains(tmp_path,
         for index, (text, label) in enumerate(examples(labels, 200)):
             writer.writerow([f"R-{index:04d}", label, text])
     monkeypatch.chdir(tmp_path)
-    assert fit.main(["--data", "verdicts.csv", "--text-column", "Review Body", "--label-column", "Our Verdict",
-                     "--epochs", "2", "--word2vec-epochs", "0", "--sequence-length", "40", "--quiet"]) == 0
+    assert (
+        fit.main(
+            [
+                "--data",
+                "verdicts.csv",
+                "--text-column",
+                "Review Body",
+                "--label-column",
+                "Our Verdict",
+                "--epochs",
+                "2",
+                "--word2vec-epochs",
+                "0",
+                "--sequence-length",
+                "40",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     (output,) = (tmp_path / "runs").iterdir()
     manifest = bundle.read_manifest(output)
     assert manifest["name"] == "verdicts" and manifest["model_config"]["labels"] == ["meh", "thumbs down", "thumbs up"]

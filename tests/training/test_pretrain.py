@@ -37,11 +37,15 @@ def test_pretraining_learns_the_text_and_starts_the_classifier_from_it(monkeypat
     from training import pretrain as module
 
     built = []
-    monkeypatch.setattr(module, "build_language_model", lambda *args: built.append(build_language_model(*args)) or built[-1])
+    monkeypatch.setattr(
+        module, "build_language_model", lambda *args: built.append(build_language_model(*args)) or built[-1]
+    )
     keras.utils.set_random_seed(0)
     classifier = build_model(TINY)
-    before = {name: [w.copy() for w in classifier.get_layer(name).get_weights()]
-              for name in ("embedding", "lstm", "probabilities")}
+    before = {
+        name: [w.copy() for w in classifier.get_layer(name).get_weights()]
+        for name in ("embedding", "lstm", "probabilities")
+    }
     reviews = [[1, *range(3, 12)]] * 300  # 3,000 ids: 29 windows of 100
     record = pretrain(classifier, reviews, TINY, epochs=4, batch_size=8, learning_rate=0.02, clipnorm=1.0, verbose=0)
     assert record["epochs"] == 4 and record["windows"] == 29
@@ -49,8 +53,9 @@ def test_pretraining_learns_the_text_and_starts_the_classifier_from_it(monkeypat
     assert record["perplexity"][-1] == pytest.approx(np.exp(record["loss"][-1]))
     (language_model,) = built
     for name in ("embedding", "lstm"):
-        for trained, copied, initial in zip(language_model.get_layer(name).get_weights(),
-                                            classifier.get_layer(name).get_weights(), before[name]):
+        for trained, copied, initial in zip(
+            language_model.get_layer(name).get_weights(), classifier.get_layer(name).get_weights(), before[name]
+        ):
             np.testing.assert_array_equal(copied, trained)
             assert not np.allclose(copied, initial)
     for initial, after in zip(before["probabilities"], classifier.get_layer("probabilities").get_weights()):

@@ -20,8 +20,10 @@ from training.sources import DataError, DataOptions
 
 def test_csv_with_other_columns_and_non_ascii_labels(tmp_path):
     rows = examples(FIVE_LABELS, 4)
-    dataset = sources.load(write_csv(tmp_path / "five.csv", rows, columns=("review", "sentiment")),
-                           DataOptions(text_column="review", label_column="sentiment"))
+    dataset = sources.load(
+        write_csv(tmp_path / "five.csv", rows, columns=("review", "sentiment")),
+        DataOptions(text_column="review", label_column="sentiment"),
+    )
     assert dataset.format == "csv" and dataset.test is None
     assert dataset.labels == ("ok", "schlecht", "très bien", "нейтрально", "良い")  # sorted by code point
     assert dataset.columns == {"text": "review", "label": "sentiment", "split": None}
@@ -32,7 +34,7 @@ def test_csv_with_other_columns_and_non_ascii_labels(tmp_path):
 
 
 def test_tsv_with_a_byte_order_mark_and_csv_quoting(tmp_path):
-    rows = [("Ein \"guter\"\tFilm,\nüber zwei Zeilen", "ja"), ("öde", "nein"), ("toll", "ja"), ("mies", "nein")]
+    rows = [('Ein "guter"\tFilm,\nüber zwei Zeilen', "ja"), ("öde", "nein"), ("toll", "ja"), ("mies", "nein")]
     path = write_csv(tmp_path / "two.tsv", rows, delimiter="\t", bom=True)
     dataset = sources.load(path)
     assert dataset.format == "tsv" and dataset.labels == ("ja", "nein")
@@ -48,7 +50,9 @@ def test_json_lines_with_integer_labels_sort_by_value(tmp_path):
 
 
 def test_a_split_column_is_the_data_s_own_test_split(tmp_path):
-    rows = [(text, label, "test" if i % 5 == 0 else "train") for i, (text, label) in enumerate(examples(TWO_LABELS, 10))]
+    rows = [
+        (text, label, "test" if i % 5 == 0 else "train") for i, (text, label) in enumerate(examples(TWO_LABELS, 10))
+    ]
     path = write_csv(tmp_path / "split.csv", rows, columns=("text", "label", "split"))
     dataset = sources.load(path)
     assert len(dataset.train) == 16 and len(dataset.test) == 4
@@ -81,7 +85,10 @@ def test_the_format_follows_the_name_or_format(tmp_path, small_archive):
     with pytest.raises(DataError, match="cannot tell the format.*--format"):
         sources.load(path)
     assert sources.load(path, DataOptions(format="csv")).labels == ("ja", "nein")
-    assert sources.data_stem(tmp_path / "My Ratings.csv") == "My-Ratings" and sources.data_stem(small_archive) == "aclImdb_small"
+    assert (
+        sources.data_stem(tmp_path / "My Ratings.csv") == "My-Ratings"
+        and sources.data_stem(small_archive) == "aclImdb_small"
+    )
 
 
 def test_imdb_through_sources_is_training_data_s(small_archive):
@@ -102,32 +109,60 @@ def refused(tmp_path, name: str, content: bytes, **options) -> str:
     return str(error.value)
 
 
-@pytest.mark.parametrize("name, content, options, message", [
-    ("a.csv", b"body,label\nnice,x\n", {}, r"a.csv line 1: no column 'text' \(the header has 'body', 'label'\); choose the text column with --text-column"),
-    ("a.csv", b"text,label\nnice,x\n", {"label_column": "stars"}, r"no column 'stars'.*--label-column"),
-    ("a.csv", b"text,label\nnice,x\n   ,y\n", {}, r"a.csv line 3: empty text in 'text'"),
-    ("a.csv", b"text,label\nnice,x\nbad,\n", {}, r"a.csv line 3: empty label in 'label'"),
-    ("a.csv", b"text,label\nnice,x,extra\n", {}, r"a.csv line 2: too many fields \(3; the header has 2\)"),
-    ("a.csv", b"text,label\nnice\n", {}, r"a.csv line 2: too few fields \(1; the header has 2\)"),
-    ("a.csv", b'text,label\n"never closed,x\nb,y\n', {}, r"a.csv line 2: too few fields.*never closed"),
-    ("a.csv", b"text,label\nnice,x\ncaf\xe9,y\n", {}, r"a.csv line 3: not UTF-8 \(byte 0xe9"),
-    ("a.csv", b"text,label\na,x\nb,x\nc,y\n", {}, r"a.csv line 4: the only example of the label 'y'"),
-    ("a.csv", b"text,label\na,x\nb,x\n", {}, r"only one label \('x'\) in 2 examples"),
-    ("a.csv", b"text,label\n1,x\n2,x\n3.5,y\n-4,y\n", {}, r"every text in column 'text' is a number.*--text-column"),
-    ("a.csv", b"text,label\n", {}, r"a.csv: no rows with a text and a label"),
-    ("a.csv", b"", {}, r"a.csv: no rows \(not even a header row\)"),
-    ("a.csv", b"text,label,split\na,x,train\nb,x,dev\n", {}, r"a.csv line 3: 'split' is 'dev'; expected train or test"),
-    ("a.csv", b"text,label,split\na,x,train\nb,x,train\nc,y,train\nd,y,train\n", {}, r"no test examples in the column 'split'"),
-    ("a.csv", b"text,label\na,x\nb,x\nc,y\nd,y\ne,z\nf,z\n", {"labels": ("x", "y")}, r"a.csv line 6: the label 'z' is not one of --labels x,y"),
-    ("a.csv", b"text,label\na,x\nb,x\nc,y\nd,y\n", {"labels": ("x", "y", "w")}, r"no example of the label 'w'"),
-    ("a.csv", b"text,label\na,x\tz\n", {}, r"the label 'x\\tz' holds a control character \(U\+0009\)"),
-    ("a.jsonl", b'{"text": "a"}\n', {}, r"a.jsonl line 1: no key 'label' \(the line has 'text'\)"),
-    ("a.jsonl", b'{"text": "a", "label": "x"}\n{"text": "a", "label": "x"\n', {}, r"a.jsonl line 2: not JSON"),
-    ("a.jsonl", b'["a", "x"]\n', {}, r"a.jsonl line 1: expected an object"),
-    ("a.jsonl", b'{"text": 5, "label": "x"}\n', {}, r"a.jsonl line 1: 'text' must be a string, not int"),
-    ("a.jsonl", b'{"text": "a", "label": true}\n', {}, r"'label' must be a string or an integer, not bool"),
-    ("a.jsonl", b'{"text": "a", "label": "x"}\n\xff\n', {}, r"a.jsonl line 2: not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "name, content, options, message",
+    [
+        (
+            "a.csv",
+            b"body,label\nnice,x\n",
+            {},
+            r"a.csv line 1: no column 'text' \(the header has 'body', 'label'\); choose the text column with --text-column",
+        ),
+        ("a.csv", b"text,label\nnice,x\n", {"label_column": "stars"}, r"no column 'stars'.*--label-column"),
+        ("a.csv", b"text,label\nnice,x\n   ,y\n", {}, r"a.csv line 3: empty text in 'text'"),
+        ("a.csv", b"text,label\nnice,x\nbad,\n", {}, r"a.csv line 3: empty label in 'label'"),
+        ("a.csv", b"text,label\nnice,x,extra\n", {}, r"a.csv line 2: too many fields \(3; the header has 2\)"),
+        ("a.csv", b"text,label\nnice\n", {}, r"a.csv line 2: too few fields \(1; the header has 2\)"),
+        ("a.csv", b'text,label\n"never closed,x\nb,y\n', {}, r"a.csv line 2: too few fields.*never closed"),
+        ("a.csv", b"text,label\nnice,x\ncaf\xe9,y\n", {}, r"a.csv line 3: not UTF-8 \(byte 0xe9"),
+        ("a.csv", b"text,label\na,x\nb,x\nc,y\n", {}, r"a.csv line 4: the only example of the label 'y'"),
+        ("a.csv", b"text,label\na,x\nb,x\n", {}, r"only one label \('x'\) in 2 examples"),
+        (
+            "a.csv",
+            b"text,label\n1,x\n2,x\n3.5,y\n-4,y\n",
+            {},
+            r"every text in column 'text' is a number.*--text-column",
+        ),
+        ("a.csv", b"text,label\n", {}, r"a.csv: no rows with a text and a label"),
+        ("a.csv", b"", {}, r"a.csv: no rows \(not even a header row\)"),
+        (
+            "a.csv",
+            b"text,label,split\na,x,train\nb,x,dev\n",
+            {},
+            r"a.csv line 3: 'split' is 'dev'; expected train or test",
+        ),
+        (
+            "a.csv",
+            b"text,label,split\na,x,train\nb,x,train\nc,y,train\nd,y,train\n",
+            {},
+            r"no test examples in the column 'split'",
+        ),
+        (
+            "a.csv",
+            b"text,label\na,x\nb,x\nc,y\nd,y\ne,z\nf,z\n",
+            {"labels": ("x", "y")},
+            r"a.csv line 6: the label 'z' is not one of --labels x,y",
+        ),
+        ("a.csv", b"text,label\na,x\nb,x\nc,y\nd,y\n", {"labels": ("x", "y", "w")}, r"no example of the label 'w'"),
+        ("a.csv", b"text,label\na,x\tz\n", {}, r"the label 'x\\tz' holds a control character \(U\+0009\)"),
+        ("a.jsonl", b'{"text": "a"}\n', {}, r"a.jsonl line 1: no key 'label' \(the line has 'text'\)"),
+        ("a.jsonl", b'{"text": "a", "label": "x"}\n{"text": "a", "label": "x"\n', {}, r"a.jsonl line 2: not JSON"),
+        ("a.jsonl", b'["a", "x"]\n', {}, r"a.jsonl line 1: expected an object"),
+        ("a.jsonl", b'{"text": 5, "label": "x"}\n', {}, r"a.jsonl line 1: 'text' must be a string, not int"),
+        ("a.jsonl", b'{"text": "a", "label": true}\n', {}, r"'label' must be a string or an integer, not bool"),
+        ("a.jsonl", b'{"text": "a", "label": "x"}\n\xff\n', {}, r"a.jsonl line 2: not UTF-8"),
+    ],
+)
 def test_bad_data_is_refused_naming_the_line(tmp_path, name, content, options, message):
     error = refused(tmp_path, name, content, **options)
     assert re.search(message, error), error
@@ -194,7 +229,10 @@ def test_the_record_re_creates_the_test_texts_and_refuses_other_data(tmp_path):
     record = splits.data_record(dataset, fit, validation, test, 0.3, 5)
     assert record["test_split"] == 0.3 and record["split_seed"] == 5 and record["labels"] == ["ja", "nein"]
     assert record["label_counts"]["test"] == {"ja": 4, "nein": 4} and record["test_reviews"] == 8
-    manifest = {"model_config": {"labels": ["ja", "nein"]}, "training": {"settings": {"seed": 5, "limit": None}, "data": record}}
+    manifest = {
+        "model_config": {"labels": ["ja", "nein"]},
+        "training": {"settings": {"seed": 5, "limit": None}, "data": record},
+    }
     assert splits.recreate_test(path, manifest).texts == test.texts
     other = write_jsonl(tmp_path / "other.jsonl", examples(TWO_LABELS, 15, seed=1))
     with pytest.raises(DataError) as error:
@@ -211,8 +249,12 @@ def test_metrics_for_many_labels_and_ratings():
     result = metrics.classification_metrics(labels, truth, predicted)
     assert result["accuracy"] == pytest.approx(3 / 6, abs=1e-6)
     assert result["confusion"]["counts"] == [[1, 1, 0, 0], [0, 1, 0, 0], [0, 1, 0, 0], [0, 0, 1, 1]]
-    assert result["per_label"]["2"] == {"precision": pytest.approx(1 / 3, abs=1e-6), "recall": 1.0,
-                                        "f1": pytest.approx(0.5, abs=1e-6), "support": 1}
+    assert result["per_label"]["2"] == {
+        "precision": pytest.approx(1 / 3, abs=1e-6),
+        "recall": 1.0,
+        "f1": pytest.approx(0.5, abs=1e-6),
+        "support": 1,
+    }
     assert result["per_label"]["4"]["f1"] == 0.0
     assert result["within_one_accuracy"] == pytest.approx(4 / 6, abs=1e-6)  # 1->2 and 4->2 off by 1 and 2
     assert "within_one_accuracy" not in metrics.classification_metrics(("a", "b"), truth % 2, predicted % 2)
@@ -222,8 +264,12 @@ def test_metrics_for_many_labels_and_ratings():
 def test_the_ratings_script_writes_text_rating_and_split(tmp_path):
     archive = write_archive(tmp_path / "small.tar.gz", per_folder=6)
     output = tmp_path / "ratings.csv"
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "imdb_ratings_csv.py"), str(archive), str(output)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "imdb_ratings_csv.py"), str(archive), str(output)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "train: 12 reviews (2: 6, 7: 6)" in result.stdout
     with open(output, encoding="utf-8", newline="") as handle:
@@ -232,35 +278,55 @@ def test_the_ratings_script_writes_text_rating_and_split(tmp_path):
     dataset = sources.load(output, DataOptions(label_column="rating"))
     assert dataset.labels == ("2", "7") and len(dataset.train) == len(dataset.test) == 12
     assert sorted(dataset.test.texts) == sorted(data.load_imdb(archive).test.texts)
-    missing = subprocess.run([sys.executable, str(ROOT / "scripts" / "imdb_ratings_csv.py"), str(tmp_path / "no.tar.gz"),
-                              str(tmp_path / "out.csv")], capture_output=True, text=True, timeout=120)
+    missing = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "imdb_ratings_csv.py"),
+            str(tmp_path / "no.tar.gz"),
+            str(tmp_path / "out.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert missing.returncode == 1 and "no such file" in missing.stderr and not (tmp_path / "out.csv").exists()
 
 
 # Labels a reader could not tell apart, text that is not Unicode, and limits (findings B, C) ---
 
-@pytest.mark.parametrize("labels, message", [
-    (["\u00e9", "e\u0301"], r"line 4: the label 'e\\u0301' differs from '\\xe9' \(.* line 2\) only in case or Unicode"),
-    (["\u00c9", "e\u0301"], r"only in case or Unicode form"),
-    (["Pos", "pos"], r"line 4: the label 'pos' differs from 'Pos' \(.* line 2\) only in case"),
-    (["neg\u200b", "pos"], r"the label 'neg\\u200b' holds an invisible format character \(U\+200B\)"),
-    (["\u202eneg", "pos"], r"holds an invisible format character \(U\+202E\)"),
-    (["ne\x85g", "pos"], r"holds a control character \(U\+0085\)"),
-    (["ne\u2028g", "pos"], r"holds a line separator \(U\+2028\)"),
-    (["ne\u2029g", "pos"], r"holds a paragraph separator \(U\+2029\)"),
-])
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        (
+            ["\u00e9", "e\u0301"],
+            r"line 4: the label 'e\\u0301' differs from '\\xe9' \(.* line 2\) only in case or Unicode",
+        ),
+        (["\u00c9", "e\u0301"], r"only in case or Unicode form"),
+        (["Pos", "pos"], r"line 4: the label 'pos' differs from 'Pos' \(.* line 2\) only in case"),
+        (["neg\u200b", "pos"], r"the label 'neg\\u200b' holds an invisible format character \(U\+200B\)"),
+        (["\u202eneg", "pos"], r"holds an invisible format character \(U\+202E\)"),
+        (["ne\x85g", "pos"], r"holds a control character \(U\+0085\)"),
+        (["ne\u2028g", "pos"], r"holds a line separator \(U\+2028\)"),
+        (["ne\u2029g", "pos"], r"holds a paragraph separator \(U\+2029\)"),
+    ],
+)
 def test_labels_that_look_alike_or_hide_characters_are_refused(tmp_path, labels, message):
     path = tmp_path / "a.tsv"
-    path.write_text("text\tlabel\n" + "".join(f"text {i}\t{label}\n" for label in labels for i in range(2)),
-                    encoding="utf-8")
+    path.write_text(
+        "text\tlabel\n" + "".join(f"text {i}\t{label}\n" for label in labels for i in range(2)), encoding="utf-8"
+    )
     with pytest.raises(DataError, match=message):
         sources.load(path)
 
 
 def test_a_label_that_is_not_unicode_is_refused_before_training(tmp_path):
     path = tmp_path / "a.jsonl"
-    path.write_text("".join(json.dumps({"text": f"text {i}", "label": label}) + "\n"
-                            for label in ("\ud800pos", "neg") for i in range(2)))
+    path.write_text(
+        "".join(
+            json.dumps({"text": f"text {i}", "label": label}) + "\n" for label in ("\ud800pos", "neg") for i in range(2)
+        )
+    )
     with pytest.raises(DataError, match=r"a.jsonl line 1: the label '\\ud800pos' is not valid UTF-8"):
         sources.load(path)
     root = write_folders(tmp_path / "folders", examples(TWO_LABELS, 3))
@@ -293,8 +359,9 @@ def test_skipped_folders_are_reported(tmp_path, capsys):
 
 def test_too_many_labels_are_refused_before_training(tmp_path, monkeypatch):
     path = tmp_path / "many.csv"
-    path.write_text("text,label\n" + "".join(f"text {i},label{n}\n" for n in range(limits.MAX_LABELS + 1)
-                                              for i in range(2)))
+    path.write_text(
+        "text,label\n" + "".join(f"text {i},label{n}\n" for n in range(limits.MAX_LABELS + 1) for i in range(2))
+    )
     with pytest.raises(DataError, match=f"{limits.MAX_LABELS + 1:,} distinct labels; a model may have at most"):
         sources.load(path)
     path.write_text("text,label\n" + "".join(f"text {i},{n:0>90}\n" for n in range(400) for i in range(2)))
@@ -318,8 +385,12 @@ def test_texts_over_the_limit_are_refused_without_reading_them_whole(tmp_path, m
     with pytest.raises(DataError, match="a.csv line 5: longer than 4,000 bytes"):
         sources.load(path)
     path = tmp_path / "a.jsonl"
-    path.write_text("".join(json.dumps({"text": text, "label": label}) + "\n"
-                            for text, label in (("a", "x"), ("b", "x"), ("c", "y"), ("é" * 600, "y"))))
+    path.write_text(
+        "".join(
+            json.dumps({"text": text, "label": label}) + "\n"
+            for text, label in (("a", "x"), ("b", "x"), ("c", "y"), ("é" * 600, "y"))
+        )
+    )
     with pytest.raises(DataError, match="a.jsonl line 4: the text in 'text' is over 1,000 bytes"):
         sources.load(path)
 
@@ -350,8 +421,9 @@ def test_an_archive_member_over_the_limit_is_refused_from_its_header(tmp_path, m
 
 def test_excel_s_sep_line_names_the_delimiter(tmp_path):
     path = tmp_path / "excel.csv"
-    path.write_bytes("sep=;\r\ntext;label\r\nsehr gut, wirklich;ja\r\nöde;nein\r\ntoll;ja\r\nmies;nein\r\n"
-                     .encode("utf-8-sig"))
+    path.write_bytes(
+        "sep=;\r\ntext;label\r\nsehr gut, wirklich;ja\r\nöde;nein\r\ntoll;ja\r\nmies;nein\r\n".encode("utf-8-sig")
+    )
     dataset = sources.load(path)
     assert dataset.labels == ("ja", "nein") and dataset.train.texts[0] == "sehr gut, wirklich"
     assert dataset.train.ids.tolist() == [3, 4, 5, 6]  # line numbers count the sep= line

@@ -19,8 +19,10 @@ def test_words_used_alike_get_alike_vectors():
     """Ids 3 and 4 always sit between the same neighbours (5 ... 6), ids 10 and 11 between others
     (12 ... 13), in reviews of their own: each word's vector is nearer its twin's than the other pair's."""
     rng = np.random.default_rng(0)
-    reviews = [[1, 5, int(rng.choice([3, 4])), 6] if rng.random() < 0.5 else [1, 12, int(rng.choice([10, 11])), 13]
-               for _ in range(2000)]
+    reviews = [
+        [1, 5, int(rng.choice([3, 4])), 6] if rng.random() < 0.5 else [1, 12, int(rng.choice([10, 11])), 13]
+        for _ in range(2000)
+    ]
     matrix, record = word2vec_embedding(reviews, TINY, epochs=20, seed=0)
     assert matrix.shape == (TINY.vocab_size, TINY.embedding_dim) and matrix.dtype == np.float32
     assert cosine(matrix[3], matrix[4]) > cosine(matrix[3], matrix[10]) + 0.2
