@@ -133,6 +133,417 @@ def library_versions() -> dict:
     }
 
 
+@dataclass
+class PreparedData:
+    """The data read and its splits: held out for the test, and the training split carved for validation."""
+
+    dataset: data.Dataset
+    train: data.Split
+    test: data.Split
+    fit: data.Split
+    validation: data.Split
+    test_fraction: float
+
+
+@dataclass
+class Fitted:
+    """A model fitted by `fit_model`, with its vocabulary, Keras history and pretraining record."""
+
+    model: object
+    tokenizer: Tokenizer
+    history: dict
+    pretraining: dict | None
+    config: ModelConfig  # its vocab_size is the ids the vocabulary uses
+
+
+@dataclass
+class Selection:
+    """The validated fit (or the refit on all training data) and how the epochs were chosen."""
+
+    fitted: Fitted  # the model written: the validated one, or the refitted one with --refit
+    history: dict  # the validated run's
+    best_epoch: int  # 0-based
+    refit: dict | None
+    training_seconds: float
+    selection_seconds: float  # the validated run's, without its pretraining
+
+
+@dataclass
+class Evaluation:
+    """The test split's loss, accuracy and per-label figures (metrics.classification_metrics)."""
+
+    loss: float
+    accuracy: float
+    metrics: dict
+
+
+def stage(message: str, verbose: int) -> None:
+    """Say a stage on stderr unless verbose is 0 (long silent stages look like a hang)."""
+    if verbose:
+        print(message, file=sys.stderr, flush=True)
+
+
+def check_settings(settings: TrainingSettings) -> None:
+    """Refuse settings that contradict each other."""
+    if settings.refit and settings.lr_decay:
+        raise ValueError(
+            "--lr-decay follows the validation curve, which a refit on all training reviews "
+            "does not have; leave out --refit"
+        )
+    if settings.pretrain_epochs and settings.word2vec_epochs:
+        raise ValueError("--pretrain-epochs and --word2vec-epochs both set the embedding's start; choose one")
+
+
+def check_name(name: str) -> None:
+    """Refuse a bundle name the server cannot put in its URLs."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise ValueError(
+            f"the bundle name {name!r} must be letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit (it is part of the server's URLs)"
+        )
+
+
+def text_noun(imdb: bool) -> str:
+    """What the progress lines call the examples."""
+    return "reviews" if imdb else "texts"
+
+
+def one_hot(split: data.Split, config: ModelConfig):
+    import keras
+
+    return keras.utils.to_categorical(split.labels, config.num_classes)
+
+
+def build_vocabulary_and_model(split: data.Split, settings: TrainingSettings, config: ModelConfig, texts: str, verbose):
+    """The vocabulary of `split` and a new model for it; the model's vocab_size is the ids found."""
+    from training.model import build_model
+
+    stage(f"Building the vocabulary from {len(split):,} {texts}", verbose)
+    tokenizer = Tokenizer.build(split.texts, config.vocab_size, config.sequence_length)
+    model_config = config
+    if tokenizer.vocab_size < config.vocab_size:  # an id for each word found, never an unused row
+        print(
+            f"note: only {tokenizer.vocab_size - FIRST_WORD_ID:,} distinct words in the training {texts}; "
+            f"the vocabulary has {tokenizer.vocab_size:,} ids, not {config.vocab_size:,}",
+            file=sys.stderr,
+        )
+        model_config = replace(config, vocab_size=tokenizer.vocab_size)
+    model = build_model(
+        model_config, settings.learning_rate, settings.clipnorm, settings.ema_momentum, settings.weight_decay
+    )
+    return tokenizer, model, model_config
+
+
+def distilled_targets(split: data.Split, settings: TrainingSettings, config: ModelConfig, imdb: bool, verbose):
+    """The one-hot labels, mixed with a bigram teacher's soft targets if --distill; and the teacher's record."""
+    targets, teacher = one_hot(split, config), None
+    if settings.distill_weight:
+        from training.teacher import out_of_fold_probabilities
+
+        texts = text_noun(imdb)
+        stage(f"Training the bigram teacher on the fit {texts}", verbose)
+        # IMDB's blocks of consecutive ids are mostly one film each; other data's ids are line
+        # or file numbers, which say nothing of what texts share, so each text is its own group.
+        groups = split.ids // data.VALIDATION_BLOCK_IDS if imdb else split.ids
+        soft, teacher = out_of_fold_probabilities(split.texts, split.labels, groups, config.num_classes)
+        print(
+            f"Teacher: out-of-fold accuracy {teacher['out_of_fold_accuracy']:.4f} on the fit {texts} "
+            f"({teacher['seconds']:.0f} s)",
+            file=sys.stderr,
+        )
+        targets = (1 - settings.distill_weight) * targets + settings.distill_weight * soft
+    return targets, teacher
+
+
+def start_embedding(model, token_ids, model_config: ModelConfig, settings: TrainingSettings, texts: str, verbose):
+    """Start the embedding from word2vec, or pretrain as a language model, if asked; return the record."""
+    from training.pretrain import pretrain
+    from training.word_vectors import word2vec_embedding
+
+    pretraining = None
+    if settings.word2vec_epochs:
+        stage(f"word2vec: {settings.word2vec_epochs} epochs on the fit {texts}", verbose)
+        embedding, pretraining = word2vec_embedding(token_ids, model_config, settings.word2vec_epochs, settings.seed)
+        model.get_layer("embedding").set_weights([embedding])
+    if settings.pretrain_epochs:
+        stage(f"Pretraining as a language model: {settings.pretrain_epochs} epochs", verbose)
+        pretraining = pretrain(
+            model,
+            token_ids,
+            model_config,
+            settings.pretrain_epochs,
+            settings.batch_size,
+            settings.learning_rate,
+            settings.clipnorm,
+            verbose,
+        )
+    return pretraining
+
+
+def training_callbacks(settings: TrainingSettings, validating: bool) -> list:
+    """Keep the best epoch (and decay the learning rate) when validating; end on the average with --ema."""
+    import keras
+
+    callbacks = []
+    if validating:
+        keep_best = keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", mode="max", patience=settings.patience, restore_best_weights=True
+        )
+        # With an average, it is what validation sees and what keep_best keeps (so it goes first).
+        callbacks = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if settings.ema_momentum else []
+        callbacks.append(keep_best)
+        if settings.lr_decay:
+            callbacks.append(
+                keras.callbacks.ReduceLROnPlateau(
+                    monitor="val_accuracy", mode="max", factor=settings.lr_decay, patience=0, min_lr=1e-5
+                )
+            )
+    elif settings.ema_momentum:
+        callbacks = [keras.callbacks.SwapEMAWeights()]  # end on the average, as validation chose it
+    return callbacks
+
+
+def fit_model(
+    split: data.Split,
+    epochs: int,
+    settings: TrainingSettings,
+    config: ModelConfig,
+    imdb: bool,
+    verbose: int,
+    validation: data.Split | None = None,
+) -> Fitted:
+    """A new model and vocabulary fitted on `split`, the same seed each time, pretrained on its
+    text first if asked; with `validation`, the best epoch's weights are kept."""
+    import keras
+
+    from training.adversarial import AdversarialTraining
+    from training.model import compile_for_training
+
+    keras.utils.set_random_seed(settings.seed)
+    texts = text_noun(imdb)
+    tokenizer, model, model_config = build_vocabulary_and_model(split, settings, config, texts, verbose)
+    token_ids = [tokenizer.token_ids(text) for text in split.texts]
+    targets, teacher = distilled_targets(split, settings, config, imdb, verbose)
+    pretraining = start_embedding(model, token_ids, model_config, settings, texts, verbose)
+    callbacks = training_callbacks(settings, validation is not None)
+    trainer = model
+    if settings.adversarial_epsilon:
+        trainer = AdversarialTraining(model, settings.adversarial_epsilon)
+        compile_for_training(
+            trainer, settings.learning_rate, settings.clipnorm, settings.ema_momentum, settings.weight_decay
+        )
+    stage(
+        f"Training: up to {epochs} epochs on {len(split):,} {texts}"
+        + (f", validating on {len(validation):,}" if validation is not None else ""),
+        verbose,
+    )
+    history = trainer.fit(
+        pad_ids(token_ids, config.sequence_length),
+        targets,
+        epochs=epochs,
+        batch_size=settings.batch_size,
+        validation_data=None
+        if validation is None
+        else (tokenizer.encode(validation.texts), one_hot(validation, config)),
+        callbacks=callbacks,
+        verbose=verbose,
+    ).history
+    history = {key: [float(value) for value in values] for key, values in history.items()}
+    model.optimizer = trainer.optimizer  # saved with the model: the state that trained it
+    if teacher:
+        pretraining = {**(pretraining or {}), "teacher": teacher}
+    return Fitted(model, tokenizer, history, pretraining, model_config)
+
+
+def evaluate(model, tokenizer: Tokenizer, config: ModelConfig, test_split: data.Split) -> Evaluation:
+    """One pass over the test texts gives the loss, the accuracy (computed as Keras' metric does, in
+    float32) and the per-label figures."""
+    import keras
+
+    test_probabilities = model.predict(tokenizer.encode(test_split.texts), batch_size=256, verbose=0)
+    test_loss = float(
+        keras.ops.mean(keras.losses.categorical_crossentropy(one_hot(test_split, config), test_probabilities))
+    )
+    predicted = test_probabilities.argmax(axis=1)
+    test_accuracy = float(np.float32((predicted == test_split.labels).sum()) / np.float32(len(test_split)))
+    return Evaluation(
+        test_loss, test_accuracy, metrics.classification_metrics(config.labels, test_split.labels, predicted)
+    )
+
+
+def choose_examples(fitted: Fitted, test_split: data.Split, imdb: bool):
+    """IMDB's examples are new reviews, others the first test texts (with their true labels)."""
+    config = fitted.config
+    shown = range(min(4, len(test_split)))
+    example_texts = EXAMPLE_REVIEWS if imdb else [test_split.texts[i] for i in shown]
+    example_truth = None if imdb else [config.labels[test_split.labels[i]] for i in shown]
+    return predict_examples(fitted.model, fitted.tokenizer, config, example_texts), example_truth
+
+
+def test_metrics_record(evaluation: Evaluation) -> dict:
+    """The manifest's test figures; the ordinal ones only for labels that are numbers."""
+    test_metrics = evaluation.metrics
+    return {
+        "test_accuracy": evaluation.accuracy,
+        "test_loss": evaluation.loss,
+        "test_macro_f1": test_metrics["macro_f1"],
+        **(
+            {
+                "test_within_one_accuracy": test_metrics["within_one_accuracy"],
+                "test_mean_absolute_error": test_metrics["mean_absolute_error"],
+            }
+            if "within_one_accuracy" in test_metrics
+            else {}
+        ),
+    }
+
+
+def read_data(
+    data_source: str | None,
+    settings: TrainingSettings,
+    data_options: sources.DataOptions,
+    test_split_fraction: float | None,
+    verbose: int,
+) -> PreparedData:
+    """Read the data and split it: the test split (its own or carved), then fit and validation."""
+    stage(f"Reading {data_source if data_source is not None else 'the IMDB archive (downloading it)'}", verbose)
+    dataset = sources.load(data_source, data_options)
+    if test_split_fraction is not None and dataset.test is not None:
+        print(f"note: {dataset.source} has its own test split; --test-split is not used", file=sys.stderr)
+    test_fraction = splits.DEFAULT_TEST_SPLIT if test_split_fraction is None else test_split_fraction
+    train_split, test_split = splits.held_out(dataset, test_fraction, settings.seed)
+    if settings.limit:
+        train_split = data.sample(train_split, settings.limit, settings.seed)
+        test_split = data.sample(test_split, settings.limit, settings.seed + 1)
+    fit_split, validation_split = splits.validation(dataset, train_split, settings.validation_split, settings.seed)
+    return PreparedData(dataset, train_split, test_split, fit_split, validation_split, test_fraction)
+
+
+def select_epochs(
+    prepared: PreparedData, settings: TrainingSettings, config: ModelConfig, imdb: bool, verbose: int
+) -> Selection:
+    """Fit with validation to choose the epoch; with --refit, refit on all training data for it."""
+    started = time.perf_counter()
+    fitted = fit_model(prepared.fit, settings.epochs, settings, config, imdb, verbose, prepared.validation)
+    selection_seconds = time.perf_counter() - started - (fitted.pretraining or {}).get("seconds", 0)
+    history = fitted.history
+    best_epoch = int(np.argmax(history["val_accuracy"]))
+    refit = None
+    if settings.refit:
+        train_split = prepared.train
+        print(
+            f"Refitting on all {len(train_split):,} training {text_noun(imdb)} for the {best_epoch + 1} epochs "
+            "validation chose",
+            file=sys.stderr,
+        )
+        fitted = fit_model(train_split, best_epoch + 1, settings, config, imdb, verbose)
+        refit = {
+            "reviews": len(train_split),
+            "epochs": best_epoch + 1,
+            "accuracy": fitted.history["accuracy"][-1],
+            "loss": fitted.history["loss"][-1],
+        }
+    training_seconds = time.perf_counter() - started
+    return Selection(fitted, history, best_epoch, refit, training_seconds, selection_seconds)
+
+
+def build_manifest(
+    staging: Path,
+    name: str,
+    settings: TrainingSettings,
+    prepared: PreparedData,
+    selection: Selection,
+    evaluation: Evaluation,
+    reports: list[Path],
+) -> bundle.Manifest:
+    """The bundle's manifest, for the files already in `staging`."""
+    fitted, history, best_epoch = selection.fitted, selection.history, selection.best_epoch
+    return bundle.Manifest(
+        name=name,
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        model_config=fitted.config,
+        tokenizer=bundle.TokenizerRecord(
+            vocabulary=bundle.FileRecord.of(staging / bundle.VOCABULARY_NAME), words=len(fitted.tokenizer.words)
+        ),  # runtime.text's ids and padding
+        training={
+            "settings": asdict(settings),
+            "data": splits.data_record(
+                prepared.dataset,
+                prepared.fit,
+                prepared.validation,
+                prepared.test,
+                prepared.test_fraction,
+                settings.seed,
+            ),
+            "library_versions": library_versions(),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        },
+        metrics={
+            "epochs_run": len(history["loss"]),
+            "best_epoch": best_epoch + 1,
+            "validation_accuracy": history["val_accuracy"][best_epoch],
+            "validation_loss": history["val_loss"][best_epoch],
+            **test_metrics_record(evaluation),
+            "test_details": METRICS_NAME,  # per-label figures and the confusion matrix (in reports)
+            "training_seconds": round(selection.training_seconds, 1),
+            "seconds_per_epoch": round(selection.selection_seconds / len(history["loss"]), 1),
+            "refit": selection.refit,  # None when the validated model itself is shipped
+            "pretraining": fitted.pretraining,  # None without --pretrain-epochs or --word2vec-epochs
+        },
+        reports=[bundle.FileRecord.of(path) for path in reports],  # history and plots: read, not loaded
+        artifacts={"keras": bundle.ArtifactRecord.of(staging / "model.keras", format="keras", precision="float32")},
+    )
+
+
+def write_bundle(
+    output: Path,
+    data_source: str | None,
+    name: str,
+    settings: TrainingSettings,
+    prepared: PreparedData,
+    selection: Selection,
+    evaluation: Evaluation,
+) -> bundle.Manifest:
+    """Write the model, vocabulary, reports and manifest; `output` is replaced once they are all written."""
+    from training.plots import plot_confusion, plot_history
+
+    fitted = selection.fitted
+    with bundle.staging_folder(output, protected=[data_source]) as staging:
+        fitted.model.save(staging / "model.keras")
+        fitted.tokenizer.save(staging / bundle.VOCABULARY_NAME)
+        bundle.write_json(staging / "history.json", selection.history)
+        metrics.write_report(
+            staging / METRICS_NAME, {"split": "test", "texts": len(prepared.test), **evaluation.metrics}
+        )
+        confusion = plot_confusion(fitted.config.labels, evaluation.metrics["confusion"]["counts"], staging)
+        reports = [
+            staging / "history.json",
+            *plot_history(selection.history, staging),
+            staging / METRICS_NAME,
+            *([confusion] if confusion else []),
+        ]
+        manifest = build_manifest(staging, name, settings, prepared, selection, evaluation, reports)
+        bundle.write_manifest(staging, manifest)
+    return manifest
+
+
+def print_summary(
+    output: Path, test_split: data.Split, selection: Selection, evaluation: Evaluation, examples, example_truth, imdb
+) -> None:
+    """The test figures, where the bundle went, and what the model says of a few examples."""
+    texts = text_noun(imdb)
+    refit = selection.refit
+    print(
+        f"\nTest accuracy on {len(test_split):,} {texts}: {evaluation.accuracy:.4f} (loss {evaluation.loss:.4f}); "
+        f"best validation epoch {selection.best_epoch + 1} of {len(selection.history['loss'])}"
+        + (f", then refitted on {refit['reviews']:,} {texts}" if refit else "")
+        + f"; bundle written to {output}"
+    )
+    print(metrics.format_metrics(evaluation.metrics))
+    print(f"\n{'New reviews' if imdb else 'Test texts'} and what the model says:")
+    print(format_examples(examples, selection.fitted.config.labels, example_truth))
+
+
 def train(
     data_source: str | None,
     output: Path,
@@ -151,244 +562,31 @@ def train(
     refused fails before anything is written. `output` must not exist unless `overwrite`; it is
     replaced only once the new bundle is whole, and only if it is a bundle (bundle.check_replaceable).
     `name` is the manifest's (default: `default_name`). Each stage is said on stderr unless verbose is 0."""
-
-    def stage(message: str) -> None:  # long silent stages look like a hang
-        if verbose:
-            print(message, file=sys.stderr, flush=True)
-
-    if settings.refit and settings.lr_decay:
-        raise ValueError(
-            "--lr-decay follows the validation curve, which a refit on all training reviews "
-            "does not have; leave out --refit"
-        )
-    if settings.pretrain_epochs and settings.word2vec_epochs:
-        raise ValueError("--pretrain-epochs and --word2vec-epochs both set the embedding's start; choose one")
+    check_settings(settings)
     name = name or default_name(data_source, data_options.format)
-    if not NAME_PATTERN.fullmatch(name):
-        raise ValueError(
-            f"the bundle name {name!r} must be letters, digits, '.', '_' or '-', starting with a "
-            "letter or digit (it is part of the server's URLs)"
-        )
+    check_name(name)
     check_output(output, overwrite, settings.limit, data_source)  # before reading: a refusal takes no time
-    stage(f"Reading {data_source if data_source is not None else 'the IMDB archive (downloading it)'}")
-    dataset = sources.load(data_source, data_options)
-    if test_split_fraction is not None and dataset.test is not None:
-        print(f"note: {dataset.source} has its own test split; --test-split is not used", file=sys.stderr)
-    test_fraction = splits.DEFAULT_TEST_SPLIT if test_split_fraction is None else test_split_fraction
+    prepared = read_data(data_source, settings, data_options, test_split_fraction, verbose)
+    dataset = prepared.dataset
     config = replace(config, labels=dataset.labels)
     imdb = dataset.format == "imdb"
-    texts = "reviews" if imdb else "texts"
-    train_split, test_split = splits.held_out(dataset, test_fraction, settings.seed)
-    if settings.limit:
-        train_split = data.sample(train_split, settings.limit, settings.seed)
-        test_split = data.sample(test_split, settings.limit, settings.seed + 1)
-    fit_split, validation_split = splits.validation(dataset, train_split, settings.validation_split, settings.seed)
     prepare_output(output, overwrite, settings.limit, data_source)
 
     stage(
-        f"Read {len(dataset.train) + (len(dataset.test) if dataset.test is not None else 0):,} {texts} with "
-        f"{len(dataset.labels)} labels; loading TensorFlow"
+        f"Read {len(dataset.train) + (len(dataset.test) if dataset.test is not None else 0):,} {text_noun(imdb)} "
+        f"with {len(dataset.labels)} labels; loading TensorFlow",
+        verbose,
     )
-    import keras  # after the data checks, so a bad --data fails in a second, not after TF loads
+    # Keras loads in fit_model, after the data checks, so a bad --data fails in a second, not after TF loads.
+    selection = select_epochs(prepared, settings, config, imdb, verbose)
+    fitted = selection.fitted
+    stage(f"Evaluating on {len(prepared.test):,} test {text_noun(imdb)}", verbose)
+    evaluation = evaluate(fitted.model, fitted.tokenizer, fitted.config, prepared.test)
+    examples, example_truth = choose_examples(fitted, prepared.test, imdb)
 
-    from training.adversarial import AdversarialTraining
-    from training.model import build_model, compile_for_training
-    from training.plots import plot_confusion, plot_history
-    from training.pretrain import pretrain
-    from training.word_vectors import word2vec_embedding
-
-    def labels(split: data.Split):
-        return keras.utils.to_categorical(split.labels, config.num_classes)
-
-    def fit_model(split: data.Split, epochs: int, validation: data.Split | None = None):
-        """A new model and vocabulary fitted on `split`, the same seed each time, pretrained on its
-        text first if asked; with `validation`, the best epoch's weights are kept."""
-        keras.utils.set_random_seed(settings.seed)
-        stage(f"Building the vocabulary from {len(split):,} {texts}")
-        tokenizer = Tokenizer.build(split.texts, config.vocab_size, config.sequence_length)
-        model_config = config
-        if tokenizer.vocab_size < config.vocab_size:  # an id for each word found, never an unused row
-            print(
-                f"note: only {tokenizer.vocab_size - FIRST_WORD_ID:,} distinct words in the training {texts}; "
-                f"the vocabulary has {tokenizer.vocab_size:,} ids, not {config.vocab_size:,}",
-                file=sys.stderr,
-            )
-            model_config = replace(config, vocab_size=tokenizer.vocab_size)
-        model = build_model(
-            model_config, settings.learning_rate, settings.clipnorm, settings.ema_momentum, settings.weight_decay
-        )
-        token_ids = [tokenizer.token_ids(text) for text in split.texts]
-        targets, teacher = labels(split), None
-        if settings.distill_weight:
-            from training.teacher import out_of_fold_probabilities
-
-            stage(f"Training the bigram teacher on the fit {texts}")
-            # IMDB's blocks of consecutive ids are mostly one film each; other data's ids are line
-            # or file numbers, which say nothing of what texts share, so each text is its own group.
-            groups = split.ids // data.VALIDATION_BLOCK_IDS if imdb else split.ids
-            soft, teacher = out_of_fold_probabilities(split.texts, split.labels, groups, config.num_classes)
-            print(
-                f"Teacher: out-of-fold accuracy {teacher['out_of_fold_accuracy']:.4f} on the fit {texts} "
-                f"({teacher['seconds']:.0f} s)",
-                file=sys.stderr,
-            )
-            targets = (1 - settings.distill_weight) * targets + settings.distill_weight * soft
-        pretraining = None
-        if settings.word2vec_epochs:
-            stage(f"word2vec: {settings.word2vec_epochs} epochs on the fit {texts}")
-            embedding, pretraining = word2vec_embedding(
-                token_ids, model_config, settings.word2vec_epochs, settings.seed
-            )
-            model.get_layer("embedding").set_weights([embedding])
-        if settings.pretrain_epochs:
-            stage(f"Pretraining as a language model: {settings.pretrain_epochs} epochs")
-            pretraining = pretrain(
-                model,
-                token_ids,
-                model_config,
-                settings.pretrain_epochs,
-                settings.batch_size,
-                settings.learning_rate,
-                settings.clipnorm,
-                verbose,
-            )
-        callbacks = []
-        if validation is not None:
-            keep_best = keras.callbacks.EarlyStopping(
-                monitor="val_accuracy", mode="max", patience=settings.patience, restore_best_weights=True
-            )
-            # With an average, it is what validation sees and what keep_best keeps (so it goes first).
-            callbacks = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if settings.ema_momentum else []
-            callbacks.append(keep_best)
-            if settings.lr_decay:
-                callbacks.append(
-                    keras.callbacks.ReduceLROnPlateau(
-                        monitor="val_accuracy", mode="max", factor=settings.lr_decay, patience=0, min_lr=1e-5
-                    )
-                )
-        elif settings.ema_momentum:
-            callbacks = [keras.callbacks.SwapEMAWeights()]  # end on the average, as validation chose it
-        trainer = model
-        if settings.adversarial_epsilon:
-            trainer = AdversarialTraining(model, settings.adversarial_epsilon)
-            compile_for_training(
-                trainer, settings.learning_rate, settings.clipnorm, settings.ema_momentum, settings.weight_decay
-            )
-        stage(
-            f"Training: up to {epochs} epochs on {len(split):,} {texts}"
-            + (f", validating on {len(validation):,}" if validation is not None else "")
-        )
-        history = trainer.fit(
-            pad_ids(token_ids, config.sequence_length),
-            targets,
-            epochs=epochs,
-            batch_size=settings.batch_size,
-            validation_data=None if validation is None else (tokenizer.encode(validation.texts), labels(validation)),
-            callbacks=callbacks,
-            verbose=verbose,
-        ).history
-        history = {key: [float(value) for value in values] for key, values in history.items()}
-        model.optimizer = trainer.optimizer  # saved with the model: the state that trained it
-        if teacher:
-            pretraining = {**(pretraining or {}), "teacher": teacher}
-        return model, tokenizer, history, pretraining, model_config
-
-    started = time.perf_counter()
-    model, tokenizer, history, pretraining, model_config = fit_model(fit_split, settings.epochs, validation_split)
-    selection_seconds = time.perf_counter() - started - (pretraining or {}).get("seconds", 0)
-    best_epoch = int(np.argmax(history["val_accuracy"]))
-    refit = None
-    if settings.refit:
-        print(
-            f"Refitting on all {len(train_split):,} training {texts} for the {best_epoch + 1} epochs validation chose",
-            file=sys.stderr,
-        )
-        model, tokenizer, refit_history, pretraining, model_config = fit_model(train_split, best_epoch + 1)
-        refit = {
-            "reviews": len(train_split),
-            "epochs": best_epoch + 1,
-            "accuracy": refit_history["accuracy"][-1],
-            "loss": refit_history["loss"][-1],
-        }
-    training_seconds = time.perf_counter() - started
-    config = model_config  # its vocab_size is the ids the vocabulary uses
-    stage(f"Evaluating on {len(test_split):,} test {texts}")
-    # One pass over the test texts gives the loss, the accuracy (computed as Keras' metric does, in
-    # float32) and the per-label figures.
-    test_probabilities = model.predict(tokenizer.encode(test_split.texts), batch_size=256, verbose=0)
-    test_loss = float(keras.ops.mean(keras.losses.categorical_crossentropy(labels(test_split), test_probabilities)))
-    predicted = test_probabilities.argmax(axis=1)
-    test_accuracy = float(np.float32((predicted == test_split.labels).sum()) / np.float32(len(test_split)))
-    test_metrics = metrics.classification_metrics(config.labels, test_split.labels, predicted)
-    shown = range(min(4, len(test_split)))  # IMDB's examples are new reviews, others test texts
-    example_texts = EXAMPLE_REVIEWS if imdb else [test_split.texts[i] for i in shown]
-    example_truth = None if imdb else [config.labels[test_split.labels[i]] for i in shown]
-    examples = predict_examples(model, tokenizer, config, example_texts)
-
-    stage(f"Writing the bundle to {output}")
-    with bundle.staging_folder(output, protected=[data_source]) as staging:
-        model.save(staging / "model.keras")
-        tokenizer.save(staging / bundle.VOCABULARY_NAME)
-        bundle.write_json(staging / "history.json", history)
-        metrics.write_report(staging / METRICS_NAME, {"split": "test", "texts": len(test_split), **test_metrics})
-        confusion = plot_confusion(config.labels, test_metrics["confusion"]["counts"], staging)
-        reports = [
-            staging / "history.json",
-            *plot_history(history, staging),
-            staging / METRICS_NAME,
-            *([confusion] if confusion else []),
-        ]
-        manifest = bundle.Manifest(
-            name=name,
-            created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            model_config=config,
-            tokenizer=bundle.TokenizerRecord(
-                vocabulary=bundle.FileRecord.of(staging / bundle.VOCABULARY_NAME), words=len(tokenizer.words)
-            ),  # runtime.text's ids and padding
-            training={
-                "settings": asdict(settings),
-                "data": splits.data_record(
-                    dataset, fit_split, validation_split, test_split, test_fraction, settings.seed
-                ),
-                "library_versions": library_versions(),
-                "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-            },
-            metrics={
-                "epochs_run": len(history["loss"]),
-                "best_epoch": best_epoch + 1,
-                "validation_accuracy": history["val_accuracy"][best_epoch],
-                "validation_loss": history["val_loss"][best_epoch],
-                "test_accuracy": test_accuracy,
-                "test_loss": test_loss,
-                "test_macro_f1": test_metrics["macro_f1"],
-                **(
-                    {
-                        "test_within_one_accuracy": test_metrics["within_one_accuracy"],
-                        "test_mean_absolute_error": test_metrics["mean_absolute_error"],
-                    }
-                    if "within_one_accuracy" in test_metrics
-                    else {}
-                ),
-                "test_details": METRICS_NAME,  # per-label figures and the confusion matrix (in reports)
-                "training_seconds": round(training_seconds, 1),
-                "seconds_per_epoch": round(selection_seconds / len(history["loss"]), 1),
-                "refit": refit,  # None when the validated model itself is shipped
-                "pretraining": pretraining,  # None without --pretrain-epochs or --word2vec-epochs
-            },
-            reports=[bundle.FileRecord.of(path) for path in reports],  # history and plots: read, not loaded
-            artifacts={"keras": bundle.ArtifactRecord.of(staging / "model.keras", format="keras", precision="float32")},
-        )
-        bundle.write_manifest(staging, manifest)
-
-    print(
-        f"\nTest accuracy on {len(test_split):,} {texts}: {test_accuracy:.4f} (loss {test_loss:.4f}); "
-        f"best validation epoch {best_epoch + 1} of {len(history['loss'])}"
-        + (f", then refitted on {refit['reviews']:,} {texts}" if refit else "")
-        + f"; bundle written to {output}"
-    )
-    print(metrics.format_metrics(test_metrics))
-    print(f"\n{'New reviews' if imdb else 'Test texts'} and what the model says:")
-    print(format_examples(examples, config.labels, example_truth))
+    stage(f"Writing the bundle to {output}", verbose)
+    manifest = write_bundle(output, data_source, name, settings, prepared, selection, evaluation)
+    print_summary(output, prepared.test, selection, evaluation, examples, example_truth, imdb)
     return manifest
 
 
@@ -499,9 +697,8 @@ def fraction(text: str) -> float:
     return value
 
 
-def main(argv: list[str] | None = None) -> int:
-    defaults = TrainingSettings()
-    parser = cli.parser("training.fit", __doc__.split("\n")[0])
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The labelled texts: where, in what format, which labels, and the test split."""
     parser.add_argument(
         "--data",
         default=os.environ.get("IMDB_DATA"),
@@ -532,6 +729,10 @@ def main(argv: list[str] | None = None) -> int:
         help="share of each label held out for the test, for data without its own test split "
         f"(default: {splits.DEFAULT_TEST_SPLIT})",
     )
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model's vocabulary and how much of each text it reads."""
     parser.add_argument(
         "--vocab-size",
         type=vocabulary_size,
@@ -545,6 +746,10 @@ def main(argv: list[str] | None = None) -> int:
         default=TRAINING_CONFIG.sequence_length,
         help="tokens the model reads of each text (its last ones)",
     )
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the bundle goes and its name."""
     parser.add_argument(
         "--output",
         type=Path,
@@ -562,6 +767,10 @@ def main(argv: list[str] | None = None) -> int:
         help="the bundle's name, as the server shows it and puts in its URLs (default: the "
         "data's name, imdb-lstm for IMDB)",
     )
+
+
+def add_optimizer_arguments(parser: argparse.ArgumentParser, defaults: TrainingSettings) -> None:
+    """How long and how fast the model trains."""
     parser.add_argument("--epochs", type=positive_int, default=defaults.epochs, help="most epochs to train")
     parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size, help="reviews per step")
     parser.add_argument(
@@ -595,6 +804,10 @@ def main(argv: list[str] | None = None) -> int:
         default=defaults.weight_decay,
         help="Adam's decoupled weight decay, e.g. 0.05 (none by default)",
     )
+
+
+def add_method_arguments(parser: argparse.ArgumentParser, defaults: TrainingSettings) -> None:
+    """Refitting, pretraining and regularisation."""
     parser.add_argument(
         "--refit",
         action="store_true",
@@ -644,6 +857,10 @@ def main(argv: list[str] | None = None) -> int:
         default=TRAINING_CONFIG.recurrent_dropout,
         help="the LSTM's dropout on its state",
     )
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, defaults: TrainingSettings) -> None:
+    """Validation, seed, quick runs and what is shown."""
     parser.add_argument(
         "--validation-split",
         type=fraction,
@@ -654,9 +871,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=positive_int, help="use only N reviews of each split (quick runs)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines or Keras progress bars")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
-    args = parser.parse_args(argv)
-    quiet(args.verbose)
-    settings = TrainingSettings(
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of `python -m training.fit`."""
+    defaults = TrainingSettings()
+    parser = cli.parser("training.fit", __doc__.split("\n")[0])
+    add_data_arguments(parser)
+    add_model_arguments(parser)
+    add_output_arguments(parser)
+    add_optimizer_arguments(parser, defaults)
+    add_method_arguments(parser, defaults)
+    add_run_arguments(parser, defaults)
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> TrainingSettings:
+    return TrainingSettings(
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
@@ -674,21 +905,35 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         limit=args.limit,
     )
-    data_options = sources.DataOptions(
+
+
+def data_options_from(args: argparse.Namespace) -> sources.DataOptions:
+    return sources.DataOptions(
         format=args.format,
         text_column=args.text_column,
         label_column=args.label_column,
         split_column=args.split_column,
         labels=args.labels,
     )
+
+
+def config_from(args: argparse.Namespace) -> ModelConfig:
+    return replace(
+        TRAINING_CONFIG,
+        dropout=args.dropout,
+        recurrent_dropout=args.recurrent_dropout,
+        vocab_size=args.vocab_size,
+        sequence_length=args.sequence_length,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    quiet(args.verbose)
+    settings = settings_from(args)
+    data_options = data_options_from(args)
     try:
-        config = replace(
-            TRAINING_CONFIG,
-            dropout=args.dropout,
-            recurrent_dropout=args.recurrent_dropout,
-            vocab_size=args.vocab_size,
-            sequence_length=args.sequence_length,
-        )
+        config = config_from(args)
         train(
             args.data,
             args.output or default_output(args.data, args.format),

@@ -497,6 +497,28 @@ def _check_collisions(origins: dict[str, str], path) -> None:
 def _assemble(
     examples: list[Example], path: Path, sha256: str, fmt: str, options: DataOptions, columns: dict | None
 ) -> data.Dataset:
+    _check_texts(examples, path, columns)
+    first_seen, counts = _compose_labels(examples, path)
+    _check_label_room(counts, path, columns)
+    labels = _choose_labels(examples, first_seen, counts, path, options)
+    index = {label: position for position, label in enumerate(labels)}
+
+    def split_of(chosen: list[Example]) -> data.Split:
+        return data.Split(
+            [example.text for example in chosen],
+            np.array([index[example.label] for example in chosen], np.int32),
+            np.array([example.number for example in chosen], np.int64),
+        )
+
+    own_split = examples[0].split is not None
+    if not own_split:
+        return data.Dataset(split_of(examples), None, str(path), sha256, labels, fmt, columns)
+    train, test = _own_split(examples, labels, first_seen, path, columns)
+    return data.Dataset(split_of(train), split_of(test), str(path), sha256, labels, fmt, columns)
+
+
+def _check_texts(examples: list[Example], path: Path, columns: dict | None) -> None:
+    """Refuse no examples at all, and texts that are all numbers (the wrong column, likely)."""
     if not examples:
         raise DataError(f"{path}: no rows with a text and a label")
     if all(_NUMBER.fullmatch(example.text.strip()) for example in examples):
@@ -506,6 +528,11 @@ def _assemble(
             f"{path}: every {what} a number (e.g. {first.text.strip()!r} at {first.origin}); "
             + ("choose the text column with --text-column" if columns else "is this text data?")
         )
+
+
+def _compose_labels(examples: list[Example], path: Path) -> tuple[dict[str, Example], dict[str, int]]:
+    """Refuse look-alike labels, then compose each example's label (NFC); return each label's first
+    example and its count."""
     first_seen, counts = {}, {}
     for example in examples:
         first_seen.setdefault(example.label, example)
@@ -517,6 +544,11 @@ def _assemble(
         example.label = composed[example.label]
     first_seen = {composed[label]: example for label, example in first_seen.items()}
     counts = {composed[label]: count for label, count in counts.items()}
+    return first_seen, counts
+
+
+def _check_label_room(counts: dict[str, int], path: Path, columns: dict | None) -> None:
+    """Refuse more labels, or longer ones, than a bundle has room for (training/limits.py)."""
     if len(counts) > limits.MAX_LABELS:
         raise DataError(
             f"{path}: {len(counts):,} distinct labels; a model may have at most {limits.MAX_LABELS:,} "
@@ -527,6 +559,16 @@ def _assemble(
             f"{path}: the {len(counts):,} labels take {limits.labels_json_bytes(counts):,} bytes, over the "
             f"{limits.MAX_LABELS_JSON_BYTES:,} a bundle's manifest has room for; use shorter labels"
         )
+
+
+def _choose_labels(
+    examples: list[Example],
+    first_seen: dict[str, Example],
+    counts: dict[str, int],
+    path: Path,
+    options: DataOptions,
+) -> tuple[str, ...]:
+    """The labels in order (--labels', else label_order's); at least two, each with two examples."""
     if options.labels is not None:
         unknown = [label for label in first_seen if label not in options.labels]
         if unknown:
@@ -550,18 +592,17 @@ def _assemble(
                 f"{path} {first_seen[label].origin}: the only example of the label {label!r}; "
                 "every label needs at least 2 examples to be split into training and test"
             )
-    index = {label: position for position, label in enumerate(labels)}
+    return labels
 
-    def split_of(chosen: list[Example]) -> data.Split:
-        return data.Split(
-            [example.text for example in chosen],
-            np.array([index[example.label] for example in chosen], np.int32),
-            np.array([example.number for example in chosen], np.int64),
-        )
 
-    own_split = examples[0].split is not None
-    if not own_split:
-        return data.Dataset(split_of(examples), None, str(path), sha256, labels, fmt, columns)
+def _own_split(
+    examples: list[Example],
+    labels: tuple[str, ...],
+    first_seen: dict[str, Example],
+    path: Path,
+    columns: dict | None,
+) -> tuple[list[Example], list[Example]]:
+    """The data's own training and test examples; refuse no test examples, or a label never trained."""
     train = [example for example in examples if example.split == "train"]
     test = [example for example in examples if example.split == "test"]
     where = f"column {columns['split']!r}" if columns else "test/ folder"
@@ -580,4 +621,4 @@ def _assemble(
             raise DataError(
                 f"{path} {first_seen[label].origin}: the label {label!r} has test examples but no training example"
             )
-    return data.Dataset(split_of(train), split_of(test), str(path), sha256, labels, fmt, columns)
+    return train, test
