@@ -256,7 +256,6 @@ def precisions_of(choice: str) -> tuple[str, ...]:
 def run_command(job: Callable[[], object], verbose: bool = False) -> int:
     """Run an export or parity command's job; turn the expected failures into a message and exit code 1."""
     quiet(verbose)
-    backends.show_native_logs = verbose
     try:
         job()
     except (bundle.BundleError, backends.BackendError, ExportError, DataError, OSError) as error:

@@ -12,22 +12,22 @@ where `classify(text)` does.
     >>> classifier = SentimentClassifier.from_bundle()
     >>> explanation = classifier.explain("The plot is thin, but the acting is superb and I loved it.")
     >>> explanation.label, round(explanation.score, 3)
-    ('positive', 0.987)
+    ('positive', 0.906)
     >>> for word in explanation.words:
     ...     print(f"{word.word:7} {word.probabilities['positive']:.2f} {word.effect:+.2f}")
-    the     0.30 +0.06
-    plot    0.24 -0.06
-    is      0.31 +0.07
-    thin    0.03 -0.28
-    but     0.18 +0.15
-    the     0.10 -0.08
-    acting  0.02 -0.08
-    is      0.05 +0.03
-    superb  0.35 +0.30
-    and     0.45 +0.10
-    i       0.43 -0.01
-    loved   0.97 +0.53
-    it      0.99 +0.02
+    the     0.46 -0.01
+    plot    0.39 -0.06
+    is      0.42 +0.02
+    thin    0.22 -0.20
+    but     0.24 +0.03
+    the     0.23 -0.02
+    acting  0.18 -0.04
+    is      0.18 -0.00
+    superb  0.56 +0.38
+    and     0.64 +0.08
+    i       0.68 +0.03
+    loved   0.90 +0.22
+    it      0.91 +0.01
 
 `explanation.to_dict()` is the JSON the CLI (`--explain --format json`) and the server
 (`POST /v1/explain`) give. Each word carries its characters in the text (`text[start:end]`, in

@@ -242,7 +242,8 @@ def test_cli_explain_without_a_terminal_prints_json_and_text_marks_strong_words(
     piped = run_cli("--model", str(bundle_dir), "--explain", NEGATIVE)
     assert piped.returncode == 0 and json.loads(piped.stdout)["label"] == "negative"
     text = run_cli("--model", str(bundle_dir), "--explain", "--format", "text", NEGATIVE).stdout.decode()
-    assert text.startswith("0\tThe(") and " worst(+" in text and "\033[" not in text
+    # The strong words are marked with their effect; which ones depends on the model, "worst" always.
+    assert text.startswith("0\tThe") and " worst(+" in text and "\033[" not in text
     assert "-> negative" in text and "strongest: " in text
 
 
