@@ -248,7 +248,10 @@ def open_input(path: Path) -> tuple[BinaryIO, int | None]:
     """The --file opened for reading, and its size if it is a regular file (for the progress meter).
 
     A regular file or a pipe (`--file <(zcat reviews.gz)`, /dev/stdin from a pipe) is read; a
-    folder, or a device such as /dev/zero (endless) or a terminal, is refused with what to give."""
+    folder, or a device such as /dev/zero (endless) or a terminal, is refused with what to give.
+    `-` is standard input, as for the review arguments."""
+    if str(path) == "-":
+        return sys.stdin.buffer, None
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:

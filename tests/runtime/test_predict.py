@@ -223,6 +223,13 @@ def test_a_device_or_a_folder_is_refused_clearly(path, message):
     assert err.startswith(f"error: {path}: {message}") and err.count("\n") == 1
 
 
+def test_file_dash_reads_standard_input(bundle_dir):
+    """`--file -` said "-: no such file"; the README and its own error message offer '-'."""
+    result = run_cli("--model", str(bundle_dir), "--file", "-", input=f"{POSITIVE}\n{NEGATIVE}\n".encode())
+    assert result.returncode == 0, result.stderr.decode()
+    assert [json.loads(line)["label"] for line in result.stdout.decode().splitlines()] == ["positive", "negative"]
+
+
 def test_a_pipe_is_read_as_a_file(bundle_dir, tmp_path):
     """`--file <(zcat reviews.gz)`: process substitution gives a pipe, which is read as a file."""
     import os
