@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.sections import cpu_name
 from runtime import SentimentClassifier, backends, bundle
 from runtime.classifier import UnverifiedArtifactWarning
 from runtime.text import WORD_PATTERN, Tokenizer, normalize, split_words
@@ -362,14 +363,7 @@ def flops_per_review(config, tokens: int) -> float:
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     versions = {"python": platform.python_version(), "numpy": np.__version__}
     for name in ("ai_edge_litert", "tflite_runtime", "onnxruntime", "tensorflow", "keras"):
         if backends.installed(name):

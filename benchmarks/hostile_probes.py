@@ -45,7 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.sections import write_section  # noqa: E402
+from benchmarks.sections import cpu_name, write_section  # noqa: E402
 
 DOC = ROOT / "docs" / "serving.md"
 SECTION = "hostile-probes"
@@ -387,14 +387,7 @@ def probe_flood(parameters: dict) -> dict:
 
 
 def machine() -> dict:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
+    cpu = cpu_name()
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),

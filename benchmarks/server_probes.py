@@ -42,6 +42,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: `runtime` and `training` from this clone
 
+from benchmarks.sections import cpu_name  # noqa: E402
+
 OLD_COMMIT = "a97845f"
 RESULTS = ROOT / "benchmarks" / "server.json"
 MARKDOWN = ROOT / "BENCHMARKS.md"
@@ -626,14 +628,7 @@ def reviews() -> tuple[list[str], str]:
 
 
 def machine() -> dict:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
+    cpu = cpu_name()
     versions = {}
     for package in (
         "uvicorn",

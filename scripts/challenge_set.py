@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.sections import cpu_name  # noqa: E402
+
 DATASET = ROOT / "datasets" / "negation-contrast"
 REVIEWS = DATASET / "reviews.jsonl"
 README = DATASET / "README.md"
@@ -298,12 +300,7 @@ def sha256_of(path: str | Path) -> str:
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
-    except OSError:
-        pass
+    cpu = cpu_name()
     return {
         "machine": platform.machine(),
         "cpu": cpu,

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from runtime import bundle  # noqa: E402
 from runtime.config import ModelConfig  # noqa: E402
 
 RUNS = ROOT / "docs" / "tuning" / "runs.jsonl"
@@ -81,7 +82,6 @@ def challenge_accuracy(folder: Path) -> float | None:
         return None
     import keras
 
-    from runtime import bundle
     from runtime.text import Tokenizer
     from scripts.challenge_set import load_reviews
 
@@ -96,7 +96,7 @@ def challenge_accuracy(folder: Path) -> float | None:
 
 def compact(folder: Path, run: str, note: str = "") -> dict:
     """One run's row, from its bundle folder (manifest.json and history.json)."""
-    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest = bundle.read_manifest(folder)  # the one reader, with its checks
     history = json.loads((folder / "history.json").read_text())
     metrics, training = manifest["metrics"], manifest["training"]
     blocks = training["data"].get("validation_block_ids")
