@@ -488,7 +488,7 @@ def build_manifest(
             "training_seconds": round(selection.training_seconds, 1),
             "seconds_per_epoch": round(selection.selection_seconds / len(history["loss"]), 1),
             "refit": selection.refit,  # None when the validated model itself is shipped
-            "pretraining": fitted.pretraining,  # None without --pretrain-epochs or --word2vec-epochs
+            "pretraining": fitted.pretraining,  # word2vec or language-model start, and the teacher; None without any
         },
         reports=[bundle.FileRecord.of(path) for path in reports],  # history and plots: read, not loaded
         artifacts={"keras": bundle.ArtifactRecord.of(staging / "model.keras", format="keras", precision="float32")},
