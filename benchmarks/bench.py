@@ -280,10 +280,10 @@ def cold_starts(folder: Path, repeats: int = 3) -> list[dict]:
         "import sys\nfrom pathlib import Path\nfrom runtime import backends\n"
         "backends.load_model(sys.argv[1], Path(sys.argv[2]).read_bytes(), threads=1)\n"
     )
-    artifacts = bundle.read_manifest(folder)["artifacts"]
+    artifacts = bundle.Manifest.read(folder).artifacts
     commands = {"numpy import (floor)": [sys.executable, "-c", "import numpy"]}
     for backend in backends.available_backends():
-        model = folder / artifacts[bundle.artifact_key(backend, "cached", "int8")]["file"]
+        model = folder / artifacts[bundle.artifact_key(backend, "cached", "int8")].file
         commands[f"{backend} interpreter loading the cached int8 model (floor)"] = [
             sys.executable,
             "-c",
@@ -317,9 +317,9 @@ def cold_starts(folder: Path, repeats: int = 3) -> list[dict]:
 
 def loading_costs(folder: Path, median_review: str, repeats: int = 20) -> dict:
     """What loading a bundle spends before the interpreter: manifest, sha256 checks, vocabulary."""
-    manifest = bundle.read_manifest(folder)
-    config = bundle.model_config(manifest)
-    record = manifest["artifacts"][bundle.artifact_key("tflite", "cached", "int8")]
+    manifest = bundle.Manifest.read(folder)
+    config = manifest.model_config
+    record = manifest.artifacts[bundle.artifact_key("tflite", "cached", "int8")]
     tokenizer = Tokenizer.load(folder / bundle.VOCABULARY_NAME, config.sequence_length)
 
     def best(function) -> float:
@@ -331,9 +331,9 @@ def loading_costs(folder: Path, median_review: str, repeats: int = 20) -> dict:
         return min(timings) * 1e3
 
     return {
-        "read_manifest_ms": best(lambda: bundle.read_manifest(folder)),
+        "read_manifest_ms": best(lambda: bundle.Manifest.read(folder)),
         "verify_int8_artifact_ms": best(lambda: bundle.verify_file(folder, record)),
-        "verify_vocabulary_ms": best(lambda: bundle.verify_file(folder, manifest["tokenizer"]["vocabulary"])),
+        "verify_vocabulary_ms": best(lambda: bundle.verify_file(folder, manifest.tokenizer.vocabulary)),
         "load_vocabulary_ms": best(lambda: Tokenizer.load(folder / bundle.VOCABULARY_NAME, config.sequence_length)),
         "tokenize_median_review_ms": best(lambda: tokenizer.token_ids(median_review)),
         "split_words_median_review_ms": best(lambda: split_words(median_review)),
@@ -391,8 +391,7 @@ def machine() -> dict:
 def run(folder: Path, data_source: str | None) -> dict:
     from training.data import load_imdb, sample
 
-    manifest = bundle.read_manifest(folder)
-    config = bundle.model_config(manifest)
+    config = bundle.Manifest.read(folder).model_config
     tokenizer = Tokenizer.load(folder / bundle.VOCABULARY_NAME, config.sequence_length)
     test = load_imdb(data_source).test
     median_tokens, buckets = review_buckets(tokenizer, test)

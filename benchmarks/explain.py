@@ -188,7 +188,7 @@ def run(folder: Path, data_source: str | None) -> dict:
     from benchmarks.bench import machine
     from export.common import load_trained
 
-    manifest = bundle.read_manifest(folder)
+    artifacts = bundle.Manifest.read(folder).artifacts
     median, texts = median_length_texts(folder, data_source)
     results = {
         "machine": machine(),
@@ -205,8 +205,8 @@ def run(folder: Path, data_source: str | None) -> dict:
     for backend in backends.available_backends():
         print(f"{backend}: building the two-output form", file=sys.stderr)
         classifier = SentimentClassifier.from_bundle(folder, backend, threads=1)
-        cached_record = manifest["artifacts"][bundle.artifact_key(backend, "cached", "float32")]
-        steps_record = manifest["artifacts"][bundle.artifact_key(backend, bundle.STEPS_GRAPH, "float32")]
+        cached_record = artifacts[bundle.artifact_key(backend, "cached", "float32")]
+        steps_record = artifacts[bundle.artifact_key(backend, bundle.STEPS_GRAPH, "float32")]
         cached_bytes = bundle.read_file(folder, cached_record)
         two_bytes = two_output_tflite(trained, config) if backend == "tflite" else two_output_onnx(cached_bytes)
         cached, two, steps = (
@@ -236,22 +236,22 @@ def run(folder: Path, data_source: str | None) -> dict:
         results["forms"][backend] = {
             "figures": figures,
             "two_output_bytes": len(two_bytes),
-            "cached_bytes": cached_record["bytes"],
-            "steps_bytes": steps_record["bytes"],
+            "cached_bytes": cached_record.bytes,
+            "steps_bytes": steps_record.bytes,
         }
         for precision in bundle.PRECISIONS:
             key = bundle.artifact_key(backend, bundle.STEPS_GRAPH, precision)
-            if key not in manifest["artifacts"]:
+            if key not in artifacts:
                 continue
             print(f"{backend} {precision}: classify against explain, end to end", file=sys.stderr)
             with SentimentClassifier.from_bundle(folder, backend, precision, threads=1) as runtime_classifier:
                 results["end_to_end"][f"{backend}-{precision}"] = interleaved(
                     {"classify(text)": runtime_classifier.classify, "explain(text)": runtime_classifier.explain}, texts
                 )
-            results["sizes"][key] = manifest["artifacts"][key]["bytes"]
-            results["sizes"][bundle.artifact_key(backend, "cached", precision)] = manifest["artifacts"][
+            results["sizes"][key] = artifacts[key].bytes
+            results["sizes"][bundle.artifact_key(backend, "cached", precision)] = artifacts[
                 bundle.artifact_key(backend, "cached", precision)
-            ]["bytes"]
+            ].bytes
     return results
 
 

@@ -141,13 +141,12 @@ def cold_loads(folder: Path, before_root: Path, rounds: int, workdir: Path) -> l
 
 def median_length_reviews(folder: Path, data_source: str | None) -> tuple[int, list[list[int]]]:
     """The median test review's token count and the token ids of real test reviews of exactly it."""
+    from runtime.text import Tokenizer
     from training.data import load_imdb
 
-    manifest = bundle.read_manifest(folder)
-    from runtime.text import Tokenizer
-
+    manifest = bundle.Manifest.read(folder)
     tokenizer = Tokenizer.parse(
-        bundle.read_file(folder, manifest["tokenizer"]["vocabulary"]), bundle.model_config(manifest).sequence_length
+        bundle.read_file(folder, manifest.tokenizer.vocabulary), manifest.model_config.sequence_length
     )
     ids = [tokenizer.token_ids(text) for text in load_imdb(data_source).test.texts]
     median = int(np.median([len(review) for review in ids]))

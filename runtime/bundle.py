@@ -29,6 +29,7 @@ Only a bundle is ever replaced (`check_replaceable`, which `staging_folder` appl
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import hashlib
 import json
@@ -480,12 +481,120 @@ class PackagedRecord(_Record):
 
 
 @dataclass(frozen=True, kw_only=True)
+class _PlainRecord(_Record):
+    """A record of plain, optional fields (`training` and `metrics` and their parts): read leniently,
+    since the runtime never interprets them; written back with the keys it was read with (a new one
+    writes every field but those of OMIT_WHEN_NONE that are None). NESTED names the fields that are
+    records of their own."""
+
+    NESTED = {}
+    OMIT_WHEN_NONE = ()
+
+    @classmethod
+    def _names(cls) -> tuple[str, ...]:
+        return tuple(item.name for item in dataclasses.fields(cls) if item.name not in ("extra", "order"))
+
+    def _known(self) -> dict:
+        return {
+            name: getattr(self, name)
+            for name in self._names()
+            if name in self.order
+            or (not self.order and not (name in self.OMIT_WHEN_NONE and getattr(self, name) is None))
+        }
+
+    @classmethod
+    def from_dict(cls, data):
+        if isinstance(data, cls):
+            return data
+        if not isinstance(data, Mapping):
+            return None
+        values = {name: _frozen(data[name]) for name in cls._names() if name in data}
+        for name, record in cls.NESTED.items():
+            values[name] = record.from_dict(values.get(name))
+        return cls(**values, **cls._split(data, cls._names()))
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataRecord(_PlainRecord):
+    """training.data: what training read and how it split it (export re-creates the test texts from it)."""
+
+    source: str | None = None
+    sha256: str | None = None
+    fit_reviews: int | None = None
+    validation_reviews: int | None = None
+    validation_block_ids: int | None = None  # IMDB's: validation takes whole blocks of consecutive ids
+    test_reviews: int | None = None
+    format: str = "imdb"  # bundles from before other data was supported are IMDB's
+    columns: Mapping | None = None  # the data's column (or JSON key) of each role: text, label, split
+    labels: tuple[str, ...] | None = None
+    test_split: float | None = None  # None: the data's own test split
+    split_seed: int | None = None
+    label_counts: Mapping | None = None
+    OMIT_WHEN_NONE = ("validation_block_ids",)
+
+    def column(self, role: str) -> str | None:
+        return (self.columns or {}).get(role)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingRecord(_PlainRecord):
+    """training: how the model was trained. `settings` is training.fit's TrainingSettings as a
+    mapping (training.settings reads it back); the runtime never reads any of it."""
+
+    settings: Mapping = field(default_factory=lambda: _EMPTY)
+    data: DataRecord | None = None
+    library_versions: Mapping = field(default_factory=lambda: _EMPTY)
+    machine: str | None = None
+    NESTED = {"data": DataRecord}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefitRecord(_PlainRecord):
+    """metrics.refit: the fresh model trained on every training review for the validated epochs."""
+
+    reviews: int | None = None
+    epochs: int | None = None
+    accuracy: float | None = None
+    loss: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PretrainingRecord(_PlainRecord):
+    """metrics.pretraining: how the embedding was started (word2vec or a language model), and the teacher."""
+
+    method: str | None = None
+    seconds: float | None = None
+    teacher: Mapping | None = None  # the n-gram teacher's record (training/teacher.py)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricsRecord(_PlainRecord):
+    """metrics: the run's figures (validation, test, time)."""
+
+    epochs_run: int | None = None
+    best_epoch: int | None = None  # counted from 1
+    validation_accuracy: float | None = None
+    validation_loss: float | None = None
+    test_accuracy: float | None = None
+    test_loss: float | None = None
+    test_macro_f1: float | None = None
+    test_within_one_accuracy: float | None = None  # labels that are numbers (ratings) only
+    test_mean_absolute_error: float | None = None  # the same
+    test_details: str | None = None  # the reports' file of per-label figures
+    training_seconds: float | None = None
+    seconds_per_epoch: float | None = None
+    refit: RefitRecord | None = None  # None: the validated model itself is shipped
+    pretraining: PretrainingRecord | None = None
+    NESTED = {"refit": RefitRecord, "pretraining": PretrainingRecord}
+    OMIT_WHEN_NONE = ("test_within_one_accuracy", "test_mean_absolute_error")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Manifest(_Record):
     """A bundle's manifest.json, checked (`check_manifest`) and typed; `to_dict()` is what is written.
 
-    `training` and `metrics` (the run's settings, data and figures) are read-only mappings: read,
-    never interpreted, by the runtime. `raw` (a fresh dict) is the path for code that still edits
-    the manifest as JSON (the exporters)."""
+    `training` and `metrics` (the run's settings, data and figures) are read leniently: the runtime
+    never interprets them. A new manifest is made with `dataclasses.replace`."""
 
     name: str
     model_config: ModelConfig
@@ -496,8 +605,8 @@ class Manifest(_Record):
     padding_states: PaddingStatesRecord | None = None
     parity: Mapping[str, ParityRecord] | None = None
     reports: tuple[FileRecord, ...] | None = None
-    metrics: Mapping | None = None
-    training: Mapping | None = None
+    metrics: MetricsRecord | None = None
+    training: TrainingRecord | None = None
     packaged: PackagedRecord | None = None
     _KEYS = (
         "schema_version",
@@ -516,12 +625,12 @@ class Manifest(_Record):
 
     def __post_init__(self):
         # A writer may pass plain dicts: every mapping the manifest holds is read-only.
-        for name in ("artifacts", "parity", "metrics", "training"):
+        for name in ("artifacts", "parity"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, MappingProxyType):
-                object.__setattr__(
-                    self, name, MappingProxyType(dict(value)) if name in ("artifacts", "parity") else _frozen(value)
-                )
+                object.__setattr__(self, name, MappingProxyType(dict(value)))
+        object.__setattr__(self, "metrics", MetricsRecord.from_dict(self.metrics))
+        object.__setattr__(self, "training", TrainingRecord.from_dict(self.training))
         if self.reports is not None:
             object.__setattr__(self, "reports", tuple(self.reports))
 
@@ -544,8 +653,8 @@ class Manifest(_Record):
             if "parity" in data
             else None,
             "reports": tuple(FileRecord.from_dict(record) for record in data["reports"]) if "reports" in data else None,
-            "metrics": _frozen(data["metrics"]) if "metrics" in data else None,
-            "training": _frozen(data["training"]) if "training" in data else None,
+            "metrics": MetricsRecord.from_dict(data.get("metrics")),
+            "training": TrainingRecord.from_dict(data.get("training")),
             "packaged": PackagedRecord.from_dict(data.get("packaged")),
         }
         return cls(

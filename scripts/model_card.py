@@ -105,9 +105,9 @@ def challenge_sentence(manifest: bundle.Manifest) -> str:
 
 
 def render(folder: Path, manifest: bundle.Manifest) -> str:
-    config, metrics, training = manifest.model_config.to_dict(), manifest.metrics, manifest.training
-    data, settings = training["data"], training["settings"]
-    labels = ", ".join(config["labels"])
+    config, metrics, training = manifest.model_config, manifest.metrics, manifest.training
+    data, settings = training.data, training.settings
+    labels = ", ".join(config.labels)
     rows, backend = probe_rows(folder)
     artifacts = [key for key, record in manifest.artifacts.items() if record.kind is not None]
     return f"""---
@@ -125,16 +125,16 @@ metrics: [accuracy]
 
 ## Model details
 
-- **Architecture:** Embedding({config["vocab_size"]:,} ids, {config["embedding_dim"]}) → LSTM({config["lstm_units"]},
-  dropout {config["dropout"]}, recurrent dropout {config["recurrent_dropout"]}) → Dense({len(config["labels"])}, softmax).
-  Labels: {labels}. Reviews are read as word ids, padded or cut to their last {config["sequence_length"]} tokens.
+- **Architecture:** Embedding({config.vocab_size:,} ids, {config.embedding_dim}) → LSTM({config.lstm_units},
+  dropout {config.dropout}, recurrent dropout {config.recurrent_dropout}) → Dense({len(config.labels)}, softmax).
+  Labels: {labels}. Reviews are read as word ids, padded or cut to their last {config.sequence_length} tokens.
 - **Tokenizer:** `runtime/text.py`: HTML removed, NFKC, case folded, words of letters and digits with inner
   apostrophes; the {manifest.tokenizer.words:,} most frequent training words, the rest out of vocabulary.
 - **Artifacts:** {len(artifacts)} exported graphs ({", ".join(artifacts)}), run by LiteRT, tflite-runtime or
   ONNX Runtime without TensorFlow. "cached" graphs start from the stored state after the padding and read only a
   review's own tokens; int8 is dynamic-range quantisation.
-- **Trained with:** TensorFlow {training["library_versions"]["tensorflow"]}, Keras {training["library_versions"]["keras"]},
-  on {training["machine"]}, {metrics["training_seconds"] / 60:.0f} minutes.
+- **Trained with:** TensorFlow {training.library_versions["tensorflow"]}, Keras {training.library_versions["keras"]},
+  on {training.machine}, {metrics.training_seconds / 60:.0f} minutes.
 
 ## Intended use
 
@@ -154,23 +154,23 @@ float32, cached graph):
 {chr(10).join(rows)}
 
 Reviews of middling films, other languages, other domains (products, news, social media), sarcasm and
-irony, and reviews longer than {config["sequence_length"]} tokens (only the last {config["sequence_length"]}
+irony, and reviews longer than {config.sequence_length} tokens (only the last {config.sequence_length}
 are read) are outside what it was trained and tested on.
 
 ## Training data
 
 The [Large Movie Review Dataset](https://ai.stanford.edu/~amaas/data/sentiment/) (Maas et al., 2011),
-`{data["source"]}` (sha256 `{data["sha256"][:16]}…`): {data["fit_reviews"]:,} training reviews fitted,
-{data["validation_reviews"]:,} held out for choosing the epoch (whole blocks of {data.get("validation_block_ids", "?")}
-consecutive review ids, so that validation films are mostly unseen), and {data["test_reviews"]:,} test
+`{data.source}` (sha256 `{data.sha256[:16]}…`): {data.fit_reviews:,} training reviews fitted,
+{data.validation_reviews:,} held out for choosing the epoch (whole blocks of {data.validation_block_ids or "?"}
+consecutive review ids, so that validation films are mostly unseen), and {data.test_reviews:,} test
 reviews from films the training set does not contain, used once for the figures below. Settings:
 {", ".join(f"{key} {value}" for key, value in settings.items() if value not in (None, False))}.
 
 ## Evaluation
 
-Test accuracy of the trained Keras model: **{metrics["test_accuracy"] * 100:.2f} %** on {data["test_reviews"]:,}
-reviews (loss {metrics["test_loss"]:.4f}); validation accuracy {metrics["validation_accuracy"] * 100:.2f} % at
-epoch {metrics["best_epoch"]} of {metrics["epochs_run"]}. Each exported artifact against the Keras model on real
+Test accuracy of the trained Keras model: **{metrics.test_accuracy * 100:.2f} %** on {data.test_reviews:,}
+reviews (loss {metrics.test_loss:.4f}); validation accuracy {metrics.validation_accuracy * 100:.2f} % at
+epoch {metrics.best_epoch} of {metrics.epochs_run}. Each exported artifact against the Keras model on real
 test reviews (`python -m export.parity`):
 
 {format_table(classify_parity(manifest), artifact_sizes(manifest))}
@@ -190,7 +190,7 @@ The per-step artifacts (`explain`: the opinion after every word) at every step o
 - It learned from reviews that are clearly for or against a film; mixed reviews are forced into one label.
 - Its opinions of words reflect the reviews it read: names of actors, directors, countries or groups that
   appear mostly in praised or panned films can sway an answer. This has not been measured.
-- Only the last {config["sequence_length"]} tokens count: a long review is judged by its ending.
+- Only the last {config.sequence_length} tokens count: a long review is judged by its ending.
 
 ## How to reproduce
 

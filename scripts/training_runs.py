@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +25,7 @@ if str(ROOT) not in sys.path:
 
 from runtime import bundle  # noqa: E402
 from runtime.config import ModelConfig  # noqa: E402
+from training.settings import TrainingSettings  # noqa: E402
 
 RUNS = ROOT / "docs" / "tuning" / "runs.jsonl"
 DATA = "../shared/data/aclImdb_labeled.tar.gz"
@@ -48,28 +50,27 @@ FLAGS = {
 }
 
 
-def command(settings: dict, config: dict) -> str:
+def command(settings: TrainingSettings, config: ModelConfig) -> str:
     """The training.fit command that repeats a run, every recorded setting spelled out."""
-    values = {**settings, "dropout": config.get("dropout"), "recurrent_dropout": config.get("recurrent_dropout")}
-    values.setdefault("word2vec_epochs", 0)  # runs from before the option started the embedding at random
+    values = {**asdict(settings), "dropout": config.dropout, "recurrent_dropout": config.recurrent_dropout}
     parts = ["python -m training.fit", f"--data {DATA}"]
     for key, flag in FLAGS.items():
         value = values.get(key)
         if value not in (None, False):
             parts.append(f"{flag} {value}")
-    if settings.get("refit"):
+    if settings.refit:
         parts.append("--refit")
     return " ".join(parts)
 
 
-def changed(settings: dict, config: dict) -> dict:
+def changed(settings: TrainingSettings, config: ModelConfig) -> dict:
     """The settings a reader compares rows by: what differs from the original Keras example's."""
     seed = ModelConfig().to_dict()
-    shown = {key: value for key, value in config.items() if key != "labels" and seed.get(key) != value}
+    shown = {key: value for key, value in config.to_dict().items() if key != "labels" and seed.get(key) != value}
     shown.update(
         {
             key: value
-            for key, value in settings.items()
+            for key, value in asdict(settings).items()
             if key not in ("limit", "refit", "seed", "validation_split") and value not in (None, 0, False)
         }
     )
@@ -96,23 +97,22 @@ def challenge_accuracy(folder: Path) -> float | None:
 
 def compact(folder: Path, run: str, note: str = "") -> dict:
     """One run's row, from its bundle folder (manifest.json and history.json)."""
-    manifest = bundle.read_manifest(folder)  # the one reader, with its checks
+    manifest = bundle.Manifest.read(folder)  # the one reader, with its checks
     history = json.loads((folder / "history.json").read_text())
-    metrics, training = manifest["metrics"], manifest["training"]
-    blocks = training["data"].get("validation_block_ids")
-    refit = metrics.get("refit")
+    metrics, data = manifest.metrics, manifest.training.data
+    settings, config = TrainingSettings.from_record(manifest.training.settings), manifest.model_config
     return {
         "run": run,
-        "trained": manifest["created"][:16].replace("T", " "),
-        "settings": changed(training["settings"], manifest["model_config"]),
-        "command": command(training["settings"], manifest["model_config"]),
-        "validation": f"blocks of {blocks} ids" if blocks else "single reviews",
+        "trained": manifest.created[:16].replace("T", " "),
+        "settings": changed(settings, config),
+        "command": command(settings, config),
+        "validation": f"blocks of {data.validation_block_ids} ids" if data.validation_block_ids else "single reviews",
         "validation_accuracy": [round(value, 4) for value in history["val_accuracy"]],
-        "best_epoch": metrics["best_epoch"],
-        "weights": f"refit on {refit['reviews']:,} reviews" if refit else "the validated epoch's",
-        "test_accuracy": round(metrics["test_accuracy"], 4),
-        "test_loss": round(metrics["test_loss"], 4),
-        "training_minutes": round(metrics["training_seconds"] / 60, 1),
+        "best_epoch": metrics.best_epoch,
+        "weights": f"refit on {metrics.refit.reviews:,} reviews" if metrics.refit else "the validated epoch's",
+        "test_accuracy": round(metrics.test_accuracy, 4),
+        "test_loss": round(metrics.test_loss, 4),
+        "training_minutes": round(metrics.training_seconds / 60, 1),
         "challenge_accuracy": challenge_accuracy(folder),
         "note": note,
     }

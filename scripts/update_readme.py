@@ -37,22 +37,22 @@ def changed_model_config(manifest: bundle.Manifest) -> dict:
 
 def accuracy_block(manifest: bundle.Manifest) -> str:
     metrics, training = manifest.metrics, manifest.training
-    settings = training["settings"]
+    settings = training.settings
     return (
-        f"Test accuracy of the shipped model: **{metrics['test_accuracy'] * 100:.2f} %** on "
-        f"{training['data']['test_reviews']:,} test reviews (loss {metrics['test_loss']:.4f}), with the epoch chosen on "
-        f"{training['data']['validation_reviews']:,} validation reviews carved from the training set: epoch "
-        f"{metrics['best_epoch']} of {metrics['epochs_run']}, validation accuracy {metrics['validation_accuracy'] * 100:.2f} %"
+        f"Test accuracy of the shipped model: **{metrics.test_accuracy * 100:.2f} %** on "
+        f"{training.data.test_reviews:,} test reviews (loss {metrics.test_loss:.4f}), with the epoch chosen on "
+        f"{training.data.validation_reviews:,} validation reviews carved from the training set: epoch "
+        f"{metrics.best_epoch} of {metrics.epochs_run}, validation accuracy {metrics.validation_accuracy * 100:.2f} %"
         + (
-            f"; then a fresh model was trained for those {refit['epochs']} epochs on all {refit['reviews']:,} training reviews. "
-            if (refit := metrics.get("refit"))
+            f"; then a fresh model was trained for those {refit.epochs} epochs on all {refit.reviews:,} training reviews. "
+            if (refit := metrics.refit)
             else ". "
         )
-        + f"Training took {metrics['training_seconds'] / 60:.1f} minutes in all, {metrics['seconds_per_epoch']:.0f} s per "
+        + f"Training took {metrics.training_seconds / 60:.1f} minutes in all, {metrics.seconds_per_epoch:.0f} s per "
         f"epoch of the validated run"
-        + (f" after {start['seconds']:.0f} s of {start['method']}" if (start := metrics.get("pretraining")) else "")
-        + f", on {training['machine']} (TensorFlow {training['library_versions']['tensorflow']}, "
-        f"Keras {training['library_versions']['keras']}). Settings recorded in the manifest: "
+        + (f" after {start.seconds:.0f} s of {start.method}" if (start := metrics.pretraining) else "")
+        + f", on {training.machine} (TensorFlow {training.library_versions['tensorflow']}, "
+        f"Keras {training.library_versions['keras']}). Settings recorded in the manifest: "
         + ", ".join(f"{key} {value}" for key, value in {**changed_model_config(manifest), **settings}.items())
         + "."
     )
@@ -141,11 +141,11 @@ def results_block(manifest: bundle.Manifest, results: dict | None, sizes: dict |
     parity = model_card.classify_parity(manifest)  # the per-step artifacts' figures are of another kind
     floats = [r for key, r in parity.items() if key.endswith("float32")]
     int8s = [r for key, r in parity.items() if key.endswith("int8")]
-    data = manifest.training["data"]
+    data = manifest.training.data
     rows = [
         (
             "Test accuracy (Keras model)",
-            f"{manifest.metrics['test_accuracy'] * 100:.2f} % on {data['test_reviews']:,} IMDB test reviews",
+            f"{manifest.metrics.test_accuracy * 100:.2f} % on {data.test_reviews:,} IMDB test reviews",
             "[training](docs/training.md)",
         )
     ]

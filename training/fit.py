@@ -34,6 +34,7 @@ from runtime.config import ModelConfig
 from runtime.text import FIRST_WORD_ID, Tokenizer, pad_ids
 from training import data, metrics, sources, splits
 from training.quiet import quiet
+from training.settings import TrainingSettings
 
 # The bundle this repository ships. Only an explicit --output with --overwrite replaces it, and
 # never with a --limit run.
@@ -54,28 +55,6 @@ EXAMPLE_REVIEWS = (
     "The effects were good but the story dragged and I almost fell asleep halfway through.",
     "An absolute masterpiece. The director's best work, and the music is unforgettable.",
 )
-
-
-@dataclass(frozen=True)
-class TrainingSettings:
-    epochs: int = 8  # the seed trains 5; patience stops a run once validation stops improving
-    batch_size: int = 32  # the seed uses 64; 32 won on validation (README, "Training")
-    learning_rate: float = 1e-3
-    clipnorm: float | None = 1.0  # the seed has none; see README, "Settings"
-    patience: int = 2  # epochs without a better validation accuracy before stopping
-    lr_decay: float | None = None  # multiply the learning rate by this when validation accuracy drops
-    ema_momentum: float | None = None  # validate and keep a moving average of the weights
-    weight_decay: float | None = None  # Adam's decoupled weight decay (AdamW)
-    refit: bool = False  # retrain on all training reviews for the validated number of epochs
-    pretrain_epochs: int = 0  # language-model epochs on the fit reviews' text first (training/pretrain.py)
-    word2vec_epochs: int = 5  # start the embedding from word2vec on the fit reviews' text (training/word_vectors.py)
-    # Adversarial training on the embeddings (training/adversarial.py) and a bigram teacher's soft
-    # targets (training/teacher.py): together they won on validation (docs/training.md). 0 turns either off.
-    adversarial_epsilon: float = 0.5
-    distill_weight: float = 0.5
-    validation_split: float = 0.2
-    seed: int = 1337
-    limit: int | None = None  # reviews per split, for quick runs
 
 
 def default_name(data_source: str | None = None, data_format: str = "auto") -> str:
@@ -235,13 +214,13 @@ def build_vocabulary_and_model(split: data.Split, settings: TrainingSettings, co
 
 
 def distilled_targets(split: data.Split, settings: TrainingSettings, config: ModelConfig, imdb: bool, verbose):
-    """The one-hot labels, mixed with a bigram teacher's soft targets if --distill; and the teacher's record."""
+    """The one-hot labels, mixed with an n-gram teacher's soft targets if --distill; and the teacher's record."""
     targets, teacher = one_hot(split, config), None
     if settings.distill_weight:
         from training.teacher import out_of_fold_probabilities
 
         texts = text_noun(imdb)
-        stage(f"Training the bigram teacher on the fit {texts}", verbose)
+        stage(f"Training the n-gram teacher on the fit {texts}", verbose)
         # IMDB's blocks of consecutive ids are mostly one film each; other data's ids are line
         # or file numbers, which say nothing of what texts share, so each text is its own group.
         groups = split.ids // data.VALIDATION_BLOCK_IDS if imdb else split.ids
@@ -465,9 +444,9 @@ def build_manifest(
         tokenizer=bundle.TokenizerRecord(
             vocabulary=bundle.FileRecord.of(staging / bundle.VOCABULARY_NAME), words=len(fitted.tokenizer.words)
         ),  # runtime.text's ids and padding
-        training={
-            "settings": asdict(settings),
-            "data": splits.data_record(
+        training=bundle.TrainingRecord(
+            settings=asdict(settings),
+            data=splits.data_record(
                 prepared.dataset,
                 prepared.fit,
                 prepared.validation,
@@ -475,21 +454,21 @@ def build_manifest(
                 prepared.test_fraction,
                 settings.seed,
             ),
-            "library_versions": library_versions(),
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        },
-        metrics={
-            "epochs_run": len(history["loss"]),
-            "best_epoch": best_epoch + 1,
-            "validation_accuracy": history["val_accuracy"][best_epoch],
-            "validation_loss": history["val_loss"][best_epoch],
+            library_versions=library_versions(),
+            machine=f"{platform.machine()}, {os.cpu_count()} cores",
+        ),
+        metrics=bundle.MetricsRecord(
+            epochs_run=len(history["loss"]),
+            best_epoch=best_epoch + 1,
+            validation_accuracy=history["val_accuracy"][best_epoch],
+            validation_loss=history["val_loss"][best_epoch],
             **test_metrics_record(evaluation),
-            "test_details": METRICS_NAME,  # per-label figures and the confusion matrix (in reports)
-            "training_seconds": round(selection.training_seconds, 1),
-            "seconds_per_epoch": round(selection.selection_seconds / len(history["loss"]), 1),
-            "refit": selection.refit,  # None when the validated model itself is shipped
-            "pretraining": fitted.pretraining,  # word2vec or language-model start, and the teacher; None without any
-        },
+            test_details=METRICS_NAME,  # per-label figures and the confusion matrix (in reports)
+            training_seconds=round(selection.training_seconds, 1),
+            seconds_per_epoch=round(selection.selection_seconds / len(history["loss"]), 1),
+            refit=bundle.RefitRecord(**selection.refit) if selection.refit else None,
+            pretraining=bundle.PretrainingRecord.from_dict(fitted.pretraining),  # and the teacher; None without any
+        ),
         reports=[bundle.FileRecord.of(path) for path in reports],  # history and plots: read, not loaded
         artifacts={"keras": bundle.ArtifactRecord.of(staging / "model.keras", format="keras", precision="float32")},
     )
@@ -842,7 +821,7 @@ def add_method_arguments(parser: argparse.ArgumentParser, defaults: TrainingSett
         type=off_or_fraction,
         default=defaults.distill_weight,
         metavar="WEIGHT",
-        help="targets are (1 - WEIGHT) x the label + WEIGHT x a bigram teacher's out-of-fold "
+        help="targets are (1 - WEIGHT) x the label + WEIGHT x an n-gram teacher's out-of-fold "
         "probabilities; 0 trains on the labels alone",
     )
     parser.add_argument(

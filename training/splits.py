@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime import bundle
 from training import data, sources
 from training.data import DataError
+from training.settings import TrainingSettings
 
 DEFAULT_TEST_SPLIT = 0.2
 
@@ -65,75 +67,69 @@ def label_counts(labels: tuple[str, ...], split: data.Split) -> dict:
 
 def data_record(
     dataset: data.Dataset, fit: data.Split, held: data.Split, test: data.Split, test_split: float, seed: int
-) -> dict:
-    """The manifest's `training.data`: what was read and how it was split (IMDB's keys first, as before)."""
-    record = {
-        "source": Path(dataset.source).name,
-        "sha256": dataset.sha256,
-        "fit_reviews": len(fit),
-        "validation_reviews": len(held),
-    }
-    if dataset.format == "imdb":
-        record["validation_block_ids"] = data.VALIDATION_BLOCK_IDS
-    record["test_reviews"] = len(test)
-    record.update(
-        {
-            "format": dataset.format,
-            "columns": dataset.columns,
-            "labels": list(dataset.labels),
-            "test_split": None if dataset.test is not None else test_split,  # None: the data's own
-            "split_seed": seed,
-            "label_counts": {
-                name: label_counts(dataset.labels, split)
-                for name, split in (("fit", fit), ("validation", held), ("test", test))
-            },
-        }
+) -> bundle.DataRecord:
+    """The manifest's `training.data`: what was read and how it was split."""
+    return bundle.DataRecord(
+        source=Path(dataset.source).name,
+        sha256=dataset.sha256,
+        fit_reviews=len(fit),
+        validation_reviews=len(held),
+        validation_block_ids=data.VALIDATION_BLOCK_IDS if dataset.format == "imdb" else None,
+        test_reviews=len(test),
+        format=dataset.format,
+        columns=dataset.columns,
+        labels=tuple(dataset.labels),
+        test_split=None if dataset.test is not None else test_split,  # None: the data's own
+        split_seed=seed,
+        label_counts={
+            name: label_counts(dataset.labels, split)
+            for name, split in (("fit", fit), ("validation", held), ("test", test))
+        },
     )
-    return record
 
 
-def recreate_test(data_source: str | Path | None, manifest: dict) -> data.Split:
-    """The test texts a bundle was evaluated on, re-created from the data it was trained on.
+def recreate_test(data_source: str | Path | None, manifest: bundle.Manifest | None) -> data.Split:
+    """The test texts a bundle was evaluated on, re-created from the data it was trained on
+    (None: a bundle without a training record, taken as IMDB's).
 
     IMDB's test split is its aclImdb/test folder, the same in the official archive, a copy and an
     extracted folder (whose checksums differ), so another checksum is only noted. Any other data
     must have the checksum the manifest records; its labels are read in the bundle's order and
     the test split is carved again with the recorded fraction and seed.
     """
-    record = manifest.get("training", {}).get("data", {})
-    fmt = record.get("format", "imdb")  # bundles from before other data was supported are IMDB's
-    if fmt == "imdb":
+    training = manifest.training if manifest is not None else None
+    record = (training.data if training else None) or bundle.DataRecord()
+    if record.format == "imdb":
         dataset = data.load_imdb(data_source)
-        if record.get("sha256") not in (None, dataset.sha256):
+        if record.sha256 not in (None, dataset.sha256):
             print(
                 f"note: {dataset.source} has sha256 {dataset.sha256}, the bundle's IMDB data "
-                f"{record.get('source')} had {record['sha256']}; both have the aclImdb/test layout, "
+                f"{record.source} had {record.sha256}; both have the aclImdb/test layout, "
                 "so its test reviews are used",
                 file=sys.stderr,
             )
         return dataset.test
-    trained_on = f"{record.get('source')} (sha256 {record.get('sha256')})"
+    trained_on = f"{record.source} (sha256 {record.sha256})"
     if data_source is None:
-        raise DataError(f"this bundle was trained on {trained_on}, {fmt} data; pass --data with it")
-    sha256 = sources.checksum(data_source, fmt)
-    if sha256 != record.get("sha256"):
+        raise DataError(f"this bundle was trained on {trained_on}, {record.format} data; pass --data with it")
+    sha256 = sources.checksum(data_source, record.format)
+    if sha256 != record.sha256:
         raise DataError(
             f"{data_source} has sha256 {sha256}, but this bundle was trained on {trained_on}; "
             "pass --data with the data it was trained on"
         )
-    columns = record.get("columns") or {}
     options = sources.DataOptions(
-        format=fmt,
-        text_column=columns.get("text"),
-        label_column=columns.get("label"),
-        split_column=columns.get("split") or ("" if fmt in sources.TABLE_FORMATS else None),
-        labels=tuple(manifest["model_config"]["labels"]),
+        format=record.format,
+        text_column=record.column("text"),
+        label_column=record.column("label"),
+        split_column=record.column("split") or ("" if record.format in sources.TABLE_FORMATS else None),
+        labels=manifest.model_config.labels,
     )
     dataset = sources.load(data_source, options)
-    seed = record.get("split_seed", manifest.get("training", {}).get("settings", {}).get("seed"))
-    _, test = held_out(dataset, record.get("test_split"), seed)
-    limit = manifest.get("training", {}).get("settings", {}).get("limit")  # a --limit run sampled its test texts
-    expected = record.get("test_reviews")
+    settings = TrainingSettings.from_record(training.settings)
+    _, test = held_out(dataset, record.test_split, settings.seed if record.split_seed is None else record.split_seed)
+    limit = settings.limit  # a --limit run sampled its test texts
+    expected = record.test_reviews
     if expected is not None and expected != (min(limit, len(test)) if limit else len(test)):
         raise DataError(f"{data_source}: re-created {len(test):,} test texts; the manifest records {expected:,}")
     return test

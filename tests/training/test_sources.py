@@ -12,6 +12,8 @@ import sys
 import numpy as np
 import pytest
 
+from runtime import bundle
+from runtime.config import ModelConfig
 from tests.conftest import ROOT, write_archive
 from tests.training.own_data import FIVE_LABELS, TWO_LABELS, examples, write_csv, write_folders, write_jsonl
 from training import data, limits, metrics, sources, splits
@@ -227,17 +229,19 @@ def test_the_record_re_creates_the_test_texts_and_refuses_other_data(tmp_path):
     train, test = splits.held_out(dataset, 0.3, seed=5)
     fit, validation = splits.validation(dataset, train, 0.2, seed=5)
     record = splits.data_record(dataset, fit, validation, test, 0.3, 5)
-    assert record["test_split"] == 0.3 and record["split_seed"] == 5 and record["labels"] == ["ja", "nein"]
-    assert record["label_counts"]["test"] == {"ja": 4, "nein": 4} and record["test_reviews"] == 8
-    manifest = {
-        "model_config": {"labels": ["ja", "nein"]},
-        "training": {"settings": {"seed": 5, "limit": None}, "data": record},
-    }
+    assert record.test_split == 0.3 and record.split_seed == 5 and record.labels == ("ja", "nein")
+    assert record.label_counts["test"] == {"ja": 4, "nein": 4} and record.test_reviews == 8
+    manifest = bundle.Manifest(
+        name="two",
+        model_config=ModelConfig(labels=("ja", "nein")),
+        tokenizer=bundle.TokenizerRecord(vocabulary=bundle.FileRecord(file="vocab.json", bytes=0, sha256=""), words=0),
+        training=bundle.TrainingRecord(settings={"seed": 5, "limit": None}, data=record),
+    )
     assert splits.recreate_test(path, manifest).texts == test.texts
     other = write_jsonl(tmp_path / "other.jsonl", examples(TWO_LABELS, 15, seed=1))
     with pytest.raises(DataError) as error:
         splits.recreate_test(other, manifest)
-    assert record["sha256"] in str(error.value) and sources.checksum(other, "jsonl") in str(error.value)
+    assert record.sha256 in str(error.value) and sources.checksum(other, "jsonl") in str(error.value)
     with pytest.raises(DataError, match="trained on two.jsonl .* pass --data"):
         splits.recreate_test(None, manifest)
 
