@@ -1,6 +1,6 @@
-"""A bag-of-bigrams teacher whose out-of-fold answers soften the LSTM's training targets.
+"""A bag-of-n-grams teacher whose out-of-fold answers soften the LSTM's training targets.
 
-NBSVM-style logistic regression (Wang and Manning, 2012): binary unigram and bigram features
+NBSVM-style logistic regression (Wang and Manning, 2012): binary word uni-, bi- and trigram features
 weighted by their naive-Bayes log-count ratio, one-vs-rest for more than two labels. It reads
 the fit texts only. Each text's probabilities come from a teacher that did not see it (nor, for
 IMDB, any review of its block of consecutive ids, mostly the same film), so the soft targets
@@ -21,7 +21,7 @@ from sklearn.model_selection import GroupKFold
 from runtime.text import split_words
 
 FOLDS = 5
-NGRAMS = (1, 2)
+NGRAMS = (1, 3)  # trigrams: out-of-fold accuracy 0.9033 against 0.8977 with bigrams (fit reviews)
 MIN_COUNT = 2  # an n-gram in fewer texts than this cannot generalise from one fold to another
 SMOOTHING = 1.0  # naive Bayes' add-one count
 C = 1.0  # logistic regression's inverse regularisation: scikit-learn's default, not tuned
@@ -77,7 +77,7 @@ def out_of_fold_probabilities(
         probabilities[held] = _fit_predict(features[train], labels[train], features[held], num_classes)
     accuracy = float((probabilities.argmax(axis=1) == labels).mean())
     return probabilities, {
-        "method": "NB-weighted logistic regression on binary uni- and bigrams",
+        "method": "NB-weighted logistic regression on binary uni-, bi- and trigrams",
         "folds": folds,
         "features": features.shape[1],
         "out_of_fold_accuracy": round(accuracy, 4),
