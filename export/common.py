@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -46,14 +47,14 @@ class Stage:
 def load_trained(folder: str | Path):
     """The manifest, model config and trained Keras model of a bundle."""
     folder = Path(folder)
-    manifest = bundle.read_manifest(folder)
-    record = manifest["artifacts"].get("keras")
-    if record is None or not (folder / record["file"]).is_file():
+    manifest = bundle.Manifest.read(folder)
+    record = manifest.artifacts.get("keras")
+    if record is None or not (folder / record.file).is_file():
         raise bundle.BundleError(f"{folder}: no model.keras; train one with python -m training.fit")
     import keras
 
     model = keras.models.load_model(bundle.verify_file(folder, record), compile=False)
-    return manifest, bundle.model_config(manifest), model
+    return manifest, manifest.model_config, model
 
 
 def inference_model(
@@ -141,11 +142,11 @@ def write_artifact(folder: Path, name: str, write: Callable[[Path], None]) -> Pa
     return path
 
 
-def fingerprint(manifest: dict, model, graph: str) -> dict:
+def fingerprint(manifest: bundle.Manifest, model, graph: str) -> dict:
     """What an artifact was exported for; stored inside the model file, checked by the runtime."""
-    config = bundle.model_config(manifest)
+    config = manifest.model_config
     return {
-        "vocabulary_sha256": manifest["tokenizer"]["vocabulary"]["sha256"],
+        "vocabulary_sha256": manifest.tokenizer.vocabulary.sha256,
         "labels": list(config.labels),
         "graph": graph,
         "sequence_length": config.sequence_length,
@@ -156,7 +157,7 @@ def fingerprint(manifest: dict, model, graph: str) -> dict:
 
 def write_and_record(
     folder: Path,
-    manifest: dict,
+    manifest: bundle.Manifest,
     backend: str,
     graph: str,
     precision: str,
@@ -166,42 +167,44 @@ def write_and_record(
 ) -> Path:
     """Write one device artifact and add its record to the manifest at once, so the manifest
     never describes a file that has since been replaced; the artifact's old parity record goes."""
-    config = bundle.model_config(manifest)
+    config = manifest.model_config
     path = write_artifact(folder, bundle.artifact_filename(backend, graph, precision), write)
-    record = {
-        **bundle.file_record(path),
-        "format": backend,
-        "graph": graph,
-        "precision": precision,
+    # Keyword order is the record's key order in manifest.json; the exporter's details (form,
+    # quantization, opset) and batch_size, which loading does not read, go into its extras.
+    record = bundle.ArtifactRecord.of(
+        path,
+        format=backend,
+        graph=graph,
+        precision=precision,
         **details,
-        "inputs": [input_name(tensor) for tensor in model.inputs],
-        "outputs": ["probabilities"],
-        "batch_size": model.inputs[0].shape[0],
-        "sequence_length": None if graph in PADDED_GRAPHS else config.sequence_length,
-        "labels": list(config.labels),
-        "vocabulary_sha256": manifest["tokenizer"]["vocabulary"]["sha256"],
-    }
+        inputs=[input_name(tensor) for tensor in model.inputs],
+        outputs=["probabilities"],
+        batch_size=model.inputs[0].shape[0],
+        sequence_length=None if graph in PADDED_GRAPHS else config.sequence_length,
+        labels=list(config.labels),
+        vocabulary_sha256=manifest.tokenizer.vocabulary.sha256,
+    )
     record_artifacts(folder, {bundle.artifact_key(backend, graph, precision): record})
     return path
 
 
-def record_artifacts(folder: Path, records: dict, **extra) -> dict:
-    """Add artifact records (and any top-level entries) to the manifest, dropping the parity
-    records of the artifacts replaced; return the manifest."""
-    manifest = bundle.read_manifest(folder)
-    manifest["artifacts"].update(records)
-    for key in records:
-        manifest.get("parity", {}).pop(key, None)
-    manifest.update(extra)
+def record_artifacts(folder: Path, records: Mapping[str, bundle.ArtifactRecord], **fields) -> bundle.Manifest:
+    """Add artifact records (and set any other manifest fields, such as padding_states) in the
+    manifest, dropping the parity records of the artifacts replaced; return the manifest."""
+    manifest = bundle.Manifest.read(folder)
+    parity = manifest.parity
+    if parity is not None:  # a manifest without parity records gets none
+        parity = {key: result for key, result in parity.items() if key not in records}
+    manifest = dataclasses.replace(manifest, artifacts={**manifest.artifacts, **records}, parity=parity, **fields)
     bundle.write_manifest(folder, manifest)
     return manifest
 
 
-def ensure_padding_states(folder: Path, trained, config: ModelConfig) -> dict:
+def ensure_padding_states(folder: Path, trained, config: ModelConfig) -> bundle.PaddingStatesRecord:
     """Write padding_states.npy for the cached graphs; return its manifest record."""
     states = padding_states(trained, config)
     path = write_artifact(folder, bundle.PADDING_STATES_NAME, lambda tmp: _save_npy(tmp, states))
-    return {**bundle.file_record(path), "steps": len(states) - 1}
+    return bundle.PaddingStatesRecord.of(path, steps=len(states) - 1)
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -211,9 +214,14 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 def record_parity(folder: Path, results: dict) -> None:
     """Write parity results into the manifest's "parity" entry, one record per artifact key."""
-    manifest = bundle.read_manifest(folder)
-    manifest.setdefault("parity", {}).update(results)
-    bundle.write_manifest(folder, manifest)
+    manifest = bundle.Manifest.read(folder)
+    records = {key: bundle.ParityRecord.from_dict(result) for key, result in results.items()}
+    bundle.write_manifest(folder, dataclasses.replace(manifest, parity={**(manifest.parity or {}), **records}))
+
+
+def as_file_record(record: bundle.FileRecord | Mapping) -> bundle.FileRecord:
+    """A manifest file record as a FileRecord: the tables also take the plain dicts scripts/ hand them."""
+    return record if isinstance(record, bundle.FileRecord) else bundle.FileRecord.from_dict(record)
 
 
 def export_arguments(module: str, description: str) -> argparse.ArgumentParser:

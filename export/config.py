@@ -15,6 +15,8 @@ The layers (imports point down, tests/export/test_layers.py checks it):
 
 from __future__ import annotations
 
+from typing import Mapping
+
 from runtime import bundle
 
 
@@ -37,14 +39,14 @@ CLASSIFYING_GRAPHS = tuple(graph for graph in CHECK_ORDER if graph != bundle.STE
 PADDED_GRAPHS = ("cached", bundle.STEPS_GRAPH)
 
 
-def check_order(keys: list[str], artifacts: dict) -> list[str]:
+def check_order(keys: list[str], artifacts: Mapping[str, bundle.ArtifactRecord]) -> list[str]:
     """The artifact keys in the order parity checks them: by graph (CHECK_ORDER), as given within one."""
-    return sorted(keys, key=lambda key: CHECK_ORDER.index(artifacts[key]["graph"]))
+    return sorted(keys, key=lambda key: CHECK_ORDER.index(artifacts[key].graph))
 
 
-def keys_of(artifacts: dict, graphs: tuple[str, ...]) -> list[str]:
+def keys_of(artifacts: Mapping[str, bundle.ArtifactRecord], graphs: tuple[str, ...]) -> list[str]:
     """The keys of the device artifacts of these graphs (never "keras"), in the manifest's order."""
-    return [key for key, record in artifacts.items() if record.get("graph") in graphs]
+    return [key for key, record in artifacts.items() if record.graph in graphs]
 
 
 # --- parity tolerances (docs/export.md; export.parity and export.step_parity apply them) ---------

@@ -127,13 +127,13 @@ def export_onnx(
     data_source: str | None = None,
     parity_limit: int | None = common.QUICK_PARITY_REVIEWS,
     precisions: tuple[str, ...] = bundle.PRECISIONS,
-) -> dict:
+) -> bundle.Manifest:
     """Write the six ONNX artifacts (or those of `precisions`) into the bundle, each all or
-    nothing (export.run.export_bundle)."""
+    nothing (export.run.export_bundle); return the new manifest."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    def write_artifacts(staging: Path, manifest: dict, config, trained, precisions) -> None:
+    def write_artifacts(staging: Path, manifest: bundle.Manifest, config, trained, precisions) -> None:
         for graph in bundle.ARTIFACT_GRAPHS:
             model = common.inference_model(trained, config, graph, batch_size=None)
             fingerprint = json.dumps(common.fingerprint(manifest, model, graph))

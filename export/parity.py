@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
@@ -112,18 +113,19 @@ def compare_artifact(
 def run_parity(folder: Path, trained, texts, labels, keys: list[str] | None = None, record: bool = True) -> dict:
     """Parity of every (or the named) artifact that classifies; with `record`, written into the
     manifest's "parity" entry."""
-    keys = keys or config.keys_of(bundle.read_manifest(folder)["artifacts"], config.CLASSIFYING_GRAPHS)
+    keys = keys or config.keys_of(bundle.Manifest.read(folder).artifacts, config.CLASSIFYING_GRAPHS)
     return validate.check_artifacts(folder, trained, texts, labels, keys, compare_artifact, record)
 
 
-def format_table(results: dict, artifacts: dict | None = None) -> str:
-    """The parity figures as a Markdown table (printed by the commands, copied into the README)."""
+def format_table(results: dict, artifacts: Mapping | None = None) -> str:
+    """The parity figures as a Markdown table (printed by the commands, copied into the README).
+    artifacts: the manifest's artifact records (or their plain dicts), for the sizes."""
     lines = [
         "| artifact | size | reviews | max abs diff vs Keras | vs full graph | labels = Keras | accuracy (Keras) | passed |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for key, result in results.items():
-        size = f"{artifacts[key]['bytes'] / 2**20:.2f} MiB" if artifacts else "-"
+        size = f"{common.as_file_record(artifacts[key]).bytes / 2**20:.2f} MiB" if artifacts else "-"
         vs_full = f"{result['max_abs_diff_vs_full']:.1e}" if "max_abs_diff_vs_full" in result else "-"
         lines.append(
             f"| {key} | {size} | {result['reviews']:,} | {result['max_abs_diff']:.1e} | {vs_full} | "
@@ -157,13 +159,13 @@ def check_reviews(
     """Run parity on these reviews (of every artifact, or the named ones; the per-step ones through
     export.step_parity), print the tables, raise ExportError on any failure (unless not
     `raise_on_failure`: the results say which failed)."""
-    artifacts = bundle.read_manifest(folder)["artifacts"]
+    artifacts = bundle.Manifest.read(folder).artifacts
     keys = keys or [key for key in artifacts if key != "keras"]
-    steps = [key for key in keys if artifacts[key]["graph"] == bundle.STEPS_GRAPH]
+    steps = [key for key in keys if artifacts[key].graph == bundle.STEPS_GRAPH]
     classify = [key for key in keys if key not in steps]
     results = run_parity(folder, trained, reviews.texts, reviews.labels, classify, record) if classify else {}
     if results:
-        print(format_table(results, bundle.read_manifest(folder)["artifacts"]))
+        print(format_table(results, artifacts))  # recording parity changed no artifact record
     # This module's allowance (not export.config's), so that tightening it here tightens both gates.
     results.update(
         step_parity.check_reviews(folder, trained, reviews, steps, record, allowed_disagreements) if steps else {}

@@ -5,6 +5,7 @@ staging folder in. Only the exporters import this module; nothing it imports imp
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from runtime import bundle
 
 # write_artifacts(staging, manifest, config, trained, precisions): the converter, writing each
 # artifact with its record (common.write_and_record) into the staging folder.
-WriteArtifacts = Callable[[Path, dict, object, object, tuple], None]
+WriteArtifacts = Callable[[Path, bundle.Manifest, object, object, tuple], None]
 
 
 def export_bundle(
@@ -26,7 +27,7 @@ def export_bundle(
     data_source: str | None,
     parity_limit: int | None,
     precisions: tuple[str, ...] = bundle.PRECISIONS,
-) -> dict:
+) -> bundle.Manifest:
     """Export one backend's artifacts of `precisions`, each all or nothing; return the new manifest.
 
     The parity reviews are read first, so missing data fails before any work. The artifacts are
@@ -59,7 +60,7 @@ def export_bundle(
                 file=sys.stderr,
             )
         drop_unproven(staging, folder, original, keys)
-        exported = bundle.read_manifest(staging)
+        exported = bundle.Manifest.read(staging)
     if left_out:
         names = ", ".join(left_out)
         raise ExportError(
@@ -71,14 +72,14 @@ def export_bundle(
     return exported
 
 
-def check_parity(staging: Path, folder: Path, original: dict, trained, reviews, keys: list[str]) -> dict:
+def check_parity(staging: Path, folder: Path, original: bundle.Manifest, trained, reviews, keys: list[str]) -> dict:
     """Parity of the new artifacts in `staging`. A float32 one that fails raises ExportError (the
     conversion went wrong); the int8 ones that fail are replaced by what the bundle had for them,
     and returned by key with their results."""
     results = parity.check_reviews(staging, trained, reviews, keys, raise_on_failure=False)
     failed = {key: result for key, result in results.items() if not result["passed"]}
-    artifacts = bundle.read_manifest(staging)["artifacts"]
-    if any(artifacts[key]["precision"] == "float32" for key in failed):
+    artifacts = bundle.Manifest.read(staging).artifacts
+    if any(artifacts[key].precision == "float32" for key in failed):
         raise ExportError(
             parity.failure_message(failed) + "\nNothing was written: a float32 artifact must "
             "compute what Keras computes, so the conversion went wrong (docs/export.md)"
@@ -87,34 +88,42 @@ def check_parity(staging: Path, folder: Path, original: dict, trained, reviews, 
     return failed
 
 
-def drop_unproven(staging: Path, folder: Path, original: dict, exported: list[str]) -> None:
+def states_sha256(manifest: bundle.Manifest) -> str | None:
+    """The sha256 of the manifest's padding states, None if it has none."""
+    return manifest.padding_states.sha256 if manifest.padding_states is not None else None
+
+
+def drop_unproven(staging: Path, folder: Path, original: bundle.Manifest, exported: list[str]) -> None:
     """The bundle's other artifacts that start from the padding states (int8 ones left as they
     were, the other backend's) were proven with the old states: if those changed, they go."""
-    manifest = bundle.read_manifest(staging)
-    if manifest["padding_states"]["sha256"] != original.get("padding_states", {}).get("sha256"):
+    manifest = bundle.Manifest.read(staging)
+    if manifest.padding_states.sha256 != states_sha256(original):
         unwritten = [
-            key
-            for key, record in manifest["artifacts"].items()
-            if record.get("graph") in PADDED_GRAPHS and key not in exported
+            key for key, record in manifest.artifacts.items() if record.graph in PADDED_GRAPHS and key not in exported
         ]
-        keep_previous(staging, folder, {"artifacts": {}}, unwritten)
+        # Against a bundle that had none of them: nothing is put back.
+        keep_previous(staging, folder, dataclasses.replace(original, artifacts={}), unwritten)
 
 
-def keep_previous(staging: Path, folder: Path, original: dict, keys: list[str]) -> None:
+def keep_previous(staging: Path, folder: Path, original: bundle.Manifest, keys: list[str]) -> None:
     """Put back in `staging` what the bundle had for these artifacts (file, record and parity
     record) before this export, or nothing if it had none, so a failed artifact never lands. An old
     artifact that starts from padding states is kept only if the states are the same bytes."""
     if not keys:
         return
-    manifest = bundle.read_manifest(staging)
-    same_states = manifest["padding_states"]["sha256"] == original.get("padding_states", {}).get("sha256")
+    manifest = bundle.Manifest.read(staging)
+    same_states = manifest.padding_states.sha256 == states_sha256(original)
+    # The records put back go last, where editing the manifest as JSON put them.
+    artifacts = {key: record for key, record in manifest.artifacts.items() if key not in keys}
+    parity = manifest.parity
+    if parity is not None:
+        parity = {key: result for key, result in parity.items() if key not in keys}
     for key in keys:
-        new, old = manifest["artifacts"].pop(key), original["artifacts"].get(key)
-        manifest.get("parity", {}).pop(key, None)
-        (staging / new["file"]).unlink(missing_ok=True)
-        if old is not None and (same_states or old["graph"] not in PADDED_GRAPHS):
-            shutil.copy2(folder / old["file"], staging / old["file"])
-            manifest["artifacts"][key] = old
-            if key in original.get("parity", {}):
-                manifest.setdefault("parity", {})[key] = original["parity"][key]
-    bundle.write_manifest(staging, manifest)
+        new, old = manifest.artifacts[key], original.artifacts.get(key)
+        (staging / new.file).unlink(missing_ok=True)
+        if old is not None and (same_states or old.graph not in PADDED_GRAPHS):
+            shutil.copy2(folder / old.file, staging / old.file)
+            artifacts[key] = old
+            if original.parity_of(key) is not None:
+                parity = {**(parity or {}), key: original.parity_of(key)}
+    bundle.write_manifest(staging, dataclasses.replace(manifest, artifacts=artifacts, parity=parity))

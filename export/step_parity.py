@@ -22,11 +22,11 @@ The loop over reviews and artifacts is export.validate's; this module is the com
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 
-from export import config, validate
+from export import common, config, validate
 from export.config import LAST_STEP_ATOL, STEP_ATOL
 from runtime import bundle
 
@@ -91,8 +91,8 @@ def run_step_parity(
     return validate.check_artifacts(folder, trained, texts, None, keys, compare, record)
 
 
-def format_table(results: dict, artifacts: dict) -> str:
-    """The per-step figures as a Markdown table."""
+def format_table(results: dict, artifacts: Mapping) -> str:
+    """The per-step figures as a Markdown table; artifacts: the manifest's artifact records (or their plain dicts)."""
     lines = [
         "| per-step artifact | size | reviews | steps | max abs diff vs Keras, any step | step labels = Keras "
         "| last step vs cached graph | passed |",
@@ -100,15 +100,15 @@ def format_table(results: dict, artifacts: dict) -> str:
     ]
     for key, result in results.items():
         lines.append(
-            f"| {key} | {artifacts[key]['bytes'] / 2**20:.2f} MiB | {result['reviews']:,} | "
+            f"| {key} | {common.as_file_record(artifacts[key]).bytes / 2**20:.2f} MiB | {result['reviews']:,} | "
             f"{result['steps']:,} | {result['max_abs_diff']:.1e} | {result['step_label_agreement'] * 100:.2f} % "
             f"| {result['max_abs_diff_last_step_vs_cached']:.1e} | {'yes' if result['passed'] else 'NO'} |"
         )
     return "\n".join(lines)
 
 
-def step_keys(manifest: dict) -> list[str]:
-    return config.keys_of(manifest["artifacts"], (bundle.STEPS_GRAPH,))
+def step_keys(manifest: bundle.Manifest) -> list[str]:
+    return config.keys_of(manifest.artifacts, (bundle.STEPS_GRAPH,))
 
 
 def check_reviews(
@@ -121,8 +121,8 @@ def check_reviews(
 ) -> dict:
     """Per-step parity on these reviews (of every per-step artifact, or the named ones); print the
     table; return the results, failures included (export.parity.check_reviews raises on them)."""
-    keys = step_keys(bundle.read_manifest(folder)) if keys is None else keys
+    keys = step_keys(bundle.Manifest.read(folder)) if keys is None else keys
     results = run_step_parity(folder, trained, reviews.texts, keys, record, allowed_disagreements)
     if results:
-        print(format_table(results, bundle.read_manifest(folder)["artifacts"]))
+        print(format_table(results, bundle.Manifest.read(folder).artifacts))
     return results

@@ -81,12 +81,12 @@ def export_tflite(
     data_source: str | None = None,
     parity_limit: int | None = common.QUICK_PARITY_REVIEWS,
     precisions: tuple[str, ...] = bundle.PRECISIONS,
-) -> dict:
+) -> bundle.Manifest:
     """Write the six TFLite artifacts (or those of `precisions`) into the bundle, each all or
-    nothing (export.run.export_bundle)."""
+    nothing (export.run.export_bundle); return the new manifest."""
     tf_keras = import_tf_keras() if form == "fused" else None  # before the slow part: fails at once
 
-    def write_artifacts(staging: Path, manifest: dict, config, trained, precisions) -> None:
+    def write_artifacts(staging: Path, manifest: bundle.Manifest, config, trained, precisions) -> None:
         for graph in bundle.ARTIFACT_GRAPHS:
             graph_form = form if graph in FORMS[form] else "while"
             model = common.inference_model(

@@ -33,10 +33,10 @@ STEP_PROGRESS = 100  # reviews between progress updates of a per-step artifact, 
 Compare = Callable[[object, object, "np.ndarray | None", str, object], dict]
 
 
-def test_reviews(data_source: str | None, limit: int | None, manifest: dict | None = None, seed: int = 0):
+def test_reviews(data_source: str | None, limit: int | None, manifest: bundle.Manifest | None = None, seed: int = 0):
     """The held-out test texts of the data `manifest`'s bundle was trained on (None: IMDB's), or a
     seeded sample of `limit` of them."""
-    test = splits.recreate_test(data_source, manifest or {})
+    test = splits.recreate_test(data_source, manifest)
     return data.sample(test, limit, seed) if limit else test
 
 
@@ -47,12 +47,12 @@ def check_artifacts(
     each `compare`'s figures with the seconds it ran, the sha256 of the bytes it proved (the
     runtime loads only those) and whether it passed; with `record`, written into the manifest's
     "parity" entry. An artifact of a backend this machine cannot run is left out."""
-    manifest = bundle.read_manifest(folder)
-    artifacts, model_config = manifest["artifacts"], bundle.model_config(manifest)
+    manifest = bundle.Manifest.read(folder)
+    artifacts, model_config = manifest.artifacts, manifest.model_config
     expected, full_answers, results = {}, {}, {}
     for key in config.check_order(keys, artifacts):
         artifact = artifacts[key]
-        backend, graph, precision = artifact["format"], artifact["graph"], artifact["precision"]
+        backend, graph, precision = artifact.format, artifact.graph, artifact.precision
         if backend not in backends.available_backends():
             continue
         kind = KINDS[graph]
@@ -67,7 +67,7 @@ def check_artifacts(
         results[key] = {
             **figures,
             "seconds": round(seconds, 2),
-            "sha256": artifact["sha256"],
+            "sha256": artifact.sha256,
             "passed": not figures["failures"],
         }
     if record:
@@ -80,15 +80,15 @@ class Loaded:
     for): its classifier, and for a per-step artifact its backend's cached classifier with the
     per-step model (`steps`), as `explain` runs it."""
 
-    def __init__(self, folder: Path, artifact: dict):
-        per_step = artifact["graph"] == bundle.STEPS_GRAPH
+    def __init__(self, folder: Path, artifact: bundle.ArtifactRecord):
+        per_step = artifact.graph == bundle.STEPS_GRAPH
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnverifiedArtifactWarning)
             self.classifier = SentimentClassifier.from_bundle(
                 folder,
-                artifact["format"],
-                artifact["precision"],
-                "cached" if per_step else artifact["graph"],
+                artifact.format,
+                artifact.precision,
+                "cached" if per_step else artifact.graph,
                 allow_unverified=True,
             )
             try:

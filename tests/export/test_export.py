@@ -263,10 +263,12 @@ def test_parity_catches_a_broken_artifact(exported, tmp_path):
     common.record_artifacts(
         broken,
         {
-            "onnx-full-float32": {
-                **bundle.read_manifest(broken)["artifacts"]["onnx-full-float32"],
-                **bundle.file_record(broken / "model.onnx"),
-            }
+            "onnx-full-float32": bundle.ArtifactRecord.from_dict(
+                {
+                    **bundle.read_manifest(broken)["artifacts"]["onnx-full-float32"],
+                    **bundle.file_record(broken / "model.onnx"),
+                }
+            )
         },
     )
     _, _, trained = common.load_trained(broken)

@@ -122,7 +122,7 @@ def test_parity_re_creates_the_carved_test_texts(two_labels):
 
     data, output = two_labels
     manifest = bundle.read_manifest(output)
-    test = parity.test_reviews(str(data), None, manifest)
+    test = parity.test_reviews(str(data), None, bundle.Manifest.parse(manifest))
     _, expected = splits.held_out(sources.load(data), 0.2, manifest["training"]["settings"]["seed"])
     assert test.texts == expected.texts and len(test) == manifest["training"]["data"]["test_reviews"] == 20
 

@@ -103,7 +103,7 @@ def test_per_step_parity_on_1000_real_reviews(manifest, shared_test_set):
     _, _, trained = common.load_trained(SHIPPED_BUNDLE)
     reviews = data.sample(shared_test_set, 1000, seed=0)
     results = step_parity.check_reviews(SHIPPED_BUNDLE, trained, reviews, record=False)
-    assert sorted(results) == sorted(step_parity.step_keys(manifest)) and len(results) == 4
+    assert sorted(results) == sorted(step_parity.step_keys(bundle.Manifest.parse(manifest))) and len(results) == 4
     for key, result in results.items():
         assert result["passed"], (key, result["failures"])
         assert result["reviews"] == 1000 and result["steps"] > 100_000
@@ -123,7 +123,9 @@ def test_per_step_parity_catches_a_broken_artifact(manifest, tmp_path):
             initializer.CopyFrom(onnx.numpy_helper.from_array(array[..., ::-1].copy(), initializer.name))
     onnx.save(model, str(path))
     key = bundle.artifact_key("onnx", STEPS, "float32")
-    common.record_artifacts(broken, {key: {**manifest["artifacts"][key], **bundle.file_record(path)}})
+    common.record_artifacts(
+        broken, {key: bundle.ArtifactRecord.from_dict({**manifest["artifacts"][key], **bundle.file_record(path)})}
+    )
     _, _, trained = common.load_trained(broken)
     results = step_parity.run_step_parity(broken, trained, [POSITIVE, NEGATIVE] * 5, [key], record=False)
     assert not results[key]["passed"]
