@@ -6,7 +6,7 @@ From the repository root, with the train extra (it converts graphs and measures 
     python -m benchmarks.bench --render benchmarks/results.json --markdown BENCHMARKS.md   # the report, from that JSON
 
 `--markdown` rewrites BENCHMARKS.md and keeps the sections other harnesses own in it (between
-`<!-- begin:NAME -->` and `<!-- end:NAME -->`, such as `python -m benchmarks.load_and_lock`'s);
+`<!-- begin:NAME -->` and `<!-- end:NAME -->`, such as `python -m probes.load_and_lock`'s);
 without it the report goes to stdout.
 
 In one run, on the same real test reviews: each backend x graph x precision (and TFLite without

@@ -6,7 +6,7 @@ commands wrote, so no figure is typed by hand.
 Replaces each block between `<!-- begin:NAME -->` and `<!-- end:NAME -->` in README.md and
 docs/*.md: accuracy, parity and tuning from models/imdb-lstm/manifest.json (and docs/tuning/runs.jsonl),
 the benchmark summary from benchmarks/results.json (python -m benchmarks.bench), the folding probe
-from benchmarks/folded-embedding.json (scripts/folded_embedding.py), install and wheel sizes from
+from probes/folded-embedding.json (python -m probes.folded_embedding), install and wheel sizes from
 benchmarks/install_sizes.json (scripts/install_sizes.sh), the Raspberry Pi emulation's summary
 from benchmarks/pi-emulation-*.txt (scripts/pi_emulation.py --record). Then writes
 models/imdb-lstm/MODEL_CARD.md (scripts/model_card.py) and records it in the manifest.
@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import bench  # noqa: E402
+from probes.folded_embedding import BUILTIN, FOLDED  # noqa: E402
 from runtime import bundle  # noqa: E402
 from runtime.config import ModelConfig  # noqa: E402
 from scripts import model_card, training_runs  # noqa: E402
-from scripts.folded_embedding import BUILTIN, FOLDED  # noqa: E402
 
 
 def changed_model_config(manifest: bundle.Manifest) -> dict:
@@ -107,7 +107,7 @@ def folding_block(probe: dict) -> str:
     median = str(probe["median_test_review_tokens"])
     builtin, folded = (probe["latency"][name][median]["p50_ms"] for name in (BUILTIN, FOLDED))
     return (
-        f"Measured by `python scripts/folded_embedding.py` on {probe['machine']['date'][:10]} ({probe['machine']['cpu']}, "
+        f"Measured by `python -m probes.folded_embedding` on {probe['machine']['date'][:10]} ({probe['machine']['cpu']}, "
         f"{probe['machine']['cores']} cores), {probe['rounds']} rounds round-robin: the folded graph agrees with the "
         f"cached graph to {probe['max_abs_difference_vs_cached']:.1e} on {probe['parity_reviews']:,} test reviews, "
         f"but a median review ({median} tokens) takes **{folded:.3f} ms** against {builtin:.3f} ms "
@@ -217,7 +217,7 @@ def main() -> int:
     folder = bundle.REPOSITORY_BUNDLE
     manifest = bundle.Manifest.read(folder)
     results, sizes = read_json("benchmarks/results.json"), read_json("benchmarks/install_sizes.json")
-    folding = read_json("benchmarks/folded-embedding.json")
+    folding = read_json("probes/folded-embedding.json")
     fill("README.md", {"results": results_block(manifest, results, sizes)})
     fill("docs/training.md", {"accuracy": accuracy_block(manifest), "tuning": tuning_block(manifest)})
     fill("docs/export.md", {"parity": parity_block(manifest)})

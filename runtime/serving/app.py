@@ -1,6 +1,6 @@
 """The HTTP application (ASGI, on Starlette): one endpoints class for each protocol version over one
 shared data plane (runtime/serving/dataplane.py), in the shape of MLServer's and KServe's Python
-servers. `runtime.serving.server` runs it on uvicorn; it runs on any ASGI server (benchmarks/server_probes.py).
+servers. `runtime.serving.server` runs it on uvicorn; it runs on any ASGI server (probes/server_probes.py).
 
     POST /v1/predict                       {"texts": [...]} -> a prediction or an error per text
     POST /v1/explain                       {"text": "..."} -> the opinion after every word (runtime/explain.py)

@@ -123,7 +123,7 @@ def test_the_signal_handler_drains(bundle_dir):
 def test_keep_alive_answers_do_not_wait_for_nagle(bundle_dir):
     """The old server's keep-alive p50 was 44 ms: headers and body left in two writes with Nagle's
     algorithm on, so the body waited for the client's delayed ACK. The server's sockets have
-    TCP_NODELAY (benchmarks/server_probes.py measures the latency)."""
+    TCP_NODELAY (probes/server_probes.py measures the latency)."""
     server = InProcessServer(lambda: __import__("runtime").SentimentClassifier.from_bundle(bundle_dir))
     try:
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)

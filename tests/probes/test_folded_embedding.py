@@ -9,8 +9,8 @@ pytest.importorskip("keras", reason="the probe reads the Keras model (dev extra)
 pytest.importorskip("onnx", reason="the probe builds an ONNX graph (dev extra)")
 pytest.importorskip("onnxruntime", reason="the probe runs ONNX Runtime")
 
+from probes.folded_embedding import folded_classifier, folded_graph  # noqa: E402
 from runtime import SentimentClassifier  # noqa: E402
-from scripts.folded_embedding import folded_classifier, folded_graph  # noqa: E402
 
 BUNDLE = Path(__file__).resolve().parents[2] / "models" / "imdb-lstm"
 

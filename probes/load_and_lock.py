@@ -1,8 +1,8 @@
-"""What the bundle change costs at load time and per review: `python -m benchmarks.load_and_lock`.
+"""What the bundle change costs at load time and per review: `python -m probes.load_and_lock`.
 
 From the repository root (needs git, the dataset and both interpreters):
 
-    python -m benchmarks.load_and_lock --data ../shared/data/aclImdb_labeled.tar.gz
+    python -m probes.load_and_lock --data ../shared/data/aclImdb_labeled.tar.gz
 
 In one run, side by side, it measures:
 
@@ -21,7 +21,7 @@ In one run, side by side, it measures:
    without it (the model's `_run` bound in place of `run`), in short interleaved blocks over many
    rounds, on one thread. ONNX Runtime sessions are thread-safe and take no lock.
 
-It writes benchmarks/load_and_lock.json and rewrites only its own section of BENCHMARKS.md
+It writes probes/load_and_lock.json and rewrites only its own section of BENCHMARKS.md
 (between `<!-- begin:load-and-lock -->` and `<!-- end:load-and-lock -->`, added at the end if
 missing). Timings are never asserted anywhere: this is a benchmark, not a test.
 """
@@ -271,7 +271,7 @@ def render_section(results: dict) -> str:
         f"<!-- begin:{SECTION} -->",
         "## Loading a bundle, before and after reading it once, and the classifier's lock",
         "",
-        f"Produced by `python -m benchmarks.load_and_lock` on {m['date']}: {m['cpu']}, {m['cores']} cores, "
+        f"Produced by `python -m probes.load_and_lock` on {m['date']}: {m['cpu']}, {m['cores']} cores, "
         f"{m['system']}; {versions}. Bundle `{results['bundle']}` (manifest sha256 "
         f"{results['bundle_manifest_sha256'][:12]}), loaded by two runtimes. Before: the runtime at {results['before']}, "
         f"which hashes each file, then has the interpreter load it by path. After: the {results['after']}, which reads "
@@ -329,7 +329,7 @@ def render_section(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.load_and_lock",
+        prog="python -m probes.load_and_lock",
         description=__doc__.split("\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

@@ -1,8 +1,8 @@
-"""Probe HTTP servers on loopback with the acceptance probes, then write benchmarks/server.json and the
+"""Probe HTTP servers on loopback with the acceptance probes, then write probes/server.json and the
 server section of BENCHMARKS.md (between <!-- begin:server --> and <!-- end:server -->).
 
-    python benchmarks/server_probes.py                 # about 6 minutes; needs the serve extra,
-                                                       # hypercorn and waitress (candidates only)
+    python -m probes.server_probes                 # about 6 minutes; needs the serve extra,
+                                                   # hypercorn and waitress (candidates only)
 
 In one run it measures the old server (runtime/serve.py at a97845f, http.server, copied to a temporary
 folder and run there against today's runtime) and the new one (runtime.serve) on the acceptance
@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))  # run as a script: `runtime` and `training` from 
 from benchmarks.sections import cpu_name  # noqa: E402
 
 OLD_COMMIT = "a97845f"
-RESULTS = ROOT / "benchmarks" / "server.json"
+RESULTS = ROOT / "probes" / "server.json"
 MARKDOWN = ROOT / "BENCHMARKS.md"
 BEGIN, END = "<!-- begin:server -->", "<!-- end:server -->"
 DATASET = ROOT.parent / "shared" / "data" / "aclImdb_labeled.tar.gz"
@@ -140,7 +140,7 @@ def old_server(workdir: Path) -> Server:
 def new_server(workdir: Path) -> Server:
     port = free_port()
     # The probes' thousand tricklers and abandoned clients all come from 127.0.0.1: lift the
-    # per-address bound so that they measure the request deadline (hostile_probes.py measures the bound).
+    # per-address bound so that they measure the request deadline (benchmarks/hostile_probes.py measures the bound).
     return Server(
         "new",
         [
@@ -715,7 +715,7 @@ def markdown(results: dict) -> str:
         BEGIN,
         "## HTTP server on loopback (the server probes)",
         "",
-        f"Produced by `python benchmarks/server_probes.py` on {results['generated']} at {results['commit']}: "
+        f"Produced by `python -m probes.server_probes` on {results['generated']} at {results['commit']}: "
         f"{m['cpu']}, {m['cores']} cores, {m['platform']} (load average {m['load_average_at_start']} at the start, "
         f"{m['load_average_at_end']} at the end); Python {m['python']}, "
         + ", ".join(f"{name} {version}" for name, version in m["packages"].items())

@@ -1,13 +1,13 @@
 """Does folding the embedding into the LSTM's input projection pay? A measured probe, not a shipped path.
 
-    python scripts/folded_embedding.py --data ../shared/data/aclImdb_labeled.tar.gz   # needs the dev extra
+    python -m probes.folded_embedding --data ../shared/data/aclImdb_labeled.tar.gz   # needs the dev extra
 
 Folding replaces each step's input product, embedding(word) x W + b, by one row of a per-word
 table computed at export (10,000 x 400 floats). The builtin ONNX `LSTM` node cannot take it: it
 always multiplies its input by its input weights. So this builds the folded recurrence by hand,
 an ONNX `Scan` whose body is the LSTM cell (h x R, gates, state update), starts it from the
 padding state like the cached graph, checks it against the shipped cached graph on real test
-reviews, and times both round-robin on one thread. It writes benchmarks/folded-embedding.json.
+reviews, and times both round-robin on one thread. It writes probes/folded-embedding.json.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=ROOT / bundle.DEFAULT_BUNDLE)
     parser.add_argument("--data", default=os.environ.get("IMDB_DATA"))
     parser.add_argument("--reviews", type=int, default=1000, help="test reviews for the parity check")
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks/folded-embedding.json")
+    parser.add_argument("--output", type=Path, default=ROOT / "probes/folded-embedding.json")
     args = parser.parse_args(argv)
     from training.data import load_imdb, sample
 

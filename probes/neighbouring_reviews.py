@@ -1,6 +1,6 @@
 """How much reviews with neighbouring ids share their rare words, against random pairs of reviews.
 
-    python scripts/neighbouring_reviews.py [--data ../shared/data/aclImdb_labeled.tar.gz]
+    python -m probes.neighbouring_reviews [--data ../shared/data/aclImdb_labeled.tar.gz]
 
 The evidence behind validation in blocks of consecutive ids (training/data.py): the dataset numbers
 each folder's reviews film by film, so neighbours share the film's names and title words.
