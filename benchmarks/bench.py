@@ -224,7 +224,7 @@ def open_keras(folder: Path, texts: list[str]) -> tuple[dict, object, object]:
         "form": "keras",
         "interpreter": f"keras {keras.__version__}",
         "throughput": {"1": len(texts) / (time.perf_counter() - started)},
-        "artifact_bytes": manifest["artifacts"]["keras"]["bytes"],
+        "artifact_bytes": manifest.artifacts["keras"].bytes,
     }
     return (
         path,

@@ -119,13 +119,13 @@ def run_parity(folder: Path, trained, texts, labels, keys: list[str] | None = No
 
 def format_table(results: dict, artifacts: Mapping | None = None) -> str:
     """The parity figures as a Markdown table (printed by the commands, copied into the README).
-    artifacts: the manifest's artifact records (or their plain dicts), for the sizes."""
+    artifacts: the manifest's artifact records, for the sizes."""
     lines = [
         "| artifact | size | reviews | max abs diff vs Keras | vs full graph | labels = Keras | accuracy (Keras) | passed |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for key, result in results.items():
-        size = f"{common.as_file_record(artifacts[key]).bytes / 2**20:.2f} MiB" if artifacts else "-"
+        size = f"{artifacts[key].bytes / 2**20:.2f} MiB" if artifacts else "-"
         vs_full = f"{result['max_abs_diff_vs_full']:.1e}" if "max_abs_diff_vs_full" in result else "-"
         lines.append(
             f"| {key} | {size} | {result['reviews']:,} | {result['max_abs_diff']:.1e} | {vs_full} | "

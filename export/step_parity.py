@@ -26,7 +26,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from export import common, config, validate
+from export import config, validate
 from export.config import LAST_STEP_ATOL, STEP_ATOL
 from runtime import bundle
 
@@ -92,7 +92,7 @@ def run_step_parity(
 
 
 def format_table(results: dict, artifacts: Mapping) -> str:
-    """The per-step figures as a Markdown table; artifacts: the manifest's artifact records (or their plain dicts)."""
+    """The per-step figures as a Markdown table; artifacts: the manifest's artifact records."""
     lines = [
         "| per-step artifact | size | reviews | steps | max abs diff vs Keras, any step | step labels = Keras "
         "| last step vs cached graph | passed |",
@@ -100,7 +100,7 @@ def format_table(results: dict, artifacts: Mapping) -> str:
     ]
     for key, result in results.items():
         lines.append(
-            f"| {key} | {common.as_file_record(artifacts[key]).bytes / 2**20:.2f} MiB | {result['reviews']:,} | "
+            f"| {key} | {artifacts[key].bytes / 2**20:.2f} MiB | {result['reviews']:,} | "
             f"{result['steps']:,} | {result['max_abs_diff']:.1e} | {result['step_label_agreement'] * 100:.2f} % "
             f"| {result['max_abs_diff_last_step_vs_cached']:.1e} | {'yes' if result['passed'] else 'NO'} |"
         )

@@ -98,8 +98,8 @@ def artifact_filename(backend: str, graph: str, precision: str) -> str:
 
 def read_manifest(folder: str | Path) -> dict:
     """The bundle's manifest as a plain dict, checked for structure and types (`check_manifest`):
-    the path for code that edits a manifest as JSON (the exporters, tests). Everything else reads
-    the typed `Manifest.read(folder)` (or `Bundle.open(folder).manifest`)."""
+    for tests that tamper with one. Everything else reads the typed `Manifest.read(folder)` (or
+    `Bundle.open(folder).manifest`)."""
     manifest, path = _load_manifest_json(folder)
     check_manifest(manifest, path)
     return manifest
@@ -669,11 +669,6 @@ class Manifest(_Record):
             **cls._split(data, cls._KEYS),
         )
 
-    @property
-    def raw(self) -> dict:
-        """The manifest as a fresh plain dict (what `to_dict` writes)."""
-        return self.to_dict()
-
     def artifact(self, kind: ArtifactKind) -> ArtifactRecord | None:
         return self.artifacts.get(kind.key)
 
@@ -705,25 +700,6 @@ class Manifest(_Record):
             "packaged": self.packaged,
         }
         return {key: value for key, value in known.items() if value is not None}
-
-
-def model_config(manifest: "Manifest | dict") -> ModelConfig:
-    if isinstance(manifest, Manifest):
-        return manifest.model_config
-    return ModelConfig.from_dict(manifest["model_config"])
-
-
-def file_records(manifest: "Manifest | dict") -> list:
-    """The manifest's record of every file in the bundle but the manifest itself (FileRecords of a
-    Manifest, dicts of a plain manifest)."""
-    if isinstance(manifest, Manifest):
-        return manifest.file_records()
-    return [
-        manifest["tokenizer"]["vocabulary"],
-        *manifest.get("artifacts", {}).values(),
-        *([manifest["padding_states"]] if "padding_states" in manifest else []),
-        *manifest.get("reports", []),
-    ]
 
 
 def read_file(folder: str | Path, record: "FileRecord | dict") -> bytes:

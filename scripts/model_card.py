@@ -77,11 +77,6 @@ def steps_parity(manifest: bundle.Manifest) -> dict:
     }
 
 
-def artifact_sizes(manifest: bundle.Manifest) -> dict:
-    """The artifacts as the export package's tables read them (plain dicts)."""
-    return {key: record.to_dict() for key, record in manifest.artifacts.items()}
-
-
 def challenge_sentence(manifest: bundle.Manifest) -> str:
     """This model's reading of the negation-and-contrast set, and the one shipped before it, from the
     runs of record (scripts/challenge_set.py --record)."""
@@ -173,7 +168,7 @@ reviews (loss {metrics.test_loss:.4f}); validation accuracy {metrics.validation_
 epoch {metrics.best_epoch} of {metrics.epochs_run}. Each exported artifact against the Keras model on real
 test reviews (`python -m export.parity`):
 
-{format_table(classify_parity(manifest), artifact_sizes(manifest))}
+{format_table(classify_parity(manifest), manifest.artifacts)}
 
 Short reviews that turn on negation or contrast ("Not bad at all.", "Well acted, and completely boring."):
 the [challenge set](../../datasets/negation-contrast/README.md), written for this project and never trained on
@@ -181,7 +176,7 @@ or used to choose settings. {challenge_sentence(manifest)}
 
 The per-step artifacts (`explain`: the opinion after every word) at every step of the same reviews:
 
-{step_parity.format_table(steps_parity(manifest), artifact_sizes(manifest))}
+{step_parity.format_table(steps_parity(manifest), manifest.artifacts)}
 
 ## Limitations and biases
 

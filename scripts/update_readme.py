@@ -69,12 +69,12 @@ def parity_block(manifest: bundle.Manifest) -> str:
     from export import step_parity
     from export.parity import format_table
 
-    block = format_table(model_card.classify_parity(manifest), model_card.artifact_sizes(manifest))
+    block = format_table(model_card.classify_parity(manifest), manifest.artifacts)
     steps = model_card.steps_parity(manifest)
     if steps:
         block += (
             "\n\nThe per-step artifacts (`explain`, [docs/explain.md](explain.md)) at every step of the same "
-            "reviews:\n\n" + step_parity.format_table(steps, model_card.artifact_sizes(manifest))
+            "reviews:\n\n" + step_parity.format_table(steps, manifest.artifacts)
         )
     return block
 

@@ -46,7 +46,7 @@ def test_measures_and_renders(bundle_dir, shared_test_reviews, tmp_path):
         "cold_start": bench.cold_starts(bundle_dir, repeats=1),
         "loading": bench.loading_costs(bundle_dir, texts[0], repeats=2),
         "cpu_peak_gflops_1_thread": bench.cpu_peak_gflops(),
-        "flops_per_median_review": bench.flops_per_review(bundle.model_config(bundle.read_manifest(bundle_dir)), 173),
+        "flops_per_median_review": bench.flops_per_review(bundle.Manifest.read(bundle_dir).model_config, 173),
     }
     assert {entry["name"] for entry in results["cold_start"]} >= {
         "numpy import (floor)",
