@@ -173,6 +173,15 @@ def check_settings(settings: TrainingSettings) -> None:
         raise ValueError("--pretrain-epochs and --word2vec-epochs both set the embedding's start; choose one")
 
 
+def check_model_options(settings: TrainingSettings, config: ModelConfig) -> None:
+    """Refuse what the model options do not combine with: the language model pretrains the seed's one LSTM."""
+    if settings.pretrain_epochs and not config.uses_padding_states:
+        raise ValueError(
+            "--pretrain-epochs trains the one-layer model's LSTM as a language model; leave it out with "
+            "--layers, --bidirectional or --attention (--word2vec-epochs starts their embedding)"
+        )
+
+
 def check_name(name: str) -> None:
     """Refuse a bundle name the server cannot put in its URLs."""
     if not NAME_PATTERN.fullmatch(name):
@@ -282,6 +291,26 @@ def training_callbacks(settings: TrainingSettings, validating: bool) -> list:
     return callbacks
 
 
+def adversarial_trainer(model, model_config: ModelConfig, settings: TrainingSettings):
+    """The model itself, or with --adversarial the adversarial trainer around it (compiled); a model
+    of the options masks its padding, and its attacked review is read with the mask too."""
+    from training.adversarial import AdversarialTraining
+    from training.model import compile_for_training
+
+    if not settings.adversarial_epsilon:
+        return model
+    if model_config.uses_padding_states:
+        trainer = AdversarialTraining(model, settings.adversarial_epsilon)
+    else:
+        from training.masked_adversarial import MaskedAdversarialTraining
+
+        trainer = MaskedAdversarialTraining(model, settings.adversarial_epsilon, model_config)
+    compile_for_training(
+        trainer, settings.learning_rate, settings.clipnorm, settings.ema_momentum, settings.weight_decay
+    )
+    return trainer
+
+
 def fit_model(
     split: data.Split,
     epochs: int,
@@ -295,9 +324,6 @@ def fit_model(
     text first if asked; with `validation`, the best epoch's weights are kept."""
     import keras
 
-    from training.adversarial import AdversarialTraining
-    from training.model import compile_for_training
-
     keras.utils.set_random_seed(settings.seed)
     texts = text_noun(imdb)
     tokenizer, model, model_config = build_vocabulary_and_model(split, settings, config, texts, verbose)
@@ -305,12 +331,7 @@ def fit_model(
     targets, teacher = distilled_targets(split, settings, config, imdb, verbose)
     pretraining = start_embedding(model, token_ids, model_config, settings, texts, verbose)
     callbacks = training_callbacks(settings, validation is not None)
-    trainer = model
-    if settings.adversarial_epsilon:
-        trainer = AdversarialTraining(model, settings.adversarial_epsilon)
-        compile_for_training(
-            trainer, settings.learning_rate, settings.clipnorm, settings.ema_momentum, settings.weight_decay
-        )
+    trainer = adversarial_trainer(model, model_config, settings)
     stage(
         f"Training: up to {epochs} epochs on {len(split):,} {texts}"
         + (f", validating on {len(validation):,}" if validation is not None else ""),
@@ -542,6 +563,7 @@ def train(
     replaced only once the new bundle is whole, and only if it is a bundle (bundle.check_replaceable).
     `name` is the manifest's (default: `default_name`). Each stage is said on stderr unless verbose is 0."""
     check_settings(settings)
+    check_model_options(settings, config)
     name = name or default_name(data_source, data_options.format)
     check_name(name)
     check_output(output, overwrite, settings.limit, data_source)  # before reading: a refusal takes no time
@@ -725,6 +747,35 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         default=TRAINING_CONFIG.sequence_length,
         help="tokens the model reads of each text (its last ones)",
     )
+    parser.add_argument(
+        "--embedding-dim",
+        type=checked_by_config("embedding_dim", int),
+        default=TRAINING_CONFIG.embedding_dim,
+        help="the size of each word's vector",
+    )
+    parser.add_argument(
+        "--lstm-units",
+        type=checked_by_config("lstm_units", int),
+        default=TRAINING_CONFIG.lstm_units,
+        help="each LSTM's units",
+    )
+    add_architecture_arguments(parser)
+
+
+def add_architecture_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model options; without them the model is the seed's one LSTM (exported with padding states)."""
+    parser.add_argument(
+        "--layers",
+        type=checked_by_config("layers", int),
+        default=TRAINING_CONFIG.layers,
+        help="stacked LSTMs, 1 to 3 (any option but the default masks the padding: docs/architecture.md)",
+    )
+    parser.add_argument("--bidirectional", action="store_true", help="each LSTM reads the text both ways")
+    parser.add_argument(
+        "--attention",
+        action="store_true",
+        help="additive attention pooling over the top LSTM's outputs (padding given no weight) instead of its last one",
+    )
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
@@ -903,6 +954,11 @@ def config_from(args: argparse.Namespace) -> ModelConfig:
         recurrent_dropout=args.recurrent_dropout,
         vocab_size=args.vocab_size,
         sequence_length=args.sequence_length,
+        embedding_dim=args.embedding_dim,
+        lstm_units=args.lstm_units,
+        layers=args.layers,
+        bidirectional=args.bidirectional,
+        attention=args.attention,
     )
 
 

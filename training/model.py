@@ -1,4 +1,12 @@
-"""The seed's classifier, Embedding -> LSTM -> Dense softmax, and its inference twin for export.
+"""The seed's classifier, Embedding -> LSTM -> Dense softmax, its options, and their inference twins for export.
+
+The options (runtime.config.ModelConfig: `layers`, `bidirectional`, `attention`) stack up to three
+LSTMs (the lower ones returning every step), wrap each in keras.layers.Bidirectional, and pool the
+top LSTM's outputs with additive attention (training.layers) instead of taking its last one. Such
+a model masks the padding (the Embedding's mask_zero: PAD_ID is 0), so every layer and direction
+skips it and attention gives it no weight: its answer to a padded review is its answer to the
+review's own tokens, and its device graphs take only those, with no padding state. The seed's
+graph (the defaults) keeps the stored padding states instead (`padding_step_model`).
 
 The trained network carries dropout and recurrent dropout, which make converters emit a
 general TensorFlow loop (a Flex op in TFLite, a `Loop` in ONNX). Dropout is the identity at
@@ -24,22 +32,78 @@ if TYPE_CHECKING:  # annotations only: Keras itself loads inside each function
 # The trained model's layers by name, as the inference models copy them.
 ENCODER_LAYERS = ("embedding", "lstm")
 LAYERS = (*ENCODER_LAYERS, "probabilities")
+ATTENTION_LAYER = "attention"
+
+
+def lstm_names(config: ModelConfig) -> tuple[str, ...]:
+    """The LSTM layers' names, bottom up: "lstm" (the seed's), then "lstm_2", "lstm_3"."""
+    return tuple("lstm" if index == 0 else f"lstm_{index + 1}" for index in range(config.layers))
+
+
+def layer_names(config: ModelConfig) -> tuple[str, ...]:
+    """Every layer of the model by name, in order: the weights the inference models copy."""
+    return ("embedding", *lstm_names(config), *((ATTENTION_LAYER,) if config.attention else ()), "probabilities")
+
+
+def recurrent_layers(
+    config: ModelConfig, library, dropout: bool, return_sequences: bool = False, unroll: bool = False
+) -> list:
+    """The LSTMs (bidirectional if asked), the lower ones returning every step, and the top one
+    too with attention (which pools them) or `return_sequences`; with `dropout` the config's."""
+    layers = []
+    for index, name in enumerate(lstm_names(config)):
+        every_step = index < config.layers - 1 or config.attention or return_sequences
+        rates = {"dropout": config.dropout, "recurrent_dropout": config.recurrent_dropout} if dropout else {}
+        lstm = library.layers.LSTM(config.lstm_units, return_sequences=every_step, unroll=unroll, name=name, **rates)
+        layers.append(library.layers.Bidirectional(lstm, name=name) if config.bidirectional else lstm)
+    return layers
+
+
+def attention_layer(config: ModelConfig):
+    from training.layers import AttentionPooling
+
+    return AttentionPooling(config.lstm_units, name=ATTENTION_LAYER)
 
 
 def trainable_encoder(config: ModelConfig, return_sequences: bool = False) -> list:
-    """The seed's Embedding and LSTM with dropout, by the names export and pretraining look up."""
+    """The Embedding and LSTM(s) with dropout (and attention), by the names export and pretraining
+    look up: the seed's two layers for the defaults; the options' mask the padding."""
     import keras
 
+    if config.uses_padding_states:  # the seed's, exactly
+        return [
+            keras.layers.Embedding(config.vocab_size, config.embedding_dim, name="embedding"),
+            keras.layers.LSTM(
+                config.lstm_units,
+                dropout=config.dropout,
+                recurrent_dropout=config.recurrent_dropout,
+                return_sequences=return_sequences,
+                name="lstm",
+            ),
+        ]
     return [
-        keras.layers.Embedding(config.vocab_size, config.embedding_dim, name="embedding"),
-        keras.layers.LSTM(
-            config.lstm_units,
-            dropout=config.dropout,
-            recurrent_dropout=config.recurrent_dropout,
-            return_sequences=return_sequences,
-            name="lstm",
-        ),
+        keras.layers.Embedding(config.vocab_size, config.embedding_dim, mask_zero=True, name="embedding"),
+        *recurrent_layers(config, keras, dropout=True, return_sequences=return_sequences),
+        *([attention_layer(config)] if config.attention else []),
     ]
+
+
+def classify_embedded(model: keras.Model, config: ModelConfig, embedded, mask, training: bool):
+    """`model`'s layers after its embedding, on embedded token ids with their padding mask: what
+    adversarial training runs on a moved review (training.masked_adversarial)."""
+    outputs = embedded
+    for name in layer_names(config)[1:-1]:
+        outputs = model.get_layer(name)(outputs, mask=mask, training=training)
+    return model.get_layer("probabilities")(outputs)
+
+
+def load_model(path):
+    """A saved model.keras (its attention layer registered first), without its optimizer."""
+    import keras
+
+    import training.layers  # noqa: F401  registers AttentionPooling
+
+    return keras.models.load_model(path, compile=False)
 
 
 def build_model(
@@ -114,11 +178,16 @@ def build_inference_model(
     converter's fused LSTM operator, which it only recognises in Keras 2's LSTM.
     return_sequences applies the Dense softmax to every step's LSTM output, so the model answers
     (batch, length, labels): its opinion after each token (the per-step graph that `explain` runs).
+    Models of the options (not `config.uses_padding_states`) take no state: see `options_inference_model`.
     """
     import keras
 
     library = library or keras
     length = config.sequence_length if sequence_length == -1 else sequence_length
+    if not config.uses_padding_states:
+        if initial_state or unroll or library not in (None, keras):
+            raise ValueError("a model of the options starts from no state, with Keras 3's loop (export.common)")
+        return options_inference_model(trained, config, batch_size, length, return_sequences)
     token_ids = library.Input(shape=(length,), batch_size=batch_size, dtype="int32", name="token_ids")
     inputs = [token_ids]
     embedded = library.layers.Embedding(config.vocab_size, config.embedding_dim, name="embedding")(token_ids)
@@ -133,6 +202,33 @@ def build_inference_model(
     probabilities = library.layers.Dense(config.num_classes, activation="softmax", name="probabilities")(state)
     model = library.Model(inputs, probabilities, name="imdb_lstm_inference")
     copy_weights(trained, model, LAYERS)
+    return model
+
+
+def options_inference_model(
+    trained: keras.Model, config: ModelConfig, batch_size: int | None, length: int | None, return_sequences: bool
+) -> keras.Model:
+    """An option's model without dropout. Padded (a `length`), it masks the padding as the trained
+    model does; with length None it is a device graph: a review's own tokens, no padding, no mask,
+    no state, so its answer is the padded one's (export.parity proves it on real reviews).
+    return_sequences: the opinion after every token, defined only without a backward direction
+    or attention (`config.has_running_opinion`)."""
+    import keras
+
+    if return_sequences and not config.has_running_opinion:
+        raise ValueError("a model with a backward direction or attention has no opinion after each token")
+    token_ids = keras.Input(shape=(length,), batch_size=batch_size, dtype="int32", name="token_ids")
+    padded = length is not None
+    outputs = keras.layers.Embedding(config.vocab_size, config.embedding_dim, mask_zero=padded, name="embedding")(
+        token_ids
+    )
+    for layer in recurrent_layers(config, keras, dropout=False, return_sequences=return_sequences):
+        outputs = layer(outputs)
+    if config.attention:
+        outputs = attention_layer(config)(outputs)
+    probabilities = keras.layers.Dense(config.num_classes, activation="softmax", name="probabilities")(outputs)
+    model = keras.Model(token_ids, probabilities, name="imdb_lstm_inference")
+    copy_weights(trained, model, layer_names(config))
     return model
 
 

@@ -147,7 +147,7 @@ MUTATIONS = {
     "bytes negative": (lambda f, o: rewrite(f, lambda m: artifact(m).update(bytes=-1)), "must not be negative"),
     "sha256 not hex": (lambda f, o: rewrite(f, lambda m: artifact(m).update(sha256="x" * 64)), "64 lowercase hex"),
     "one label": (lambda f, o: rewrite(f, lambda m: m["model_config"].update(labels=["only"])), "two labels"),
-    "unknown config key": (lambda f, o: rewrite(f, lambda m: m["model_config"].update(layers=3)), "unknown keys"),
+    "unknown config key": (lambda f, o: rewrite(f, lambda m: m["model_config"].update(heads=3)), "unknown keys"),
     "other pad id": (lambda f, o: rewrite(f, lambda m: m["tokenizer"].update(pad_id=5)), "tokenizer.pad_id"),
     "JSON nested 100,000 deep": (
         lambda f, o: (f / "manifest.json").write_text("[" * 100_000 + "]" * 100_000),
