@@ -6,8 +6,9 @@ misbehaving server.
 
 The connection adds: a deadline for the whole request to arrive (uvicorn bounds only idle
 keep-alive time), a limit on the request head (431), JSON for the errors uvicorn answers itself,
-a bound on connections (health checks still answered) and on each client address's (429), a
-deadline for a client to read its answer, and TCP_NODELAY.
+a bound on connections (health checks still answered) and on each client address's (429), and a
+deadline for a client to read its answer. What uvicorn's public settings and ASGI middleware can
+carry instead was measured (probes/uvicorn_public.py, docs/serving.md): none of these without loss.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import contextlib
 import inspect
 import json
 import signal
-import socket
 import threading
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -88,12 +88,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
-        # uvicorn writes a response's head and body apart; with Nagle's algorithm on, the body would
-        # wait for the client's delayed ACK (40 ms). asyncio turns it off only for sockets whose
-        # protocol number says TCP, and a socket from socket.create_server says 0.
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # Bounded buffers: above this, the transport pauses the app's writing until the client reads.
         transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
         self._start_clock()
