@@ -51,10 +51,7 @@ def load_trained(folder: str | Path):
     record = manifest.artifacts.get("keras")
     if record is None or not (folder / record.file).is_file():
         raise bundle.BundleError(f"{folder}: no model.keras; train one with python -m training.fit")
-    import keras
-
-    model = keras.models.load_model(bundle.verify_file(folder, record), compile=False)
-    return manifest, manifest.model_config, model
+    return manifest, manifest.model_config, training_model.load_model(bundle.verify_file(folder, record))
 
 
 def inference_model(
@@ -62,7 +59,12 @@ def inference_model(
 ):
     """The dropout-free graph for `graph`: "full" takes padded reviews, "cached" a review's own
     tokens of any length plus the LSTM state (h0, c0) to start from, and "steps" the cached
-    graph's inputs, answering after every token. library: see `build_inference_model` (default Keras 3)."""
+    graph's inputs, answering after every token. library: see `build_inference_model` (default Keras 3).
+    A model of the options starts from no state: its cached and steps graphs take the tokens only."""
+    if not config.uses_padding_states:
+        return training_model.build_inference_model(
+            trained, config, batch_size=batch_size, sequence_length=None, return_sequences=graph == bundle.STEPS_GRAPH
+        )
     if graph == "full":
         return training_model.build_inference_model(
             trained, config, batch_size=batch_size, unroll=unroll, library=library
@@ -200,8 +202,11 @@ def record_artifacts(folder: Path, records: Mapping[str, bundle.ArtifactRecord],
     return manifest
 
 
-def ensure_padding_states(folder: Path, trained, config: ModelConfig) -> bundle.PaddingStatesRecord:
-    """Write padding_states.npy for the cached graphs; return its manifest record."""
+def ensure_padding_states(folder: Path, trained, config: ModelConfig) -> bundle.PaddingStatesRecord | None:
+    """Write padding_states.npy for the cached graphs; return its manifest record. A model of the
+    options has none (None): it masks its padding instead."""
+    if not config.uses_padding_states:
+        return None
     states = padding_states(trained, config)
     path = write_artifact(folder, bundle.PADDING_STATES_NAME, lambda tmp: _save_npy(tmp, states))
     return bundle.PaddingStatesRecord.of(path, steps=len(states) - 1)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from runtime import bundle
+from runtime.config import ModelConfig
 
 
 class ExportError(Exception):
@@ -37,6 +38,16 @@ CHECK_ORDER = ("full", "cached", bundle.STEPS_GRAPH)
 CLASSIFYING_GRAPHS = tuple(graph for graph in CHECK_ORDER if graph != bundle.STEPS_GRAPH)
 # The graphs that start from the padding states (padding_states.npy); the full graph does not.
 PADDED_GRAPHS = ("cached", bundle.STEPS_GRAPH)
+
+
+def graphs_of(model_config: ModelConfig) -> tuple[str, ...]:
+    """The graphs exported for a model. The seed's: all three. A model of the options masks its
+    padding, so its one classifying graph is "cached" (a review's own tokens, no padding state; a
+    padded "full" graph would need the mask the device graphs do without), plus "steps" when the
+    opinion after each token is defined (no backward direction, no attention)."""
+    if model_config.uses_padding_states:
+        return bundle.ARTIFACT_GRAPHS
+    return ("cached", bundle.STEPS_GRAPH) if model_config.has_running_opinion else ("cached",)
 
 
 def check_order(keys: list[str], artifacts: Mapping[str, bundle.ArtifactRecord]) -> list[str]:

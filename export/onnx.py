@@ -6,6 +6,11 @@ from the stored padding state) and model.steps.onnx / model.steps.int8.onnx (the
 probabilities after every token, for `explain`). tf2onnx lowers the dropout-free inference graph into exactly one
 ONNX `LSTM` node; `onnxruntime.quantization.quantize_dynamic` turns it into
 `DynamicQuantizeLSTM` with int8 weights.
+
+A model of the options (runtime.config.ModelConfig: layers, bidirectional, attention) has one
+`LSTM` node a layer (a bidirectional layer is one node of direction "bidirectional") and its
+attention in plain MatMul, Tanh, Softmax and ReduceSum nodes; its graphs are "cached" (and
+"steps" when defined, export.config.graphs_of), taking one review's tokens (1, length), no state.
 """
 
 from __future__ import annotations
@@ -18,21 +23,26 @@ from pathlib import Path
 import numpy as np
 
 from export import common, run
+from export.config import graphs_of
 from runtime import backends, bundle
 
 OPSET = 17
 
 
-def convert(model, metadata: dict, steps: bool = False):
+def convert(model, metadata: dict, steps: bool = False, seed_graph: bool = True):
     """A Keras inference model as a checked ONNX ModelProto with `metadata` in its properties
-    (`steps`: the per-step graph, see `simplify`)."""
+    (`steps`: the per-step graph, see `simplify`; a model of the options, not `seed_graph`, keeps
+    tf2onnx's graph and declares its input one review's, see `one_review_input`)."""
     import onnx
     import tf2onnx
 
     proto, _ = tf2onnx.convert.from_function(
         common.serving_function(model), input_signature=common.input_signature(model), opset=OPSET
     )
-    simplify(proto, steps)
+    if seed_graph:
+        simplify(proto, steps)
+    else:
+        one_review_input(proto)
     onnx.helper.set_model_props(proto, metadata)
     onnx.checker.check_model(proto, full_check=True)
     return proto
@@ -116,6 +126,27 @@ def simplify(proto, steps: bool = False):
     return proto
 
 
+def one_review_input(proto):
+    """Declare the token ids (1, length): a device graph of the options reads one review, and the
+    runtime finds the review's axis by the one dynamic dimension. Converted with a dynamic batch,
+    since tf2onnx makes a Loop, not an LSTM node, of a Keras 3 LSTM with a static batch of 1."""
+    from onnx import helper
+
+    (token_ids,) = [value for value in proto.graph.input if value.name == "token_ids"]
+    elem_type = token_ids.type.tensor_type.elem_type
+    token_ids.CopyFrom(helper.make_tensor_value_info("token_ids", elem_type, [1, "length"]))
+    return proto
+
+
+def check_structure(proto, config, graph: str) -> None:
+    """One LSTM node a layer (the seed's: exactly one) and no Loop or Scan."""
+    counts = lstm_node_count(proto)
+    if counts["LSTM"] != config.layers or counts["Loop"] or counts["Scan"]:
+        raise common.ExportError(
+            f"the {graph} ONNX graph should have {config.layers} LSTM node(s) and no loop, has {counts}"
+        )
+
+
 def lstm_node_count(proto) -> dict:
     """How many LSTM-like and loop nodes a graph has: the structure the export promises."""
     ops = [node.op_type for node in proto.graph.node]
@@ -134,13 +165,16 @@ def export_onnx(
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     def write_artifacts(staging: Path, manifest: bundle.Manifest, config, trained, precisions) -> None:
-        for graph in bundle.ARTIFACT_GRAPHS:
+        for graph in graphs_of(config):
             model = common.inference_model(trained, config, graph, batch_size=None)
             fingerprint = json.dumps(common.fingerprint(manifest, model, graph))
-            proto = convert(model, {backends.FINGERPRINT_KEY: fingerprint}, steps=graph == bundle.STEPS_GRAPH)
-            counts = lstm_node_count(proto)
-            if counts["LSTM"] != 1 or counts["Loop"] or counts["Scan"]:
-                raise common.ExportError(f"the {graph} ONNX graph should have one LSTM node and no loop, has {counts}")
+            proto = convert(
+                model,
+                {backends.FINGERPRINT_KEY: fingerprint},
+                steps=graph == bundle.STEPS_GRAPH,
+                seed_graph=config.uses_padding_states,
+            )
+            check_structure(proto, config, graph)
             # int8 is quantized from the float32 file, which is written (and recorded) only if asked for.
             float_path = common.write_artifact(
                 staging, f".float32-{graph}.onnx", lambda tmp: onnx.save(proto, str(tmp))
@@ -161,7 +195,8 @@ def export_onnx(
                 continue
             # reduce_range keeps weights to 7 bits: without it, x86 CPUs lacking VNNI saturate in
             # ONNX Runtime's int8 kernels and answer differently from ARM (scripts/pi_emulation.py).
-            # The 100x2 Dense layer stays float: quantizing it saves 600 bytes and costs 4 kernel calls.
+            # The 100x2 Dense layer stays float: quantizing it saves 600 bytes and costs 4 kernel calls
+            # (attention's small MatMuls too).
             dense = [node.name for node in proto.graph.node if node.op_type == "MatMul"]
             common.write_and_record(
                 staging,

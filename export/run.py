@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from export import common, parity, validate
-from export.config import PADDED_GRAPHS, ExportError
+from export.config import PADDED_GRAPHS, ExportError, graphs_of
 from runtime import bundle
 
 # write_artifacts(staging, manifest, config, trained, precisions): the converter, writing each
@@ -47,9 +47,7 @@ def export_bundle(
         write_artifacts(staging, manifest, config, trained, precisions)
         common.record_artifacts(staging, {}, padding_states=common.ensure_padding_states(staging, trained, config))
         keys = [
-            bundle.artifact_key(backend, graph, precision)
-            for graph in bundle.ARTIFACT_GRAPHS
-            for precision in precisions
+            bundle.artifact_key(backend, graph, precision) for graph in graphs_of(config) for precision in precisions
         ]
         if reviews is not None:
             left_out = check_parity(staging, folder, original, trained, reviews, keys)
@@ -97,7 +95,7 @@ def drop_unproven(staging: Path, folder: Path, original: bundle.Manifest, export
     """The bundle's other artifacts that start from the padding states (int8 ones left as they
     were, the other backend's) were proven with the old states: if those changed, they go."""
     manifest = bundle.Manifest.read(staging)
-    if manifest.padding_states.sha256 != states_sha256(original):
+    if states_sha256(manifest) != states_sha256(original):
         unwritten = [
             key for key, record in manifest.artifacts.items() if record.graph in PADDED_GRAPHS and key not in exported
         ]
@@ -112,7 +110,7 @@ def keep_previous(staging: Path, folder: Path, original: bundle.Manifest, keys: 
     if not keys:
         return
     manifest = bundle.Manifest.read(staging)
-    same_states = manifest.padding_states.sha256 == states_sha256(original)
+    same_states = states_sha256(manifest) == states_sha256(original)
     # The records put back go last, where editing the manifest as JSON put them.
     artifacts = {key: record for key, record in manifest.artifacts.items() if key not in keys}
     parity = manifest.parity

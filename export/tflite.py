@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from export import common, run
+from export.config import graphs_of
 from runtime import backends, bundle
 
 # Graph forms, and the graphs each applies to (the other graph stays "while"):
@@ -87,7 +88,11 @@ def export_tflite(
     tf_keras = import_tf_keras() if form == "fused" else None  # before the slow part: fails at once
 
     def write_artifacts(staging: Path, manifest: bundle.Manifest, config, trained, precisions) -> None:
-        for graph in bundle.ARTIFACT_GRAPHS:
+        if form != "while" and not config.uses_padding_states:
+            raise common.ExportError(
+                f"--form {form} is for the seed's graph; a model of the options has the while form"
+            )
+        for graph in graphs_of(config):
             graph_form = form if graph in FORMS[form] else "while"
             model = common.inference_model(
                 trained,

@@ -81,8 +81,10 @@ class SentimentClassifier:
         if self.graph == "cached":  # the shapes the graph declares for one review: ids (1, -1) or time-major (-1, 1)
             path = opened.path(opened.manifest.artifact(bundle.ArtifactKind(self.backend, self.graph, self.precision)))
             self._ids_shape, state_shape = loading.review_shapes(model, self.config, path)
-            # The cached graph's start: row k holds h0 and c0 after k padding steps, in the graph's shapes.
-            self.padding_states = padding_states.reshape(len(padding_states), 2, *state_shape)
+            # The cached graph's start: row k holds h0 and c0 after k padding steps, in the graph's shapes
+            # (none for a model of the options, which reads the review's tokens from no state).
+            if state_shape is not None:
+                self.padding_states = padding_states.reshape(len(padding_states), 2, *state_shape)
         self._steps = None  # explain's per-step graph, loaded on its first call with these options
         self._steps_lock = threading.Lock()
 
@@ -136,11 +138,14 @@ class SentimentClassifier:
             raise ValueError(f"a review has 1 to {length} token ids, not {len(ids)}")
         if self.graph == "full":
             return self._model.run({"token_ids": pad_ids([ids], length)})[0]
+        token_ids = np.array(ids, np.int32).reshape(self._ids_shape)
+        if self.padding_states is None:  # a model of the options: padding masked out, nothing to start from
+            return self._model.run({"token_ids": token_ids})[0]
         # Padding is the same for every review, so the state after it was computed at export:
         # start from there and run only the review's own tokens.
         padding_steps = min(length - len(ids), len(self.padding_states) - 1)
         h0, c0 = self.padding_states[padding_steps]
-        return self._model.run({"token_ids": np.array(ids, np.int32).reshape(self._ids_shape), "h0": h0, "c0": c0})[0]
+        return self._model.run({"token_ids": token_ids, "h0": h0, "c0": c0})[0]
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """The model's output for each text, shape (len(texts), number of labels)."""
@@ -186,7 +191,10 @@ class SentimentClassifier:
         """The model's opinion after every word of one text, and each word's effect on the answer;
         its final answer is exactly `classify(text)`'s. See runtime.explain (an example there).
         The bundle's per-step artifact (model.steps.*) of this backend and precision is loaded on
-        the first call; errors as `classify`, and BundleError if the bundle has no such artifact."""
+        the first call; errors as `classify`, and BundleError if the bundle has no such artifact.
+        explain.NoRunningOpinion for a model with a backward direction or attention, whose answer
+        is not an opinion that grows word by word."""
+        explain.check_running_opinion(self.config)
         with self._steps_lock:
             if self._steps is None:
                 self._steps = explain.StepModel.load(self)

@@ -29,6 +29,12 @@ where `classify(text)` does.
     loved   0.90 +0.22
     it      0.91 +0.01
 
+A model with a backward direction (`bidirectional`) or attention has no such opinion: the backward
+LSTM reads the review from its end, and attention weighs every word by all the others, so an
+answer "after word i" would be another question, not the model's view so far. explain refuses
+those models (NoRunningOpinion) rather than draw a wrong picture. A stack of forward LSTMs has
+it: the top LSTM's output after each word, read from no state (its padding is masked out).
+
 `explanation.to_dict()` is the JSON the CLI (`--explain --format json`) and the server
 (`POST /v1/explain`) give. Each word carries its characters in the text (`text[start:end]`, in
 Python's indices: Unicode code points) and whether the vocabulary knows it (`in_vocabulary`).
@@ -91,19 +97,39 @@ class Explanation:
         }
 
 
+class NoRunningOpinion(Exception):
+    """The model has no opinion after each word to show (a backward direction or attention)."""
+
+
+def check_running_opinion(config) -> None:
+    """NoRunningOpinion, saying why, unless the model's answer grows word by word (a ModelConfig)."""
+    if not config.has_running_opinion:
+        if config.bidirectional:
+            why = "its backward LSTM reads the review from its end"
+        else:
+            why = "its attention weighs every word by all the others"
+        raise NoRunningOpinion(
+            f"explain is not defined for this model: {why}, so it has no opinion after each word; classify it instead"
+        )
+
+
 class StepModel:
     """A bundle's per-step artifact: the probabilities after every token of one review."""
 
-    def __init__(self, model, ids_shape: tuple, padding_states: np.ndarray, sequence_length: int, labels: int):
+    def __init__(self, model, ids_shape: tuple, padding_states: np.ndarray | None, sequence_length: int, labels: int):
         self._model, self._ids_shape, self._padding_states = model, ids_shape, padding_states
         self._sequence_length, self._labels = sequence_length, labels
 
     @classmethod
     def load(cls, classifier) -> "StepModel":
         """The steps artifact of the classifier's bundle, backend and precision, trusted as the
-        classifier's own artifact was (sha256, parity record, fingerprint), loaded with its options."""
+        classifier's own artifact was (sha256, parity record, fingerprint), loaded with its options.
+        A stack of forward LSTMs has no padding states: its per-step graph reads the tokens from no state."""
         opened, config = classifier.bundle, classifier.config
+        check_running_opinion(config)
         graph = loading.load_graph(opened, classifier.options, bundle.STEPS_GRAPH)
+        if graph.state_shape is None:
+            return cls(graph.model, graph.ids_shape, None, config.sequence_length, config.num_classes)
         states = (
             classifier.padding_states if classifier.padding_states is not None else loading.load_padding_states(opened)
         )
@@ -119,8 +145,10 @@ class StepModel:
         """Shape (len(ids), labels): row i is the opinion after ids[i], from the review's padding state."""
         if not 0 < len(ids) <= self._sequence_length:
             raise ValueError(f"a review has 1 to {self._sequence_length} token ids, not {len(ids)}")
-        h0, c0 = self._padding_states[min(self._sequence_length - len(ids), len(self._padding_states) - 1)]
-        feeds = {"token_ids": np.array(ids, np.int32).reshape(self._ids_shape), "h0": h0, "c0": c0}
+        feeds = {"token_ids": np.array(ids, np.int32).reshape(self._ids_shape)}
+        if self._padding_states is not None:  # the seed's graph starts from the state after the padding
+            h0, c0 = self._padding_states[min(self._sequence_length - len(ids), len(self._padding_states) - 1)]
+            feeds.update(h0=h0, c0=c0)
         return self._model.run(feeds).reshape(len(ids), self._labels)
 
 

@@ -10,6 +10,10 @@ Every part is trusted only as far as the manifest records and parity has proven 
 read once through the bundle and checked against its sha256, an artifact needs a passing parity
 record for exactly its bytes (unless `allow_unverified`, which warns) and its own fingerprint must
 name this bundle's vocabulary, labels, graph, sequence length, inputs and outputs.
+
+A model of the options (layers, bidirectional, attention: not `config.uses_padding_states`) masked
+its padding in training, so its cached and steps graphs take the review's tokens alone, from no
+state, and the bundle has no padding states.
 """
 
 from __future__ import annotations
@@ -62,7 +66,8 @@ class UnverifiedArtifactWarning(UserWarning):
 @dataclass(frozen=True)
 class LoadedGraph:
     """One verified artifact in an interpreter, and the shapes it declares for one review: token ids
-    (1, -1) or time-major (-1, 1), and h0 / c0 (None for the full graph, which takes no state)."""
+    (1, -1) or time-major (-1, 1), and h0 / c0 (None for the graphs that take no state: the full
+    graph, and every graph of a model of the options)."""
 
     model: object
     path: Path
@@ -86,10 +91,16 @@ def load_tokenizer(opened: Bundle) -> Tokenizer:
     return tokenizer
 
 
-def load_padding_states(opened: Bundle) -> np.ndarray:
+def load_padding_states(opened: Bundle) -> np.ndarray | None:
     """The LSTM state after each number of padding steps, where the cached and steps graphs start:
-    float32, shape (steps + 1, 2, lstm_units), finite."""
+    float32, shape (steps + 1, 2, lstm_units), finite. None for a model of the options, which has none."""
     record = opened.manifest.padding_states
+    if not opened.config.uses_padding_states:
+        if record is not None:
+            raise BundleError(
+                f"{opened.folder}: lists padding states, which a model that masks its padding has none of"
+            )
+        return None
     if record is None:
         raise BundleError(f"{opened.folder}: the manifest lists no padding states")
     path, config = opened.path(record), opened.config
@@ -116,10 +127,15 @@ def load_graph(opened: Bundle, options: ClassifierOptions, graph: str) -> Loaded
     return LoadedGraph(model, path, *review_shapes(model, opened.config, path))
 
 
-def review_shapes(model, config: ModelConfig, path: Path) -> tuple[tuple, tuple]:
-    """The shapes a graph that starts from a padding state declares for one review: token ids
-    (1, -1) or time-major (-1, 1), and h0 / c0."""
-    ids_shape, state_shape = (model.input_shapes.get(name, (-1, -1)) for name in ("token_ids", "h0"))
+def review_shapes(model, config: ModelConfig, path: Path) -> tuple[tuple, tuple | None]:
+    """The shapes a cached or steps graph declares for one review: token ids (1, -1) or time-major
+    (-1, 1), and h0 / c0 (None for a model of the options, which takes no state)."""
+    ids_shape = model.input_shapes.get("token_ids", (-1, -1))
+    if not config.uses_padding_states:
+        if ids_shape.count(-1) != 1 or set(model.input_shapes) != {"token_ids"}:
+            raise BundleError(f"{path}: its inputs are not one review's tokens ({model.input_shapes})")
+        return ids_shape, None
+    state_shape = model.input_shapes.get("h0", (-1, -1))
     if ids_shape.count(-1) != 1 or -1 in state_shape or np.prod(state_shape) != config.lstm_units:
         raise BundleError(
             f"{path}: its inputs are not one review's (token_ids {ids_shape}, h0 {state_shape}); "
@@ -137,6 +153,11 @@ def artifact_record(opened: Bundle, kind: ArtifactKind, allow_unverified: bool) 
         packaged = manifest.packaged
         if packaged is not None and key in packaged.omitted_artifacts:
             raise BundleError(f"{folder}: no {key} artifact here: {packaged.note}")
+        if kind.graph == "full" and not opened.config.uses_padding_states:
+            raise BundleError(
+                f"{folder}: no {key} artifact: this model masks its padding, so its graph is the cached "
+                "one, which reads the review's own tokens"
+            )
         raise BundleError(f"{folder}: no {key} artifact; run python -m export.{kind.backend}")
     parity = manifest.parity_of(key)
     if not (parity is not None and parity.proves(record)):

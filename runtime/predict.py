@@ -16,8 +16,9 @@ overrides) as escapes (\\x1b, \\u202e), so a review cannot drive the terminal; J
 --file reads a file or a pipe (`--file <(zcat reviews.gz)`), not a folder or a device.
 
 Exit status: 0 every review classified; 1 some inputs failed, the model could not be loaded or
---file cannot be read; 2 a usage error; 130 interrupted (Ctrl-C); 141 the output pipe was closed
-(as `head` does).
+--file cannot be read; 2 a usage error; 3 --explain of a model that has no opinion after each word
+(a bidirectional or attention model: runtime.explain says why); 130 interrupted (Ctrl-C); 141 the
+output pipe was closed (as `head` does).
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ from typing import BinaryIO, Iterator
 
 from runtime import backends, bundle, cli, model_options
 from runtime.classifier import UnverifiedArtifactWarning
-from runtime.explain import Explanation
+from runtime.explain import Explanation, NoRunningOpinion, check_running_opinion
 
 # The longest input line read; a longer one is skipped in bounded memory and reported. 4 bytes a
 # character is the UTF-8 worst case for the classifier's limit (MAX_TEXT_CHARACTERS).
 MAX_LINE_BYTES = 4 << 20
+NO_RUNNING_OPINION_STATUS = 3  # --explain of a model explain is not defined for
 BROKEN_PIPE_STATUS = 128 + 13  # a process ended by SIGPIPE, as shells report it
 INTERRUPTED_STATUS = 128 + 2  # a process ended by SIGINT (Ctrl-C), as shells report it
 _CONTROL = ("Cc", "Cf")  # control characters (ESC, BEL, CSI) and format ones (bidi overrides, zero-width)
@@ -334,6 +336,13 @@ def classify_inputs(args, model: model_options.ModelOptions, items) -> int:
     except (bundle.BundleError, backends.BackendError, ValueError, OSError) as error:
         print(f"error: {printable(str(error))}", file=sys.stderr)
         return 1
+    if args.explain:
+        try:
+            check_running_opinion(classifier.config)
+        except NoRunningOpinion as error:  # before any input is read: one line, not one per review
+            classifier.close()
+            print(f"error: {error}", file=sys.stderr)
+            return NO_RUNNING_OPINION_STATUS
 
     style = args.format or ("text" if args.explain and sys.stdout.isatty() else "json")
     try:

@@ -16,7 +16,7 @@ from typing import Callable, TypeVar
 
 from runtime import backends, bundle
 from runtime.classifier import SentimentClassifier
-from runtime.explain import Explanation
+from runtime.explain import Explanation, NoRunningOpinion
 from runtime.serving import protocol
 from runtime.serving.metrics import Metrics
 from runtime.serving.pool import ClassifierPool, classify_each
@@ -140,10 +140,13 @@ class DataPlane:
         return protocol.render(protocol.predict_response(outcomes, self.warnings))
 
     async def explain(self, text: str, body_bytes: int) -> bytes:
-        """The /v1/explain answer; 422 for a text that cannot be classified, 501 for a model without
-        a per-step artifact."""
+        """The /v1/explain answer; 422 for a text that cannot be classified, 409 for a model that has
+        no opinion after each word (a backward direction or attention: explain is not defined for
+        it, whatever the text), 501 for a model without a per-step artifact."""
         try:
             answer = await self._run(functools.partial(self._explain_answer, text), body_bytes)
+        except NoRunningOpinion as error:
+            raise RequestError(409, str(error)) from None
         except (bundle.BundleError, backends.BackendError) as error:
             raise RequestError(501, f"this model cannot explain: {error}") from None
         if isinstance(answer, str):
