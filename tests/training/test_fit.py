@@ -41,7 +41,7 @@ def test_quick_run_writes_a_complete_bundle(quick_bundle):
     assert manifest["training"]["settings"]["word2vec_epochs"] == 5 == manifest["metrics"]["pretraining"]["epochs"]
     assert manifest["training"]["data"]["test_reviews"] == 300
     assert manifest["training"]["data"]["fit_reviews"] + manifest["training"]["data"]["validation_reviews"] == 300
-    for record in bundle.file_records(manifest):
+    for record in bundle.Manifest.parse(manifest).file_records():
         bundle.verify_file(quick_bundle, record)
     assert [record["file"] for record in manifest["reports"]] == [
         "history.json",

@@ -64,11 +64,11 @@ def test_per_label_figures_and_the_confusion_plot(five_label_run):
     assert figures["test_accuracy"] > 0.8 and figures["test_macro_f1"] > 0.8  # the cue words are learnt
     assert "test_within_one_accuracy" not in figures  # the labels are not numbers
     assert [record["file"] for record in manifest["reports"]][-1] == "confusion.png"
-    for record in bundle.file_records(manifest):  # every file of the bundle, the plot included
+    for record in bundle.Manifest.parse(manifest).file_records():  # every file of the bundle, the plot included
         bundle.verify_file(output, record)
-    assert {path.name for path in output.iterdir()} == {record["file"] for record in bundle.file_records(manifest)} | {
-        bundle.MANIFEST_NAME
-    }
+    assert {path.name for path in output.iterdir()} == {
+        record.file for record in bundle.Manifest.parse(manifest).file_records()
+    } | {bundle.MANIFEST_NAME}
 
 
 def test_json_lines_with_their_own_split_and_a_fixed_label_order(tmp_path, capsys):
@@ -259,7 +259,7 @@ def test_many_labels_keep_the_manifest_small_and_loadable(tmp_path, capsys):
         "loss.png",
         "metrics.json",
     ]
-    for record in bundle.file_records(manifest):
+    for record in bundle.Manifest.parse(manifest).file_records():
         bundle.verify_file(output, record)
     details = json.loads((output / "metrics.json").read_text())
     assert len(details["confusion"]["counts"]) == 300 and sum(map(sum, details["confusion"]["counts"])) == 300
