@@ -224,11 +224,6 @@ def record_parity(folder: Path, results: dict) -> None:
     bundle.write_manifest(folder, dataclasses.replace(manifest, parity={**(manifest.parity or {}), **records}))
 
 
-def as_file_record(record: bundle.FileRecord | Mapping) -> bundle.FileRecord:
-    """A manifest file record as a FileRecord: the tables also take the plain dicts scripts/ hand them."""
-    return record if isinstance(record, bundle.FileRecord) else bundle.FileRecord.from_dict(record)
-
-
 def export_arguments(module: str, description: str) -> argparse.ArgumentParser:
     """The options every export command takes."""
     parser = cli.parser(module, description)
