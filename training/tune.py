@@ -1,0 +1,585 @@
+"""Search the model options and training settings by validation accuracy: `python -m training.tune`.
+
+    python -m training.tune --data ../shared/data/aclImdb_labeled.tar.gz --output runs/tune-imdb --trials 30
+    python -m training.tune --data ... --output runs/tune-imdb --hours 8     # the same folder again: it resumes
+    python -m training.tune --data ... --output runs/tune-quick --limit 2000 --layers 1,2 --lstm-units 32,64
+
+Each trial trains through training.fit's own functions (read_data once, then fit_model with the
+validation split: word2vec, the n-gram teacher, adversarial training and the kept best epoch as in a
+real run) and is scored by its best validation accuracy. The test split is dropped as soon as the
+data is read: no trial is evaluated on it, and no record holds a test figure.
+
+Optuna (docs/tuning.md says why not KerasTuner) keeps the study in OUTPUT/study.db (SQLite); every
+trial, finished, failed or interrupted, is also a line of OUTPUT/trials.jsonl (TrialRecord). Run
+the same command again to go on: finished trials are kept, and a trial that was interrupted (Ctrl-C,
+SIGTERM, a kill, a power cut) is marked so and run again once with the same settings. The budget
+(--trials: finished trials in the study; --hours: this run's time) is checked between trials, so the
+last trial may overrun --hours by up to one trial. One trial trains at a time. At the end the best
+trial's settings are printed with the `python -m training.fit` command that trains it for real.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import math
+import shlex
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from runtime import cli
+from runtime.config import ModelConfig
+from training import data, fit
+from training.quiet import quiet
+from training.settings import TrainingSettings
+
+STUDY_NAME = "tune"
+STUDY_FILE = "study.db"
+RECORDS_FILE = "trials.jsonl"
+LOCK_FILE = "tune.lock"
+DEFAULT_TRIALS = 20
+
+
+@dataclass(frozen=True)
+class Param:
+    """One dimension of the search: a list of choices, or a range (log-uniform for `log`)."""
+
+    name: str  # the fit flag's destination: layers, learning_rate, ...
+    choices: tuple = ()
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+
+    def suggest(self, trial):
+        if self.choices:
+            return trial.suggest_categorical(self.name, list(self.choices))
+        return trial.suggest_float(self.name, self.low, self.high, log=self.log)
+
+    def describe(self) -> str:
+        if self.choices:
+            return ",".join(str(choice).lower() for choice in self.choices)
+        return f"{self.low:g}:{self.high:g}" + (" (log)" if self.log else "")
+
+
+# The default search space: the model options and the training settings that moved validation
+# accuracy on IMDB (docs/training.md); the reasons for each range are in docs/tuning.md.
+# flag, destination, default, kind (int, bool, float choices, or a float range; "log" for log-uniform)
+SPACE = (
+    ("--layers", "layers", "1,2,3", "int"),
+    ("--bidirectional", "bidirectional", "false,true", "bool"),
+    ("--attention", "attention", "false,true", "bool"),
+    ("--lstm-units", "lstm_units", "64,100,128", "int"),
+    ("--embedding-dim", "embedding_dim", "64,128", "int"),
+    ("--learning-rate", "learning_rate", "3e-4:3e-3", "log"),
+    ("--dropout", "dropout", "0.2:0.6", "float"),
+    ("--adversarial", "adversarial_epsilon", "0,0.25,0.5,1", "float"),
+    ("--distill", "distill_weight", "0,0.25,0.5,0.7", "float"),
+    ("--epochs", "epochs", "4,8", "int"),
+    ("--batch-size", "batch_size", "32,64", "int"),
+)
+MODEL_PARAMS = {"layers", "bidirectional", "attention", "lstm_units", "embedding_dim", "dropout"}
+# How training.fit spells each searched value on its command line.
+FIT_FLAGS = {
+    "learning_rate": "--learning-rate",
+    "adversarial_epsilon": "--adversarial",
+    "distill_weight": "--distill",
+    "epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "layers": "--layers",
+    "lstm_units": "--lstm-units",
+    "embedding_dim": "--embedding-dim",
+    "dropout": "--dropout",
+}
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """A trial as trials.jsonl records it: one compact JSON line each time a trial ends or is found interrupted."""
+
+    trial: int
+    state: str  # complete, failed, interrupted
+    params: dict
+    settings: dict  # TrainingSettings, as training.fit's manifest records them
+    config: dict  # ModelConfig
+    validation_accuracy: float | None = None  # the best epoch's: the trial's score
+    best_epoch: int | None = None  # 1-based
+    val_accuracy: tuple = ()  # each epoch's
+    seconds: float | None = None
+    retry_of: int | None = None  # the interrupted trial whose settings this one runs again
+    error: str | None = None
+    ended: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+
+def parse_param(name: str, text: str, kind: str) -> Param:
+    """A flag's value: A,B,... (choices) or LOW:HIGH (a range, floats only); one value fixes it."""
+    convert = {"int": int, "float": float, "log": float, "bool": parse_bool}[kind]
+    try:
+        if ":" in text:
+            if kind not in ("float", "log"):
+                raise ValueError("a range is for a real-valued setting; give choices A,B,...")
+            low, high = (float(part) for part in text.split(":", 1))
+            if not 0 <= low < high or (kind == "log" and low <= 0):
+                raise ValueError(f"expected 0 <= LOW < HIGH, got {text}")
+            return Param(name, low=low, high=high, log=kind == "log")
+        choices = tuple(dict.fromkeys(convert(part.strip()) for part in text.split(",")))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{name}: {error}") from None
+    return Param(name, choices=choices)
+
+
+def parse_bool(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise ValueError(f"expected true or false, got {text!r}")
+    return text.lower() == "true"
+
+
+def space_type(name: str, kind: str):
+    def parse(text: str) -> Param:
+        return parse_param(name, text, kind)
+
+    parse.__name__ = kind
+    return parse
+
+
+def check_space(space: tuple[Param, ...], base_config: ModelConfig, base: TrainingSettings) -> None:
+    """Refuse a space any of whose corners training.fit would refuse, before anything trains."""
+    for param in space:
+        for value in param.choices or (param.low, param.high):
+            if param.name in MODEL_PARAMS:
+                replace(base_config, **{param.name: value})  # ModelConfig checks its ranges
+            elif param.name in ("epochs", "batch_size") and value < 1:
+                raise ValueError(f"{param.name} must be 1 or more, got {value}")
+            elif param.name in ("distill_weight",) and not 0 <= value < 1:
+                raise ValueError(f"distill_weight must be in [0, 1), got {value}")
+            elif param.name == "learning_rate" and not value > 0:
+                raise ValueError(f"learning_rate must be positive, got {value}")
+    if base.pretrain_epochs:
+        raise ValueError("the tuner searches the model options, which language-model pretraining refuses")
+
+
+def trial_settings(
+    params: dict, base: TrainingSettings, base_config: ModelConfig
+) -> tuple[TrainingSettings, ModelConfig]:
+    """The settings and model a trial's parameters stand for."""
+    model = {name: value for name, value in params.items() if name in MODEL_PARAMS}
+    training = {name: value for name, value in params.items() if name not in MODEL_PARAMS}
+    return replace(base, **training), replace(base_config, **model)
+
+
+def append_record(output: Path, record: TrialRecord) -> None:
+    with open(output / RECORDS_FILE, "a", encoding="utf-8") as records:
+        records.write(record.to_json() + "\n")
+        records.flush()
+
+
+def read_records(output: Path) -> list[dict]:
+    path = output / RECORDS_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def train_trial(params: dict, prepared: fit.PreparedData, study_settings: dict, verbose: int) -> dict:
+    """Fit one trial's model on the fit split, validated on the validation split; never the test split."""
+    import keras
+
+    settings, config = trial_settings(params, study_settings["settings"], study_settings["config"])
+    fit.check_settings(settings)
+    fit.check_model_options(settings, config)
+    started = time.perf_counter()
+    try:
+        fitted = fit.fit_model(
+            prepared.fit, settings.epochs, settings, config, study_settings["imdb"], verbose, prepared.validation
+        )
+    finally:
+        keras.backend.clear_session()  # each trial's graphs go: a long study does not grow
+    val_accuracy = tuple(round(value, 6) for value in fitted.history["val_accuracy"])
+    best = max(range(len(val_accuracy)), key=val_accuracy.__getitem__)
+    return {
+        "settings": asdict(settings),
+        "config": asdict(fitted.config),
+        "validation_accuracy": val_accuracy[best],
+        "best_epoch": best + 1,
+        "val_accuracy": val_accuracy,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def objective_for(space, prepared, study_settings: dict, output: Path, verbose: int):
+    """Optuna's objective: suggest, train, record; an interruption is recorded before it goes on up."""
+
+    def objective(trial) -> float:
+        params = {param.name: param.suggest(trial) for param in space}
+        settings, config = trial_settings(params, study_settings["settings"], study_settings["config"])
+        retry_of = trial.user_attrs.get("retry_of")
+        base = dict(
+            trial=trial.number, params=params, settings=asdict(settings), config=asdict(config), retry_of=retry_of
+        )
+        print(f"trial {trial.number}: {format_params(params)}", file=sys.stderr, flush=True)
+        try:
+            result = train_trial(params, prepared, study_settings, verbose)
+        except KeyboardInterrupt:
+            trial.set_user_attr("interrupted", True)
+            append_record(output, TrialRecord(state="interrupted", ended=now(), **base))
+            raise
+        except Exception as error:
+            append_record(
+                output, TrialRecord(state="failed", error=f"{type(error).__name__}: {error}", ended=now(), **base)
+            )
+            raise
+        for key in ("val_accuracy", "best_epoch", "seconds", "settings", "config"):
+            trial.set_user_attr(key, result[key])
+        base.update(settings=result["settings"], config=result["config"])
+        record = TrialRecord(
+            state="complete",
+            validation_accuracy=result["validation_accuracy"],
+            best_epoch=result["best_epoch"],
+            val_accuracy=result["val_accuracy"],
+            seconds=result["seconds"],
+            ended=now(),
+            **base,
+        )
+        append_record(output, record)
+        print(
+            f"trial {trial.number}: validation accuracy {record.validation_accuracy:.4f} (epoch {record.best_epoch}), "
+            f"{record.seconds:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+        return record.validation_accuracy
+
+    return objective
+
+
+def format_params(params: dict) -> str:
+    return ", ".join(
+        f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}" for name, value in params.items()
+    )
+
+
+def recover_interrupted(study, storage, output: Path, study_settings: dict) -> list[int]:
+    """Mark the trials a dead run left running as failed (recorded as interrupted) and queue each interrupted
+    trial's settings once more, unless that was done or the trial was itself a retry; return their numbers."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    retried = {trial.user_attrs.get("retry_of") for trial in trials}
+    queued = []
+    for trial in trials:
+        if trial.state == TrialState.RUNNING:  # killed mid-trial: no process runs it (the lock says so)
+            # The storage API takes the trial's id, which FrozenTrial keeps as _trial_id (so does Optuna's own code).
+            storage.set_trial_user_attr(trial._trial_id, "interrupted", True)  # a finished trial takes none
+            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            append_record(output, interrupted_record(trial, study_settings))
+        elif not (trial.state == TrialState.FAIL and trial.user_attrs.get("interrupted")):
+            continue
+        if trial.number not in retried and trial.user_attrs.get("retry_of") is None:
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+            queued.append(trial.number)
+    return queued
+
+
+def interrupted_record(trial, study_settings: dict) -> TrialRecord:
+    """The record of a trial whose process died: its parameters are in the study, its settings follow."""
+    params = dict(trial.params)
+    settings, config = trial_settings(params, study_settings["settings"], study_settings["config"])
+    return TrialRecord(
+        trial=trial.number,
+        state="interrupted",
+        params=params,
+        settings=asdict(settings),
+        config=asdict(config),
+        retry_of=trial.user_attrs.get("retry_of"),
+        error="the process ended during the trial",
+        ended=now(),
+    )
+
+
+def study_description(args, space, settings: TrainingSettings, config: ModelConfig) -> dict:
+    """What makes a study the same study: its data, fixed settings and search space (resuming checks it)."""
+    return {
+        "data": args.data,
+        "data_options": asdict(fit.data_options_from(args)),
+        "test_split": args.test_split,
+        "space": {param.name: param.describe() for param in space},
+        "settings": asdict(settings),
+        "config": config.to_dict(),
+    }
+
+
+def open_study(output: Path, description: dict, seed: int):
+    """Create the study, or load it and check that it was started with the same data, settings and space."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{(output / STUDY_FILE).resolve()}")
+    existing = {summary.study_name for summary in optuna.get_all_study_summaries(storage)}
+    resuming = STUDY_NAME in existing
+    if resuming:
+        study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
+        recorded = study.user_attrs.get("description")
+        if recorded != json.loads(json.dumps(description)):
+            changed = sorted(
+                key for key in description if json.loads(json.dumps(description[key])) != (recorded or {}).get(key)
+            )
+            raise ValueError(
+                f"{output} holds a study of other {', '.join(changed)}; give the same options to resume it, "
+                "or another --output for a new study"
+            )
+    else:
+        study = optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="maximize")
+        study.set_user_attr("description", description)
+    # TPE's random start draws from the seed: seeded by the trials already run, a resumed study does
+    # not draw again the settings its first run drew.
+    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
+    return study, storage, resuming
+
+
+@contextlib.contextmanager
+def study_lock(output: Path):
+    """One tuner at a time on a folder: a trial left running is then known to be dead."""
+    with open(output / LOCK_FILE, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise OSError(f"another training.tune is running on {output}") from None
+        yield
+
+
+def finished(study) -> int:
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def run_budget(study, objective, trials: int, hours: float | None) -> str:
+    """Run trials one at a time until the study has `trials` finished ones or `hours` have passed
+    (checked between trials: the last one may overrun); return why it stopped."""
+    deadline = None if hours is None else time.monotonic() + hours * 3600
+    while True:
+        if finished(study) >= trials:
+            return f"{trials} trials finished"
+        if deadline is not None and time.monotonic() >= deadline:
+            return f"{hours:g} hours passed"
+        study.optimize(objective, n_trials=1, gc_after_trial=True)
+
+
+def best_trial_summary(study, args, study_settings: dict) -> str:
+    """The best trial by validation accuracy, and the training.fit command that trains it on all the data."""
+    best = study.best_trial  # the highest validation accuracy; the first of equals
+    settings, config = trial_settings(best.params, study_settings["settings"], study_settings["config"])
+    lines = [
+        f"Best: trial {best.number}, validation accuracy {best.value:.4f} (epoch {best.user_attrs['best_epoch']} "
+        f"of {len(best.user_attrs['val_accuracy'])}), of {finished(study)} finished trials",
+        f"  {format_params(best.params)}",
+        "Train it for real (the test split is evaluated only there):",
+        "  " + fit_command(args, asdict(settings), asdict(config)),
+    ]
+    if args.limit:
+        lines.append(f"  (the study read {args.limit:,} texts of each split; the command reads them all)")
+    return "\n".join(lines)
+
+
+def fit_command(args, settings: dict, config: dict) -> str:
+    """`python -m training.fit` with the data options and every setting that is not fit's default."""
+    words = ["python", "-m", "training.fit"]
+    if args.data:
+        words += ["--data", args.data]
+    for flag, value in (
+        ("--format", None if args.format == "auto" else args.format),
+        ("--text-column", args.text_column),
+        ("--label-column", args.label_column),
+        ("--split-column", args.split_column),
+        ("--labels", ",".join(args.labels) if args.labels else None),
+        ("--test-split", args.test_split),
+    ):
+        if value is not None:
+            words += [flag, str(value)]
+    words += fit_setting_flags(settings, config)
+    return shlex.join(words)
+
+
+def fit_setting_flags(settings: dict, config: dict) -> list[str]:
+    defaults, default_config = asdict(TrainingSettings()), asdict(fit.TRAINING_CONFIG)
+    flags = {
+        **FIT_FLAGS,
+        "vocab_size": "--vocab-size",
+        "sequence_length": "--sequence-length",
+        "word2vec_epochs": "--word2vec-epochs",
+        "patience": "--patience",
+        "validation_split": "--validation-split",
+        "recurrent_dropout": "--recurrent-dropout",
+        "seed": "--seed",
+    }
+    words = []
+    for name, flag in flags.items():
+        value, default = (
+            (config[name], default_config[name]) if name in default_config else (settings[name], defaults[name])
+        )
+        if value != default:
+            words += [flag, f"{value:.6g}" if isinstance(value, float) else str(value)]
+    for name in ("bidirectional", "attention"):
+        if config[name]:
+            words.append(f"--{name}")
+    return words
+
+
+def check_output_folder(output: Path) -> None:
+    """A study's folder: new, empty, or a study's; never a bundle or somebody's other folder."""
+    if output.exists() and not output.is_dir():
+        raise OSError(f"{output} exists and is not a folder")
+    if (output / "manifest.json").exists():
+        raise OSError(f"{output} is a model bundle; give a new folder for the study (runs/tune-NAME)")
+    if output.is_dir() and any(output.iterdir()) and not (output / STUDY_FILE).exists():
+        raise OSError(f"{output} holds other files and no study; give a new folder (runs/tune-NAME)")
+    output.mkdir(parents=True, exist_ok=True)
+
+
+def interrupt_on_sigterm() -> None:
+    """A SIGTERM (systemd, a scheduler) ends the trial as Ctrl-C does, so it is recorded as interrupted."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def tune(args: argparse.Namespace) -> int:
+    """Open or resume the study in args.output, run it to its budget and print the best trial."""
+    settings, config = settings_from(args), config_from(args)
+    space = tuple(getattr(args, destination) for _, destination, _, _ in SPACE)
+    check_space(space, config, settings)
+    check_output_folder(args.output)
+    verbose = 0 if args.quiet else 2  # one line an epoch
+    with study_lock(args.output):
+        description = study_description(args, space, settings, config)
+        study, storage, resuming = open_study(args.output, description, args.seed)
+        (args.output / "study.json").write_text(json.dumps(description, indent=1) + "\n")
+        prepared = fit.read_data(args.data, settings, fit.data_options_from(args), args.test_split, verbose)
+        prepared = replace(prepared, test=None)  # no trial is ever evaluated on the test split
+        dataset = prepared.dataset
+        study_settings = {
+            "settings": settings,
+            "config": replace(config, labels=dataset.labels),
+            "imdb": dataset.format == "imdb",
+        }
+        queued = recover_interrupted(study, storage, args.output, study_settings)
+        print(
+            f"{'Resuming' if resuming else 'Starting'} the study in {args.output}: {finished(study)} trials finished"
+            + (f"; trials {', '.join(map(str, queued))} were interrupted and run again first" if queued else "")
+            + f"; validating on {len(prepared.validation):,} of {len(prepared.train):,} training texts",
+            file=sys.stderr,
+            flush=True,
+        )
+        objective = objective_for(space, prepared, study_settings, args.output, verbose)
+        trials = args.trials if args.trials or args.hours is None else math.inf
+        reason = run_budget(study, objective, trials or DEFAULT_TRIALS, args.hours)
+        print(f"Stopped: {reason}; every trial is in {args.output / RECORDS_FILE}")
+        if finished(study):
+            print(best_trial_summary(study, args, study_settings))
+    return 0
+
+
+def settings_from(args: argparse.Namespace) -> TrainingSettings:
+    """The settings no trial changes; each trial replaces the searched ones."""
+    return TrainingSettings(
+        patience=args.patience,
+        word2vec_epochs=args.word2vec_epochs,
+        validation_split=args.validation_split,
+        seed=args.seed,
+        limit=args.limit,
+    )
+
+
+def config_from(args: argparse.Namespace) -> ModelConfig:
+    return replace(
+        fit.TRAINING_CONFIG,
+        vocab_size=args.vocab_size,
+        sequence_length=args.sequence_length,
+        recurrent_dropout=args.recurrent_dropout,
+    )
+
+
+def add_study_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--output", type=Path, required=True, help="the study's folder (runs/tune-NAME); again to resume"
+    )
+    parser.add_argument(
+        "--trials", type=fit.positive_int, help=f"stop when the study has N finished trials (default {DEFAULT_TRIALS})"
+    )
+    parser.add_argument("--hours", type=fit.positive_float, help="stop this run after H hours (checked between trials)")
+    parser.add_argument("--limit", type=fit.positive_int, help="use only N texts of each split (quick studies)")
+    parser.add_argument(
+        "--seed", type=int, default=TrainingSettings.seed, help="seed of the splits, weights and sampler"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no Keras epoch lines")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
+
+
+def add_fixed_arguments(parser: argparse.ArgumentParser) -> None:
+    """training.fit's settings that every trial shares."""
+    defaults, config = TrainingSettings(), fit.TRAINING_CONFIG
+    parser.add_argument("--vocab-size", type=fit.vocabulary_size, default=config.vocab_size)
+    parser.add_argument("--sequence-length", type=fit.positive_int, default=config.sequence_length)
+    parser.add_argument("--recurrent-dropout", type=fit.dropout_rate, default=config.recurrent_dropout)
+    parser.add_argument("--word2vec-epochs", type=fit.non_negative_int, default=defaults.word2vec_epochs, metavar="N")
+    parser.add_argument("--patience", type=fit.positive_int, default=defaults.patience)
+    parser.add_argument("--validation-split", type=fit.fraction, default=defaults.validation_split)
+
+
+def add_space_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "the search space", "A,B,... are choices and LOW:HIGH a range; one value fixes the setting"
+    )
+    for flag, destination, default, kind in SPACE:
+        group.add_argument(
+            flag,
+            dest=destination,
+            type=space_type(destination, kind),
+            default=default,  # a string: argparse parses it with the type
+            metavar="A,B" if kind in ("int", "bool") else "LOW:HIGH|A,B",
+            help="choices"
+            if kind in ("int", "bool")
+            else "a range (log-uniform)"
+            if kind == "log"
+            else "a range or choices",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = cli.parser("training.tune", __doc__.split("\n")[0])
+    fit.add_data_arguments(parser)
+    add_study_arguments(parser)
+    add_fixed_arguments(parser)
+    add_space_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    quiet(args.verbose)
+    interrupt_on_sigterm()
+    try:
+        return tune(args)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: run the same command to resume the study in {args.output}", file=sys.stderr)
+        return 130
+    except (data.DataError, OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
