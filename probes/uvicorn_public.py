@@ -274,8 +274,7 @@ def serving(parser: str, middleware=(), listener: socket.socket | None = None, *
         ws="none",
         lifespan="off",
         interface="asgi3",
-        log_config=None,
-        log_level="critical",
+        log_config=None,  # and no log_level: uvicorn would set it on its loggers for the whole process
         access_log=False,
         timeout_keep_alive=KEEP_ALIVE,
         timeout_graceful_shutdown=1,

@@ -202,6 +202,9 @@ def test_ctrl_c_over_a_large_file_is_one_line_and_status_130(bundle_dir, tmp_pat
         [sys.executable, "-m", "runtime.predict", "--model", str(bundle_dir), "--file", str(path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # Ctrl-C as at a terminal: a shell's background job (a CI step run with &) starts with
+        # SIGINT ignored, and Python then keeps it ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert json.loads(process.stdout.readline())["index"] == 0  # it is classifying
