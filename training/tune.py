@@ -444,7 +444,6 @@ def check_output_folder(output: Path) -> None:
         raise OSError(f"{output} is a model bundle; give a new folder for the study (runs/tune-NAME)")
     if output.is_dir() and any(output.iterdir()) and not (output / STUDY_FILE).exists():
         raise OSError(f"{output} holds other files and no study; give a new folder (runs/tune-NAME)")
-    output.mkdir(parents=True, exist_ok=True)
 
 
 def interrupt_on_sigterm() -> None:
@@ -463,12 +462,15 @@ def tune(args: argparse.Namespace) -> int:
     check_space(space, config, settings)
     check_output_folder(args.output)
     verbose = 0 if args.quiet else 2  # one line an epoch
+    # The data first: a study is written only for data that reads, so a mistyped --data leaves
+    # no study behind that would refuse the corrected command.
+    prepared = fit.read_data(args.data, settings, fit.data_options_from(args), args.test_split, verbose)
+    prepared = replace(prepared, test=None)  # no trial is ever evaluated on the test split
+    args.output.mkdir(parents=True, exist_ok=True)
     with study_lock(args.output):
         description = study_description(args, space, settings, config)
         study, storage, resuming = open_study(args.output, description, args.seed)
         (args.output / "study.json").write_text(json.dumps(description, indent=1) + "\n")
-        prepared = fit.read_data(args.data, settings, fit.data_options_from(args), args.test_split, verbose)
-        prepared = replace(prepared, test=None)  # no trial is ever evaluated on the test split
         dataset = prepared.dataset
         study_settings = {
             "settings": settings,

@@ -187,3 +187,12 @@ def test_a_bundle_is_never_a_studys_folder(tmp_path, capsys):
     (tmp_path / "bundle" / "manifest.json").write_text("{}")
     assert tune.main(["--output", str(tmp_path / "bundle"), "--trials", "1"]) == 1
     assert "is a model bundle" in capsys.readouterr().err
+
+
+def test_data_that_cannot_be_read_leaves_no_study_behind(archive, tmp_path, no_test_evaluation):
+    """A mistyped --data wrote a study of the wrong data, which then refused the corrected command."""
+    output = tmp_path / "tune-typo"
+    assert tune.main(["--data", str(tmp_path / "no-such.tar.gz"), "--output", str(output), *TINY]) == 1
+    assert not output.exists()
+    assert run(archive, output, "--trials", "1") == 0
+    assert [record["state"] for record in records(output)] == ["complete"]
