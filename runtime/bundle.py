@@ -533,7 +533,7 @@ class DataRecord(_PlainRecord):
     OMIT_WHEN_NONE = ("validation_block_ids",)
 
     def column(self, role: str) -> str | None:
-        return (self.columns or {}).get(role)
+        return self.columns.get(role) if isinstance(self.columns, Mapping) else None  # read leniently
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -125,8 +125,7 @@ class StepModel:
         """The steps artifact of the classifier's bundle, backend and precision, trusted as the
         classifier's own artifact was (sha256, parity record, fingerprint), loaded with its options.
         A stack of forward LSTMs has no padding states: its per-step graph reads the tokens from no state."""
-        opened, config = classifier.bundle, classifier.config
-        check_running_opinion(config)
+        opened, config = classifier.bundle, classifier.config  # classifier.explain checked it has an opinion
         graph = loading.load_graph(opened, classifier.options, bundle.STEPS_GRAPH)
         if graph.state_shape is None:
             return cls(graph.model, graph.ids_shape, None, config.sequence_length, config.num_classes)

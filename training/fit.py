@@ -299,12 +299,7 @@ def adversarial_trainer(model, model_config: ModelConfig, settings: TrainingSett
 
     if not settings.adversarial_epsilon:
         return model
-    if model_config.uses_padding_states:
-        trainer = AdversarialTraining(model, settings.adversarial_epsilon)
-    else:
-        from training.masked_adversarial import MaskedAdversarialTraining
-
-        trainer = MaskedAdversarialTraining(model, settings.adversarial_epsilon, model_config)
+    trainer = AdversarialTraining(model, settings.adversarial_epsilon, model_config)
     compile_for_training(
         trainer, settings.learning_rate, settings.clipnorm, settings.ema_momentum, settings.weight_decay
     )

@@ -90,7 +90,7 @@ def trainable_encoder(config: ModelConfig, return_sequences: bool = False) -> li
 
 def classify_embedded(model: keras.Model, config: ModelConfig, embedded, mask, training: bool):
     """`model`'s layers after its embedding, on embedded token ids with their padding mask: what
-    adversarial training runs on a moved review (training.masked_adversarial)."""
+    adversarial training runs on a moved review (training.adversarial)."""
     outputs = embedded
     for name in layer_names(config)[1:-1]:
         outputs = model.get_layer(name)(outputs, mask=mask, training=training)
