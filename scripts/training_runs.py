@@ -45,21 +45,28 @@ FLAGS = {
     "distill_weight": "--distill",
     "validation_split": "--validation-split",
     "seed": "--seed",
+    "limit": "--limit",
     "dropout": "--dropout",
     "recurrent_dropout": "--recurrent-dropout",
 }
 
 
 def command(settings: TrainingSettings, config: ModelConfig) -> str:
-    """The training.fit command that repeats a run, every recorded setting spelled out."""
+    """The training.fit command that repeats a run, every recorded setting spelled out (a 0 too: it
+    may turn off a default) and the model's sizes and options where they differ from the seed's."""
     values = {**asdict(settings), "dropout": config.dropout, "recurrent_dropout": config.recurrent_dropout}
     parts = ["python -m training.fit", f"--data {DATA}"]
     for key, flag in FLAGS.items():
         value = values.get(key)
-        if value not in (None, False):
+        if value is not None and not isinstance(value, bool):
             parts.append(f"{flag} {value}")
     if settings.refit:
         parts.append("--refit")
+    seed = ModelConfig()
+    for key in ("vocab_size", "sequence_length", "embedding_dim", "lstm_units", "layers"):
+        if getattr(config, key) != getattr(seed, key):
+            parts.append(f"--{key.replace('_', '-')} {getattr(config, key)}")
+    parts += [f"--{key}" for key in ("bidirectional", "attention") if getattr(config, key)]
     return " ".join(parts)
 
 

@@ -5,7 +5,8 @@ commands wrote, so no figure is typed by hand.
 
 Replaces each block between `<!-- begin:NAME -->` and `<!-- end:NAME -->` in README.md and
 docs/*.md: accuracy, parity and tuning from models/imdb-lstm/manifest.json (and docs/tuning/runs.jsonl),
-the benchmark summary from benchmarks/results.json (python -m benchmarks.bench), the folding probe
+the benchmark summary from benchmarks/results.json (python -m benchmarks.bench), the model options'
+table from benchmarks/options.json (python -m benchmarks.options), the folding probe
 from probes/folded-embedding.json (python -m probes.folded_embedding), install and wheel sizes from
 benchmarks/install_sizes.json (scripts/install_sizes.sh), the Raspberry Pi emulation's summary
 from benchmarks/pi-emulation-*.txt (scripts/pi_emulation.py --record). Then writes
@@ -22,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import bench  # noqa: E402
+from benchmarks import bench, options  # noqa: E402
 from probes.folded_embedding import BUILTIN, FOLDED  # noqa: E402
 from runtime import bundle  # noqa: E402
 from runtime.config import ModelConfig  # noqa: E402
@@ -219,7 +220,15 @@ def main() -> int:
     results, sizes = read_json("benchmarks/results.json"), read_json("benchmarks/install_sizes.json")
     folding = read_json("probes/folded-embedding.json")
     fill("README.md", {"results": results_block(manifest, results, sizes)})
-    fill("docs/training.md", {"accuracy": accuracy_block(manifest), "tuning": tuning_block(manifest)})
+    option_results = read_json("benchmarks/options.json")
+    fill(
+        "docs/training.md",
+        {
+            "accuracy": accuracy_block(manifest),
+            "tuning": tuning_block(manifest),
+            "options": option_results and options.table(option_results),
+        },
+    )
     fill("docs/export.md", {"parity": parity_block(manifest)})
     fill("docs/install.md", {"sizes": sizes and sizes_block(sizes)})
     fill(
