@@ -27,6 +27,7 @@ from benchmarks import bench
 from runtime import SentimentClassifier, backends, bundle
 from runtime.text import Tokenizer
 from scripts import training_runs
+from scripts.training_runs import percent
 
 RESULTS = bench.HERE / "options.json"
 GRAPH = "cached"  # the graph that classifies: a review costs its own tokens for every option
@@ -79,28 +80,31 @@ def table(results: dict) -> str:
     models = results["models"]
     baseline, paths, machine = models[0], list(models[0]["paths"]), results["machine"]
 
-    def percent(value):
-        return "—" if value is None else f"{value * 100:.2f} %"
-
     def latency(model, path):
         p50 = model["paths"][path]["latency"]["p50_ms"]
         return f"{p50:.2f} ({p50 / baseline['paths'][path]['latency']['p50_ms']:.1f}x)"
 
-    def size(model, path):
-        return f"{model['paths'][path]['artifact_bytes'] / 2**20:.2f}"
+    runtimes = list(dict.fromkeys(path.split()[0] for path in paths))  # litert, onnxruntime
+
+    def sizes(model, runtime):
+        return " / ".join(
+            f"{figures['artifact_bytes'] / 2**20:.2f}"
+            for path, figures in model["paths"].items()
+            if path.startswith(runtime)
+        )
 
     lines = [
         f"The median test review ({results['median_test_review_tokens']} tokens) on one thread: p50 in "
-        f"milliseconds and its ratio to the {baseline['name']} row. Artifact sizes in MiB. Measured with "
+        f"milliseconds and its ratio to the {baseline['name']} row; artifact sizes in MiB, float32 / int8. Measured with "
         f"`python -m benchmarks.options` on {machine['date'][:10]}: {machine['cpu']}, {machine['cores']} cores, "
         f"Python {machine['versions']['python']}.",
         "",
         "| model | validation (epoch) | test | challenge set | minutes | "
         + " | ".join(f"{path} ms" for path in paths)
         + " | "
-        + " | ".join(f"{path} MiB" for path in paths)
+        + " | ".join(f"{runtime} MiB" for runtime in runtimes)
         + " | command |",
-        "|---" * (6 + 2 * len(paths)) + "|",
+        "|---" * (6 + len(paths) + len(runtimes)) + "|",
     ]
     for model in models:
         row = model["row"]
@@ -110,7 +114,7 @@ def table(results: dict) -> str:
             f"| {percent(row['test_accuracy'])} | {percent(row['challenge_accuracy'])} | {row['training_minutes']} | "
             + " | ".join(latency(model, path) for path in paths)
             + " | "
-            + " | ".join(size(model, path) for path in paths)
+            + " | ".join(sizes(model, runtime) for runtime in runtimes)
             + f" | `{row['command']}` |"
         )
     return "\n".join(lines)

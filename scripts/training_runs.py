@@ -135,12 +135,13 @@ def add(row: dict, path: Path = RUNS) -> None:
     path.write_text("".join(json.dumps(existing, ensure_ascii=False) + "\n" for existing in rows))
 
 
+def percent(value: float | None) -> str:
+    """An accuracy as the tables show it; a dash for a reading not taken."""
+    return "—" if value is None else f"{value * 100:.2f} %"
+
+
 def table(rows: list[dict], shipped: str) -> str:
     """The markdown table of docs/training.md, the shipped run first."""
-
-    def percent(value):
-        return "—" if value is None else f"{value * 100:.2f} %"
-
     lines = [
         "| run | trained (UTC) | settings | validation | best validation (epoch) | test | challenge set | "
         "minutes | note | command |",
