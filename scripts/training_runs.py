@@ -88,15 +88,14 @@ def challenge_accuracy(folder: Path) -> float | None:
     """The bundle's Keras model on the challenge set, or None without a Keras model."""
     if not (folder / "model.keras").is_file():
         return None
-    import keras
-
     from runtime.text import Tokenizer
     from scripts.challenge_set import load_reviews
+    from training.model import load_model  # knows the options' own layers (attention)
 
     config = bundle.Manifest.read(folder).model_config
     tokenizer = Tokenizer.load(folder / bundle.VOCABULARY_NAME, config.sequence_length)
     reviews = load_reviews()
-    model = keras.models.load_model(folder / "model.keras", compile=False)
+    model = load_model(folder / "model.keras")
     predicted = model.predict(tokenizer.encode([review.text for review in reviews]), verbose=0).argmax(axis=1)
     right = sum(config.labels[int(p)] == review.label for p, review in zip(predicted, reviews))
     return round(right / len(reviews), 4)

@@ -2,6 +2,8 @@
 run's row, measures every path round-robin, and renders; no timing is asserted."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -11,7 +13,7 @@ from benchmarks import options  # noqa: E402
 from export import onnx as onnx_export  # noqa: E402
 from export import tflite as tflite_export  # noqa: E402
 from runtime import backends, bundle  # noqa: E402
-from tests.conftest import SHIPPED_BUNDLE, write_archive  # noqa: E402
+from tests.conftest import ROOT, SHIPPED_BUNDLE, require_shared_archive, write_archive  # noqa: E402
 from training import fit  # noqa: E402
 
 
@@ -50,3 +52,14 @@ def test_measures_every_bundle_and_renders(attention_bundle, shared_test_set):
 def test_a_bundle_is_named_on_the_command_line():
     with pytest.raises(SystemExit):
         options.main(["runs/some-bundle"])  # NAME=BUNDLE expected: argparse's usage error, exit 2
+
+
+def test_the_command_in_a_fresh_process(attention_bundle, tmp_path):
+    """A new process has not imported training: the attention model's own layer must still load."""
+    output = tmp_path / "options.json"
+    command = [sys.executable, "-m", "benchmarks.options", "--data", str(require_shared_archive())]
+    command += [f"attention={attention_bundle}", "--output", str(output)]
+    finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert "| attention |" in finished.stdout
+    assert json.loads(output.read_text())["models"][0]["row"]["challenge_accuracy"] is not None
