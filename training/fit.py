@@ -32,7 +32,8 @@ import numpy as np
 from runtime import bundle, cli
 from runtime.config import ModelConfig
 from runtime.text import FIRST_WORD_ID, Tokenizer, pad_ids
-from training import data, metrics, sources, splits
+from training import data, metrics, sources, splits, supervision
+from training.mixing import Mixture
 from training.quiet import quiet
 from training.settings import TrainingSettings
 
@@ -122,6 +123,7 @@ class PreparedData:
     fit: data.Split
     validation: data.Split
     test_fraction: float
+    extras: supervision.Extras = supervision.Extras()
 
 
 @dataclass
@@ -268,14 +270,14 @@ def start_embedding(model, token_ids, model_config: ModelConfig, settings: Train
     return pretraining
 
 
-def training_callbacks(settings: TrainingSettings, validating: bool) -> list:
+def training_callbacks(settings: TrainingSettings, validating: bool, extra_validation: bool = False) -> list:
     """Keep the best epoch (and decay the learning rate) when validating; end on the average with --ema."""
     import keras
 
     callbacks = []
     if validating:
         keep_best = keras.callbacks.EarlyStopping(
-            monitor="val_accuracy", mode="max", patience=settings.patience, restore_best_weights=True
+            monitor=monitor(extra_validation), mode="max", patience=settings.patience, restore_best_weights=True
         )
         # With an average, it is what validation sees and what keep_best keeps (so it goes first).
         callbacks = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if settings.ema_momentum else []
@@ -289,6 +291,11 @@ def training_callbacks(settings: TrainingSettings, validating: bool) -> list:
     elif settings.ema_momentum:
         callbacks = [keras.callbacks.SwapEMAWeights()]  # end on the average, as validation chose it
     return callbacks
+
+
+def monitor(extra_validation: bool) -> str:
+    """The validation figure the epoch is chosen on: IMDB's accuracy, or the mean with the extra sets'."""
+    return supervision.MEAN_MONITOR if extra_validation else "val_accuracy"
 
 
 def adversarial_trainer(model, model_config: ModelConfig, settings: TrainingSettings):
@@ -314,6 +321,7 @@ def fit_model(
     imdb: bool,
     verbose: int,
     validation: data.Split | None = None,
+    extras: supervision.Extras = supervision.Extras(),
 ) -> Fitted:
     """A new model and vocabulary fitted on `split`, the same seed each time, pretrained on its
     text first if asked; with `validation`, the best epoch's weights are kept."""
@@ -325,18 +333,31 @@ def fit_model(
     token_ids = [tokenizer.token_ids(text) for text in split.texts]
     targets, teacher = distilled_targets(split, settings, config, imdb, verbose)
     pretraining = start_embedding(model, token_ids, model_config, settings, texts, verbose)
-    callbacks = training_callbacks(settings, validation is not None)
+    callbacks = training_callbacks(settings, validation is not None, bool(extras.validation))
+    if validation is not None and extras.validation:
+        callbacks.insert(0, supervision.validation_callback(extras, tokenizer))  # before keep-best reads its logs
     trainer = adversarial_trainer(model, model_config, settings)
     stage(
         f"Training: up to {epochs} epochs on {len(split):,} {texts}"
         + (f", validating on {len(validation):,}" if validation is not None else ""),
         verbose,
     )
+    inputs = pad_ids(token_ids, config.sequence_length)
+    if extras.training:
+        mixture = Mixture(
+            inputs,
+            targets.astype(np.float32),
+            supervision.training_extras(extras, tokenizer, config.num_classes),
+            settings.batch_size,
+            settings.extra_ratio,
+            settings.seed,
+        )
+        inputs, targets = mixture.dataset(), None
     history = trainer.fit(
-        pad_ids(token_ids, config.sequence_length),
+        inputs,
         targets,
         epochs=epochs,
-        batch_size=settings.batch_size,
+        batch_size=None if targets is None else settings.batch_size,
         validation_data=None
         if validation is None
         else (tokenizer.encode(validation.texts), one_hot(validation, config)),
@@ -411,7 +432,10 @@ def read_data(
         train_split = data.sample(train_split, settings.limit, settings.seed)
         test_split = data.sample(test_split, settings.limit, settings.seed + 1)
     fit_split, validation_split = splits.validation(dataset, train_split, settings.validation_split, settings.seed)
-    return PreparedData(dataset, train_split, test_split, fit_split, validation_split, test_fraction)
+    extras = supervision.read_extras(settings, dataset.labels, [validation_split, test_split])
+    for line in supervision.describe(extras):
+        stage(f"Extra supervision: {line}", verbose)
+    return PreparedData(dataset, train_split, test_split, fit_split, validation_split, test_fraction, extras)
 
 
 def select_epochs(
@@ -419,10 +443,12 @@ def select_epochs(
 ) -> Selection:
     """Fit with validation to choose the epoch; with --refit, refit on all training data for it."""
     started = time.perf_counter()
-    fitted = fit_model(prepared.fit, settings.epochs, settings, config, imdb, verbose, prepared.validation)
+    fitted = fit_model(
+        prepared.fit, settings.epochs, settings, config, imdb, verbose, prepared.validation, prepared.extras
+    )
     selection_seconds = time.perf_counter() - started - (fitted.pretraining or {}).get("seconds", 0)
     history = fitted.history
-    best_epoch = int(np.argmax(history["val_accuracy"]))
+    best_epoch = int(np.argmax(history[monitor(bool(prepared.extras.validation))]))
     refit = None
     if settings.refit:
         train_split = prepared.train
@@ -431,7 +457,7 @@ def select_epochs(
             "validation chose",
             file=sys.stderr,
         )
-        fitted = fit_model(train_split, best_epoch + 1, settings, config, imdb, verbose)
+        fitted = fit_model(train_split, best_epoch + 1, settings, config, imdb, verbose, extras=prepared.extras)
         refit = {
             "reviews": len(train_split),
             "epochs": best_epoch + 1,
@@ -831,6 +857,37 @@ def add_optimizer_arguments(parser: argparse.ArgumentParser, defaults: TrainingS
     )
 
 
+def add_supervision_arguments(parser: argparse.ArgumentParser, defaults: TrainingSettings) -> None:
+    """Extra supervision mixed into the main data (training/supervision.py, docs/training.md)."""
+    parser.add_argument(
+        "--phrases",
+        metavar="TREES",
+        help="labelled phrase trees in the Stanford Sentiment Treebank's format: every non-neutral "
+        "phrase becomes a short training text",
+    )
+    parser.add_argument(
+        "--pairs",
+        metavar="TSV",
+        help="counterfactual pairs (Sentiment, Text, batch_id columns): both texts of a pair train in one batch",
+    )
+    parser.add_argument(
+        "--phrases-validation",
+        metavar="TREES",
+        help="phrase trees whose sentences are validated each epoch; the epoch is chosen on the mean "
+        "of every validation accuracy",
+    )
+    parser.add_argument(
+        "--pairs-validation", metavar="TSV", help="counterfactual pairs validated each epoch, as --phrases-validation"
+    )
+    parser.add_argument(
+        "--extra-ratio",
+        type=positive_float,
+        default=defaults.extra_ratio,
+        metavar="R",
+        help="extra texts an epoch per main text, drawn anew each epoch (default: every extra text once an epoch)",
+    )
+
+
 def add_method_arguments(parser: argparse.ArgumentParser, defaults: TrainingSettings) -> None:
     """Refitting, pretraining and regularisation."""
     parser.add_argument(
@@ -907,6 +964,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_output_arguments(parser)
     add_optimizer_arguments(parser, defaults)
     add_method_arguments(parser, defaults)
+    add_supervision_arguments(parser, defaults)
     add_run_arguments(parser, defaults)
     return parser
 
@@ -926,6 +984,11 @@ def settings_from(args: argparse.Namespace) -> TrainingSettings:
         word2vec_epochs=args.word2vec_epochs,
         adversarial_epsilon=args.adversarial,
         distill_weight=args.distill,
+        phrases=args.phrases,
+        pairs=args.pairs,
+        phrases_validation=args.phrases_validation,
+        pairs_validation=args.pairs_validation,
+        extra_ratio=args.extra_ratio,
         validation_split=args.validation_split,
         seed=args.seed,
         limit=args.limit,

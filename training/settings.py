@@ -24,6 +24,13 @@ class TrainingSettings:
     # targets (training/teacher.py): together they won on validation (docs/training.md). 0 turns either off.
     adversarial_epsilon: float = 0.5
     distill_weight: float = 0.5
+    # Extra supervision (training/supervision.py): labelled phrase trees and counterfactual pairs,
+    # each text mixed into the main data's epochs; their validation files join the epoch's choice.
+    phrases: str | None = None
+    pairs: str | None = None
+    phrases_validation: str | None = None
+    pairs_validation: str | None = None
+    extra_ratio: float | None = None  # extra texts an epoch per main text; None: each extra text once
     validation_split: float = 0.2
     seed: int = 1337
     limit: int | None = None  # reviews per split, for quick runs
