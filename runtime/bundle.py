@@ -568,6 +568,45 @@ class PretrainingRecord(_PlainRecord):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ScoreRecord(_PlainRecord):
+    """One benchmark scored through the runtime: its texts, how many were right, and its file."""
+
+    texts: int | None = None
+    accuracy: float | None = None
+    source: str | None = None  # the file's name
+    sha256: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationRecord(_PlainRecord):
+    """metrics.evaluation: the public benchmarks scored through the installed runtime (export.evaluate)."""
+
+    backend: str | None = None
+    precision: str | None = None
+    measured: str | None = None  # the date
+    machine: str | None = None
+    imdb_test: ScoreRecord | None = None
+    sst2_test: ScoreRecord | None = None
+    sst2_dev: ScoreRecord | None = None
+    cad_dev_originals: ScoreRecord | None = None
+    cad_dev_revisions: ScoreRecord | None = None
+    cad_dev_pairs: ScoreRecord | None = None  # a pair counts when both of its texts are right
+    challenge: ScoreRecord | None = None
+    NESTED = {
+        name: ScoreRecord
+        for name in (
+            "imdb_test",
+            "sst2_test",
+            "sst2_dev",
+            "cad_dev_originals",
+            "cad_dev_revisions",
+            "cad_dev_pairs",
+            "challenge",
+        )
+    }
+
+
+@dataclass(frozen=True, kw_only=True)
 class MetricsRecord(_PlainRecord):
     """metrics: the run's figures (validation, test, time)."""
 
@@ -585,8 +624,9 @@ class MetricsRecord(_PlainRecord):
     seconds_per_epoch: float | None = None
     refit: RefitRecord | None = None  # None: the validated model itself is shipped
     pretraining: PretrainingRecord | None = None
-    NESTED = {"refit": RefitRecord, "pretraining": PretrainingRecord}
-    OMIT_WHEN_NONE = ("test_within_one_accuracy", "test_mean_absolute_error")
+    evaluation: EvaluationRecord | None = None  # written by export.evaluate
+    NESTED = {"refit": RefitRecord, "pretraining": PretrainingRecord, "evaluation": EvaluationRecord}
+    OMIT_WHEN_NONE = ("test_within_one_accuracy", "test_mean_absolute_error", "evaluation")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -84,9 +84,9 @@ def _extra_batches(extra: Extra, count: int, batch_size: int, length: int, rng) 
     """`count` texts of `extra` (all of them at most once, cycling if more are wanted), batched."""
     if extra.paired:
         pairs = _draw(len(extra.token_ids) // 2, count // 2, rng)
-        chosen = np.stack([2 * pairs, 2 * pairs + 1], axis=1).reshape(-1)
-        chunks = np.array_split(chosen, max(1, -(-len(chosen) // batch_size)))
-        return [_batch(extra, chunk, length) for chunk in chunks if len(chunk)]
+        per_batch = max(1, batch_size // 2)
+        chunks = [pairs[start : start + per_batch] for start in range(0, len(pairs), per_batch)]
+        return [_batch(extra, np.stack([2 * chunk, 2 * chunk + 1], axis=1).reshape(-1), length) for chunk in chunks]
     chosen = _draw(len(extra.token_ids), count, rng)
     batches = []
     pool_size = batch_size * POOL_BATCHES

@@ -33,7 +33,9 @@ def _nb_ratio(features: sparse.csr_matrix, positive: np.ndarray) -> np.ndarray:
     return np.log((p / p.sum()) / (q / q.sum()))
 
 
-def _fit_predict(train: sparse.csr_matrix, labels: np.ndarray, test: sparse.csr_matrix, num_classes: int) -> np.ndarray:
+def fit_predict(
+    train: sparse.csr_matrix, labels: np.ndarray, test: sparse.csr_matrix, num_classes: int, c: float = C
+) -> np.ndarray:
     """Probabilities (len(test), num_classes) of one-vs-rest NB-weighted logistic regressions."""
     classes = [1] if num_classes == 2 else range(num_classes)
     scores = []
@@ -42,7 +44,7 @@ def _fit_predict(train: sparse.csr_matrix, labels: np.ndarray, test: sparse.csr_
             scores.append(np.full(test.shape[0], float((labels == label).mean()) or 1e-3))
             continue
         ratio = sparse.diags(_nb_ratio(train, labels == label))
-        model = LogisticRegression(C=C, solver="liblinear", dual=True, max_iter=1000)
+        model = LogisticRegression(C=c, solver="liblinear", dual=True, max_iter=1000)
         model.fit(train @ ratio, labels == label)
         scores.append(model.predict_proba(test @ ratio)[:, 1])
     if num_classes == 2:
@@ -51,22 +53,26 @@ def _fit_predict(train: sparse.csr_matrix, labels: np.ndarray, test: sparse.csr_
     return scores / scores.sum(axis=1, keepdims=True)
 
 
+def ngram_vectorizer(texts: int) -> CountVectorizer:
+    """Binary word n-grams through the runtime's tokenizer; few texts may share no n-gram twice,
+    and then every n-gram counts, rather than none."""
+    return CountVectorizer(
+        tokenizer=split_words,
+        lowercase=False,
+        token_pattern=None,
+        ngram_range=NGRAMS,
+        min_df=MIN_COUNT if texts >= 100 else 1,
+        binary=True,
+        dtype=np.float32,
+    )
+
+
 def out_of_fold_probabilities(
     texts: list[str], labels: np.ndarray, groups: np.ndarray, num_classes: int
 ) -> tuple[np.ndarray, dict]:
     """Each text's label probabilities from a teacher trained on the other folds, and a record."""
     started = time.perf_counter()
-    # Few texts may share no word twice: then every word counts, rather than none.
-    vectorizer = CountVectorizer(
-        tokenizer=split_words,
-        lowercase=False,
-        token_pattern=None,
-        ngram_range=NGRAMS,
-        min_df=MIN_COUNT if len(texts) >= 100 else 1,
-        binary=True,
-        dtype=np.float32,
-    )
-    features = vectorizer.fit_transform(texts).tocsr()
+    features = ngram_vectorizer(len(texts)).fit_transform(texts).tocsr()
     probabilities = np.zeros((len(texts), num_classes), dtype=np.float32)
     if len(np.unique(groups)) < 2:  # a few texts of one block: each text is its own group
         groups = np.arange(len(texts))
@@ -74,7 +80,7 @@ def out_of_fold_probabilities(
     if folds < 2:
         raise ValueError("--distill: the teacher's out-of-fold answers need 2 or more fit texts")
     for train, held in GroupKFold(n_splits=folds).split(features, labels, groups):
-        probabilities[held] = _fit_predict(features[train], labels[train], features[held], num_classes)
+        probabilities[held] = fit_predict(features[train], labels[train], features[held], num_classes)
     accuracy = float((probabilities.argmax(axis=1) == labels).mean())
     return probabilities, {
         "method": "NB-weighted logistic regression on binary uni-, bi- and trigrams",
