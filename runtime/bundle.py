@@ -537,15 +537,39 @@ class DataRecord(_PlainRecord):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ExtraDataRecord(_PlainRecord):
+    """One file of extra supervision that training read (training/supervision.py)."""
+
+    source: str | None = None  # the file's name
+    sha256: str | None = None
+    texts: int | None = None
+    dropped: int | None = None  # texts left out because the main data holds them out
+    citation: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SupervisionRecord(_PlainRecord):
+    """training.supervision: the extra sources mixed into training, and those validated each epoch."""
+
+    phrases: ExtraDataRecord | None = None
+    pairs: ExtraDataRecord | None = None
+    phrases_validation: ExtraDataRecord | None = None
+    pairs_validation: ExtraDataRecord | None = None
+    NESTED = {name: ExtraDataRecord for name in ("phrases", "pairs", "phrases_validation", "pairs_validation")}
+
+
+@dataclass(frozen=True, kw_only=True)
 class TrainingRecord(_PlainRecord):
     """training: how the model was trained. `settings` is training.fit's TrainingSettings as a
     mapping (training.settings reads it back); the runtime never reads any of it."""
 
     settings: Mapping = field(default_factory=lambda: _EMPTY)
     data: DataRecord | None = None
+    supervision: SupervisionRecord | None = None
     library_versions: Mapping = field(default_factory=lambda: _EMPTY)
     machine: str | None = None
-    NESTED = {"data": DataRecord}
+    NESTED = {"data": DataRecord, "supervision": SupervisionRecord}
+    OMIT_WHEN_NONE = ("supervision",)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -496,6 +496,7 @@ def build_manifest(
                 prepared.test_fraction,
                 settings.seed,
             ),
+            supervision=supervision.record(prepared.extras),
             library_versions=library_versions(),
             machine=f"{platform.machine()}, {os.cpu_count()} cores",
         ),

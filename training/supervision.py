@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime import bundle
 from training import pairs, phrases
 from training.data import Split
 from training.mixing import Extra
@@ -104,6 +105,21 @@ def validation_callback(extras: Extras, tokenizer):
             logs[MEAN_MONITOR] = float(np.mean(accuracies))
 
     return ExtraValidation()
+
+
+def record(extras: Extras) -> bundle.SupervisionRecord | None:
+    """The manifest's record of what each extra source gave (None without any)."""
+    sources = {
+        source.kind + ("_validation" if source.role == "validation" else ""): bundle.ExtraDataRecord(
+            source=Path(source.path).name,
+            sha256=source.sha256,
+            texts=len(source.split),
+            dropped=source.dropped,
+            citation=source.citation,
+        )
+        for source in (*extras.training, *extras.validation)
+    }
+    return bundle.SupervisionRecord(**sources) if sources else None
 
 
 def describe(extras: Extras) -> list[str]:
