@@ -146,7 +146,10 @@ def evaluate_bundle(
 def write_evaluation(folder: Path, evaluation: EvaluationRecord) -> bundle.Manifest:
     """Replace the manifest's `metrics.evaluation` with `evaluation`."""
     manifest = bundle.Manifest.read(folder)
-    metrics = dataclasses.replace(manifest.metrics or bundle.MetricsRecord(), evaluation=evaluation)
+    metrics = manifest.metrics or bundle.MetricsRecord()
+    # A record read from a file writes back the keys it was read with: name the new one too.
+    order = metrics.order + (("evaluation",) if metrics.order and "evaluation" not in metrics.order else ())
+    metrics = dataclasses.replace(metrics, evaluation=evaluation, order=order)
     manifest = dataclasses.replace(manifest, metrics=metrics)
     bundle.write_manifest(folder, manifest)
     return manifest

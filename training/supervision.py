@@ -16,7 +16,7 @@ import numpy as np
 
 from runtime import bundle
 from training import pairs, phrases
-from training.data import Split
+from training.data import DataError, Split
 from training.mixing import Extra
 from training.settings import TrainingSettings
 
@@ -63,6 +63,9 @@ def read_extras(settings: TrainingSettings, labels: tuple[str, ...], held_out: l
             pair_file = pairs.read_pairs(pair_path)
             split, dropped = _without_held_out(pairs.to_labels(pair_file, labels), held_out)
             kept.append(ExtraSource("pairs", role, pair_file.path, pair_file.sha256, split, pairs.CITATION, dropped))
+    for source in (*training, *validation):
+        if not len(source.split):
+            raise DataError(f"{source.path}: no {source.kind} left to use (every text is a held-out text of the data)")
     return Extras(tuple(training), tuple(validation))
 
 
