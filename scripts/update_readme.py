@@ -80,6 +80,47 @@ def parity_block(manifest: bundle.Manifest) -> str:
     return block
 
 
+BENCHMARK_NAMES = {
+    "imdb_test": "IMDB test",
+    "sst2_test": "SST-2 test (sentences)",
+    "sst2_dev": "SST-2 dev",
+    "cad_dev_originals": "CAD dev, originals",
+    "cad_dev_revisions": "CAD dev, revisions",
+    "cad_dev_pairs": "CAD dev, both of a pair",
+    "challenge": "negation-and-contrast set",
+}
+# Published figures for the same test sets, for scale (not measured here).
+PUBLISHED = {
+    "imdb_test": "NBSVM 91.2 % (Wang & Manning 2012)",
+    "sst2_test": "LSTM 84.9 %, bidirectional LSTM 87.5 % (Tai et al. 2015)",
+}
+
+
+def benchmarks_block(manifest: bundle.Manifest, peer: dict | None) -> str | None:
+    """The shipped bundle's benchmarks (export.evaluate) beside the n-gram peer's (benchmarks.peer)."""
+    evaluation = manifest.metrics.evaluation if manifest.metrics else None
+    if evaluation is None:
+        return None
+    rows = peer["rows"] if peer else []
+    header = ["benchmark", "texts", f"shipped LSTM ({evaluation.backend}, {evaluation.precision})"]
+    header += [f"peer: n-grams, {row['peer']}" for row in rows] + ["published, for scale"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, title in BENCHMARK_NAMES.items():
+        score = getattr(evaluation, name)
+        if score is None:
+            continue
+        peers = [f"{100 * row[name]['accuracy']:.2f} %" if name in row else "—" for row in rows]
+        cells = [title, f"{score.texts:,}", f"**{100 * score.accuracy:.2f} %**", *peers, PUBLISHED.get(name, "")]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append(
+        f"\nThe LSTM through the installed runtime (`python -m export.evaluate`, {evaluation.measured}, "
+        f"{evaluation.machine})"
+        + (f"; the peer by `python -m benchmarks.peer` ({peer['measured']}, {peer['machine']})" if peer else "")
+        + ". CAD's originals are IMDB training reviews, which both models trained on; its revisions are new text."
+    )
+    return "\n".join(lines)
+
+
 def bench_block(results: dict, repeat: dict | None = None) -> str:
     text = bench.render_markdown(results)
     targets = text[text.index("## Against the targets") :].split("\n", 2)[2].strip()
@@ -227,6 +268,7 @@ def main() -> int:
             "accuracy": accuracy_block(manifest),
             "tuning": tuning_block(manifest),
             "options": option_results and options.table(option_results),
+            "benchmarks": benchmarks_block(manifest, read_json("benchmarks/peer.json")),
         },
     )
     fill("docs/export.md", {"parity": parity_block(manifest)})
