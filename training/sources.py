@@ -25,6 +25,7 @@ text column holding only numbers, a folder without label sub-folders, no rows at
 from __future__ import annotations
 
 import codecs
+import collections
 import csv
 import hashlib
 import itertools
@@ -299,8 +300,13 @@ def _read_table(path: Path, fmt: str, options: DataOptions, digest) -> tuple[lis
                 if not row:  # a blank line
                     continue
                 if header is None:
+                    if len(row) > limits.MAX_COLUMNS:
+                        raise DataError(
+                            f"{path} line {start}: the header has {len(row):,} columns; "
+                            f"a table may have at most {limits.MAX_COLUMNS:,}"
+                        )
                     header = [name.strip() for name in row]
-                    duplicates = sorted({name for name in header if header.count(name) > 1})
+                    duplicates = sorted(name for name, count in collections.Counter(header).items() if count > 1)
                     if duplicates:
                         raise DataError(
                             f"{path} line {start}: the header names {', '.join(map(repr, duplicates))} twice"
