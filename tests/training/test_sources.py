@@ -308,6 +308,14 @@ def test_the_ratings_script_writes_text_rating_and_split(tmp_path):
         ),
         (["\u00c9", "e\u0301"], r"only in case or Unicode form"),
         (["Pos", "pos"], r"line 4: the label 'pos' differs from 'Pos' \(.* line 2\) only in case"),
+        # Look-alikes folded as Unicode's skeleton folds them (UTS #39; issue 33, 9): Cyrillic,
+        # a no-break space, fullwidth.
+        (
+            ["pos", "\u0440os"],
+            r"line 4: the label '\\u0440os' differs from 'pos' \(.* line 2\) only in case or Unicode",
+        ),
+        (["very pos", "very\u00a0pos"], r"the label 'very\\xa0pos' differs from 'very pos'"),
+        (["pos", "\uff50os"], r"the label '\\uff50os' differs from 'pos'"),
         (["neg\u200b", "pos"], r"the label 'neg\\u200b' holds an invisible format character \(U\+200B\)"),
         (["\u202eneg", "pos"], r"holds an invisible format character \(U\+202E\)"),
         (["ne\x85g", "pos"], r"holds a control character \(U\+0085\)"),
