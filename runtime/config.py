@@ -16,6 +16,12 @@ from dataclasses import dataclass
 # Upper bounds that keep a hostile manifest from asking the runtime for gigabytes of padding.
 MAX_SIZES = {"vocab_size": 1 << 24, "embedding_dim": 1 << 16, "lstm_units": 1 << 16, "sequence_length": 1 << 16}
 MAX_LAYERS = 3
+# Weights a model may have: 400 MB as float32 on a device, about four times that while training
+# (weights, gradients and Adam's two moments). Each size above fits alone, but not together: an
+# LSTM of 65,536 units has 17 billion weights (69 GB), which TensorFlow met with a traceback.
+# The seed's model has 1.4 million.
+MAX_PARAMETERS = 100_000_000
+BYTES_PER_PARAMETER = 4  # float32
 # The options and their seed values: a manifest records an option only when it differs.
 SEED_OPTIONS = {"layers": 1, "bidirectional": False, "attention": False}
 
@@ -53,10 +59,30 @@ class ModelConfig:
         for name in ("bidirectional", "attention"):
             if type(getattr(self, name)) is not bool:
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.parameters > MAX_PARAMETERS:
+            raise ValueError(
+                f"vocab_size {self.vocab_size:,}, embedding_dim {self.embedding_dim:,} and lstm_units "
+                f"{self.lstm_units:,} make {self.parameters:,} weights "
+                f"({self.parameters * BYTES_PER_PARAMETER / 1e9:,.1f} GB); a model may have at most "
+                f"{MAX_PARAMETERS:,} ({MAX_PARAMETERS * BYTES_PER_PARAMETER / 1e9:,.1f} GB)"
+            )
 
     @property
     def num_classes(self) -> int:
         return len(self.labels)
+
+    @property
+    def parameters(self) -> int:
+        """The model's weights (training.model's graph), counted from the config before it is built."""
+        directions = 2 if self.bidirectional else 1
+        width = self.embedding_dim
+        count = self.vocab_size * self.embedding_dim
+        for _ in range(self.layers):  # an LSTM's four gates, each over its input, its state and a bias
+            count += directions * 4 * self.lstm_units * (width + self.lstm_units + 1)
+            width = directions * self.lstm_units
+        if self.attention:  # AttentionPooling: a projection, its bias and a scoring vector
+            count += width * self.lstm_units + 2 * self.lstm_units
+        return count + (width + 1) * self.num_classes
 
     @property
     def uses_padding_states(self) -> bool:

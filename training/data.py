@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from runtime.bundle import sha256_file
+from training import limits
 from training.limits import MAX_TEXT_BYTES
 
 OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
@@ -87,7 +88,13 @@ def _collect(entries) -> dict:
 def _read_archive(path: Path):
     try:
         with tarfile.open(path, mode="r|*") as archive:
-            for member in archive:
+            for count, member in enumerate(archive, start=1):
+                # TarFile keeps every header it reads; drop them, so memory does not grow with members.
+                archive.members = []
+                if count > limits.MAX_ARCHIVE_MEMBERS:
+                    raise DataError(
+                        f"{path}: over {limits.MAX_ARCHIVE_MEMBERS:,} members; a training archive may have at most that"
+                    )
                 _check_member_name(member.name)
                 name = member.name.removeprefix("./")
                 if member.isfile() and _REVIEW_PATH.fullmatch(name):

@@ -27,6 +27,12 @@ MAX_TEXT_BYTES = 4 << 20
 # Bytes of one line of a CSV, TSV or JSON lines file (a text JSON-escaped, or a CSV line of a
 # quoted field that spans lines, with its other fields).
 MAX_LINE_BYTES = 8 * MAX_TEXT_BYTES
+# Members of a training archive, of any kind (aclImdb_v1.tar.gz has about 100,000). Each costs a
+# header's parsing even when empty; a small .tar.gz can hold millions (1 M empty members: 6 MB).
+MAX_ARCHIVE_MEMBERS = 1_000_000
+# Columns of a CSV or TSV header (a table needs three: text, label, split). The header is read
+# before any limit on rows applies, and a line may be MAX_LINE_BYTES long.
+MAX_COLUMNS = 10_000
 # Labels beyond which the confusion matrix is not plotted (its cells and names would be too
 # small to read); the figures are still in metrics.json.
 MAX_PLOTTED_LABELS = 40

@@ -25,7 +25,9 @@ text column holding only numbers, a folder without label sub-folders, no rows at
 from __future__ import annotations
 
 import codecs
+import collections
 import csv
+import functools
 import hashlib
 import itertools
 import json
@@ -36,6 +38,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from confusable_homoglyphs import confusables
 
 from runtime.bundle import sha256_file
 from training import data, limits
@@ -149,8 +152,19 @@ def clean_label(label: str, where: str) -> str:
 
 
 def label_key(label: str) -> str:
-    """What two labels a reader could not tell apart share: the same composed, case-folded text."""
-    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", label).casefold())
+    """What two labels a reader could not tell apart share: a skeleton in the manner of Unicode's
+    UTS #39 (compatibility-folded by NFKC, so fullwidth letters and no-break spaces match; case
+    folded; each character replaced by a fixed one of its homoglyphs, so Cyrillic "р" is Latin "p")."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", label).casefold())
+    return "".join(_prototype(character) for character in folded)
+
+
+@functools.cache
+def _prototype(character: str) -> str:
+    """One character for all of `character`'s look-alikes (Unicode's confusables.txt, as packaged
+    by confusable_homoglyphs): the lowest of them, so each group of look-alikes has one."""
+    found = confusables.is_confusable(character, greedy=True) or []
+    return min([character, *(entry["c"] for item in found for entry in item["homoglyphs"] if len(entry["c"]) == 1)])
 
 
 def check_options(fmt: str, options: DataOptions) -> None:
@@ -299,8 +313,13 @@ def _read_table(path: Path, fmt: str, options: DataOptions, digest) -> tuple[lis
                 if not row:  # a blank line
                     continue
                 if header is None:
+                    if len(row) > limits.MAX_COLUMNS:
+                        raise DataError(
+                            f"{path} line {start}: the header has {len(row):,} columns; "
+                            f"a table may have at most {limits.MAX_COLUMNS:,}"
+                        )
                     header = [name.strip() for name in row]
-                    duplicates = sorted({name for name in header if header.count(name) > 1})
+                    duplicates = sorted(name for name, count in collections.Counter(header).items() if count > 1)
                     if duplicates:
                         raise DataError(
                             f"{path} line {start}: the header names {', '.join(map(repr, duplicates))} twice"
@@ -481,16 +500,19 @@ def label_order(names) -> tuple[str, ...]:
 
 
 def _check_collisions(origins: dict[str, str], path) -> None:
-    """Refuse labels that differ only in case or Unicode form ("Pos" and "pos"); origins: label -> where."""
+    """Refuse labels that differ only in case, Unicode form or look-alikes ("Pos", "pos", Cyrillic "рos");
+    origins: label -> where."""
     seen = {}
     for label, where in origins.items():
         other = seen.setdefault(label_key(label), label)
         if other != label:
             # Labels that compose alike print alike; their code points show the difference.
-            show = ascii if unicodedata.normalize("NFC", label) == unicodedata.normalize("NFC", other) else repr
+            one, two = unicodedata.normalize("NFC", label), unicodedata.normalize("NFC", other)
+            show = repr if one != two and one.casefold() == two.casefold() else ascii
             raise DataError(
                 f"{where}: the label {show(label)} differs from {show(other)} ({origins[other]}) only in "
-                "case or Unicode form; make them one label, or two clearly different ones"
+                "case or Unicode form (look-alike characters included); make them one label, or two clearly "
+                "different ones"
             )
 
 

@@ -61,3 +61,16 @@ def test_options_out_of_range_are_refused(options, message):
         ModelConfig(**options)
     with pytest.raises(ValueError, match=message):
         ModelConfig.from_dict({**ModelConfig().to_dict(), **options})
+
+
+def test_the_weights_a_config_makes_are_bounded():
+    """`fit --lstm-units 65536` passed the range check, then TensorFlow ran out of memory (issue 33, 10)."""
+    assert ModelConfig().parameters == 1_371_802  # training.model's count_params() for the seed's model
+    with pytest.raises(
+        ValueError, match=r"make 17,215,096,834 weights \(68.9 GB\); a model may have at most 100,000,000"
+    ):
+        ModelConfig(lstm_units=65536)
+    ModelConfig(embedding_dim=5000)
+    ModelConfig(lstm_units=2000)
+    with pytest.raises(ValueError, match="a model may have at most"):
+        ModelConfig(embedding_dim=5000, lstm_units=2000)  # each fits alone, not together

@@ -322,3 +322,16 @@ def test_without_output_a_run_writes_a_new_folder_under_runs(small_archive, tmp_
     (written,) = (tmp_path / "runs").iterdir()
     assert written.name.startswith("imdb-lstm-") and bundle.read_manifest(written)["name"] == "imdb-lstm"
     assert f"bundle written to runs/{written.name}" in capsys.readouterr().out
+
+
+def test_sizes_whose_weights_exceed_the_limit_are_one_line(tmp_path, capsys):
+    """`--lstm-units 65536` ended in a TensorFlow out-of-memory traceback (issue 33, 10)."""
+    with pytest.raises(SystemExit) as exit_info:
+        fit.main(["--lstm-units", "65536"])
+    assert exit_info.value.code == 2
+    assert "--lstm-units: vocab_size 10,000, embedding_dim 128 and lstm_units 65,536 make" in capsys.readouterr().err
+    output = tmp_path / "out"
+    assert fit.main(["--embedding-dim", "5000", "--lstm-units", "2000", "--output", str(output)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "a model may have at most 100,000,000" in err
+    assert not output.exists()

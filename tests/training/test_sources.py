@@ -308,6 +308,14 @@ def test_the_ratings_script_writes_text_rating_and_split(tmp_path):
         ),
         (["\u00c9", "e\u0301"], r"only in case or Unicode form"),
         (["Pos", "pos"], r"line 4: the label 'pos' differs from 'Pos' \(.* line 2\) only in case"),
+        # Look-alikes folded as Unicode's skeleton folds them (UTS #39; issue 33, 9): Cyrillic,
+        # a no-break space, fullwidth.
+        (
+            ["pos", "\u0440os"],
+            r"line 4: the label '\\u0440os' differs from 'pos' \(.* line 2\) only in case or Unicode",
+        ),
+        (["very pos", "very\u00a0pos"], r"the label 'very\\xa0pos' differs from 'very pos'"),
+        (["pos", "\uff50os"], r"the label '\\uff50os' differs from 'pos'"),
         (["neg\u200b", "pos"], r"the label 'neg\\u200b' holds an invisible format character \(U\+200B\)"),
         (["\u202eneg", "pos"], r"holds an invisible format character \(U\+202E\)"),
         (["ne\x85g", "pos"], r"holds a control character \(U\+0085\)"),
@@ -440,3 +448,43 @@ def test_data_names_are_url_safe():
     assert sources.data_stem("_my data.csv") == "my-data"
     assert sources.data_stem("良い.csv") == "data"
     assert sources.data_stem(None) == "imdb"
+
+
+def test_archive_members_are_capped_and_not_kept(tmp_path, monkeypatch):
+    """1 M empty members (a 6 MB .tar.gz) took 484 MB: TarFile kept every header (issue 33, 5)."""
+    import tarfile
+
+    path = tmp_path / "many.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        for number in range(50):
+            archive.addfile(tarfile.TarInfo(f"junk/{number}"))
+    kept = []
+    real_next = tarfile.TarFile.next
+
+    def next_member(self):
+        member = real_next(self)
+        kept.append(len(self.members))
+        return member
+
+    monkeypatch.setattr(tarfile.TarFile, "next", next_member)
+    monkeypatch.setattr(limits, "MAX_ARCHIVE_MEMBERS", 20, raising=False)
+    with pytest.raises(DataError, match=r"many.tar.gz: over 20 members; a training archive may have at most that"):
+        sources.load(path)
+    assert 20 <= len(kept) <= 22  # stopped at the cap
+    kept.clear()
+    monkeypatch.setattr(limits, "MAX_ARCHIVE_MEMBERS", 1000)
+    with pytest.raises(DataError, match="not the aclImdb layout"):
+        sources.load(path)
+    assert len(kept) >= 50 and max(kept) <= 1  # every header read, but one held at a time
+
+
+def test_header_columns_are_capped(tmp_path, monkeypatch):
+    """40 k columns took 15 s in the quadratic duplicate check; a 30 MB header would take days (issue 33, 5)."""
+    monkeypatch.setattr(limits, "MAX_COLUMNS", 5, raising=False)
+    path = tmp_path / "wide.csv"
+    path.write_text("text,label," + ",".join(f"c{n}" for n in range(4)) + "\nok,pos,1,2,3,4\n")
+    with pytest.raises(DataError, match=r"wide.csv line 1: the header has 6 columns; a table may have at most 5"):
+        sources.load(path)
+    path.write_text("text,label,x,x\n")
+    with pytest.raises(DataError, match=r"wide.csv line 1: the header names 'x' twice"):
+        sources.load(path)
