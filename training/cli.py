@@ -1,6 +1,6 @@
 """The one table of training options: every flag of `python -m training.fit`, the setting it fills
 and its help. It builds fit's parser, the shared part of training.tune's, and the command that
-repeats a run (scripts/training_runs.py), so an option added here reaches all three.
+repeats a run (benchmarks.runs, for scripts/training_runs.py), so an option added here reaches all three.
 
 A row's `target` says which record the value goes to: `settings` (TrainingSettings), `config`
 (ModelConfig), `data` (sources.DataOptions) or `run` (what only the command line uses: --data,
@@ -23,7 +23,7 @@ from training.settings import TrainingSettings
 # The seed's model, trained with more dropout on the LSTM's inputs than the seed's 0.2: 0.5 won on
 # validation (README, "Training"). Dropout is off at inference, so the exported graphs are the same.
 TRAINING_CONFIG = ModelConfig(dropout=0.5)
-SETTINGS = TrainingSettings()
+SETTINGS = TrainingSettings()  # the settings' defaults, the table's
 # A bundle's name, which the Open Inference Protocol puts in URLs (/v2/models/NAME).
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 

@@ -39,7 +39,8 @@ from training.quiet import quiet
 from training.records import Evaluation, Fitted, PreparedData, Selection
 from training.settings import TrainingSettings
 
-# What other modules read from here (training.tune, tests): the table's records and types.
+# Names training.tune, probes and the tests read from here, though they live in training.cli,
+# training.fitting and training.records.
 __all__ = ["PreparedData", "TRAINING_CONFIG", "config_from", "data_options_from", "fit_model", "settings_from"]
 
 # The bundle this repository ships. Only an explicit --output with --overwrite replaces it, and
