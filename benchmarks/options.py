@@ -7,7 +7,7 @@ model), after training and exporting one bundle per option with one recipe:
         seed=runs/options/seed/imdb-lstm attention=runs/options/attention/imdb-lstm ...
     python scripts/update_readme.py      # renders benchmarks/options.json into docs/training.md
 
-For each bundle: its training figures, as scripts/training_runs.py keeps a run's row (validation,
+For each bundle: its training figures, as benchmarks.runs makes a run's row (validation,
 the one test reading, the negation-and-contrast challenge set, minutes, the command that repeats
 it); the median test review's latency on one thread through the runtime, LiteRT and ONNX Runtime,
 float32 and int8, every bundle's paths loaded at once and timed round-robin
@@ -23,11 +23,9 @@ import os
 import sys
 from pathlib import Path
 
-from benchmarks import bench
+from benchmarks import bench, runs
 from runtime import SentimentClassifier, backends, bundle
 from runtime.text import Tokenizer
-from scripts import training_runs
-from scripts.training_runs import percent
 
 RESULTS = bench.HERE / "options.json"
 GRAPH = "cached"  # the graph that classifies: a review costs its own tokens for every option
@@ -55,7 +53,7 @@ def run(bundles: list[tuple[str, Path]], test, rounds: int = bench.ROUNDS) -> di
     with contextlib.ExitStack() as stack:
         for name, folder in bundles:
             print(f"reading {name}: its run's row and the challenge set", file=sys.stderr)
-            model = {"name": name, "row": training_runs.compact(folder, name), "paths": {}}
+            model = {"name": name, "row": runs.compact(folder, name), "paths": {}}
             for backend in backends.available_backends():
                 for precision in bundle.PRECISIONS:
                     classifier = stack.enter_context(
@@ -110,8 +108,8 @@ def table(results: dict) -> str:
         row = model["row"]
         best = row["validation_accuracy"][row["best_epoch"] - 1]
         lines.append(
-            f"| {model['name']} | {percent(best)} ({row['best_epoch']} of {len(row['validation_accuracy'])}) "
-            f"| {percent(row['test_accuracy'])} | {percent(row['challenge_accuracy'])} | {row['training_minutes']} | "
+            f"| {model['name']} | {runs.percent(best)} ({row['best_epoch']} of {len(row['validation_accuracy'])}) "
+            f"| {runs.percent(row['test_accuracy'])} | {runs.percent(row['challenge_accuracy'])} | {row['training_minutes']} | "
             + " | ".join(latency(model, path) for path in paths)
             + " | "
             + " | ".join(sizes(model, runtime) for runtime in runtimes)

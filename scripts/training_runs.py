@@ -16,112 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from runtime import bundle  # noqa: E402
-from runtime.config import ModelConfig  # noqa: E402
-from training.settings import TrainingSettings  # noqa: E402
+from benchmarks.runs import command, compact, percent  # noqa: E402  (the row of one run)
+
+__all__ = ["command", "compact", "load", "add", "table", "main"]  # command: the row's, from training.cli
 
 RUNS = ROOT / "docs" / "tuning" / "runs.jsonl"
-DATA = "../shared/data/aclImdb_labeled.tar.gz"
-# training.fit's flag for each recorded setting (settings not listed have no flag of their own).
-FLAGS = {
-    "epochs": "--epochs",
-    "batch_size": "--batch-size",
-    "learning_rate": "--learning-rate",
-    "clipnorm": "--clipnorm",
-    "patience": "--patience",
-    "lr_decay": "--lr-decay",
-    "ema_momentum": "--ema",
-    "weight_decay": "--weight-decay",
-    "pretrain_epochs": "--pretrain-epochs",
-    "word2vec_epochs": "--word2vec-epochs",
-    "adversarial_epsilon": "--adversarial",
-    "distill_weight": "--distill",
-    "validation_split": "--validation-split",
-    "seed": "--seed",
-    "limit": "--limit",
-    "dropout": "--dropout",
-    "recurrent_dropout": "--recurrent-dropout",
-}
-
-
-def command(settings: TrainingSettings, config: ModelConfig) -> str:
-    """The training.fit command that repeats a run, every recorded setting spelled out (a 0 too: it
-    may turn off a default) and the model's sizes and options where they differ from the seed's."""
-    values = {**asdict(settings), "dropout": config.dropout, "recurrent_dropout": config.recurrent_dropout}
-    parts = ["python -m training.fit", f"--data {DATA}"]
-    for key, flag in FLAGS.items():
-        value = values.get(key)
-        if value is not None and not isinstance(value, bool):
-            parts.append(f"{flag} {value}")
-    if settings.refit:
-        parts.append("--refit")
-    seed = ModelConfig()
-    for key in ("vocab_size", "sequence_length", "embedding_dim", "lstm_units", "layers"):
-        if getattr(config, key) != getattr(seed, key):
-            parts.append(f"--{key.replace('_', '-')} {getattr(config, key)}")
-    parts += [f"--{key}" for key in ("bidirectional", "attention") if getattr(config, key)]
-    return " ".join(parts)
-
-
-def changed(settings: TrainingSettings, config: ModelConfig) -> dict:
-    """The settings a reader compares rows by: what differs from the original Keras example's."""
-    seed = ModelConfig().to_dict()
-    shown = {key: value for key, value in config.to_dict().items() if key != "labels" and seed.get(key) != value}
-    shown.update(
-        {
-            key: value
-            for key, value in asdict(settings).items()
-            if key not in ("limit", "refit", "seed", "validation_split") and value not in (None, 0, False)
-        }
-    )
-    return shown
-
-
-def challenge_accuracy(folder: Path) -> float | None:
-    """The bundle's Keras model on the challenge set, or None without a Keras model."""
-    if not (folder / "model.keras").is_file():
-        return None
-    from runtime.text import Tokenizer
-    from scripts.challenge_set import load_reviews
-    from training.model import load_model  # knows the options' own layers (attention)
-
-    config = bundle.Manifest.read(folder).model_config
-    tokenizer = Tokenizer.load(folder / bundle.VOCABULARY_NAME, config.sequence_length)
-    reviews = load_reviews()
-    model = load_model(folder / "model.keras")
-    predicted = model.predict(tokenizer.encode([review.text for review in reviews]), verbose=0).argmax(axis=1)
-    right = sum(config.labels[int(p)] == review.label for p, review in zip(predicted, reviews))
-    return round(right / len(reviews), 4)
-
-
-def compact(folder: Path, run: str, note: str = "") -> dict:
-    """One run's row, from its bundle folder (manifest.json and history.json)."""
-    manifest = bundle.Manifest.read(folder)  # the one reader, with its checks
-    history = json.loads((folder / "history.json").read_text())
-    metrics, data = manifest.metrics, manifest.training.data
-    settings, config = TrainingSettings.from_record(manifest.training.settings), manifest.model_config
-    return {
-        "run": run,
-        "trained": manifest.created[:16].replace("T", " "),
-        "settings": changed(settings, config),
-        "command": command(settings, config),
-        "validation": f"blocks of {data.validation_block_ids} ids" if data.validation_block_ids else "single reviews",
-        "validation_accuracy": [round(value, 4) for value in history["val_accuracy"]],
-        "best_epoch": metrics.best_epoch,
-        "weights": f"refit on {metrics.refit.reviews:,} reviews" if metrics.refit else "the validated epoch's",
-        "test_accuracy": round(metrics.test_accuracy, 4),
-        "test_loss": round(metrics.test_loss, 4),
-        "training_minutes": round(metrics.training_seconds / 60, 1),
-        "challenge_accuracy": challenge_accuracy(folder),
-        "note": note,
-    }
 
 
 def load(path: Path = RUNS) -> list[dict]:
@@ -132,11 +37,6 @@ def add(row: dict, path: Path = RUNS) -> None:
     """Append a row, or replace the row of the same run."""
     rows = [existing for existing in load(path) if existing["run"] != row["run"]] + [row]
     path.write_text("".join(json.dumps(existing, ensure_ascii=False) + "\n" for existing in rows))
-
-
-def percent(value: float | None) -> str:
-    """An accuracy as the tables show it; a dash for a reading not taken."""
-    return "—" if value is None else f"{value * 100:.2f} %"
 
 
 def table(rows: list[dict], shipped: str) -> str:

@@ -32,8 +32,6 @@ OFFICIAL_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d165
 SPLITS = ("train", "test")
 LABEL_FOLDERS = ("neg", "pos")  # label index 0 = negative, 1 = positive, as in ModelConfig.labels
 _REVIEW_PATH = re.compile(r"aclImdb/(train|test)/(neg|pos)/(\d+)_\d+\.txt")
-# Validation blocks span this many consecutive review ids; a film has at most 30 reviews.
-VALIDATION_BLOCK_IDS = 100
 
 
 class DataError(Exception):
@@ -189,32 +187,3 @@ def sample(split: Split, count: int, seed: int) -> Split:
         return split
     rng = np.random.default_rng(seed)
     return split.subset(np.sort(rng.choice(len(split), size=count, replace=False)))
-
-
-def split_validation(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
-    """Carve a seeded, label-stratified validation set out of the training reviews.
-
-    Each label's reviews are cut into blocks of consecutive ids (VALIDATION_BLOCK_IDS, smaller
-    when a folder has too few ids for twenty blocks) and whole blocks, drawn at random, go to
-    validation until it holds `fraction` of them, so a film's reviews mostly stay on one side.
-    """
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"validation fraction must be between 0 and 1, got {fraction}")
-    rng = np.random.default_rng(seed)
-    validation = []
-    for label in np.unique(split.labels):
-        members = np.flatnonzero(split.labels == label)
-        ids = split.ids[members]
-        block_ids = max(1, min(VALIDATION_BLOCK_IDS, (ids.max() - ids.min() + 1) // 20))
-        blocks = ids // block_ids
-        wanted = max(1, round(len(members) * fraction))
-        taken = 0
-        for block in rng.permutation(np.unique(blocks)):
-            if taken >= wanted:
-                break
-            chosen = members[blocks == block]
-            validation.extend(chosen)
-            taken += len(chosen)
-    validation = np.sort(np.array(validation))
-    training = np.setdiff1d(np.arange(len(split)), validation)
-    return split.subset(rng.permutation(training)), split.subset(validation)

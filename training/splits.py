@@ -21,21 +21,58 @@ from training.data import DataError
 from training.settings import TrainingSettings
 
 DEFAULT_TEST_SPLIT = 0.2
+# IMDB's validation blocks span this many consecutive review ids; a film has at most 30 reviews.
+VALIDATION_BLOCK_IDS = 100
 
 
 def stratified(split: data.Split, fraction: float, seed: int) -> tuple[data.Split, data.Split]:
     """(rest, held): a seeded `fraction` of each label's examples is held, at least one of a label
     with two or more and never its last; both keep the data's order."""
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"a split fraction must be between 0 and 1, got {fraction}")
+    check_fraction(fraction)
     rng = np.random.default_rng(seed)
     held = []
-    for label in np.unique(split.labels):
-        members = np.flatnonzero(split.labels == label)
+    for members in label_members(split):
         count = min(len(members) - 1, max(1, round(len(members) * fraction)))
         held.extend(rng.permutation(members)[:count])
     held = np.sort(np.array(held, np.int64))
     return split.subset(np.setdiff1d(np.arange(len(split)), held)), split.subset(held)
+
+
+def imdb_validation(split: data.Split, fraction: float, seed: int) -> tuple[data.Split, data.Split]:
+    """(fit, validation): a seeded, label-stratified validation set carved out of IMDB's training reviews.
+
+    Each label's reviews are cut into blocks of consecutive ids (VALIDATION_BLOCK_IDS, smaller
+    when a folder has too few ids for twenty blocks) and whole blocks, drawn at random, go to
+    validation until it holds `fraction` of them, so a film's reviews mostly stay on one side.
+    """
+    check_fraction(fraction)
+    rng = np.random.default_rng(seed)
+    validation = []
+    for members in label_members(split):
+        ids = split.ids[members]
+        block_ids = max(1, min(VALIDATION_BLOCK_IDS, (ids.max() - ids.min() + 1) // 20))
+        blocks = ids // block_ids
+        wanted = max(1, round(len(members) * fraction))
+        taken = 0
+        for block in rng.permutation(np.unique(blocks)):
+            if taken >= wanted:
+                break
+            chosen = members[blocks == block]
+            validation.extend(chosen)
+            taken += len(chosen)
+    validation = np.sort(np.array(validation))
+    training = np.setdiff1d(np.arange(len(split)), validation)
+    return split.subset(rng.permutation(training)), split.subset(validation)
+
+
+def check_fraction(fraction: float) -> None:
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"a split fraction must be between 0 and 1, got {fraction}")
+
+
+def label_members(split: data.Split) -> list[np.ndarray]:
+    """Each label's example positions in `split`, by label index."""
+    return [np.flatnonzero(split.labels == label) for label in np.unique(split.labels)]
 
 
 def held_out(dataset: data.Dataset, test_split: float, seed: int) -> tuple[data.Split, data.Split]:
@@ -48,7 +85,7 @@ def held_out(dataset: data.Dataset, test_split: float, seed: int) -> tuple[data.
 def validation(dataset: data.Dataset, train: data.Split, fraction: float, seed: int) -> tuple[data.Split, data.Split]:
     """(fit, validation) from the training examples; fit in a seeded random order."""
     if dataset.format == "imdb":
-        fit, held = data.split_validation(train, fraction, seed)
+        fit, held = imdb_validation(train, fraction, seed)
     else:
         rest, held = stratified(train, fraction, seed)
         fit = rest.subset(np.random.default_rng(seed).permutation(len(rest)))
@@ -74,7 +111,7 @@ def data_record(
         sha256=dataset.sha256,
         fit_reviews=len(fit),
         validation_reviews=len(held),
-        validation_block_ids=data.VALIDATION_BLOCK_IDS if dataset.format == "imdb" else None,
+        validation_block_ids=VALIDATION_BLOCK_IDS if dataset.format == "imdb" else None,
         test_reviews=len(test),
         format=dataset.format,
         columns=dataset.columns,

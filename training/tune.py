@@ -34,6 +34,7 @@ from pathlib import Path
 
 from runtime import cli
 from runtime.config import ModelConfig
+from training import cli as training_cli
 from training import data, fit
 from training.quiet import quiet
 from training.settings import TrainingSettings
@@ -83,18 +84,26 @@ SPACE = (
     ("--batch-size", "batch_size", "32,64", "int"),
 )
 MODEL_PARAMS = {"layers", "bidirectional", "attention", "lstm_units", "embedding_dim", "dropout"}
-# How training.fit spells each searched value on its command line.
-FIT_FLAGS = {
-    "learning_rate": "--learning-rate",
-    "adversarial_epsilon": "--adversarial",
-    "distill_weight": "--distill",
-    "epochs": "--epochs",
-    "batch_size": "--batch-size",
-    "layers": "--layers",
-    "lstm_units": "--lstm-units",
-    "embedding_dim": "--embedding-dim",
-    "dropout": "--dropout",
-}
+# The settings a trial's fit command may spell out (the searched, then the fixed ones), in its
+# order; the flags are training.fit's (training.cli).
+FIT_COMMAND_FIELDS = (
+    "learning_rate",
+    "adversarial_epsilon",
+    "distill_weight",
+    "epochs",
+    "batch_size",
+    "layers",
+    "lstm_units",
+    "embedding_dim",
+    "dropout",
+    "vocab_size",
+    "sequence_length",
+    "word2vec_epochs",
+    "patience",
+    "validation_split",
+    "recurrent_dropout",
+    "seed",
+)
 
 
 @dataclass(frozen=True)
@@ -311,7 +320,7 @@ def study_description(args, space, settings: TrainingSettings, config: ModelConf
     """What makes a study the same study: its data, fixed settings and search space (resuming checks it)."""
     return {
         "data": args.data,
-        "data_options": asdict(fit.data_options_from(args)),
+        "data_options": asdict(training_cli.data_options_from(args)),
         "test_split": args.test_split,
         "space": {param.name: param.describe() for param in space},
         "settings": asdict(settings),
@@ -412,24 +421,18 @@ def fit_command(args, settings: dict, config: dict) -> str:
 
 
 def fit_setting_flags(settings: dict, config: dict) -> list[str]:
-    defaults, default_config = asdict(TrainingSettings()), asdict(fit.TRAINING_CONFIG)
-    flags = {
-        **FIT_FLAGS,
-        "vocab_size": "--vocab-size",
-        "sequence_length": "--sequence-length",
-        "word2vec_epochs": "--word2vec-epochs",
-        "patience": "--patience",
-        "validation_split": "--validation-split",
-        "recurrent_dropout": "--recurrent-dropout",
-        "seed": "--seed",
-    }
+    defaults, default_config = asdict(TrainingSettings()), asdict(training_cli.TRAINING_CONFIG)
     words = []
-    for name, flag in flags.items():
-        value, default = (
-            (config[name], default_config[name]) if name in default_config else (settings[name], defaults[name])
+    for name in FIT_COMMAND_FIELDS:
+        target, values, default = (
+            ("config", config, default_config) if name in default_config else ("settings", settings, defaults)
         )
-        if value != default:
-            words += [flag, f"{value:.6g}" if isinstance(value, float) else str(value)]
+        if values[name] != default[name]:
+            value = values[name]
+            words += [
+                training_cli.option_for(target, name).flag,
+                f"{value:.6g}" if isinstance(value, float) else str(value),
+            ]
     for name in ("bidirectional", "attention"):
         if config[name]:
             words.append(f"--{name}")
@@ -464,7 +467,7 @@ def tune(args: argparse.Namespace) -> int:
     verbose = 0 if args.quiet else 2  # one line an epoch
     # The data first: a study is written only for data that reads, so a mistyped --data leaves
     # no study behind that would refuse the corrected command.
-    prepared = fit.read_data(args.data, settings, fit.data_options_from(args), args.test_split, verbose)
+    prepared = fit.read_data(args.data, settings, training_cli.data_options_from(args), args.test_split, verbose)
     prepared = replace(prepared, test=None)  # no trial is ever evaluated on the test split
     args.output.mkdir(parents=True, exist_ok=True)
     with study_lock(args.output):
@@ -496,22 +499,11 @@ def tune(args: argparse.Namespace) -> int:
 
 def settings_from(args: argparse.Namespace) -> TrainingSettings:
     """The settings no trial changes; each trial replaces the searched ones."""
-    return TrainingSettings(
-        patience=args.patience,
-        word2vec_epochs=args.word2vec_epochs,
-        validation_split=args.validation_split,
-        seed=args.seed,
-        limit=args.limit,
-    )
+    return replace(training_cli.settings_from(args, training_cli.TUNE_FIXED_OPTIONS), seed=args.seed, limit=args.limit)
 
 
 def config_from(args: argparse.Namespace) -> ModelConfig:
-    return replace(
-        fit.TRAINING_CONFIG,
-        vocab_size=args.vocab_size,
-        sequence_length=args.sequence_length,
-        recurrent_dropout=args.recurrent_dropout,
-    )
+    return training_cli.config_from(args, training_cli.TUNE_FIXED_OPTIONS)
 
 
 def add_study_arguments(parser: argparse.ArgumentParser) -> None:
@@ -519,26 +511,21 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
         "--output", type=Path, required=True, help="the study's folder (runs/tune-NAME); again to resume"
     )
     parser.add_argument(
-        "--trials", type=fit.positive_int, help=f"stop when the study has N finished trials (default {DEFAULT_TRIALS})"
+        "--trials",
+        type=training_cli.positive_int,
+        help=f"stop when the study has N finished trials (default {DEFAULT_TRIALS})",
     )
-    parser.add_argument("--hours", type=fit.positive_float, help="stop this run after H hours (checked between trials)")
-    parser.add_argument("--limit", type=fit.positive_int, help="use only N texts of each split (quick studies)")
+    parser.add_argument(
+        "--hours", type=training_cli.positive_float, help="stop this run after H hours (checked between trials)"
+    )
+    parser.add_argument(
+        "--limit", type=training_cli.positive_int, help="use only N texts of each split (quick studies)"
+    )
     parser.add_argument(
         "--seed", type=int, default=TrainingSettings.seed, help="seed of the splits, weights and sampler"
     )
     parser.add_argument("--quiet", action="store_true", help="no Keras epoch lines")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
-
-
-def add_fixed_arguments(parser: argparse.ArgumentParser) -> None:
-    """training.fit's settings that every trial shares."""
-    defaults, config = TrainingSettings(), fit.TRAINING_CONFIG
-    parser.add_argument("--vocab-size", type=fit.vocabulary_size, default=config.vocab_size)
-    parser.add_argument("--sequence-length", type=fit.positive_int, default=config.sequence_length)
-    parser.add_argument("--recurrent-dropout", type=fit.dropout_rate, default=config.recurrent_dropout)
-    parser.add_argument("--word2vec-epochs", type=fit.non_negative_int, default=defaults.word2vec_epochs, metavar="N")
-    parser.add_argument("--patience", type=fit.positive_int, default=defaults.patience)
-    parser.add_argument("--validation-split", type=fit.fraction, default=defaults.validation_split)
 
 
 def add_space_arguments(parser: argparse.ArgumentParser) -> None:
@@ -562,9 +549,9 @@ def add_space_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = cli.parser("training.tune", __doc__.split("\n")[0])
-    fit.add_data_arguments(parser)
+    training_cli.add_options(parser, training_cli.DATA_OPTIONS)
     add_study_arguments(parser)
-    add_fixed_arguments(parser)
+    training_cli.add_options(parser, training_cli.TUNE_FIXED_OPTIONS)  # training.fit's settings every trial shares
     add_space_arguments(parser)
     return parser
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import add_file, require_shared_archive, write_archive
-from training import data
+from training import data, splits
 
 
 def test_reads_a_small_archive(small_archive):
@@ -74,8 +74,8 @@ def test_archive_without_the_layout_is_a_clear_error(tmp_path):
 
 def test_validation_split_is_seeded_stratified_and_disjoint(small_archive):
     train = data.load_imdb(small_archive).train
-    fit, validation = data.split_validation(train, 0.2, seed=3)
-    again_fit, again_validation = data.split_validation(train, 0.2, seed=3)
+    fit, validation = splits.imdb_validation(train, 0.2, seed=3)
+    again_fit, again_validation = splits.imdb_validation(train, 0.2, seed=3)
     assert validation.texts == again_validation.texts and fit.texts == again_fit.texts
     assert len(validation) == 4 and validation.labels.sum() == 2
     assert not set(fit.texts) & set(validation.texts)
@@ -84,7 +84,7 @@ def test_validation_split_is_seeded_stratified_and_disjoint(small_archive):
 def test_validation_takes_whole_blocks_of_consecutive_ids(tmp_path):
     """Neighbouring ids are mostly one film's reviews, so a block never straddles the two sides."""
     train = data.load_imdb(write_archive(tmp_path / "films.tar.gz", per_folder=200)).train
-    fit, validation = data.split_validation(train, 0.2, seed=5)
+    fit, validation = splits.imdb_validation(train, 0.2, seed=5)
     block_ids = 10  # 200 ids per folder leave room for twenty blocks of 10
 
     def blocks(split):
@@ -110,11 +110,11 @@ def test_reads_the_real_archive():
     dataset = data.load_imdb(require_shared_archive())
     assert len(dataset.train) == len(dataset.test) == 25_000
     assert sorted(dataset.train.ids[dataset.train.labels == 1]) == list(range(12_500))
-    fit, validation = data.split_validation(dataset.train, 0.2, seed=1337)
+    fit, validation = splits.imdb_validation(dataset.train, 0.2, seed=1337)
     assert len(validation) == 5_000 and validation.labels.mean() == 0.5
 
     def block(split):
-        return set(zip(split.labels, split.ids // data.VALIDATION_BLOCK_IDS))
+        return set(zip(split.labels, split.ids // splits.VALIDATION_BLOCK_IDS))
 
     assert not block(fit) & block(validation)
     assert dataset.test.labels.mean() == 0.5

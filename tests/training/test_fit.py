@@ -9,7 +9,7 @@ import keras  # noqa: E402
 from runtime import bundle  # noqa: E402
 from runtime.config import ModelConfig  # noqa: E402
 from tests.conftest import write_archive  # noqa: E402
-from training import fit  # noqa: E402
+from training import fit, splits  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,9 @@ def test_the_kept_weights_are_the_ones_validation_chose(tmp_path, extra):
     manifest = bundle.read_manifest(output)
     settings = manifest["training"]["settings"]
     assert settings["ema_momentum"] == (0.9 if extra else None)
-    _, validation = data.split_validation(data.load_imdb(archive).train, settings["validation_split"], settings["seed"])
+    _, validation = splits.imdb_validation(
+        data.load_imdb(archive).train, settings["validation_split"], settings["seed"]
+    )
     tokenizer = Tokenizer.load(output / bundle.VOCABULARY_NAME, manifest["model_config"]["sequence_length"])
     model = keras.models.load_model(output / "model.keras", compile=False)
     model.compile(loss="categorical_crossentropy")

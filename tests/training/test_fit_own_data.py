@@ -300,7 +300,7 @@ def test_name_progress_and_examples(tmp_path, capsys):
         "Reading",
         "loading TensorFlow",
         "Building the vocabulary",
-        "word2vec: 1 epochs",
+        "word2vec: 1 epoch on",  # one epoch, not "1 epochs"
         "Training: up to",
         "Evaluating",
         "Writing the bundle",

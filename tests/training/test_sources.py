@@ -99,7 +99,7 @@ def test_imdb_through_sources_is_training_data_s(small_archive):
     assert through.train.texts == direct.train.texts and through.test.texts == direct.test.texts
     assert through.labels == ("negative", "positive") and through.format == "imdb"
     fit, validation = splits.validation(through, through.train, 0.2, 3)
-    expected_fit, expected_validation = data.split_validation(direct.train, 0.2, 3)
+    expected_fit, expected_validation = splits.imdb_validation(direct.train, 0.2, 3)
     assert fit.texts == expected_fit.texts and validation.texts == expected_validation.texts
 
 
