@@ -63,7 +63,34 @@ def load_trained(folder: str | Path):
     record = manifest.artifacts.get("keras")
     if record is None or not (folder / record.file).is_file():
         raise bundle.BundleError(f"{folder}: no model.keras; train one with python -m training.fit")
-    return manifest, manifest.model_config, training_model.load_model(bundle.verify_file(folder, record))
+    trained = training_model.load_model(bundle.verify_file(folder, record))
+    check_trained_config(folder, manifest.model_config, trained)
+    return manifest, manifest.model_config, trained
+
+
+def check_trained_config(folder: Path, config: ModelConfig, trained) -> None:
+    """ExportError naming the first manifest model_config key the Keras model contradicts: a
+    relabelled manifest ended the conversion in a Keras traceback."""
+    import keras
+
+    def lstm_of(layer):
+        return layer.forward_layer if isinstance(layer, keras.layers.Bidirectional) else layer
+
+    recurrent = [layer for layer in trained.layers if isinstance(lstm_of(layer), keras.layers.LSTM)]
+    embedding = next((layer for layer in trained.layers if isinstance(layer, keras.layers.Embedding)), None)
+    found = {
+        "vocab_size": embedding.input_dim if embedding is not None else None,
+        "embedding_dim": embedding.output_dim if embedding is not None else None,
+        "layers": len(recurrent),
+        "lstm_units": lstm_of(recurrent[0]).units if recurrent else None,
+        "bidirectional": bool(recurrent) and isinstance(recurrent[0], keras.layers.Bidirectional),
+        "attention": any(layer.name == training_model.ATTENTION_LAYER for layer in trained.layers),
+    }
+    for key, value in found.items():
+        if getattr(config, key) != value:
+            raise ExportError(
+                f"{folder}: the manifest's model_config.{key} is {getattr(config, key)!r}, but model.keras has {value!r}"
+            )
 
 
 def inference_model(

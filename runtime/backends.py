@@ -232,6 +232,7 @@ class OnnxModel:
             key: value.encode("utf-8") for key, value in self._session.get_modelmeta().custom_metadata_map.items()
         }
         self.module = "onnxruntime"
+        self.lstm_nodes = onnx_lstm_nodes(content)  # what loading checks the manifest's model config against
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         return self._session.run([self._output], feeds)[0]
@@ -246,3 +247,63 @@ def load_model(
     if backend == "tflite":
         return TFLiteModel(content, threads, xnnpack, show_native_logs)
     return OnnxModel(content, threads)
+
+
+def _protobuf_fields(data: memoryview):
+    """(field number, value) of a protobuf message: ints for varints, memoryviews for bytes."""
+    position = 0
+
+    def varint() -> int:
+        nonlocal position
+        value = shift = 0
+        while True:
+            byte = data[position]
+            position += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                return value
+
+    while position < len(data):
+        key = varint()
+        kind = key & 7
+        if kind == 0:
+            yield key >> 3, varint()
+        elif kind == 2:
+            size = varint()
+            yield key >> 3, data[position : position + size]
+            position += size
+        elif kind in (1, 5):
+            position += 8 if kind == 1 else 4
+        else:
+            raise ValueError(f"protobuf wire type {kind}")
+
+
+def onnx_lstm_nodes(content: bytes) -> list[dict]:
+    """The LSTM nodes (LSTM, DynamicQuantizeLSTM) of an ONNX model's main graph, in order, each as
+    {"hidden_size": int, "direction": str}: read from the protobuf itself (ModelProto.graph = 7,
+    GraphProto.node = 1, NodeProto.op_type = 4 / attribute = 5, AttributeProto name 1, i 3, s 4),
+    since ONNX Runtime does not show a graph and a device has no onnx package."""
+    nodes = []
+    try:
+        graph = next(value for field, value in _protobuf_fields(memoryview(content)) if field == 7)
+        for field, node in _protobuf_fields(graph):
+            if field != 1:
+                continue
+            parts = list(_protobuf_fields(node))
+            if not any(f == 4 and bytes(v) in (b"LSTM", b"DynamicQuantizeLSTM") for f, v in parts):
+                continue
+            attributes = {}
+            for attribute in (v for f, v in parts if f == 5):
+                values = dict(_protobuf_fields(attribute))
+                attributes[bytes(values.get(1, b"")).decode()] = values.get(3, values.get(4))
+            direction = attributes.get("direction")
+            nodes.append(
+                {
+                    "hidden_size": attributes.get("hidden_size"),
+                    "direction": bytes(direction).decode() if direction is not None else "forward",
+                }
+            )
+    except (StopIteration, IndexError, ValueError, UnicodeDecodeError):
+        raise BackendError("unreadable ONNX graph") from None
+    return nodes

@@ -199,7 +199,23 @@ def load_artifact(opened: Bundle, record: ArtifactRecord, options: ClassifierOpt
             "outputs": list(record.outputs),
         },
     )
+    if record.format == "onnx":
+        _check_config(path, config, model.lstm_nodes)
     return model
+
+
+def _check_config(path: Path, config: ModelConfig, nodes: list[dict]) -> None:
+    """The manifest's model config must be the graph's (a relabelled manifest made /v1/model report
+    false values): one LSTM node a layer, each of lstm_units, both ways only if bidirectional."""
+    direction = "bidirectional" if config.bidirectional else "forward"
+    found = {
+        "layers": (config.layers, len(nodes)),
+        "lstm_units": (config.lstm_units, nodes[0]["hidden_size"] if nodes else None),
+        "bidirectional": (direction, nodes[0]["direction"] if nodes else None),
+    }
+    for key, (recorded, graph) in found.items():
+        if recorded != graph or any(node != nodes[0] for node in nodes):
+            raise BundleError(f"{path}: the manifest's model_config.{key} does not match the graph ({graph!r})")
 
 
 def _check_fingerprint(path: Path, fingerprint: dict | None, expected: dict) -> None:
