@@ -188,6 +188,7 @@ class TFLiteModel:
         self._lock = threading.Lock()
         self.metadata = tflite_metadata(content)
         self.module = module_name
+        self.operators = tflite_main_operators(content)  # what loading checks the manifest's model config against
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         with self._lock:
@@ -307,3 +308,36 @@ def onnx_lstm_nodes(content: bytes) -> list[dict]:
     except (StopIteration, IndexError, ValueError, UnicodeDecodeError):
         raise BackendError("unreadable ONNX graph") from None
     return nodes
+
+
+TFLITE_WHILE, TFLITE_REVERSE_V2 = 119, 105  # BuiltinOperator codes in TFLite's schema.fbs
+
+
+def tflite_main_operators(content: bytes) -> list[int]:
+    """The builtin operator codes of a .tflite file's main subgraph, in order (schema.fbs:
+    Model.operator_codes = 1, Model.subgraphs = 2, SubGraph.operators = 3, Operator.opcode_index = 0,
+    OperatorCode.deprecated_builtin_code = 0 / builtin_code = 3, the larger being the code)."""
+    import struct
+
+    from flatbuffers import encode, number_types, packer, table
+
+    def tables(view: table.Table, field: int) -> list[table.Table]:
+        relative = view.Offset(4 + 2 * field)
+        if not relative:
+            return []
+        start = view.Vector(relative)
+        return [table.Table(view.Bytes, view.Indirect(start + 4 * i)) for i in range(view.VectorLen(relative))]
+
+    def scalar(view: table.Table, field: int, flags) -> int:
+        relative = view.Offset(4 + 2 * field)
+        return view.Get(flags, view.Pos + relative) if relative else 0
+
+    try:
+        model = table.Table(content, encode.Get(packer.uoffset, content, 0))
+        codes = [
+            max(scalar(code, 0, number_types.Int8Flags), scalar(code, 3, number_types.Int32Flags))
+            for code in tables(model, 1)
+        ]
+        return [codes[scalar(operator, 0, number_types.Uint32Flags)] for operator in tables(tables(model, 2)[0], 3)]
+    except (IndexError, struct.error) as error:
+        raise BackendError(f"unreadable TFLite graph ({type(error).__name__})") from None

@@ -201,7 +201,20 @@ def load_artifact(opened: Bundle, record: ArtifactRecord, options: ClassifierOpt
     )
     if record.format == "onnx":
         _check_config(path, config, model.lstm_nodes)
+    else:
+        _check_tflite_config(path, config, model.operators, record.details.get("form", "while"))
     return model
+
+
+def _check_tflite_config(path: Path, config: ModelConfig, operators: list[int], form: str) -> None:
+    """As _check_config, for what a TFLite graph shows: a backward direction is read through
+    REVERSE_V2, and in the "while" form a stack of forward LSTMs is one WHILE loop a layer.
+    (lstm_units shows in the seed graph's h0 and padding states, checked where those load.)"""
+    if (backends.TFLITE_REVERSE_V2 in operators) != config.bidirectional:
+        raise BundleError(f"{path}: the manifest's model_config.bidirectional does not match the graph")
+    loops = operators.count(backends.TFLITE_WHILE)
+    if form == "while" and not config.bidirectional and loops != config.layers:
+        raise BundleError(f"{path}: the manifest's model_config.layers does not match the graph ({loops!r})")
 
 
 def _check_config(path: Path, config: ModelConfig, nodes: list[dict]) -> None:
