@@ -1,14 +1,16 @@
 """What the exporters and the parity check share: reading the trained bundle, the inference graphs
 (built by training.model), the padding states, writing an artifact with its manifest record and
-fingerprint, writing parity records, progress on stderr, and the commands' options and exit
-codes. The all-or-nothing export that uses these is export.run."""
+fingerprint, writing parity records, progress on stderr, the bundle's export lock, and the
+commands' options and exit codes. The all-or-nothing export that uses these is export.run."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import dataclasses
+import fcntl
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Callable, Mapping
@@ -21,6 +23,16 @@ from runtime.config import ModelConfig
 from training import model as training_model
 from training.data import DataError
 from training.quiet import quiet
+
+# The file inside a bundle whose flock an export (or export.parity writing its records) holds
+# for its whole run, and the exit code of a command that finds it held: EX_TEMPFAIL of
+# sysexits.h, "try again later", so a script can tell a busy bundle from a failed export.
+LOCK_NAME = ".export.lock"
+EXIT_LOCKED = 75
+
+
+class BundleLocked(ExportError):
+    """Another process is exporting (or proving) this bundle."""
 
 
 class Stage:
@@ -51,7 +63,34 @@ def load_trained(folder: str | Path):
     record = manifest.artifacts.get("keras")
     if record is None or not (folder / record.file).is_file():
         raise bundle.BundleError(f"{folder}: no model.keras; train one with python -m training.fit")
-    return manifest, manifest.model_config, training_model.load_model(bundle.verify_file(folder, record))
+    trained = training_model.load_model(bundle.verify_file(folder, record))
+    check_trained_config(folder, manifest.model_config, trained)
+    return manifest, manifest.model_config, trained
+
+
+def check_trained_config(folder: Path, config: ModelConfig, trained) -> None:
+    """ExportError naming the first manifest model_config key the Keras model contradicts: a
+    relabelled manifest ended the conversion in a Keras traceback."""
+    import keras
+
+    def lstm_of(layer):
+        return layer.forward_layer if isinstance(layer, keras.layers.Bidirectional) else layer
+
+    recurrent = [layer for layer in trained.layers if isinstance(lstm_of(layer), keras.layers.LSTM)]
+    embedding = next((layer for layer in trained.layers if isinstance(layer, keras.layers.Embedding)), None)
+    found = {
+        "vocab_size": embedding.input_dim if embedding is not None else None,
+        "embedding_dim": embedding.output_dim if embedding is not None else None,
+        "layers": len(recurrent),
+        "lstm_units": lstm_of(recurrent[0]).units if recurrent else None,
+        "bidirectional": bool(recurrent) and isinstance(recurrent[0], keras.layers.Bidirectional),
+        "attention": any(layer.name == training_model.ATTENTION_LAYER for layer in trained.layers),
+    }
+    for key, value in found.items():
+        if getattr(config, key) != value:
+            raise ExportError(
+                f"{folder}: the manifest's model_config.{key} is {getattr(config, key)!r}, but model.keras has {value!r}"
+            )
 
 
 def inference_model(
@@ -262,11 +301,74 @@ def precisions_of(choice: str) -> tuple[str, ...]:
 
 
 def run_command(job: Callable[[], object], verbose: bool = False) -> int:
-    """Run an export or parity command's job; turn the expected failures into a message and exit code 1."""
+    """Run an export or parity command's job; turn the expected failures into a message and exit
+    code 1 (EXIT_LOCKED when another export holds the bundle)."""
     quiet(verbose)
     try:
         job()
+    except BundleLocked as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_LOCKED
     except (bundle.BundleError, backends.BackendError, ExportError, DataError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+@contextlib.contextmanager
+def bundle_lock(folder: str | Path):
+    """Hold the bundle's export lock (an exclusive flock on LOCK_NAME inside it) for the block;
+    BundleLocked at once if another process holds it. Two exports of one bundle would each swap
+    in a copy made before the other's work landed, so one's artifacts would be lost.
+
+    The lock file is opened without following a link and never truncated or written; it is
+    removed on release while still held, which is why a lock is taken only on the file the name
+    still points to. A folder that is not a real one (missing, a link) is not locked: the export
+    refuses it on its own."""
+    folder = Path(folder)
+    if folder.is_symlink() or not folder.is_dir():
+        yield
+        return
+    path = folder / LOCK_NAME
+    handle = _acquire(path)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            if _same_file(path, handle):  # after a swap the name is the new bundle's: leave it
+                path.unlink()
+        os.close(handle)
+
+
+def _acquire(path: Path) -> int:
+    """A descriptor of the lock file at `path` holding its flock."""
+    flags = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # NONBLOCK: a FIFO
+    while True:
+        try:
+            handle = os.open(path, flags, 0o644)
+        except OSError as error:  # a link (ELOOP), no permission
+            raise ExportError(f"cannot open the export lock {path}: {error.strerror}") from None
+        try:
+            if not stat.S_ISREG(os.fstat(handle).st_mode):
+                raise ExportError(f"{path}: the export lock is not a regular file; remove it")
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(handle)
+            raise BundleLocked(
+                f"{path.parent}: another export of this bundle is running (it holds {path}); "
+                "run this again when it has finished"
+            ) from None
+        except BaseException:
+            os.close(handle)
+            raise
+        if _same_file(path, handle):
+            return handle
+        os.close(handle)  # the holder removed it as we opened it: take the one there now
+
+
+def _same_file(path: Path, handle: int) -> bool:
+    try:
+        named, held = os.stat(path, follow_symlinks=False), os.fstat(handle)
+    except FileNotFoundError:
+        return False
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)

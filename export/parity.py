@@ -21,6 +21,7 @@ tolerances are export.config's; this module is the comparison, the tables and th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -180,8 +181,10 @@ def check_bundle(
 ) -> dict:
     """Parity of a bundle's artifacts on real test reviews (all of them, or `limit`)."""
     folder = Path(folder)
-    manifest, _, trained = common.load_trained(folder)
-    return check_reviews(folder, trained, test_reviews(data_source, limit, manifest), keys, record)
+    # Recording writes the manifest: an export swapping the bundle meanwhile would drop the records.
+    with common.bundle_lock(folder) if record else contextlib.nullcontext():
+        manifest, _, trained = common.load_trained(folder)
+        return check_reviews(folder, trained, test_reviews(data_source, limit, manifest), keys, record)
 
 
 def main(argv: list[str] | None = None) -> int:

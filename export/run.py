@@ -37,12 +37,39 @@ def export_bundle(
     changed too many answers) is left out, the bundle keeping what it had for it, the rest is
     swapped in, and ExportError then names it and what to do. With no parity_limit the artifacts
     land unproven, and the runtime refuses them until `python -m export.parity` passes.
+
+    The bundle is locked for the whole run (common.bundle_lock): a second export of it fails at
+    once with BundleLocked. Under the lock, the staging folders a killed export left are removed.
     """
     folder = Path(folder)
+    with common.bundle_lock(folder):
+        bundle.remove_stale_staging(folder)  # a killed export's copy; under the lock no export of it is live
+        exported, left_out = stage_and_swap(folder, backend, write_artifacts, data_source, parity_limit, precisions)
+    if left_out:
+        names = ", ".join(left_out)
+        raise ExportError(
+            parity.failure_message(left_out) + f"\nThe artifacts that passed were written to "
+            f"{folder}; {names} {'was' if len(left_out) == 1 else 'were'} not. Rerun with --precision float32 to export "
+            "float32 only, or check parity on more test texts (more data, or a larger --test-split "
+            "when training): on few texts a few changed labels are many points (docs/export.md)"
+        )
+    return exported
+
+
+def stage_and_swap(
+    folder: Path,
+    backend: str,
+    write_artifacts: WriteArtifacts,
+    data_source: str | None,
+    parity_limit: int | None,
+    precisions: tuple[str, ...],
+) -> tuple[bundle.Manifest, dict]:
+    """export_bundle's work, under the lock: the new manifest, and the int8 artifacts left out."""
     manifest = common.load_trained(folder)[0]  # a bundle that cannot be exported fails before the data is read
     reviews = validate.test_reviews(data_source, parity_limit, manifest) if parity_limit else None
     left_out = {}
     with bundle.staging_folder(folder, copy_from=folder) as staging:
+        (staging / common.LOCK_NAME).unlink(missing_ok=True)  # the copy of the lock is no lock: not part of the bundle
         original, (manifest, config, trained) = manifest, common.load_trained(staging)
         write_artifacts(staging, manifest, config, trained, precisions)
         common.record_artifacts(staging, {}, padding_states=common.ensure_padding_states(staging, trained, config))
@@ -59,15 +86,7 @@ def export_bundle(
             )
         drop_unproven(staging, folder, original, keys)
         exported = bundle.Manifest.read(staging)
-    if left_out:
-        names = ", ".join(left_out)
-        raise ExportError(
-            parity.failure_message(left_out) + f"\nThe artifacts that passed were written to "
-            f"{folder}; {names} {'was' if len(left_out) == 1 else 'were'} not. Rerun with --precision float32 to export "
-            "float32 only, or check parity on more test texts (more data, or a larger --test-split "
-            "when training): on few texts a few changed labels are many points (docs/export.md)"
-        )
-    return exported
+    return exported, left_out
 
 
 def check_parity(staging: Path, folder: Path, original: bundle.Manifest, trained, reviews, keys: list[str]) -> dict:

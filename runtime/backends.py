@@ -188,6 +188,7 @@ class TFLiteModel:
         self._lock = threading.Lock()
         self.metadata = tflite_metadata(content)
         self.module = module_name
+        self.operators = tflite_main_operators(content)  # what loading checks the manifest's model config against
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         with self._lock:
@@ -232,6 +233,7 @@ class OnnxModel:
             key: value.encode("utf-8") for key, value in self._session.get_modelmeta().custom_metadata_map.items()
         }
         self.module = "onnxruntime"
+        self.lstm_nodes = onnx_lstm_nodes(content)  # what loading checks the manifest's model config against
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         return self._session.run([self._output], feeds)[0]
@@ -246,3 +248,96 @@ def load_model(
     if backend == "tflite":
         return TFLiteModel(content, threads, xnnpack, show_native_logs)
     return OnnxModel(content, threads)
+
+
+def _protobuf_fields(data: memoryview):
+    """(field number, value) of a protobuf message: ints for varints, memoryviews for bytes."""
+    position = 0
+
+    def varint() -> int:
+        nonlocal position
+        value = shift = 0
+        while True:
+            byte = data[position]
+            position += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                return value
+
+    while position < len(data):
+        key = varint()
+        kind = key & 7
+        if kind == 0:
+            yield key >> 3, varint()
+        elif kind == 2:
+            size = varint()
+            yield key >> 3, data[position : position + size]
+            position += size
+        elif kind in (1, 5):
+            position += 8 if kind == 1 else 4
+        else:
+            raise ValueError(f"protobuf wire type {kind}")
+
+
+def onnx_lstm_nodes(content: bytes) -> list[dict]:
+    """The LSTM nodes (LSTM, DynamicQuantizeLSTM) of an ONNX model's main graph, in order, each as
+    {"hidden_size": int, "direction": str}: read from the protobuf itself (ModelProto.graph = 7,
+    GraphProto.node = 1, NodeProto.op_type = 4 / attribute = 5, AttributeProto name 1, i 3, s 4),
+    since ONNX Runtime does not show a graph and a device has no onnx package."""
+    nodes = []
+    try:
+        graph = next(value for field, value in _protobuf_fields(memoryview(content)) if field == 7)
+        for field, node in _protobuf_fields(graph):
+            if field != 1:
+                continue
+            parts = list(_protobuf_fields(node))
+            if not any(f == 4 and bytes(v) in (b"LSTM", b"DynamicQuantizeLSTM") for f, v in parts):
+                continue
+            attributes = {}
+            for attribute in (v for f, v in parts if f == 5):
+                values = dict(_protobuf_fields(attribute))
+                attributes[bytes(values.get(1, b"")).decode()] = values.get(3, values.get(4))
+            direction = attributes.get("direction")
+            nodes.append(
+                {
+                    "hidden_size": attributes.get("hidden_size"),
+                    "direction": bytes(direction).decode() if direction is not None else "forward",
+                }
+            )
+    except (StopIteration, IndexError, ValueError, UnicodeDecodeError):
+        raise BackendError("unreadable ONNX graph") from None
+    return nodes
+
+
+TFLITE_WHILE, TFLITE_REVERSE_V2 = 119, 105  # BuiltinOperator codes in TFLite's schema.fbs
+
+
+def tflite_main_operators(content: bytes) -> list[int]:
+    """The builtin operator codes of a .tflite file's main subgraph, in order (schema.fbs:
+    Model.operator_codes = 1, Model.subgraphs = 2, SubGraph.operators = 3, Operator.opcode_index = 0,
+    OperatorCode.deprecated_builtin_code = 0 / builtin_code = 3, the larger being the code)."""
+    import struct
+
+    from flatbuffers import encode, number_types, packer, table
+
+    def tables(view: table.Table, field: int) -> list[table.Table]:
+        relative = view.Offset(4 + 2 * field)
+        if not relative:
+            return []
+        start = view.Vector(relative)
+        return [table.Table(view.Bytes, view.Indirect(start + 4 * i)) for i in range(view.VectorLen(relative))]
+
+    def scalar(view: table.Table, field: int, flags) -> int:
+        relative = view.Offset(4 + 2 * field)
+        return view.Get(flags, view.Pos + relative) if relative else 0
+
+    try:
+        model = table.Table(content, encode.Get(packer.uoffset, content, 0))
+        codes = [
+            max(scalar(code, 0, number_types.Int8Flags), scalar(code, 3, number_types.Int32Flags))
+            for code in tables(model, 1)
+        ]
+        return [codes[scalar(operator, 0, number_types.Uint32Flags)] for operator in tables(tables(model, 2)[0], 3)]
+    except (IndexError, struct.error) as error:
+        raise BackendError(f"unreadable TFLite graph ({type(error).__name__})") from None

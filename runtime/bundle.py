@@ -43,6 +43,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Iterator, Mapping
 
+try:
+    import fcntl  # holds a staging folder while it is in use; POSIX only
+except ImportError:  # pragma: no cover - Windows: no lock, and no stale folder is removed
+    fcntl = None
+
 from runtime.config import ModelConfig
 from runtime.text import FIRST_WORD_ID, OOV_ID, PAD_ID, START_ID
 
@@ -936,7 +941,9 @@ def staging_folder(target: Path, copy_from: Path | None = None, protected=()) ->
     target = Path(target)
     check_replaceable(target, protected)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.resolve().parent))
+    held = None
     try:
+        held = _hold_folder(staging)  # while held it is in use: remove_stale_staging leaves it alone
         if copy_from is not None:
             for source in Path(copy_from).iterdir():
                 if source.is_file() and not source.is_symlink():
@@ -947,6 +954,44 @@ def staging_folder(target: Path, copy_from: Path | None = None, protected=()) ->
         _replace_folder(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if held is not None:
+            os.close(held)
+
+
+def _hold_folder(folder: Path) -> int | None:
+    """A descriptor of `folder` holding an exclusive flock on it, released when closed (or when the
+    process dies, so a folder nobody holds is a killed run's leftover)."""
+    if fcntl is None:
+        return None
+    handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
+
+
+def remove_stale_staging(target: str | Path) -> list[Path]:
+    """Remove the staging folders of `target` (`.NAME.staging-XXXXXXXX` beside it) that no process
+    holds: a killed run's leftovers. One in use by a live run is locked and stays. Returns those removed."""
+    target = Path(target)
+    if fcntl is None or not target.parent.is_dir():
+        return []
+    pattern = re.compile(re.escape(f".{target.name}.staging-") + r"[a-z0-9_]{8}")
+    removed = []
+    for path in target.resolve().parent.iterdir():
+        if not pattern.fullmatch(path.name):
+            continue
+        try:
+            handle = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:  # not a real folder (a link, a file) or gone: not ours to remove
+            continue
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            shutil.rmtree(path)
+            removed.append(path)
+        except OSError:  # held by a live run (BlockingIOError), or it could not be removed
+            pass
+        finally:
+            os.close(handle)
+    return removed
 
 
 def _replace_folder(staging: Path, target: Path) -> None:

@@ -1,8 +1,11 @@
 """Export of a quickly trained model: artifacts, their structure, parity on real reviews, and errors."""
 
 import json
+import os
 import shutil
+import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -15,7 +18,7 @@ from export import common, parity  # noqa: E402
 from export import onnx as onnx_export  # noqa: E402
 from export import tflite as tflite_export  # noqa: E402
 from runtime import bundle  # noqa: E402
-from tests.conftest import SHARED_ARCHIVE, SHIPPED_BUNDLE, require_shared_archive, write_archive  # noqa: E402
+from tests.conftest import ROOT, SHARED_ARCHIVE, SHIPPED_BUNDLE, require_shared_archive, write_archive  # noqa: E402
 from training import fit  # noqa: E402
 
 
@@ -423,3 +426,150 @@ def test_int8_failing_parity_never_blocks_the_float32_artifacts(exported, tmp_pa
     )
     assert (folder / "model.int8.tflite").read_bytes() == tflite_int8
     assert bundle.read_manifest(folder)["parity"]["tflite-full-int8"]["passed"]
+
+
+# --- one export of a bundle at a time (issue 33, findings 1 and 10) ---------------------------
+
+HOLD_LOCK = (  # a process holding a flock on a file (a bundle's export lock, a staging folder) until stdin closes
+    "import fcntl, os, sys\n"
+    "flags = os.O_RDONLY | (os.O_DIRECTORY if os.path.isdir(sys.argv[1]) else os.O_CREAT)\n"
+    "handle = os.open(sys.argv[1], flags)\n"
+    "fcntl.flock(handle, fcntl.LOCK_EX)\n"
+    "print('held', flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+def hold_lock(path):
+    """A real process holding `path`'s flock; close its stdin (and wait) to release it."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline() == "held\n"
+    return holder
+
+
+def release(holder):
+    holder.stdin.close()
+    assert holder.wait(timeout=30) == 0
+
+
+def only_keras(exported, folder):
+    """A copy of the exported bundle with no device artifact: what training wrote."""
+    shutil.copytree(exported, folder, ignore=shutil.ignore_patterns("*.onnx", "*.tflite", "*.npy"))
+    manifest = bundle.read_manifest(folder)
+    manifest["artifacts"] = {"keras": manifest["artifacts"]["keras"]}
+    manifest.pop("parity", None)
+    manifest.pop("padding_states", None)
+    bundle.write_manifest(folder, manifest)
+    return folder
+
+
+def export_command(module, folder, data, *extra):
+    return [sys.executable, "-m", module, "--model", str(folder), "--data", str(data), "--parity-limit", "20", *extra]
+
+
+def small_data(tmp_path):
+    return SHARED_ARCHIVE if SHARED_ARCHIVE.is_file() else write_archive(tmp_path / "a.tar.gz", 20)
+
+
+def test_an_export_of_a_locked_bundle_fails_at_once_naming_the_lock(exported, tmp_path, capsys):
+    """Finding 1: a second export went on beside the first; now it is refused before any work."""
+    folder = shutil.copytree(exported, tmp_path / "bundle")
+    holder = hold_lock(folder / common.LOCK_NAME)
+    try:
+        before = snapshot(folder)
+        started = time.monotonic()
+        assert onnx_export.main(["--model", str(folder), "--data", str(small_data(tmp_path))]) == common.EXIT_LOCKED
+        assert time.monotonic() - started < 5  # at once: no data read, nothing converted
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1
+        assert "another export of this bundle is running" in err and f"{folder / common.LOCK_NAME}" in err
+        assert snapshot(folder) == before
+        assert parity.main(["--model", str(folder), "--limit", "5"]) == common.EXIT_LOCKED  # it writes records too
+    finally:
+        release(holder)
+    assert not list(tmp_path.glob(".*"))  # no staging folder was made
+
+
+def test_two_exports_at_once_lose_nothing(exported, tmp_path):
+    """Finding 1: `export.tflite & export.onnx` on one bundle both exited 0 and the manifest kept
+    only one's artifacts. Now whichever finds the bundle locked says so (exit 75); what any
+    export that exited 0 wrote is in the bundle, proven."""
+    folder = only_keras(exported, tmp_path / "bundle")
+    data = small_data(tmp_path)
+    runs = {
+        backend: subprocess.Popen(
+            export_command(f"export.{backend}", folder, data, "--precision", "float32"),
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        for backend in bundle.BACKENDS
+    }
+    results = {backend: (run.wait(timeout=900), run.stderr.read()) for backend, run in runs.items()}
+    assert {code for code, _ in results.values()} <= {0, common.EXIT_LOCKED}
+    assert 0 in {code for code, _ in results.values()}
+    manifest = bundle.Manifest.read(folder)
+    for backend, (code, err) in results.items():
+        keys = [bundle.artifact_key(backend, graph, "float32") for graph in bundle.ARTIFACT_GRAPHS]
+        if code == 0:
+            assert all(manifest.parity_of(key).proves(manifest.artifacts[key]) for key in keys), backend
+        else:
+            assert "another export of this bundle is running" in err and "Traceback" not in err
+            assert not any(key in manifest.artifacts for key in keys)
+    assert not (folder / common.LOCK_NAME).exists()
+
+
+def test_a_killed_exports_staging_folder_is_removed_by_the_next_export(exported, tmp_path):
+    """Finding 10: an export killed mid-run left `.NAME.staging-*` beside the bundle for good. The
+    next export removes it; a staging folder a live run holds, and a link, stay."""
+    folder = only_keras(exported, tmp_path / "bundle")
+    data = small_data(tmp_path)
+    killed = subprocess.Popen(
+        export_command("export.onnx", folder, data, "--precision", "float32"),
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    deadline = time.monotonic() + 600
+    while not list(tmp_path.glob(".bundle.staging-*")) and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    killed.kill()
+    killed.wait()
+    (leftover,) = tmp_path.glob(".bundle.staging-*")
+    live = tmp_path / ".bundle.staging-live0000"
+    live.mkdir()
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("mine")
+    (tmp_path / ".bundle.staging-link0000").symlink_to(victim)
+    holder = hold_lock(live)
+    try:
+        assert onnx_export.main(["--model", str(folder), "--data", str(data), "--parity-limit", "20"]) == 0
+    finally:
+        release(holder)
+    assert not leftover.exists()
+    assert live.is_dir() and (victim / "keep.txt").read_text() == "mine"
+    assert sorted(path.name for path in tmp_path.glob(".*")) == [".bundle.staging-link0000", ".bundle.staging-live0000"]
+    assert not (folder / common.LOCK_NAME).exists()  # the killed run's lock went with the old folder
+
+
+def test_the_export_lock_never_follows_a_link_nor_writes_a_file(exported, tmp_path, capsys):
+    folder = shutil.copytree(exported, tmp_path / "bundle")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (folder / common.LOCK_NAME).symlink_to(victim)
+    before = snapshot(folder)
+    assert onnx_export.main(["--model", str(folder), "--data", str(small_data(tmp_path))]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot open the export lock") and err.count("\n") == 1
+    assert victim.read_text() == "precious" and (folder / common.LOCK_NAME).is_symlink()
+    assert snapshot(folder) == before
+    (folder / common.LOCK_NAME).unlink()
+    os.mkfifo(folder / common.LOCK_NAME)
+    assert onnx_export.main(["--model", str(folder), "--data", str(small_data(tmp_path))]) == 1
+    assert "the export lock is not a regular file" in capsys.readouterr().err
+    (folder / common.LOCK_NAME).unlink()
+    (folder / common.LOCK_NAME).write_text("left by someone")
+    with common.bundle_lock(folder):
+        assert (folder / common.LOCK_NAME).read_text() == "left by someone"  # opened, never truncated

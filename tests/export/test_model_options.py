@@ -4,6 +4,7 @@ the review's own tokens), then answering through the CLI and the server; explain
 of forward LSTMs and is refused, with a clear message, for a backward direction or attention."""
 
 import json
+import shutil
 
 import pytest
 
@@ -145,3 +146,27 @@ def test_the_server_predicts_and_answers_explain(exported, tmp_path):
             assert status == 409 and "explain is not defined for this model" in body["error"]
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("key, value", [("layers", 3), ("lstm_units", 65536), ("bidirectional", True)])
+def test_a_relabelled_model_config_is_refused_by_the_graphs_and_by_export(exported, tmp_path, capsys, key, value):
+    """Issue 33, finding 7: a 2-layer bundle relabelled loaded and reported the false values."""
+    manifest = bundle.read_manifest(exported)
+    if manifest["model_config"].get("layers") != 2:
+        pytest.skip("the 2-layer bundle's case")
+    folder = shutil.copytree(exported, tmp_path / "relabelled")
+    manifest["model_config"][key] = value
+    bundle.write_manifest(folder, manifest)
+    # A TFLite graph of the options shows its loops and directions, not its units.
+    for backend in bundle.BACKENDS if key != "lstm_units" else ("onnx",):
+        for precision in bundle.PRECISIONS:
+            with pytest.raises(bundle.BundleError, match=f"model_config.{key} does not match the graph"):
+                SentimentClassifier.from_bundle(folder, backend, precision)
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    assert onnx_export.main(["--model", str(folder), "--parity-limit", "0"]) == 1  # was a Keras traceback
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {folder}: the manifest's model_config.{key} is ") and err.count("\n") == 1
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+    for backend in bundle.BACKENDS:  # the true config loads
+        with SentimentClassifier.from_bundle(exported, backend) as classifier:
+            assert classifier.classify(REVIEW).label in ("negative", "positive")
