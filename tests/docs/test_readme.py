@@ -12,3 +12,26 @@ def test_the_full_test_suite_time_is_stated_once():
     statements = re.findall(r"about \d+ minutes on 2 cores", text)
     full_suite = [s for s in statements if not s.startswith("about 2 ")]
     assert len(full_suite) == 1, full_suite
+
+
+SERVING = README.parent / "docs" / "serving.md"
+
+
+def status_rows(text: str) -> set[str]:
+    return set(re.findall(r"^\| (\d{3}) \|", text, flags=re.MULTILINE))
+
+
+def test_every_exit_status_of_the_cli_is_in_the_readme():
+    """Issue #34 item 7: exit 3 (--explain of a bidirectional or attention model) was missing."""
+    from runtime import predict
+
+    documented = set(re.findall(r"\*\*(\d+)\*\*", README.read_text()))
+    in_the_command = set(re.findall(r"(?:^\s*|; )(\d+) ", predict.__doc__.split("Exit status:")[1]))
+    assert in_the_command >= {"0", "1", "2", "3", "130", "141"}, in_the_command
+    assert in_the_command <= documented, in_the_command - documented
+
+
+def test_the_explain_409_is_in_the_status_tables():
+    """Issue #34 item 7: /v1/explain's 409 (a model with no opinion after each word) was missing."""
+    assert "409" in status_rows(SERVING.read_text())
+    assert "409" in README.read_text()
