@@ -35,3 +35,18 @@ def test_the_explain_409_is_in_the_status_tables():
     """Issue #34 item 7: /v1/explain's 409 (a model with no opinion after each word) was missing."""
     assert "409" in status_rows(SERVING.read_text())
     assert "409" in README.read_text()
+
+
+def test_the_python_examples_run_as_written():
+    """Issue #34 item 5: the API example built an int8 classifier and the explain example then
+    called explain on it, which has no int8 per-step artifact: a traceback. The README's Python
+    blocks run one after the other, as a user pastes them, must finish without an error."""
+    import subprocess
+    import sys
+
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    assert len(blocks) >= 2
+    script = "\n".join(blocks) + "\nprint(explanation.label)\n"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "positive"
