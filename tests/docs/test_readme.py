@@ -50,3 +50,26 @@ def test_the_python_examples_run_as_written():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "positive"
+
+
+def test_the_export_commands_say_how_many_files_each_model_gets():
+    """Issue #34 item 10: the README said export writes four .tflite files; the seed gets six
+    (full, cached, per-step; float32 and int8), a model of the options four or two."""
+    import dataclasses
+
+    pytest = __import__("pytest")
+    config_module = pytest.importorskip("export.config")
+    from runtime.bundle import Manifest
+
+    seed = Manifest.read(README.parent / "models" / "imdb-lstm").model_config
+    models = {
+        "the default model": seed,
+        "a stacked model": dataclasses.replace(seed, layers=2),
+        "a bidirectional or attention model": dataclasses.replace(seed, bidirectional=True),
+    }
+    words = {2: "two", 4: "four", 6: "six"}
+    text = " ".join(README.read_text().split())
+    for name, config in models.items():
+        count = 2 * len(config_module.graphs_of(config))
+        assert f"{words[count]} for {name}" in text, (name, count)
+    assert "# four .tflite files" not in text
