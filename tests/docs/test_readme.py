@@ -3,6 +3,8 @@
 import re
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
@@ -57,7 +59,6 @@ def test_the_export_commands_say_how_many_files_each_model_gets():
     (full, cached, per-step; float32 and int8), a model of the options four or two."""
     import dataclasses
 
-    pytest = __import__("pytest")
     config_module = pytest.importorskip("export.config")
     from runtime.bundle import Manifest
 
