@@ -300,18 +300,28 @@ def precisions_of(choice: str) -> tuple[str, ...]:
     return bundle.PRECISIONS if choice == "all" else (choice,)
 
 
-def run_command(job: Callable[[], object], verbose: bool = False) -> int:
+def wrote_line(folder, manifest: bundle.Manifest, backend: str, precisions) -> str:
+    """An export's last line: the bundle's files of this backend and these precisions, and where."""
+    kinds = (record.kind for record in manifest.artifacts.values())
+    files = sorted(kind.filename for kind in kinds if kind and kind.backend == backend and kind.precision in precisions)
+    return f"wrote {Path(folder)}/: {', '.join(files)}"
+
+
+def run_command(job: Callable[[], object], verbose: bool = False, done: Callable[[object], str] | None = None) -> int:
     """Run an export or parity command's job; turn the expected failures into a message and exit
-    code 1 (EXIT_LOCKED when another export holds the bundle)."""
+    code 1 (EXIT_LOCKED when another export holds the bundle). `done(result)`, if given, is the
+    line printed when the job succeeds."""
     quiet(verbose)
     try:
-        job()
+        result = job()
     except BundleLocked as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_LOCKED
     except (bundle.BundleError, backends.BackendError, ExportError, DataError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    if done is not None:
+        print(done(result))
     return 0
 
 

@@ -222,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     return common.run_command(
         lambda: export_onnx(args.model, args.data, args.parity_limit or None, common.precisions_of(args.precision)),
         args.verbose,
+        lambda manifest: common.wrote_line(args.model, manifest, "onnx", common.precisions_of(args.precision)),
     )
 
 

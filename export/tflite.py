@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             args.model, args.form, args.data, args.parity_limit or None, common.precisions_of(args.precision)
         ),
         args.verbose,
+        lambda manifest: common.wrote_line(args.model, manifest, "tflite", common.precisions_of(args.precision)),
     )
 
 

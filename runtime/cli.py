@@ -23,4 +23,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def parser(module: str, description: str) -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(prog=program_name(module), description=description, formatter_class=HelpFormatter)
+    import runtime
+
+    parser = argparse.ArgumentParser(prog=program_name(module), description=description, formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {runtime.__version__}")
+    return parser

@@ -13,7 +13,8 @@ coloured by its effect (green toward the final label, red away from it), and the
 
 Text output shows a review's control and format characters (Unicode Cc and Cf: ESC, bidi
 overrides) as escapes (\\x1b, \\u202e), so a review cannot drive the terminal; JSON escapes them too.
---file reads a file or a pipe (`--file <(zcat reviews.gz)`), not a folder or a device.
+--file reads a file or a pipe (`--file <(zcat reviews.gz)`), not a folder or a device. Blank
+lines (of --file or standard input) are skipped: they are not reviews and get no index.
 
 Exit status: 0 every review classified; 1 some inputs failed, the model could not be loaded or
 --file cannot be read; 2 a usage error; 3 --explain of a model that has no opinion after each word
@@ -101,6 +102,8 @@ def lines_of(stream, jsonl: bool) -> Iterator[tuple[str | None, str | None]]:
             line = raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError as error:
             yield None, f"invalid UTF-8 (byte 0x{raw[error.start]:02x} at offset {error.start})"
+            continue
+        if not line.strip():  # a blank line is not a review: skipped, not counted
             continue
         if not jsonl:
             yield line, None
@@ -304,7 +307,9 @@ def run(argv: list[str] | None) -> int:
         nargs="*",
         help="review texts; '-' (or none, with piped input) reads one review a line from standard input",
     )
-    parser.add_argument("--file", type=Path, help="read one review a line from this file (or pipe)")
+    parser.add_argument(
+        "--file", type=Path, help="read one review a line from this file (or pipe); blank lines are skipped"
+    )
     parser.add_argument("--jsonl", action="store_true", help='input lines are JSON: "text" or {"text": "..."}')
     parser.add_argument(
         "--explain", action="store_true", help="show the model's opinion after every word and each word's effect"

@@ -21,6 +21,7 @@ from export import step_parity  # noqa: E402
 from export.parity import format_table  # noqa: E402
 from runtime import SentimentClassifier, bundle  # noqa: E402
 from scripts import challenge_set  # noqa: E402
+from training import model_card  # noqa: E402
 
 CARD_NAME = "MODEL_CARD.md"
 FILLER_SENTENCE = "The film was released in the spring and runs for about two hours. "
@@ -203,6 +204,9 @@ The manifest records every setting, the data's sha256 and the library versions o
 def write(folder: Path = bundle.REPOSITORY_BUNDLE) -> Path:
     """Write the card into the bundle and record it in the manifest's reports."""
     folder = Path(folder)
+    if bundle.Manifest.read(folder).training.data.format != "imdb":  # own data: no IMDB probes or challenge set
+        model_card.write_card(folder, bundle.Manifest.read(folder))
+        return folder / CARD_NAME
     path = folder / CARD_NAME
     with bundle.atomic_path(path) as temporary:
         temporary.write_text(render(folder, bundle.Manifest.read(folder)), encoding="utf-8")

@@ -112,6 +112,7 @@ def write_bundle(
     evaluation: Evaluation,
 ) -> bundle.Manifest:
     """Write the model, vocabulary, reports and manifest; `output` is replaced once they are all written."""
+    from training.model_card import write_card
     from training.plots import plot_confusion, plot_history
 
     fitted = selection.fitted
@@ -131,4 +132,5 @@ def write_bundle(
         ]
         manifest = build_manifest(staging, name, settings, prepared, selection, evaluation, reports)
         bundle.write_manifest(staging, manifest)
+        manifest = write_card(staging, manifest)  # MODEL_CARD.md for the data it was trained on
     return manifest

@@ -52,7 +52,7 @@ def test_jsonl_input(bundle_dir, tmp_path):
 
 def test_invalid_utf8_line_is_reported_and_the_rest_classified(bundle_dir, tmp_path):
     path = tmp_path / "mixed.txt"
-    path.write_bytes(POSITIVE.encode() + b"\n\xff\xfe broken \xc3\n" + NEGATIVE.encode() + b"\n\n")
+    path.write_bytes(POSITIVE.encode() + b"\n\xff\xfe broken \xc3\n" + NEGATIVE.encode() + b"\n!!!\n")
     result = run_cli("--model", str(bundle_dir), "--file", str(path))
     outputs = [json.loads(line) for line in result.stdout.decode().splitlines()]
     assert [output["index"] for output in outputs] == [0, 1, 2, 3]
@@ -60,6 +60,18 @@ def test_invalid_utf8_line_is_reported_and_the_rest_classified(bundle_dir, tmp_p
     assert "invalid UTF-8" in outputs[1]["error"] and "no words" in outputs[3]["error"]
     assert result.returncode == 1
     assert b"2 review(s) could not be classified" in result.stderr
+
+
+def test_blank_lines_of_a_file_are_skipped_and_help_says_so(bundle_dir, tmp_path):
+    """Issue #34 item 3: a blank line counted as a failed review and the run exited 1."""
+    path = tmp_path / "reviews.txt"
+    path.write_text(f"{POSITIVE}\n\n   \r\n{NEGATIVE}\n\n")
+    result = run_cli("--model", str(bundle_dir), "--file", str(path))
+    assert result.returncode == 0, result.stderr.decode()
+    outputs = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert [(output["index"], output["label"]) for output in outputs] == [(0, "positive"), (1, "negative")]
+    help_text = " ".join(run_cli("--help").stdout.decode().split())
+    assert "blank lines are skipped" in help_text
 
 
 def test_a_file_of_100000_lines(bundle_dir, tmp_path):

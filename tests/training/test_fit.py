@@ -49,6 +49,7 @@ def test_quick_run_writes_a_complete_bundle(quick_bundle):
         "loss.png",
         "metrics.json",
         "confusion.png",
+        "MODEL_CARD.md",
     ]
     details = json.loads((quick_bundle / manifest["metrics"]["test_details"]).read_text())
     assert (

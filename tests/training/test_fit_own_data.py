@@ -63,7 +63,9 @@ def test_per_label_figures_and_the_confusion_plot(five_label_run):
     assert figures["test_accuracy"] == pytest.approx(sum(counts[i][i] for i in range(5)) / 40, abs=1e-6)
     assert figures["test_accuracy"] > 0.8 and figures["test_macro_f1"] > 0.8  # the cue words are learnt
     assert "test_within_one_accuracy" not in figures  # the labels are not numbers
-    assert [record["file"] for record in manifest["reports"]][-1] == "confusion.png"
+    assert [record["file"] for record in manifest["reports"]][-2:] == ["confusion.png", "MODEL_CARD.md"]
+    card = (output / "MODEL_CARD.md").read_text(encoding="utf-8")  # issue #34 item 8: a card fitting its data
+    assert "IMDB" not in card and ", ".join(manifest["model_config"]["labels"]) in card
     for record in bundle.Manifest.parse(manifest).file_records():  # every file of the bundle, the plot included
         bundle.verify_file(output, record)
     assert {path.name for path in output.iterdir()} == {
