@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -53,3 +57,27 @@ def keys(tmp_path) -> dict:
 @pytest.fixture
 def model(tmp_path) -> Path:
     return small_bundle(tmp_path / "models" / "imdb-small")
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A static HTTP server of tmp_path/repository on a free loopback port: its URL."""
+    folder = tmp_path / "repository"
+    folder.mkdir()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(folder)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield folder, f"http://127.0.0.1:{port}"
+    server.kill()
+    server.wait()
