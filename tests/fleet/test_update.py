@@ -141,3 +141,11 @@ def test_leftovers_of_a_killed_run_are_removed(fleet):
     fleet["publish"]()
     assert fleet["run"]() == 0
     assert state(device) == (3, [2, 3])
+
+
+def test_service_prints_the_update_timer(capsys):
+    from runtime import service
+
+    assert service.main(["--update-timer"]) == 0
+    out = capsys.readouterr().out
+    assert "-m runtime.update --repository" in out and "OnUnitActiveSec=6h" in out
