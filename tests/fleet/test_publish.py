@@ -4,10 +4,6 @@ on loopback (Python's http.server as a subprocess: nginx is not installed in CI 
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-import time
 
 import pytest
 

@@ -149,3 +149,22 @@ def test_service_prints_the_update_timer(capsys):
     assert service.main(["--update-timer"]) == 0
     out = capsys.readouterr().out
     assert "-m runtime.update --repository" in out and "OnUnitActiveSec=6h" in out
+
+
+@pytest.mark.parametrize("member", ["link", "../escape", "sub/file"])
+def test_unsafe_archive_members_are_refused(tmp_path, member):
+    import io
+    import tarfile
+
+    archive = tmp_path / "bad.tar"
+    with tarfile.open(archive, "w") as tar:
+        info = tarfile.TarInfo(member)
+        if member == "link":
+            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+            tar.addfile(info)
+        else:
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"hi"))
+    with pytest.raises(update.UpdateError, match="not a plain file"):
+        update.safe_extract(archive, tmp_path / "out")
+    assert not (tmp_path / "escape").exists()
