@@ -81,3 +81,24 @@ def test_cli_trust_refusal_is_one_error_line(model, keys):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "signature not valid" in lines[0], result.stderr
     assert predict  # the command under test
+
+
+def test_server_refuses_an_unsigned_bundle_with_trust(model, keys):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runtime.serve",
+            "--model",
+            str(model),
+            "--trust",
+            str(keys["release"][1]),
+            "--port",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error:") and "not signed" in result.stderr.splitlines()[0], result.stderr
