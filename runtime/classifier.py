@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from runtime import backends, bundle, explain, loading
+from runtime import backends, bundle, explain, loading, signing
 from runtime.loading import ClassifierOptions, UnverifiedArtifactWarning
 from runtime.text import Tokenizer, pad_ids
 
@@ -98,6 +98,7 @@ class SentimentClassifier:
         threads: int | None = None,
         xnnpack: bool = True,
         allow_unverified: bool = False,
+        trust: str | Path | None = None,
     ) -> "SentimentClassifier":
         """`create_from_options` with these options (see ClassifierOptions)."""
         return cls.create_from_options(
@@ -109,6 +110,7 @@ class SentimentClassifier:
                 threads=threads,
                 xnnpack=xnnpack,
                 allow_unverified=allow_unverified,
+                trust=trust,
             )
         )
 
@@ -123,6 +125,8 @@ class SentimentClassifier:
         """
         options.check()
         options = dataclasses.replace(options, backend=backends.resolve_backend(options.backend))
+        if options.trust is not None:  # who signed it, before anything of it is read
+            signing.verify_bundle(options.folder, options.trust)
         opened = bundle.Bundle.open(options.folder)  # the one place the folder is read from
         kind = bundle.ArtifactKind(options.backend, options.graph, options.precision)
         record = loading.artifact_record(opened, kind, options.allow_unverified)

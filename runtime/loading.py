@@ -47,6 +47,7 @@ class ClassifierOptions:
     xnnpack: bool = True  # LiteRT's default CPU delegate; off only to measure it
     allow_unverified: bool = False  # load an artifact without a passing parity record (warns)
     show_native_logs: bool = False  # let the interpreters' own log lines reach stderr (the CLIs' --verbose)
+    trust: Path | None = None  # a PEM public key: the bundle must carry its valid signature (runtime.signing)
 
     def __post_init__(self):
         object.__setattr__(self, "folder", Path(self.folder))

@@ -26,6 +26,7 @@ class ModelOptions:
     threads: int | None = None  # interpreter threads; None lets the interpreter choose
     allow_unverified: bool = False  # load an artifact without a passing parity record (warns)
     verbose: bool = False  # show the interpreters' own log lines on stderr
+    trust: Path | None = None  # a PEM public key whose signature the bundle must carry
 
     def classifier_options(self) -> ClassifierOptions:
         """What the classifier is loaded with: --verbose travels with it (its later loads too), not
@@ -38,6 +39,7 @@ class ModelOptions:
             threads=self.threads,
             allow_unverified=self.allow_unverified,
             show_native_logs=self.verbose,
+            trust=self.trust,
         )
 
 
@@ -78,6 +80,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, threads: bool = False) 
         help="load an artifact that has no passing parity record (warns on stderr)",
     )
     parser.add_argument("--verbose", action="store_true", help="show the interpreters' own log lines on stderr")
+    parser.add_argument(
+        "--trust", type=Path, default=None, help="PEM public key: refuse a bundle without its valid signature"
+    )
     if threads:
         parser.add_argument("--threads", type=thread_count, default=1, help="interpreter threads")
 
@@ -92,6 +97,7 @@ def from_arguments(args: argparse.Namespace) -> ModelOptions:
         threads=getattr(args, "threads", None),  # only with add_model_arguments(threads=True)
         allow_unverified=args.allow_unverified,
         verbose=args.verbose,
+        trust=args.trust,
     )
 
 

@@ -36,6 +36,41 @@ def unit_text(server: Path | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def update_timer_text(python: str | None = None) -> str:
+    """imdb-sentiment-update.service and .timer (one file, split at the marker lines): runtime.update
+    every 6 hours with a random delay, so fifty devices do not hit the repository at once
+    (docs/fleet.md). Edit REPOSITORY_URL; the key and root are copied to /etc/imdb-sentiment/."""
+    python = python or sys.executable
+    return f"""# --- /etc/systemd/system/imdb-sentiment-update.service
+[Unit]
+Description=Update the sentiment model from its TUF repository
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart={python} -m runtime.update --repository https://REPOSITORY_URL --models /var/lib/imdb-sentiment \\
+    --trust /etc/imdb-sentiment/release.pub.pem --root /etc/imdb-sentiment/1.root.json
+TimeoutStartSec=15min
+NoNewPrivileges=yes
+ProtectSystem=strict
+ReadWritePaths=/var/lib/imdb-sentiment
+
+# --- /etc/systemd/system/imdb-sentiment-update.timer
+[Unit]
+Description=Check for a new sentiment model
+
+[Timer]
+OnBootSec=5min
+OnUnitActiveSec=6h
+RandomizedDelaySec=30min
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m runtime.service",
@@ -43,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         "imdb-sentiment-serve of this Python's environment. Redirect it to a file and "
         "copy that to /etc/systemd/system/ (docs/raspberry-pi.md).",
     )
-    parser.parse_args(argv)
+    parser.add_argument("--update-timer", action="store_true", help="print the model updater's service and timer")
+    if parser.parse_args(argv).update_timer:
+        sys.stdout.write(update_timer_text())
+        return 0
     server = server_path()
     if not server.is_file():
         print(f"warning: {server} does not exist: install the package into this environment first", file=sys.stderr)
