@@ -23,6 +23,7 @@ DATA = "../shared/data/aclImdb_labeled.tar.gz"
 # The model's dropouts are spelled out in every command, like the settings; its other fields only
 # where they differ from the seed's.
 ALWAYS_SPELLED = ("dropout", "recurrent_dropout")
+EXTRA_VALIDATION = ("val_phrases_accuracy", "val_pairs_accuracy")
 
 
 def command(settings: TrainingSettings, config: ModelConfig) -> str:
@@ -97,7 +98,20 @@ def compact(folder: Path, run: str, note: str = "") -> dict:
         "test_loss": round(metrics.test_loss, 4),
         "training_minutes": round(metrics.training_seconds / 60, 1),
         "challenge_accuracy": challenge_accuracy(folder),
+        # The extra validation sets (training.supervision), per epoch, and what each extra source read.
+        **{key: [round(value, 4) for value in history[key]] for key in EXTRA_VALIDATION if key in history},
+        **({"supervision": supervision(manifest)} if manifest.training.supervision else {}),
         "note": note,
+    }
+
+
+def supervision(manifest: bundle.Manifest) -> dict:
+    """Each extra source a run read: its file and how many texts."""
+    record = manifest.training.supervision
+    return {
+        name: f"{source.source} ({source.texts:,} texts)"
+        for name in record.NESTED
+        if (source := getattr(record, name)) is not None
     }
 
 

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.runs import command, compact, percent  # noqa: E402  (the row of one run)
+from benchmarks.runs import EXTRA_VALIDATION, command, compact, percent  # noqa: E402  (the row of one run)
 
 __all__ = ["command", "compact", "load", "add", "table", "main"]  # command: the row's, from training.cli
 
@@ -42,17 +42,20 @@ def add(row: dict, path: Path = RUNS) -> None:
 def table(rows: list[dict], shipped: str) -> str:
     """The markdown table of docs/training.md, the shipped run first."""
     lines = [
-        "| run | trained (UTC) | settings | validation | best validation (epoch) | test | challenge set | "
-        "minutes | note | command |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| run | trained (UTC) | settings | validation | best validation (epoch) | SST-2 dev / CAD dev "
+        "(same epoch) | test | challenge set | minutes | note | command |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in sorted(rows, key=lambda row: (row["run"] != shipped, row["trained"])):
         settings = ", ".join(f"{key} {value}" for key, value in row["settings"].items())
         best = row["validation_accuracy"][row["best_epoch"] - 1]
         name = f"**{row['run']}** (shipped)" if row["run"] == shipped else row["run"]
+        sentences = " / ".join(
+            percent(row[key][row["best_epoch"] - 1]) if key in row else "—" for key in EXTRA_VALIDATION
+        )
         lines.append(
             f"| {name} | {row['trained']} | {settings} | {row['validation']} | {percent(best)} "
-            f"({row['best_epoch']} of {len(row['validation_accuracy'])}) | {percent(row['test_accuracy'])} | "
+            f"({row['best_epoch']} of {len(row['validation_accuracy'])}) | {sentences} | {percent(row['test_accuracy'])} | "
             f"{percent(row['challenge_accuracy'])} | {row['training_minutes']} | {row['note']} | `{row['command']}` |"
         )
     return "\n".join(lines)
