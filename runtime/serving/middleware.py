@@ -149,7 +149,7 @@ class ObservedApp:
             if not self._origin_allowed(origin, host):
                 return 403, f"requests from pages of {origin} are not allowed (see --allow-origin)"
         elif self._fetched_by_another_origin(scope):
-            # A page of another site whose browser sent no Origin (a GET or HEAD): refused too, but
+            # A page of another origin whose browser sent no Origin (a GET or HEAD): refused too, but
             # for a link to the page followed from another site (a navigation, which no page reads).
             return 403, "requests from pages of another site are not allowed (see --allow-origin)"
         expect = next((value for name, value in headers if name == b"expect"), None)
