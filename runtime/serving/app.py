@@ -35,7 +35,15 @@ from starlette.routing import Route
 from runtime.serving import protocol
 from runtime.serving.dataplane import DataPlane
 from runtime.serving.metrics import Metrics
-from runtime.serving.middleware import CLIENT_GONE, GUARD_EXTENSION, Access, ObservedApp, internal_error, json_error
+from runtime.serving.middleware import (
+    CLIENT_GONE,
+    GUARD_EXTENSION,
+    Access,
+    ObservedApp,
+    content_type_refusal,
+    internal_error,
+    json_error,
+)
 from runtime.serving.pool import ClassifierPool
 from runtime.serving.protocol import Limits, RequestError
 
@@ -76,28 +84,18 @@ class ClientGone(Exception):
     """The client closed its connection before its request had arrived."""
 
 
-def is_json_media_type(content_type: str) -> bool:
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    return media_type == "application/json" or media_type.endswith("+json")
-
-
-def check_body_headers(headers, limits: Limits) -> None:
-    """Refuse a body by its headers, before reading it: not JSON, compressed, binary tensors, no
-    length, an unknown transfer encoding, or a Content-Length over the limit."""
-    content_type = headers.get("content-type")
-    # Required, not assumed: a page of another site can send a form type or none without asking
-    # the browser's leave (a CORS preflight); application/json needs it.
-    if content_type is None or not is_json_media_type(content_type):
-        raise RequestError(
-            415,
-            f"the body must be JSON (Content-Type: application/json), not "
-            f"{content_type or 'a body without a Content-Type'}",
-        )
+def check_body_headers(headers, limits: Limits, binary: bool = False) -> None:
+    """Refuse a body by its headers, before reading it: not JSON (middleware.content_type_refusal),
+    compressed, binary tensors (but with `binary`, an OIP infer request), no length, an unknown
+    transfer encoding, or a Content-Length over the limit."""
+    refused = content_type_refusal(headers, binary)
+    if refused is not None:
+        raise RequestError(415, refused)
     encoding = headers.get("content-encoding", "identity").strip().lower()
     if encoding != "identity":
         raise RequestError(415, f"Content-Encoding {encoding!r} is not supported; send the body uncompressed")
-    if "inference-header-content-length" in headers:
-        raise RequestError(415, "the binary tensor data extension is not supported; send the tensors as JSON")
+    if not binary and protocol.INFERENCE_HEADER in headers:
+        raise RequestError(415, "the binary tensor data extension is for /v2 infer only; send this body as JSON")
     encoding, length = headers.get("transfer-encoding"), headers.get("content-length")
     if encoding is None and length is None:
         raise RequestError(411, "a Content-Length header is required")
@@ -107,10 +105,10 @@ def check_body_headers(headers, limits: Limits) -> None:
         raise RequestError(413, f"body of {length} bytes; at most {limits.max_body_bytes}")
 
 
-async def read_json_body(request: Request, limits: Limits) -> tuple[object, int]:
-    """The request's JSON body and its size in bytes, read within the request's deadline (which the
-    connection started at its first byte) and the body limit."""
-    check_body_headers(request.headers, limits)
+async def read_body(request: Request, limits: Limits, binary: bool = False) -> bytes:
+    """The request's body, read within the request's deadline (which the connection started at its
+    first byte) and the body limit, once its headers are found fit (check_body_headers)."""
+    check_body_headers(request.headers, limits, binary)
     guard = request.scope.get("extensions", {}).get(GUARD_EXTENSION)
     deadline = guard["deadline"] if guard else asyncio.get_running_loop().time() + limits.request_timeout
     body = bytearray()
@@ -124,7 +122,13 @@ async def read_json_body(request: Request, limits: Limits) -> tuple[object, int]
         raise RequestError(408, f"the request did not arrive within {limits.request_timeout:g} s") from None
     except ClientDisconnect:
         raise ClientGone() from None
-    return protocol.read_json(bytes(body)), len(body)
+    return bytes(body)
+
+
+async def read_json_body(request: Request, limits: Limits) -> tuple[object, int]:
+    """The request's JSON body and its size in bytes (read_body)."""
+    body = await read_body(request, limits)
+    return protocol.read_json(body), len(body)
 
 
 class V1Endpoints:
@@ -226,10 +230,16 @@ class V2Endpoints:
         return JSONResponse({"name": name, "ready": True})
 
     async def infer(self, request: Request) -> Response:
+        """JSON, or JSON and binary tensor data (Inference-Header-Content-Length) both ways."""
         name = self._named_model(request)
-        payload, size = await read_json_body(request, self.limits)
-        inference = protocol.infer_request(payload, self.limits.max_batch)
-        return RenderedJSON(await self.dataplane.infer(name, inference, size))
+        header_length = request.headers.get(protocol.INFERENCE_HEADER)
+        body = await read_body(request, self.limits, binary=header_length is not None)
+        inference = protocol.infer_request_from_body(body, header_length, self.limits.max_batch)
+        answer, json_length = await self.dataplane.infer(name, inference, len(body))
+        if json_length is None:
+            return RenderedJSON(answer)
+        headers = {"Inference-Header-Content-Length": str(json_length)}
+        return RenderedJSON(answer, headers=headers, media_type="application/octet-stream")
 
     def routes(self) -> list[Route]:
         model, version = "/v2/models/{name}", "/v2/models/{name}/versions/{version}"

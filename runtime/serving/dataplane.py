@@ -163,9 +163,10 @@ class DataPlane:
         self.metrics.count_outcomes([explanation])
         return protocol.render(protocol.with_warnings(explanation.to_dict(), self.warnings))
 
-    async def infer(self, name: str, inference: protocol.InferRequest, body_bytes: int) -> bytes:
-        """The Open Inference Protocol's answer; 400 if any text cannot be classified (the protocol
-        has no per-item errors)."""
+    async def infer(self, name: str, inference: protocol.InferRequest, body_bytes: int) -> tuple[bytes, int | None]:
+        """The Open Inference Protocol's answer, and the length of its JSON if binary tensor data follows
+        it (`protocol.infer_answer`); 400 if any text cannot be classified (the protocol has no
+        per-item errors)."""
         answer = await self._run(functools.partial(self._infer_answer, name, inference), body_bytes)
         if isinstance(answer, str):
             raise RequestError(400, answer)
@@ -173,7 +174,7 @@ class DataPlane:
 
     def _infer_answer(
         self, name: str, inference: protocol.InferRequest, classifier: SentimentClassifier
-    ) -> bytes | str:
+    ) -> tuple[bytes, int | None] | str:
         outcomes = classify_each(classifier, inference.texts)
         self.metrics.count_outcomes(outcomes)
         failed = [(index, outcome) for index, outcome in enumerate(outcomes) if isinstance(outcome, str)]
@@ -182,4 +183,4 @@ class DataPlane:
             return f'input "{protocol.INPUT_TEXT}" {shown}' + (
                 f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
             )
-        return protocol.render(protocol.infer_response(name, inference, self.pool.description["labels"], outcomes))
+        return protocol.infer_answer(name, inference, self.pool.description["labels"], outcomes)

@@ -1,6 +1,7 @@
 """What runs around every request, before and after the endpoints: who may call (the Host a client
-names, the origin of a browser's page, an Expect, the connection bound), one JSON access-log line
-a request, its metrics, and one log line and a JSON 500 for an unexpected error, never a traceback.
+names, the origin of a browser's page and where the browser says a request comes from, an Expect,
+the connection bound), what a body's Content-Type may be, one JSON access-log line a request, its
+metrics, and one log line and a JSON 500 for an unexpected error, never a traceback.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ CLIENT_GONE = 499
 # Health checks are answered even on a connection over the bound (--max-connections).
 HEALTH_PATHS = frozenset({"/healthz", "/v2/health/live", "/v2/health/ready"})
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+# What a browser says in Sec-Fetch-Site of a request made by a page of another origin (of another
+# site, or another origin of the same site). Browsers send it with every request to a trustworthy
+# origin (loopback, https); and an Origin header with every request but a GET or HEAD.
+OTHER_ORIGIN_FETCHES = frozenset({"cross-site", "same-site"})
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,30 @@ def served_hosts(host: str, allowed: tuple[str, ...] = ()) -> frozenset[str]:
     return frozenset(names)
 
 
+def content_type_refusal(headers, binary: bool = False) -> str | None:
+    """Why a POST body may not be read, by its Content-Type (a 415's message), else None. `headers`:
+    the request's, case-insensitive (Starlette's Headers). JSON (`application/json`, `*+json`) always
+    may; with `binary` (an OIP body with binary tensor data), `application/octet-stream` too.
+
+    A page of another site can send a form type, text/plain or none without asking the browser's
+    leave (a CORS preflight): those are what must never be read as JSON from a page. A body without a
+    Content-Type is JSON from a client that is no browser page (tritonclient and many scripts send
+    none): one that sends neither Origin nor Sec-Fetch-Site, which browsers send (requests of
+    another site's pages are refused before this, in `ObservedApp.refusal`)."""
+    content_type = headers.get("content-type")
+    if content_type is None:
+        if "origin" in headers or "sec-fetch-site" in headers:
+            return "a page must send Content-Type: application/json with its body"
+        return None
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == "application/json" or media_type.endswith("+json"):
+        return None
+    if binary and media_type == "application/octet-stream":
+        return None
+    expected = "application/octet-stream or application/json" if binary else "application/json"
+    return f"the body must be JSON (Content-Type: {expected}), not {content_type[:100]}"
+
+
 def log_access(**fields) -> None:
     """One JSON line on the access log (stdout; `--quiet` turns it off)."""
     if ACCESS_LOG.isEnabledFor(logging.INFO):
@@ -96,8 +125,8 @@ def one_line(error: BaseException) -> str:
 
 class ObservedApp:
     """ASGI middleware around the app: refuses what must not reach the endpoints (a Host this server
-    does not answer for, another origin, an Expect it cannot meet, a request over the connection
-    bound that is not a health check), counts, times and logs every request (one JSON line each),
+    does not answer for, a request of another origin's page, an Expect it cannot meet, a request over
+    the connection bound that is not a health check), counts, times and logs every request (one JSON line each),
     and turns an unexpected error into one line on stderr and a JSON 500, never a traceback."""
 
     def __init__(self, app, metrics: Metrics, access: Access = Access()):
@@ -119,6 +148,10 @@ class ObservedApp:
             origin = origin.strip().rstrip("/").lower()
             if not self._origin_allowed(origin, host):
                 return 403, f"requests from pages of {origin} are not allowed (see --allow-origin)"
+        elif self._fetched_by_another_origin(scope):
+            # A page of another origin whose browser sent no Origin (a GET or HEAD): refused too, but
+            # for a link to the page followed from another site (a navigation, which no page reads).
+            return 403, "requests from pages of another site are not allowed (see --allow-origin)"
         expect = next((value for name, value in headers if name == b"expect"), None)
         if expect is not None and expect.strip().lower() != b"100-continue":
             return 417, "only Expect: 100-continue is supported"
@@ -126,6 +159,20 @@ class ObservedApp:
         if guard and guard["over_capacity"] and scope["path"] not in HEALTH_PATHS:
             return 503, "too many connections; try again shortly"
         return None
+
+    @staticmethod
+    def _fetched_by_another_origin(scope) -> bool:
+        """The browser says the request comes from a page of another origin (Sec-Fetch-Site), and it
+        is not a top-level navigation (the policy of web.dev's "resource isolation policy")."""
+        fetch = {
+            name: value.decode("latin-1").strip().lower()
+            for name, value in scope["headers"]
+            if name.startswith(b"sec-fetch-")
+        }
+        if fetch.get(b"sec-fetch-site") not in OTHER_ORIGIN_FETCHES:
+            return False
+        navigation = fetch.get(b"sec-fetch-mode") == "navigate" and scope["method"] in ("GET", "HEAD")
+        return not (navigation and fetch.get(b"sec-fetch-dest") not in ("object", "embed"))
 
     def _origin_allowed(self, origin: str, host: str) -> bool:
         # The server's own page names the host it was loaded from (behind a TLS proxy its scheme is

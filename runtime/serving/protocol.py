@@ -1,6 +1,7 @@
 """The JSON the server reads and writes, apart from HTTP: the simple protocol (`POST /v1/predict`,
-`POST /v1/explain`), the Open Inference Protocol (KServe v2: the model's metadata, `infer` requests and responses) and
-the OpenAPI document that describes every endpoint (openapi.json beside this module, a data file).
+`POST /v1/explain`), the Open Inference Protocol (KServe v2: the model's metadata, `infer` requests and responses,
+with its binary tensor data extension) and the OpenAPI document that describes every endpoint
+(openapi.json beside this module, a data file).
 
 Everything here is a plain function of bytes and dicts. A body that cannot be answered raises
 `RequestError` with the HTTP status that fits; `runtime.serving.app` turns it into a JSON error.
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import string
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +28,12 @@ OUTPUTS = (OUTPUT_PROBABILITIES, OUTPUT_LABEL)
 MODEL_VERSION = "1"
 # OIP platform names (Triton's); LiteRT has none there, so it is named after its file format.
 PLATFORMS = {"tflite": "tflite", "onnx": "onnxruntime_onnx"}
+# The OIP extensions this server implements, as Triton names them in its server metadata.
+EXTENSIONS = ["binary_tensor_data"]
+# The binary tensor data extension: the header giving the length of the JSON that starts the body
+# (binary tensor data follows it), and a BYTES element's length prefix (4 bytes, little-endian).
+INFERENCE_HEADER = "inference-header-content-length"
+ELEMENT_LENGTH = struct.Struct("<I")
 
 
 @dataclass(frozen=True)
@@ -154,7 +163,7 @@ def explain_text(payload: object) -> str:
 
 
 def server_metadata(version: str) -> dict:
-    return {"name": "imdb-sentiment", "version": version, "extensions": []}
+    return {"name": "imdb-sentiment", "version": version, "extensions": list(EXTENSIONS)}
 
 
 def model_metadata(name: str, backend: str, labels: list[str]) -> dict:
@@ -177,6 +186,7 @@ class InferRequest:
     texts: list[str]
     outputs: tuple[str, ...]  # the outputs asked for, in the order asked; all of them by default
     id: str | None = None
+    binary_outputs: frozenset[str] = frozenset()  # the outputs to answer as binary tensor data
 
 
 def _tensor_texts(data: object, shape: list[int]) -> list:
@@ -194,9 +204,83 @@ def _tensor_texts(data: object, shape: list[int]) -> list:
     return data
 
 
-def infer_request(payload: object, max_batch: int) -> InferRequest:
+def _binary_texts(data: bytes, shape: list[int]) -> list[str]:
+    """The elements of a BYTES tensor sent as binary data: each a 4-byte little-endian length and
+    that many bytes of UTF-8. The shape (at most max_batch elements) bounds the loop."""
+    count, texts, offset = math.prod(shape), [], 0
+    while offset < len(data):
+        index = len(texts)
+        if index == count:
+            raise RequestError(
+                400,
+                f'input "{INPUT_TEXT}" has binary data past its {count} element{"s" * (count != 1)} '
+                f"(shape {shape}): {len(data) - offset} bytes more",
+            )
+        if offset + ELEMENT_LENGTH.size > len(data):
+            raise RequestError(
+                400, f'input "{INPUT_TEXT}" element {index}: its 4-byte length runs past the binary data'
+            )
+        (length,) = ELEMENT_LENGTH.unpack_from(data, offset)
+        start, offset = offset + ELEMENT_LENGTH.size, offset + ELEMENT_LENGTH.size + length
+        if offset > len(data):
+            raise RequestError(
+                400,
+                f'input "{INPUT_TEXT}" element {index} of {length} bytes runs past the binary data ({len(data)} bytes)',
+            )
+        try:
+            texts.append(data[start:offset].decode("utf-8"))
+        except UnicodeDecodeError as error:
+            raise RequestError(
+                400,
+                f'input "{INPUT_TEXT}" element {index} is not UTF-8 '
+                f"(byte 0x{data[start + error.start]:02x} at offset {error.start})",
+            ) from None
+    if len(texts) != count:
+        raise RequestError(400, f'input "{INPUT_TEXT}" has shape {shape} but {len(texts)} elements')
+    return texts
+
+
+def _parameters(holder: dict, where: str) -> dict:
+    parameters = holder.get("parameters", {})
+    if not isinstance(parameters, dict):
+        raise RequestError(400, f'"parameters" of {where} is {json_type(parameters)}, not an object')
+    return parameters
+
+
+def _flag(parameters: dict, name: str, where: str) -> bool | None:
+    value = parameters.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise RequestError(400, f'parameter "{name}" of {where} is {json_type(value)}, not a boolean')
+    return value
+
+
+def inference_header_length(value: str, body_bytes: int) -> int:
+    """The Inference-Header-Content-Length of a body of `body_bytes` bytes: the length of the JSON
+    before its binary tensor data."""
+    if not re.fullmatch(r"[0-9]{1,20}", value.strip()):
+        raise RequestError(400, f"Inference-Header-Content-Length must be a number of bytes, not {value[:40]!r}")
+    length = int(value)
+    if length > body_bytes:
+        raise RequestError(
+            400, f"Inference-Header-Content-Length {length} is longer than the body ({body_bytes} bytes)"
+        )
+    return length
+
+
+def infer_request_from_body(body: bytes, header_length: str | None, max_batch: int) -> InferRequest:
+    """The $inference_request of an infer body: JSON, or (with an Inference-Header-Content-Length,
+    the binary tensor data extension) JSON of that length followed by the input's binary data."""
+    if header_length is None:
+        return infer_request(read_json(body), max_batch)
+    length = inference_header_length(header_length, len(body))
+    return infer_request(read_json(body[:length]), max_batch, binary=body[length:])
+
+
+def infer_request(payload: object, max_batch: int, binary: bytes | None = None) -> InferRequest:
     """An $inference_request with one BYTES input named "text" of shape [n] or [n, 1], its data the
-    texts as JSON strings."""
+    texts as JSON strings, or as binary data (`binary`: what follows the JSON in the body, when the
+    request has an Inference-Header-Content-Length). Outputs are answered as binary data when asked
+    (`binary_data` on an output, `binary_data_output` on the request)."""
     if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
         raise RequestError(400, 'expected an inference request: {"inputs": [{"name": "text", ...}]}')
     request_id = payload.get("id")
@@ -218,15 +302,16 @@ def infer_request(payload: object, max_batch: int) -> InferRequest:
     ):
         raise RequestError(400, f'input "{INPUT_TEXT}" has shape [n] or [n, 1], not {json.dumps(shape)}')
     _check_batch_size(math.prod(shape), max_batch)
-    texts = _tensor_texts(tensor.get("data"), shape)
+    texts = _input_texts(tensor, shape, binary or b"")
     if not texts:
         raise RequestError(400, f'input "{INPUT_TEXT}" holds no text')
     for index, text in enumerate(texts):
         if not isinstance(text, str):
             raise RequestError(400, f'input "{INPUT_TEXT}" element {index} is {json_type(text)}, not a string')
+    all_binary = _flag(_parameters(payload, "the request"), "binary_data_output", "the request") or False
     asked = payload.get("outputs")
     if asked is None:
-        return InferRequest(texts, OUTPUTS, request_id)
+        return InferRequest(texts, OUTPUTS, request_id, frozenset(OUTPUTS) if all_binary else frozenset())
     names = (
         [output.get("name") if isinstance(output, dict) else None for output in asked]
         if isinstance(asked, list)
@@ -234,12 +319,42 @@ def infer_request(payload: object, max_batch: int) -> InferRequest:
     )
     if not names or any(name not in OUTPUTS for name in names):
         raise RequestError(400, f"the model's outputs are {json.dumps(list(OUTPUTS))}; asked for {json.dumps(names)}")
-    return InferRequest(texts, tuple(names), request_id)
+    binary_outputs = set()
+    for output in asked:
+        where = f'output "{output["name"]}"'
+        flag = _flag(_parameters(output, where), "binary_data", where)
+        if flag or (flag is None and all_binary):
+            binary_outputs.add(output["name"])
+    return InferRequest(texts, tuple(names), request_id, frozenset(binary_outputs))
+
+
+def _input_texts(tensor: dict, shape: list[int], binary: bytes) -> list:
+    """The input's elements: its JSON "data", or the binary data its "binary_data_size" says it has."""
+    size = _parameters(tensor, f'input "{INPUT_TEXT}"').get("binary_data_size")
+    if size is None:
+        if binary:
+            raise RequestError(
+                400, f'{len(binary)} bytes of binary data left over: input "{INPUT_TEXT}" has no "binary_data_size"'
+            )
+        return _tensor_texts(tensor.get("data"), shape)
+    if type(size) is not int or size < 0:
+        raise RequestError(
+            400, f'"binary_data_size" of input "{INPUT_TEXT}" is {json.dumps(size)}, not a number of bytes'
+        )
+    if "data" in tensor:
+        raise RequestError(400, f'input "{INPUT_TEXT}" has both "data" and binary data ("binary_data_size")')
+    if size != len(binary):
+        raise RequestError(
+            400,
+            f'input "{INPUT_TEXT}" has "binary_data_size" {size} but {len(binary)} bytes of binary data follow '
+            "the JSON (Inference-Header-Content-Length)",
+        )
+    return _binary_texts(binary, shape)
 
 
 def infer_response(name: str, request: InferRequest, labels: list[str], predictions: list) -> dict:
     """$inference_response: FP32 probabilities of shape [n, labels] (row-major, flat) and the BYTES
-    label of each text, for the outputs the request asked for."""
+    label of each text, for the outputs the request asked for, each with its JSON data."""
     tensors = {
         OUTPUT_PROBABILITIES: {
             "name": OUTPUT_PROBABILITIES,
@@ -259,6 +374,30 @@ def infer_response(name: str, request: InferRequest, labels: list[str], predicti
         response["id"] = request.id
     response["outputs"] = [tensors[output] for output in request.outputs]
     return response
+
+
+def _binary_data(tensor: dict) -> bytes:
+    """A tensor's data as the binary tensor data extension sends it: little-endian FP32, or each BYTES
+    element as its 4-byte length and its UTF-8."""
+    data = tensor["data"]
+    if tensor["datatype"] == "FP32":
+        return struct.pack(f"<{len(data)}f", *data)
+    return b"".join(ELEMENT_LENGTH.pack(len(item)) + item for item in (text.encode("utf-8") for text in data))
+
+
+def infer_answer(name: str, request: InferRequest, labels: list[str], predictions: list) -> tuple[bytes, int | None]:
+    """The rendered $inference_response, and, when outputs are answered as binary data (which follows
+    the JSON, in the order of the outputs), the length of its JSON: the answer's
+    Inference-Header-Content-Length. None when it is all JSON."""
+    response = infer_response(name, request, labels, predictions)
+    binary = []
+    for tensor in response["outputs"]:
+        if tensor["name"] in request.binary_outputs:
+            binary.append(_binary_data(tensor))
+            del tensor["data"]
+            tensor["parameters"] = {"binary_data_size": len(binary[-1])}
+    head = render(response)
+    return (head + b"".join(binary), len(head)) if binary else (head, None)
 
 
 # --- OpenAPI -----------------------------------------------------------------------------------

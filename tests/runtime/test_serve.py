@@ -162,7 +162,7 @@ def test_oip_health_and_metadata(server):
     assert server.request("GET", "/v2/health/live")[::2] == (200, {"live": True})
     assert server.request("GET", "/v2/health/ready")[::2] == (200, {"ready": True})
     status, _, metadata = server.request("GET", "/v2")
-    assert status == 200 and metadata["name"] == "imdb-sentiment" and metadata["extensions"] == []
+    assert status == 200 and metadata["name"] == "imdb-sentiment" and metadata["extensions"] == ["binary_tensor_data"]
     model = server.request("GET", "/v1/model")[2]
     status, _, metadata = server.request("GET", "/v2/models/imdb-lstm")
     assert status == 200 and server.request("GET", "/v2/models/imdb-lstm/versions/1")[2] == metadata

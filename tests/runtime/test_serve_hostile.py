@@ -118,13 +118,56 @@ def test_well_formed_nested_data_is_still_read(server):
 
 
 def test_a_post_must_say_its_body_is_json(server):
-    """A page of any site may POST a body without a Content-Type (or text/plain) without asking the
-    browser first; application/json needs a CORS preflight, which the server does not grant."""
+    """A page of any site may POST a form type or text/plain without asking the browser first:
+    always 415. application/json needs a CORS preflight, which the server does not grant."""
     body = json.dumps({"text": TEXTS[0]}).encode()
-    for headers in ({}, {"Content-Type": "text/plain"}):
-        status, _, answer = server.request("POST", "/v1/explain", body, headers)
-        assert status == 415 and "application/json" in answer["error"]
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"):
+        status, _, answer = server.request("POST", "/v1/explain", body, {"Content-Type": content_type})
+        assert status == 415 and "application/json" in answer["error"], content_type
     assert server.request("POST", "/v1/explain", {"text": TEXTS[0]})[0] == 200
+
+
+def test_a_body_without_a_content_type_is_json_from_a_client_that_is_no_browser_page(server):
+    """tritonclient and many scripts send JSON without a Content-Type: a client that sends neither
+    Origin nor Sec-Fetch-Site (which browsers send) is not a page of another site. (The rule was a
+    415 for every body without a Content-Type, which locked those clients out.)"""
+    body = json.dumps({"texts": [TEXTS[0]]}).encode()
+    status, _, answer = server.request("POST", "/v1/predict", body)
+    assert status == 200 and len(answer["predictions"]) == 1
+    own = f"http://127.0.0.1:{server.port}"
+    for headers in ({"Origin": own}, {"Sec-Fetch-Site": "same-origin"}, {"Origin": ALLOWED_ORIGIN}):
+        status, _, answer = server.request("POST", "/v1/predict", body, headers)
+        assert status == 415 and "a page must send Content-Type: application/json" in answer["error"], headers
+
+
+@pytest.mark.parametrize(
+    "method, path, headers, status",
+    [
+        ("POST", "/v1/predict", {"Sec-Fetch-Site": "cross-site"}, 403),
+        ("POST", "/v1/predict", {"Sec-Fetch-Site": "same-site"}, 403),
+        ("POST", "/v1/predict", {"Sec-Fetch-Site": "cross-site", "Content-Type": "text/plain"}, 403),
+        ("POST", "/v1/predict", {"Sec-Fetch-Site": "cross-site", "Origin": "http://evil.example"}, 403),
+        ("GET", "/v1/model", {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"}, 403),
+        ("GET", "/metrics", {"Sec-Fetch-Site": "same-site", "Sec-Fetch-Dest": "image"}, 403),
+        # a page of an allowed origin, the server's own page, and the user's own requests
+        ("POST", "/v1/predict", {"Sec-Fetch-Site": "cross-site", "Origin": ALLOWED_ORIGIN}, 200),
+        ("POST", "/v1/predict", {"Sec-Fetch-Site": "same-origin"}, 200),
+        ("POST", "/v1/predict", {"Sec-Fetch-Site": "none"}, 200),
+        # a link to the page from another site opens it (a navigation, not a page's request)
+        ("GET", "/", {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}, 200),
+        ("POST", "/v1/predict", {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}, 403),
+    ],
+)
+def test_a_request_of_another_sites_page_is_refused_by_its_fetch_metadata(server, method, path, headers, status):
+    """Browsers say where a request comes from in Sec-Fetch-Site; another site's (or another origin
+    of the same site) is refused, whatever its Content-Type, unless its Origin is allowed."""
+    body = {"texts": [TEXTS[0]]} if method == "POST" and "Content-Type" not in headers else None
+    if method == "POST" and body is None:
+        body = json.dumps({"texts": [TEXTS[0]]}).encode()
+    got, _, answer = server.request(method, path, body, headers)
+    assert got == status, answer
+    if status == 403:
+        assert "another site" in answer["error"] or "not allowed" in answer["error"]
 
 
 def test_another_origin_is_refused_unless_allowed(server):
