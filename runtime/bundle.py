@@ -12,7 +12,8 @@
         metrics.json, confusion.png            per-label test figures and the confusion matrix ("reports")
 
 `Manifest.read(folder)` is the one reader of a manifest: it checks its structure and types once
-(`check_manifest`: every violation is a BundleError naming the file and key) and returns frozen,
+(`check_manifest`: every violation is a BundleError naming the file and key; `check_values`:
+no value JSON allows but a manifest must not, such as NaN or nesting past MAX_MANIFEST_DEPTH) and returns frozen,
 typed records (Manifest, TokenizerRecord, ArtifactRecord with its ArtifactKind, FileRecord,
 PaddingStatesRecord, ParityRecord, PackagedRecord) that the rest of the code reads by attribute;
 `write_manifest` (of `Manifest.to_dict()`) is the one writer. `read_manifest` gives the same
@@ -33,6 +34,7 @@ import dataclasses
 import errno
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -56,6 +58,10 @@ REPOSITORY_BUNDLE = Path(__file__).resolve().parent.parent / "models" / "imdb-ls
 PACKAGED_BUNDLE = Path(__file__).resolve().parent / "models" / "imdb-lstm"
 DEFAULT_BUNDLE = PACKAGED_BUNDLE if (PACKAGED_BUNDLE / MANIFEST_NAME).is_file() else REPOSITORY_BUNDLE
 MAX_MANIFEST_BYTES = 1 << 20  # a real manifest is a few KiB
+# Arrays and objects inside one another: a real manifest has 5 levels. Deeper is refused before
+# anything recurses into it (the JSON parser, the records, an answer's JSON).
+MAX_MANIFEST_DEPTH = 32
+MAX_FILE_BYTES = 1 << 30  # a bundle's file (the largest real one, model.keras, is 16 MB)
 
 # The device artifacts: each backend has a "full" graph (every review padded to the sequence
 # length) and a "cached" graph (starts from the stored LSTM state after the review's padding and
@@ -115,11 +121,76 @@ def _load_manifest_json(folder: str | Path) -> tuple[object, Path]:
     if len(raw) > MAX_MANIFEST_BYTES:
         raise BundleError(f"{path}: larger than {MAX_MANIFEST_BYTES:,} bytes; not a manifest")
     try:
-        return json.loads(raw.decode("utf-8")), path
+        text = raw.decode("utf-8")
+        _check_depth(text, path)  # before parsing: the parser recurses
+        value = json.loads(text)
     except (UnicodeDecodeError, ValueError) as error:  # ValueError: bad JSON, or an over-long number
         raise BundleError(f"{path}: not valid JSON ({error})") from None
-    except RecursionError:
-        raise BundleError(f"{path}: not valid JSON (nested too deeply)") from None
+    check_values(value, path)
+    return value, path
+
+
+# Brackets past this are refused before parsing, unnamed; up to it the parsed value is walked
+# (without recursion) and the key deeper than MAX_MANIFEST_DEPTH is named.
+_PARSE_DEPTH = 4 * MAX_MANIFEST_DEPTH
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _check_depth(text: str, path: Path) -> None:
+    depth = 0
+    for bracket in _BRACKET.findall(_JSON_STRING.sub('""', text)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > _PARSE_DEPTH:
+            raise BundleError(f"{path}: nested too deeply (more than {MAX_MANIFEST_DEPTH} levels)")
+
+
+def _key_path(keys: tuple) -> str:
+    """How an error names a value: metrics.test_loss, reports[0], training.'a key'."""
+    name = ""
+    for key in keys:
+        if isinstance(key, int):
+            name += f"[{key}]"
+        else:
+            shown = key if re.fullmatch(r"[A-Za-z_][\w-]*", key) else repr(key)
+            name += f".{shown}" if name else shown
+    return name or "the manifest"
+
+
+def _has_surrogate(text: str) -> bool:
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def check_values(value, path: Path) -> None:
+    """Every value JSON could carry but the manifest must not: a number that is not finite (NaN,
+    Infinity, 1e999), a string or key with a lone surrogate (not Unicode: no answer could carry
+    it), nesting deeper than MAX_MANIFEST_DEPTH. Walked without recursion."""
+    stack = [((), value)]
+    while stack:
+        keys, item = stack.pop()
+        if len(keys) > MAX_MANIFEST_DEPTH:
+            _fail(
+                path,
+                _key_path(keys[:MAX_MANIFEST_DEPTH]),
+                f"is nested too deeply (more than {MAX_MANIFEST_DEPTH} levels)",
+            )
+        if isinstance(item, float) and not math.isfinite(item):
+            _fail(path, _key_path(keys), f"is not a finite number ({item})")
+        elif isinstance(item, str) and _has_surrogate(item):
+            _fail(path, _key_path(keys), "holds a lone surrogate (not Unicode text)")
+        elif isinstance(item, Mapping):
+            for key, member in item.items():
+                if isinstance(key, str) and _has_surrogate(key):
+                    _fail(path, _key_path((*keys, key)), "holds a lone surrogate (not Unicode text)")
+                stack.append(((*keys, key), member))
+        elif isinstance(item, (list, tuple)):
+            stack.extend(((*keys, index), member) for index, member in enumerate(item))
 
 
 def _read_regular(path: Path, limit: int, missing: str = "missing from the bundle") -> bytes:
@@ -137,11 +208,14 @@ def _read_regular(path: Path, limit: int, missing: str = "missing from the bundl
         if error.errno == errno.ELOOP:  # O_NOFOLLOW met a link
             raise BundleError(f"{path}: a symbolic link, not a regular file") from None
         raise BundleError(f"{path}: cannot be read ({error.strerror})") from None
-    if not stat.S_ISREG(os.fstat(descriptor).st_mode):  # before fdopen, which refuses a folder itself
+    status = os.fstat(descriptor)
+    if not stat.S_ISREG(status.st_mode):  # before fdopen, which refuses a folder itself
         os.close(descriptor)
         raise BundleError(f"{path}: not a regular file")
     with os.fdopen(descriptor, "rb") as handle:
-        return handle.read(limit + 1)  # one byte more shows a file over the limit, or one that grew
+        # read(n) allocates n bytes first: never more than the file has. One byte more shows a
+        # file over the limit, or one that grew.
+        return handle.read(min(limit, status.st_size) + 1)
 
 
 def _fail(path: Path, key: str, problem: str):
@@ -173,8 +247,11 @@ def check_file_record(record, path: Path, name: str) -> None:
     file = _require(record, "file", str, path, name)
     if file in ("", ".", "..", MANIFEST_NAME) or any(sep in file for sep in ("/", "\\", "\0")):
         _fail(path, f"{name}.file", f"must be a plain file name inside the bundle, not {file!r}")
-    if _require(record, "bytes", int, path, name) < 0:
+    size = _require(record, "bytes", int, path, name)
+    if size < 0:
         _fail(path, f"{name}.bytes", "must not be negative")
+    if size > MAX_FILE_BYTES:
+        _fail(path, f"{name}.bytes", f"is {size:,}; a bundle's file may have at most {MAX_FILE_BYTES:,} bytes")
     if not _SHA256.fullmatch(_require(record, "sha256", str, path, name)):
         _fail(path, f"{name}.sha256", "must be 64 lowercase hex digits")
 
@@ -187,6 +264,8 @@ def check_manifest(manifest, path: Path) -> None:
     if type(version) is not int or version != SCHEMA_VERSION:
         _fail(path, "schema_version", f"is {version!r}; this code reads {SCHEMA_VERSION}")
     _require(manifest, "name", str, path, "")
+    if "created" in manifest:
+        _require(manifest, "created", str, path, "")
     try:
         config = ModelConfig.from_dict(_require(manifest, "model_config", dict, path, ""))
     except (ValueError, TypeError) as error:
@@ -228,9 +307,40 @@ def check_manifest(manifest, path: Path) -> None:
         if not isinstance(result, dict):
             _fail(path, f"parity.{key}", f"must be an object, not {type(result).__name__}")
         _require(result, "passed", bool, path, f"parity.{key}")
-    for key in ("metrics", "training"):
+    for key, record in (("metrics", MetricsRecord), ("training", TrainingRecord), ("packaged", PackagedRecord)):
         if key in manifest:
-            _require(manifest, key, dict, path, "")
+            _check_plain(_require(manifest, key, dict, path, ""), record, path, key)
+
+
+# What each field type of the training and metrics records takes (their annotations, as strings);
+# a wrongly typed value is refused rather than dropped, so a manifest is written back as read.
+_PLAIN_TYPES = {
+    "int": ((int,), "an integer"),
+    "float": ((int, float), "a number"),
+    "str": ((str,), "a string"),
+    "Mapping": ((dict,), "an object"),
+    "tuple[str, ...]": ((list,), "a list of strings"),
+}
+
+
+def _check_plain(data: dict, record: type, path: Path, where: str) -> None:
+    """The fields of a _PlainRecord (or PackagedRecord) that `data` has, each of its annotated type."""
+    for item in dataclasses.fields(record):
+        if item.name not in data or item.name in ("extra", "order"):
+            continue
+        name, value = f"{where}.{item.name}", data[item.name]
+        annotation = item.type.removesuffix(" | None")
+        nullable = annotation != item.type
+        nested = getattr(record, "NESTED", {}).get(item.name)
+        kinds, expected = ((dict,), "an object") if nested else _PLAIN_TYPES[annotation]
+        if value is None and nullable:
+            continue
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            _fail(path, name, f"must be {expected}{' or null' if nullable else ''}, not {type(value).__name__}")
+        if annotation.startswith("tuple"):
+            _check_strings(value, path, name)
+        if nested:
+            _check_plain(value, nested, path, name)
 
 
 # The typed manifest --------------------------------------------------------------------------------
@@ -482,8 +592,8 @@ class PackagedRecord(_Record):
 
 @dataclass(frozen=True, kw_only=True)
 class _PlainRecord(_Record):
-    """A record of plain, optional fields (`training` and `metrics` and their parts): read leniently,
-    since the runtime never interprets them; written back with the keys it was read with (a new one
+    """A record of plain, optional fields (`training` and `metrics` and their parts), which the
+    runtime never interprets: each field is checked for its type only (`_check_plain`); written back with the keys it was read with (a new one
     writes every field but those of OMIT_WHEN_NONE that are None). NESTED names the fields that are
     records of their own."""
 
@@ -533,7 +643,7 @@ class DataRecord(_PlainRecord):
     OMIT_WHEN_NONE = ("validation_block_ids",)
 
     def column(self, role: str) -> str | None:
-        return self.columns.get(role) if isinstance(self.columns, Mapping) else None  # read leniently
+        return self.columns.get(role) if isinstance(self.columns, Mapping) else None  # columns may be null
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -593,7 +703,7 @@ class MetricsRecord(_PlainRecord):
 class Manifest(_Record):
     """A bundle's manifest.json, checked (`check_manifest`) and typed; `to_dict()` is what is written.
 
-    `training` and `metrics` (the run's settings, data and figures) are read leniently: the runtime
+    `training` and `metrics` (the run's settings, data and figures) are only checked for type: the runtime
     never interprets them. A new manifest is made with `dataclasses.replace`."""
 
     name: str
@@ -803,6 +913,7 @@ def write_manifest(folder: str | Path, manifest: "Manifest | dict") -> None:
     from code that edits it as JSON); refuse one that `read_manifest` would refuse as too large."""
     if isinstance(manifest, Manifest):
         manifest = manifest.to_dict()
+    check_values(manifest, Path(folder) / MANIFEST_NAME)
     size = len(json.dumps(manifest, indent=2, sort_keys=False).encode("utf-8")) + 1
     if size > MAX_MANIFEST_BYTES:
         raise BundleError(
