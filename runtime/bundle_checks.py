@@ -269,6 +269,7 @@ def check_structure(manifest, path: Path) -> None:
 # What each field type of the training and metrics records takes (their annotations, as strings);
 # a wrongly typed value is refused rather than dropped, so a manifest is written back as read.
 _PLAIN_TYPES = {
+    "bool": ((bool,), "true or false"),
     "int": ((int,), "an integer"),
     "float": ((int, float), "a number"),
     "str": ((str,), "a string"),
@@ -286,10 +287,10 @@ def check_plain(data: dict, record: type, path: Path, where: str) -> None:
         annotation = item.type.removesuffix(" | None")
         nullable = annotation != item.type
         nested = getattr(record, "NESTED", {}).get(item.name)
-        kinds, expected = ((dict,), "an object") if nested else _PLAIN_TYPES[annotation]
-        if value is None and nullable:
+        kinds, expected = ((dict,), "an object") if nested else _PLAIN_TYPES.get(annotation, ((object,), ""))
+        if value is None and nullable or kinds == (object,):  # a type not in _PLAIN_TYPES: kept as read
             continue
-        if isinstance(value, bool) or not isinstance(value, kinds):
+        if isinstance(value, bool) is not (bool in kinds) or not isinstance(value, kinds):
             fail(path, name, f"must be {expected}{' or null' if nullable else ''}, not {type(value).__name__}")
         if annotation.startswith("tuple"):
             check_strings(value, path, name)
