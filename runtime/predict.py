@@ -30,13 +30,13 @@ import os
 import re
 import stat
 import sys
-import unicodedata
 import warnings
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from runtime import backends, bundle, cli, model_options
 from runtime.classifier import UnverifiedArtifactWarning
+from runtime.display import json_printable, printable
 from runtime.explain import Explanation, NoRunningOpinion, check_running_opinion
 
 # The longest input line read; a longer one is skipped in bounded memory and reported. 4 bytes a
@@ -45,37 +45,12 @@ MAX_LINE_BYTES = 4 << 20
 NO_RUNNING_OPINION_STATUS = 3  # --explain of a model explain is not defined for
 BROKEN_PIPE_STATUS = 128 + 13  # a process ended by SIGPIPE, as shells report it
 INTERRUPTED_STATUS = 128 + 2  # a process ended by SIGINT (Ctrl-C), as shells report it
-_CONTROL = ("Cc", "Cf")  # control characters (ESC, BEL, CSI) and format ones (bidi overrides, zero-width)
-
-
-def _escape(character: str) -> str:
-    code = ord(character)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
-
-
-def printable(text: str, keep: str = "") -> str:
-    """`text` safe to print on a terminal: control and format characters (but those in `keep`)
-    as Python escapes, so that a review's ESC sequences or bidi overrides are shown, not obeyed."""
-    if text.isprintable():  # the common case, checked in C
-        return text
-    return "".join(_escape(c) if c not in keep and unicodedata.category(c) in _CONTROL else c for c in text)
-
-
-def _json_escape(character: str) -> str:
-    code = ord(character)
-    if code < 0x10000:
-        return f"\\u{code:04x}"
-    code -= 0x10000  # a UTF-16 surrogate pair, as JSON spells a character outside the BMP
-    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def json_line(body: dict) -> str:
     """One JSON object, non-ASCII text as it is, but every control or format character escaped:
     json.dumps escapes U+0000-U+001F only, not DEL, the C1 controls (U+009B is a CSI) or U+202E."""
-    line = json.dumps(body, ensure_ascii=False)
-    if line.isprintable():
-        return line
-    return "".join(_json_escape(c) if unicodedata.category(c) in _CONTROL else c for c in line)
+    return json_printable(json.dumps(body, ensure_ascii=False))
 
 
 def read_lines(stream, limit: int = MAX_LINE_BYTES) -> Iterator[bytes | None]:

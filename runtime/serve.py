@@ -13,6 +13,7 @@ instead of guessing, and the guards it adds (deadlines, limits, bounds on connec
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import sys
 
@@ -41,6 +42,18 @@ def port_number(text: str) -> int:
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"must be 0 to 65535, got {text}")
     return int(text)
+
+
+def address_list(text: str) -> tuple[str, ...]:
+    """--forwarded-allow-ips: addresses or networks (10.0.0.0/8), comma-separated, or *."""
+    items = tuple(item.strip() for item in text.split(",") if item.strip())
+    for item in items:
+        try:
+            if item != "*":
+                ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r} is not an IP address or network") from None
+    return items
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -100,6 +113,14 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         "(default: none; the server's own page always may)",
     )
     parser.add_argument(
+        "--forwarded-allow-ips",
+        type=address_list,
+        default=(),
+        metavar="IPS",
+        help="comma-separated addresses of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto "
+        "are believed, for the access log's client address (default: none, not even loopback's)",
+    )
+    parser.add_argument(
         "--grace", type=positive(int), default=20, help="seconds to finish the requests in flight on SIGTERM or SIGINT"
     )
     parser.add_argument("--quiet", action="store_true", help="no access log (JSON lines on stdout)")
@@ -120,6 +141,7 @@ def server_settings(args: argparse.Namespace) -> ServerSettings:
         allow_origins=tuple(args.allow_origin or ()),
         grace=args.grace,
         quiet=args.quiet,
+        forwarded_allow_ips=args.forwarded_allow_ips,
     )
 
 

@@ -10,8 +10,11 @@ docs/raspberry-pi.md installs it.
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 import sysconfig
+import unicodedata
 from pathlib import Path
 
 UNIT = Path(__file__).resolve().parent / "imdb-sentiment.service"
@@ -24,15 +27,40 @@ def server_path() -> Path:
     return Path(sysconfig.get_path("scripts")) / SERVER
 
 
+# Characters a path may have unquoted on a unit's command line; any other gets it quoted.
+_PLAIN_WORD = re.compile(r"[\w/.+@:,=%-]+")
+
+
+def command_word(path: Path) -> str:
+    """`path` as the first word of ExecStart, read back by systemd as that path (systemd.syntax,
+    systemd.service): `%` doubled (a specifier: %h is the home folder), quoted if it has a space
+    or another character word splitting reads. ValueError for a path no unit can run: a control
+    character (a newline would start a line of its own, such as User=root), a quote or backslash
+    (systemd refuses them in a program's name) or a name that is not UTF-8."""
+    text = os.fsdecode(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{text!r}: the path is not valid UTF-8; a unit file cannot hold it") from None
+    if any(unicodedata.category(character) in ("Cc", "Zl", "Zp") for character in text):
+        raise ValueError(f"{text!r}: the path holds a control character; a unit file cannot hold it")
+    if any(character in text for character in "\"'\\"):
+        raise ValueError(f"{text!r}: the path holds a quote or a backslash; systemd refuses such a program name")
+    text = text.replace("%", "%%")  # $ is not expanded in the program's own name
+    return text if _PLAIN_WORD.fullmatch(text) else f'"{text}"'
+
+
 def unit_text(server: Path | None = None) -> str:
-    """The unit file with ExecStart running `server` (default: this environment's)."""
+    """The unit file with ExecStart running `server` (default: this environment's); ValueError if
+    its path cannot be written in a unit (`command_word`)."""
     server = server or server_path()
+    word = command_word(server)
     lines = UNIT.read_text(encoding="utf-8").splitlines()
     starts = [n for n, line in enumerate(lines) if line.startswith(TEMPLATE_PREFIX + SERVER + " ")]
     if len(starts) != 1:
         raise RuntimeError(f"{UNIT}: expected one line starting {TEMPLATE_PREFIX + SERVER!r}")
     arguments = lines[starts[0]][len(TEMPLATE_PREFIX + SERVER) :]
-    lines[starts[0]] = f"ExecStart={server}{arguments}"
+    lines[starts[0]] = f"ExecStart={word}{arguments}"
     return "\n".join(lines) + "\n"
 
 
@@ -83,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(update_timer_text())
         return 0
     server = server_path()
+    try:
+        text = unit_text(server)
+    except ValueError as error:
+        print(f"error: {error}: create the environment under a plain path such as /opt", file=sys.stderr)
+        return 1
     if not server.is_file():
         print(f"warning: {server} does not exist: install the package into this environment first", file=sys.stderr)
     if server.parts[:2] in (("/", "home"), ("/", "root")):
@@ -91,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             "ProtectHome=yes hides from the service: create the environment under /opt instead",
             file=sys.stderr,
         )
-    sys.stdout.write(unit_text(server))
+    sys.stdout.write(text)
     return 0
 
 

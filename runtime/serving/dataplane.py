@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import threading
 from importlib import metadata
+from pathlib import Path
 from typing import Callable, TypeVar
 
 from runtime import backends, bundle
@@ -31,6 +33,7 @@ NOT_READY = {
     "failed": "the model could not be loaded",
 }
 T = TypeVar("T")
+ERROR_LOG = logging.getLogger("uvicorn.error")  # stderr, set up by runtime.serving.server
 
 
 def package_version() -> str:
@@ -38,6 +41,13 @@ def package_version() -> str:
         return metadata.version("imdb-sentiment-edge")
     except metadata.PackageNotFoundError:
         return "0+unknown"
+
+
+def without_folder(message: str, folder: Path) -> str:
+    """`message` with the model folder's path (as given, or resolved) shortened to its name."""
+    for shown in sorted({str(folder), str(folder.resolve())}, key=len, reverse=True):
+        message = message.replace(shown, folder.name)
+    return message
 
 
 class DataPlane:
@@ -147,8 +157,6 @@ class DataPlane:
             answer = await self._run(functools.partial(self._explain_answer, text), body_bytes)
         except NoRunningOpinion as error:
             raise RequestError(409, str(error)) from None
-        except (bundle.BundleError, backends.BackendError) as error:
-            raise RequestError(501, f"this model cannot explain: {error}") from None
         if isinstance(answer, str):
             raise RequestError(422, answer)
         return answer
@@ -157,6 +165,12 @@ class DataPlane:
         """The explanation's JSON, or the message saying why it has none (as for a text of /v1/predict)."""
         try:
             explanation: Explanation = classifier.explain(text)
+        except (bundle.BundleError, backends.BackendError) as error:
+            # The operator's log names the folder; the client is not told where the server's files are.
+            ERROR_LOG.error("explain: %s", error)
+            raise RequestError(
+                501, f"this model cannot explain: {without_folder(str(error), classifier.folder)}"
+            ) from None
         except (ValueError, TypeError) as error:
             self.metrics.count_outcomes([str(error)])
             return str(error)

@@ -7,6 +7,7 @@ classifiers in the background, and on SIGTERM or SIGINT finishes the requests in
 from __future__ import annotations
 
 import functools
+import ipaddress
 import logging
 import resource
 import socket
@@ -18,6 +19,7 @@ from pathlib import Path
 import uvicorn
 
 from runtime.classifier import UnverifiedArtifactWarning
+from runtime.display import json_printable, printable
 from runtime.model_options import ModelOptions
 from runtime.serving.app import SentimentService, build_app
 from runtime.serving.metrics import Metrics
@@ -42,6 +44,25 @@ class ServerSettings:
     allow_origins: tuple[str, ...] = ()  # other web origins whose pages may call the server
     grace: int = 20  # seconds for the requests in flight on SIGTERM or SIGINT
     quiet: bool = False  # no access log
+    forwarded_allow_ips: tuple[str, ...] = ()  # proxies whose X-Forwarded-For is believed (none)
+
+
+def say(line: str) -> None:
+    """One line on stderr for the operator, control and format characters escaped: the manifest's
+    name or an error quoting a value cannot drive the terminal or forge another line."""
+    print(printable(line), file=sys.stderr, flush=True)
+
+
+class EscapingFormatter(logging.Formatter):
+    """A log line with its control and format characters escaped (`escape`): a client's path or
+    header cannot drive the operator's terminal or forge a line."""
+
+    def __init__(self, fmt: str, escape):
+        super().__init__(fmt)
+        self.escape = escape
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.escape(super().format(record))
 
 
 class DrainingServer(SignalCatchingServer):
@@ -55,16 +76,13 @@ class DrainingServer(SignalCatchingServer):
 
     def _loaded(self) -> None:
         d, size = self.service.pool.description, self.service.pool.size
-        print(
-            f"ready: {d['name']} ({d['backend']} {d['precision']} {d['graph']}), "
-            f"{size} classifier{'s' if size > 1 else ''}",
-            file=sys.stderr,
-            flush=True,
+        say(
+            f"ready: {d['name']} ({d['backend']} {d['precision']} {d['graph']}), {size} classifier{'s' if size > 1 else ''}"
         )
 
     def _load_failed(self, error: BaseException) -> None:
         self.load_error = error
-        print(f"error: {error}", file=sys.stderr, flush=True)
+        say(f"error: {error}")
         self.should_exit = True
 
     def handle_exit(self, sig, frame) -> None:
@@ -73,9 +91,9 @@ class DrainingServer(SignalCatchingServer):
 
     async def shutdown(self, sockets=None) -> None:
         grace = self.config.timeout_graceful_shutdown
-        print(f"stopping: finishing the requests in flight (up to {grace} s)", file=sys.stderr, flush=True)
+        say(f"stopping: finishing the requests in flight (up to {grace} s)")
         await super().shutdown(sockets)
-        print("stopped", file=sys.stderr, flush=True)
+        say("stopped")
 
 
 def configure_logging(quiet: bool) -> None:
@@ -83,12 +101,12 @@ def configure_logging(quiet: bool) -> None:
     stderr (its warnings repeat what the access log says, e.g. a malformed request)."""
     access = logging.getLogger("imdb_sentiment.access")
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setFormatter(EscapingFormatter("%(message)s", json_printable))
     access.handlers, access.propagate = [handler], False
     access.setLevel(logging.WARNING if quiet else logging.INFO)
     server = logging.getLogger("uvicorn.error")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    handler.setFormatter(EscapingFormatter("%(levelname)s: %(message)s", printable))
     server.handlers, server.propagate = [handler], False
     server.setLevel(logging.ERROR)
 
@@ -109,7 +127,9 @@ def listen(host: str, port: int) -> socket.socket:
     With it on, uvicorn's answer body, written apart from its head, waited 40 ms for the client's
     delayed ACK (probes/uvicorn_public.py measures both)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.create_server((host, port), family=family, backlog=2048)
+    # "::" (every address) serves IPv4 clients too, as 0.0.0.0 does not serve IPv6 ones.
+    both = family == socket.AF_INET6 and ipaddress.ip_address(host.partition("%")[0]).is_unspecified
+    listener = socket.create_server((host, port), family=family, backlog=2048, dualstack_ipv6=both)
     return socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, fileno=listener.detach())
 
 
@@ -123,7 +143,7 @@ def report_warnings(service: SentimentService) -> None:
         if not issubclass(category, UnverifiedArtifactWarning):
             shown(message, category, filename, lineno, file, line)
         elif service.note_warning(unverified_warning(str(message))):
-            print(f"warning: {message}", file=sys.stderr, flush=True)
+            say(f"warning: {message}")
 
     warnings.filterwarnings("always", category=UnverifiedArtifactWarning)  # each reaches show(), which dedups
     warnings.showwarning = show
@@ -161,6 +181,9 @@ def build_server(model: ModelOptions, settings: ServerSettings) -> DrainingServe
         server_header=False,
         timeout_keep_alive=settings.keep_alive,
         timeout_graceful_shutdown=settings.grace,
+        # X-Forwarded-For is believed only from the proxies named (uvicorn trusts loopback's by default).
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=",".join(settings.forwarded_allow_ips) or None,
     )
     return DrainingServer(config, service)
 
@@ -171,22 +194,15 @@ def serve(model: ModelOptions, settings: ServerSettings) -> int:
     wanted = settings.max_connections + HEALTH_RESERVE + 64  # + the model files, logs and listener
     open_files = raise_open_file_limit(wanted)
     if open_files < wanted:
-        print(
-            f"warning: at most {open_files} open files (ulimit -n): fewer connections than --max-connections",
-            file=sys.stderr,
-        )
+        say(f"warning: at most {open_files} open files (ulimit -n): fewer connections than --max-connections")
     try:
         listener = listen(settings.host, settings.port)
     except OSError as error:
-        print(f"error: cannot listen on {settings.host}:{settings.port}: {error}", file=sys.stderr)
+        say(f"error: cannot listen on {settings.host}:{settings.port}: {error}")
         return 1
     server = build_server(model, settings)
     report_warnings(server.service)
     host, port = listener.getsockname()[:2]
-    print(
-        f"listening on http://{f'[{host}]' if ':' in host else host}:{port}; loading {model.folder}",
-        file=sys.stderr,
-        flush=True,
-    )
+    say(f"listening on http://{f'[{host}]' if ':' in host else host}:{port}; loading {model.folder}")
     server.run(sockets=[listener])
     return 1 if server.load_error else 0

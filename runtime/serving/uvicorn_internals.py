@@ -17,6 +17,7 @@ import asyncio
 import collections
 import contextlib
 import inspect
+import ipaddress
 import json
 import signal
 import threading
@@ -38,6 +39,21 @@ HEALTH_RESERVE = 16
 # A connection's unsent answer above this pauses the app's writing (asyncio's flow control):
 # with WRITE_CHUNK pieces, one connection holds at most about twice this much.
 WRITE_BUFFER_HIGH = WRITE_CHUNK
+
+
+def client_group(address: str) -> str:
+    """What the per-client bound counts connections by: an IPv4 address (also one an IPv6 socket
+    shows as ::ffff:a.b.c.d), or an IPv6 client's /64, which one host is given whole (counted per
+    address, a client could open its bound from each of 2**64 addresses)."""
+    try:
+        ip = ipaddress.ip_address(address.partition("%")[0])
+    except ValueError:
+        return address  # not an IP address (a Unix socket's path): as given
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    if ip.version == 6:
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 class HeadTooLarge(Exception):
@@ -84,7 +100,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._deadline_timer = None
 
     def _address(self) -> str:
-        return self.client[0] if self.client else ""
+        """The client's group for the per-client bound (`client_group`)."""
+        return client_group(self.client[0]) if self.client else ""
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
