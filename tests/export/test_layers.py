@@ -11,7 +11,10 @@ EXPORT = Path(__file__).resolve().parents[2] / "export"
 PROJECT = ("export", "runtime", "training")
 # Third-party libraries a function may import when it needs them: they load TensorFlow (or take
 # seconds), and the commands quiet TensorFlow's start-up logs (training.quiet) before that.
+# Heavy or optional libraries an export command imports only when it runs: the converters, and the
+# fleet extra (signing and the update repository), which a training install may not have.
 LAZY_LIBRARIES = {"keras", "tensorflow", "tf_keras", "tf2onnx", "onnx", "onnxruntime", "scipy"}
+LAZY_LIBRARIES |= {"model_signing", "tuf", "securesystemslib", "cryptography"}
 
 
 def modules() -> dict[str, ast.Module]:

@@ -148,7 +148,7 @@ def test_the_server_predicts_and_answers_explain(exported, tmp_path):
         server.stop()
 
 
-@pytest.mark.parametrize("key, value", [("layers", 3), ("lstm_units", 65536), ("bidirectional", True)])
+@pytest.mark.parametrize("key, value", [("layers", 3), ("lstm_units", 64), ("bidirectional", True)])
 def test_a_relabelled_model_config_is_refused_by_the_graphs_and_by_export(exported, tmp_path, capsys, key, value):
     """Issue 33, finding 7: a 2-layer bundle relabelled loaded and reported the false values."""
     manifest = bundle.read_manifest(exported)
