@@ -116,7 +116,7 @@ def folded_classifier(folded, builtin: SentimentClassifier, workdir: Path) -> Se
     return SentimentClassifier(
         builtin.bundle,
         builtin.tokenizer,
-        backends.OnnxModel(path, threads=1),
+        backends.OnnxModel(path.read_bytes(), threads=1),
         builtin.padding_states,
         options=builtin.options,
     )
