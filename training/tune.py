@@ -21,10 +21,9 @@ trial's settings are printed with the `python -m training.fit` command that trai
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import json
 import math
+import os
 import shlex
 import signal
 import sys
@@ -35,15 +34,14 @@ from pathlib import Path
 from runtime import cli
 from runtime.config import ModelConfig
 from training import cli as training_cli
-from training import data, fit
+from training import data, fit, study_files
 from training.quiet import quiet
 from training.settings import TrainingSettings
 
 STUDY_NAME = "tune"
-STUDY_FILE = "study.db"
-RECORDS_FILE = "trials.jsonl"
-LOCK_FILE = "tune.lock"
+STUDY_FILE, RECORDS_FILE = study_files.STUDY_FILE, study_files.RECORDS_FILE
 DEFAULT_TRIALS = 20
+SEED_LIMIT = 2**32 - 2  # numpy's seeds end at 2**32 - 1, and the test sample draws from seed + 1
 
 
 @dataclass(frozen=True)
@@ -184,16 +182,10 @@ def trial_settings(
 
 
 def append_record(output: Path, record: TrialRecord) -> None:
-    with open(output / RECORDS_FILE, "a", encoding="utf-8") as records:
-        records.write(record.to_json() + "\n")
-        records.flush()
+    study_files.append_line(output, record.to_json())
 
 
-def read_records(output: Path) -> list[dict]:
-    path = output / RECORDS_FILE
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+read_records = study_files.read_records
 
 
 def now() -> str:
@@ -208,12 +200,12 @@ def train_trial(params: dict, prepared: fit.PreparedData, study_settings: dict, 
     fit.check_settings(settings)
     fit.check_model_options(settings, config)
     started = time.perf_counter()
-    try:
-        fitted = fit.fit_model(
-            prepared.fit, settings.epochs, settings, config, study_settings["imdb"], verbose, prepared.validation
-        )
-    finally:
-        keras.backend.clear_session()  # each trial's graphs go: a long study does not grow
+    fitted = fit.fit_model(
+        prepared.fit, settings.epochs, settings, config, study_settings["imdb"], verbose, prepared.validation
+    )
+    # Each trial's graphs go: a long study does not grow. Not on an exception: the study stops then,
+    # and a Ctrl-C in tf.function's tracing leaves a graph entered, over which clear_session raises.
+    keras.backend.clear_session()
     val_accuracy = tuple(round(value, 6) for value in fitted.history["val_accuracy"])
     best = max(range(len(val_accuracy)), key=val_accuracy.__getitem__)
     return {
@@ -244,9 +236,9 @@ def objective_for(space, prepared, study_settings: dict, output: Path, verbose: 
             append_record(output, TrialRecord(state="interrupted", ended=now(), **base))
             raise
         except Exception as error:
-            append_record(
-                output, TrialRecord(state="failed", error=f"{type(error).__name__}: {error}", ended=now(), **base)
-            )
+            error = f"{type(error).__name__}: {error}"
+            trial.set_user_attr("error", error)  # a failed trial without one was interrupted (recover_interrupted)
+            append_record(output, TrialRecord(state="failed", error=error, ended=now(), **base))
             raise
         for key in ("val_accuracy", "best_epoch", "seconds", "settings", "config"):
             trial.set_user_attr(key, result[key])
@@ -292,8 +284,8 @@ def recover_interrupted(study, storage, output: Path, study_settings: dict) -> l
             storage.set_trial_user_attr(trial._trial_id, "interrupted", True)  # a finished trial takes none
             storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
             append_record(output, interrupted_record(trial, study_settings))
-        elif not (trial.state == TrialState.FAIL and trial.user_attrs.get("interrupted")):
-            continue
+        elif trial.state != TrialState.FAIL or "error" in trial.user_attrs:
+            continue  # finished, or failed with an error (not retried); a Ctrl-C anywhere leaves no error
         if trial.number not in retried and trial.user_attrs.get("retry_of") is None:
             study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
             queued.append(trial.number)
@@ -332,39 +324,43 @@ def open_study(output: Path, description: dict, seed: int):
     """Create the study, or load it and check that it was started with the same data, settings and space."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna.storages.RDBStorage(f"sqlite:///{(output / STUDY_FILE).resolve()}")
-    existing = {summary.study_name for summary in optuna.get_all_study_summaries(storage)}
-    resuming = STUDY_NAME in existing
+    # The tuner prints its own lines; Optuna's warning on a Ctrl-C is a 15-line traceback.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    path = output / STUDY_FILE
+    resuming = os.path.lexists(path)
     if resuming:
-        study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
-        recorded = study.user_attrs.get("description")
-        if recorded != json.loads(json.dumps(description)):
-            changed = sorted(
-                key for key in description if json.loads(json.dumps(description[key])) != (recorded or {}).get(key)
-            )
-            raise ValueError(
-                f"{output} holds a study of other {', '.join(changed)}; give the same options to resume it, "
-                "or another --output for a new study"
-            )
+        study_files.check_study_db(path, STUDY_NAME)  # a study.db of nothing or of another program: refused
     else:
-        study = optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="maximize")
-        study.set_user_attr("description", description)
+        study_files.create_study_db(output, lambda url: create_study(url, description))
+    storage = optuna.storages.RDBStorage(study_files.sqlite_url(path))
+    study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
+    if resuming:
+        check_description(study, description, output)
     # TPE's random start draws from the seed: seeded by the trials already run, a resumed study does
     # not draw again the settings its first run drew.
-    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
+    study.sampler = optuna.samplers.TPESampler(seed=(seed + len(study.trials)) % 2**32)
     return study, storage, resuming
 
 
-@contextlib.contextmanager
-def study_lock(output: Path):
-    """One tuner at a time on a folder: a trial left running is then known to be dead."""
-    with open(output / LOCK_FILE, "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise OSError(f"another training.tune is running on {output}") from None
-        yield
+def create_study(url: str, description: dict) -> None:
+    import optuna
+
+    storage = optuna.storages.RDBStorage(url)
+    study = optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="maximize")
+    study.set_user_attr("description", description)
+    storage.engine.dispose()  # closed before the file is renamed into place
+
+
+def check_description(study, description: dict, output: Path) -> None:
+    recorded = study.user_attrs.get("description")
+    if recorded != json.loads(json.dumps(description)):
+        changed = sorted(
+            key for key in description if json.loads(json.dumps(description[key])) != (recorded or {}).get(key)
+        )
+        raise ValueError(
+            f"{output} holds a study of other {', '.join(changed)}; give the same options to resume it, "
+            "or another --output for a new study"
+        )
 
 
 def finished(study) -> int:
@@ -439,16 +435,6 @@ def fit_setting_flags(settings: dict, config: dict) -> list[str]:
     return words
 
 
-def check_output_folder(output: Path) -> None:
-    """A study's folder: new, empty, or a study's; never a bundle or somebody's other folder."""
-    if output.exists() and not output.is_dir():
-        raise OSError(f"{output} exists and is not a folder")
-    if (output / "manifest.json").exists():
-        raise OSError(f"{output} is a model bundle; give a new folder for the study (runs/tune-NAME)")
-    if output.is_dir() and any(output.iterdir()) and not (output / STUDY_FILE).exists():
-        raise OSError(f"{output} holds other files and no study; give a new folder (runs/tune-NAME)")
-
-
 def interrupt_on_sigterm() -> None:
     """A SIGTERM (systemd, a scheduler) ends the trial as Ctrl-C does, so it is recorded as interrupted."""
 
@@ -463,17 +449,18 @@ def tune(args: argparse.Namespace) -> int:
     settings, config = settings_from(args), config_from(args)
     space = tuple(getattr(args, destination) for _, destination, _, _ in SPACE)
     check_space(space, config, settings)
-    check_output_folder(args.output)
+    check_arguments(args)
+    study_files.check_output_folder(args.output)
     verbose = 0 if args.quiet else 2  # one line an epoch
     # The data first: a study is written only for data that reads, so a mistyped --data leaves
     # no study behind that would refuse the corrected command.
     prepared = fit.read_data(args.data, settings, training_cli.data_options_from(args), args.test_split, verbose)
     prepared = replace(prepared, test=None)  # no trial is ever evaluated on the test split
-    args.output.mkdir(parents=True, exist_ok=True)
-    with study_lock(args.output):
+    study_files.make_folder(args.output)
+    with study_files.study_lock(args.output):
         description = study_description(args, space, settings, config)
         study, storage, resuming = open_study(args.output, description, args.seed)
-        (args.output / "study.json").write_text(json.dumps(description, indent=1) + "\n")
+        study_files.write_description(args.output, description)
         dataset = prepared.dataset
         study_settings = {
             "settings": settings,
@@ -495,6 +482,12 @@ def tune(args: argparse.Namespace) -> int:
         if finished(study):
             print(best_trial_summary(study, args, study_settings))
     return 0
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """What argparse's types let through but a trial would refuse: checked before anything is written."""
+    if not 0 <= args.seed <= SEED_LIMIT:
+        raise ValueError(f"--seed must be from 0 to {SEED_LIMIT}, got {args.seed}")
 
 
 def settings_from(args: argparse.Namespace) -> TrainingSettings:

@@ -4,6 +4,7 @@ no test figure is ever computed or recorded."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -196,3 +197,145 @@ def test_data_that_cannot_be_read_leaves_no_study_behind(archive, tmp_path, no_t
     assert not output.exists()
     assert run(archive, output, "--trials", "1") == 0
     assert [record["state"] for record in records(output)] == ["complete"]
+
+
+# Hostile probe #33: Ctrl-C, links in the study folder, a study.db that is not the study's.
+
+# TensorFlow's C++ log lines, which it prints as it loads whatever the environment says (not the tuner's).
+TENSORFLOW_LOG = re.compile(r"WARNING: All log messages before absl|[IWE]\d{4} \d\d:")
+LEAVES_A_GRAPH_ENTERED = (
+    "import sys\n"
+    "from training import fit, tune\n"
+    "entered = []\n"
+    "def interrupted_while_tracing(*args, **kwargs):\n"
+    "    import tensorflow as tf\n"
+    "    entered.append(tf.Graph().as_default())\n"
+    "    entered[-1].__enter__()  # what a Ctrl-C inside tf.function's tracing leaves behind\n"
+    "    raise KeyboardInterrupt\n"
+    "fit.fit_model = interrupted_while_tracing\n"
+    "sys.exit(tune.main(sys.argv[1:]))\n"
+)
+
+
+def test_ctrl_c_while_tracing_is_an_interruption_of_one_line(archive, tmp_path):
+    """clear_session() raised over the KeyboardInterrupt (the trial recorded failed, never re-run, exit 1
+    with a traceback), and Optuna printed its own traceback on every Ctrl-C."""
+    output = tmp_path / "tune-ctrl-c"
+    argv = ["--data", str(archive), "--output", str(output), *TINY, "--trials", "1"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", LEAVES_A_GRAPH_ENTERED, *argv], cwd=ROOT, capture_output=True, env=env)
+    stderr = done.stderr.decode()
+    assert done.returncode == 130, stderr
+    after_trial = stderr[stderr.index("trial 0:") :].splitlines()[1:]
+    assert [line for line in after_trial if line.strip() and not TENSORFLOW_LOG.match(line)] == [
+        f"interrupted: run the same command to resume the study in {output}"
+    ]
+    assert "Traceback" not in stderr
+    assert [r["state"] for r in records(output)] == ["interrupted"]
+    assert tune.main(argv) == 0  # resumed: the interrupted settings are run again once
+    assert [(r["trial"], r["state"], r["retry_of"]) for r in records(output)] == [
+        (0, "interrupted", None),
+        (1, "complete", 0),
+    ]
+
+
+@pytest.fixture
+def finished_study(archive, tmp_path, monkeypatch):
+    """A study folder holding one finished trial (trained by a stand-in at once)."""
+    monkeypatch.setattr(tune, "train_trial", fake_training({4: 0.5}))
+    output = tmp_path / "tune-study"
+    assert run(archive, output, "--trials", "1") == 0
+    return output
+
+
+@pytest.mark.parametrize("name", ["tune.lock", "study.json", "trials.jsonl"])
+def test_a_link_in_the_study_folder_is_refused_and_its_target_untouched(
+    finished_study, archive, tmp_path, name, capsys
+):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("somebody's precious file\n")
+    (finished_study / name).unlink()
+    (finished_study / name).symlink_to(victim)
+    capsys.readouterr()
+    assert run(archive, finished_study, "--trials", "2") == 1
+    assert victim.read_text() == "somebody's precious file\n"
+    error = capsys.readouterr().err
+    assert error == f"error: {finished_study / name} is a symbolic link; the tuner writes only its own files\n"
+
+
+def test_study_json_is_replaced_whole(finished_study, archive):
+    before = (finished_study / "study.json").stat().st_ino
+    assert run(archive, finished_study, "--trials", "2") == 0
+    assert (finished_study / "study.json").stat().st_ino != before  # renamed into place, not rewritten in place
+    assert json.loads((finished_study / "study.json").read_text())["space"]["lstm_units"] == "4"
+    assert [path.name for path in finished_study.iterdir() if path.name.startswith(".")] == []
+
+
+def sqlite_file_of_another_program(path):
+    import sqlite3
+
+    path.unlink()
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+        connection.execute("INSERT INTO invoices (total) VALUES (12.5)")
+    connection.close()
+
+
+def truncate_to_half(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize(
+    "spoil, reason",
+    [
+        (lambda path: path.write_bytes(b""), "empty"),
+        (lambda path: path.write_bytes(b"not a database\n" * 10), "not a SQLite database"),
+        (sqlite_file_of_another_program, "another program's SQLite database, holding no tuner study"),
+        (truncate_to_half, "damaged"),
+    ],
+    ids=["empty", "text", "foreign-sqlite", "truncated"],
+)
+def test_a_study_db_that_is_not_the_studys_is_refused(finished_study, archive, spoil, reason, capsys):
+    """An empty or foreign study.db started a new study (trial numbers repeated in trials.jsonl); a
+    truncated one ended in a SQLAlchemy traceback."""
+    study_db = finished_study / tune.STUDY_FILE
+    spoil(study_db)
+    spoiled = study_db.read_bytes()
+    capsys.readouterr()
+    assert run(archive, finished_study, "--trials", "2") == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {study_db} is not this tuner's study ({reason}") and error.count("\n") == 1
+    assert study_db.read_bytes() == spoiled  # nothing written into somebody's database
+    assert [r["trial"] for r in records(finished_study)] == [0]
+
+
+def test_a_torn_last_record_keeps_the_next_record_on_its_own_line(finished_study, archive):
+    path = finished_study / tune.RECORDS_FILE
+    torn = path.read_text() + '{"trial":1,"state":"compl'  # a power cut in the middle of a write
+    path.write_text(torn)
+    assert run(archive, finished_study, "--trials", "2") == 0
+    lines = path.read_text().splitlines()
+    assert path.read_text().startswith(torn + "\n") and len(lines) == 3
+    assert json.loads(lines[2])["trial"] == 1 and json.loads(lines[2])["state"] == "complete"
+    assert [r["trial"] for r in tune.read_records(finished_study)] == [0, 1]  # the torn line is skipped
+
+
+def test_a_seed_out_of_range_is_refused_before_anything_is_written(archive, tmp_path, monkeypatch, capsys):
+    """--seed 4294967296 failed after study.db was written, and the leftover refused the corrected command."""
+    monkeypatch.setattr(tune, "train_trial", fake_training({4: 0.5}))
+    output = tmp_path / "tune-seed"
+    assert run(archive, output, "--trials", "1", "--seed", "4294967296") == 1
+    assert capsys.readouterr().err == "error: --seed must be from 0 to 4294967294, got 4294967296\n"
+    assert not output.exists()
+    assert run(archive, output, "--trials", "1", "--seed", "4294967294") == 0
+
+
+def test_a_dangling_link_as_the_output_is_one_line(tmp_path, capsys):
+    (tmp_path / "tune-link").symlink_to(tmp_path / "nowhere")
+    assert tune.main(["--output", str(tmp_path / "tune-link"), "--trials", "1"]) == 1
+    error = capsys.readouterr().err
+    assert (
+        error == f"error: {tmp_path / 'tune-link'} is a symbolic link to {tmp_path / 'nowhere'}, which does not exist\n"
+    )
+    assert not (tmp_path / "nowhere").exists()
