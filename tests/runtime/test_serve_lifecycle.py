@@ -150,7 +150,8 @@ def test_help_names_the_command_typed_and_shows_every_default():
     assert text.startswith("usage: python -m runtime.serve ")
     options = text.split("\noptions:\n", 1)[1]
     entries = {entry.split()[0].rstrip(","): " ".join(entry.split()) for entry in re.split(r"\n(?=  -)", options)}
-    flags = {"-h", "--version", "--allow-unverified", "--trust", "--verbose", "--quiet"}  # nothing to show: off unless given
+    # Nothing to show: off unless given.
+    flags = {"-h", "--version", "--allow-unverified", "--trust", "--verbose", "--quiet"}
     assert {"--host", "--port", "--workers", "--max-connections", "--request-timeout", "--grace"} <= set(entries)
     for option, entry in entries.items():
         assert option in flags or "(default: " in entry, entry
