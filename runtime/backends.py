@@ -101,6 +101,17 @@ def check_threads(threads: int | None) -> None:
         raise ValueError(f"threads must be an integer from 1 to {MAX_THREADS}, got {threads!r}")
 
 
+def _flatbuffer_tables(view, field: int) -> list:
+    """The tables of a flatbuffer table's vector field (empty if absent), read in place."""
+    from flatbuffers import table
+
+    relative = view.Offset(4 + 2 * field)
+    if not relative:
+        return []
+    start = view.Vector(relative)
+    return [table.Table(view.Bytes, view.Indirect(start + 4 * i)) for i in range(view.VectorLen(relative))]
+
+
 def tflite_metadata(content: bytes) -> dict[str, bytes]:
     """The named metadata buffers of a .tflite flatbuffer (schema.fbs: Model.buffers, Model.metadata).
 
@@ -114,18 +125,11 @@ def tflite_metadata(content: bytes) -> dict[str, bytes]:
         relative = view.Offset(4 + 2 * field)
         return view.Pos + relative if relative else 0
 
-    def tables(view: table.Table, field: int) -> list[table.Table]:
-        relative = view.Offset(4 + 2 * field)
-        if not relative:
-            return []
-        start = view.Vector(relative)
-        return [table.Table(view.Bytes, view.Indirect(start + 4 * i)) for i in range(view.VectorLen(relative))]
-
     buffer = content  # read in place: the tables index and unpack the bytes without a copy
     try:
         model = table.Table(buffer, encode.Get(packer.uoffset, buffer, 0))
-        buffers, found = tables(model, 4), {}
-        for entry in tables(model, 6):
+        buffers, found = _flatbuffer_tables(model, 4), {}
+        for entry in _flatbuffer_tables(model, 6):
             name = entry.String(offset(entry, 0)).decode("utf-8") if offset(entry, 0) else ""
             index = entry.Get(number_types.Uint32Flags, offset(entry, 1)) if offset(entry, 1) else 0
             data = buffers[index]
@@ -321,13 +325,6 @@ def tflite_main_operators(content: bytes) -> list[int]:
 
     from flatbuffers import encode, number_types, packer, table
 
-    def tables(view: table.Table, field: int) -> list[table.Table]:
-        relative = view.Offset(4 + 2 * field)
-        if not relative:
-            return []
-        start = view.Vector(relative)
-        return [table.Table(view.Bytes, view.Indirect(start + 4 * i)) for i in range(view.VectorLen(relative))]
-
     def scalar(view: table.Table, field: int, flags) -> int:
         relative = view.Offset(4 + 2 * field)
         return view.Get(flags, view.Pos + relative) if relative else 0
@@ -336,8 +333,11 @@ def tflite_main_operators(content: bytes) -> list[int]:
         model = table.Table(content, encode.Get(packer.uoffset, content, 0))
         codes = [
             max(scalar(code, 0, number_types.Int8Flags), scalar(code, 3, number_types.Int32Flags))
-            for code in tables(model, 1)
+            for code in _flatbuffer_tables(model, 1)
         ]
-        return [codes[scalar(operator, 0, number_types.Uint32Flags)] for operator in tables(tables(model, 2)[0], 3)]
+        return [
+            codes[scalar(operator, 0, number_types.Uint32Flags)]
+            for operator in _flatbuffer_tables(_flatbuffer_tables(model, 2)[0], 3)
+        ]
     except (IndexError, struct.error) as error:
         raise BackendError(f"unreadable TFLite graph ({type(error).__name__})") from None
