@@ -14,16 +14,12 @@ import json
 import os
 import sys
 import threading
+from dataclasses import dataclass
+from typing import Callable, Protocol
 
 import numpy as np
 
-from runtime.bundle import BACKENDS
-
-# What to install for each interpreter: this package's extras, which pin the versions it was tested with.
-INSTALL = {
-    "tflite": 'pip install "imdb-sentiment-edge[litert]" (or [tflite-runtime])',
-    "onnx": 'pip install "imdb-sentiment-edge[onnx]"',
-}
+from runtime.config import ModelConfig
 
 # A model file's own description of what it was exported for, as JSON: ONNX metadata_props and
 # TFLite metadata under this name (written by export/common.py, checked by the classifier).
@@ -34,6 +30,35 @@ _TFLITE_MODULES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "
 
 class BackendError(Exception):
     """No interpreter for the asked backend, or a model file it cannot load."""
+
+
+class LoadedModel(Protocol):
+    """What the runtime needs from an interpreter holding one model file."""
+
+    input_shapes: dict[str, tuple[int, ...]]  # each input's shape, -1 for a dynamic size
+    metadata: dict[str, bytes]  # the file's named metadata: where its export fingerprint is
+    module: str  # the interpreter's module, for /v1/model and error messages
+
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """The one output for named inputs; safe to call from several threads."""
+
+    def config_mismatch(self, config: ModelConfig, form: str) -> str | None:
+        """Which model config field the graph contradicts, as "FIELD does not match the graph (SHOWN)", or None."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One interpreter the runtime can run artifacts with: the one place that names it."""
+
+    name: str  # in manifests, artifact keys and the --backend option
+    suffix: str  # its artifacts' file suffix
+    platform: str  # the Open Inference Protocol's platform name in model metadata
+    install: str  # what to install for it: this package's extra, which pins the tested version
+    is_installed: Callable[[], bool]
+    load: Callable[..., LoadedModel]  # (content, threads, xnnpack, show_native_logs) -> a loaded model
+
+
+TFLITE_INSTALL = 'pip install "imdb-sentiment-edge[litert]" (or [tflite-runtime])'
 
 
 def installed(module: str) -> bool:
@@ -49,12 +74,15 @@ def tflite_module_name() -> str | None:
 
 
 def available_backends() -> list[str]:
-    found = []
-    if tflite_module_name():
-        found.append("tflite")
-    if installed("onnxruntime"):
-        found.append("onnx")
-    return found
+    """The registered backends whose interpreter is installed, in the registry's order of preference."""
+    return [backend.name for backend in REGISTRY.values() if backend.is_installed()]
+
+
+def backend_named(name: str) -> Backend:
+    """The registry's entry for a backend name; an unknown name is an error, never a default."""
+    if name not in REGISTRY:
+        raise BackendError(f"unknown backend {name!r}; choose from auto, {', '.join(BACKENDS)}")
+    return REGISTRY[name]
 
 
 def resolve_backend(backend: str) -> str:
@@ -62,14 +90,11 @@ def resolve_backend(backend: str) -> str:
     available = available_backends()
     if backend == "auto":
         if not available:
-            raise BackendError(
-                'no interpreter installed: pip install "imdb-sentiment-edge[litert]" (or [onnx], [tflite-runtime])'
-            )
+            hints = " or ".join(entry.install for entry in REGISTRY.values())
+            raise BackendError(f"no interpreter installed: {hints}")
         return available[0]
-    if backend not in BACKENDS:
-        raise BackendError(f"unknown backend {backend!r}; choose from auto, {', '.join(BACKENDS)}")
     if backend not in available:
-        raise BackendError(f"backend {backend!r} is not installed: {INSTALL[backend]}")
+        raise BackendError(f"backend {backend!r} is not installed: {backend_named(backend).install}")
     return backend
 
 
@@ -164,7 +189,7 @@ class TFLiteModel:
     ):
         module_name = tflite_module_name()
         if module_name is None:
-            raise BackendError(f"no TFLite interpreter installed: {INSTALL['tflite']}")
+            raise BackendError(f"no TFLite interpreter installed: {TFLITE_INSTALL}")
         module = importlib.import_module(module_name)
         options = (
             {}
@@ -198,6 +223,17 @@ class TFLiteModel:
         with self._lock:
             return self._run(feeds)
 
+    def config_mismatch(self, config: ModelConfig, form: str) -> str | None:
+        """What a TFLite graph shows: a backward direction is read through REVERSE_V2, and in the
+        "while" form a stack of forward LSTMs is one WHILE loop a layer. (lstm_units shows in the
+        seed graph's h0 and padding states, checked where those load.)"""
+        if (TFLITE_REVERSE_V2 in self.operators) != config.bidirectional:
+            return "bidirectional does not match the graph"
+        loops = self.operators.count(TFLITE_WHILE)
+        if form == "while" and not config.bidirectional and loops != config.layers:
+            return f"layers does not match the graph ({loops!r})"
+        return None
+
     def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         resized = False
         for name, value in feeds.items():
@@ -216,7 +252,9 @@ class TFLiteModel:
 class OnnxModel:
     """An .onnx model in an ONNX Runtime CPU session (whose `run` is safe to call from many threads)."""
 
-    def __init__(self, content: bytes, threads: int | None = None):
+    def __init__(
+        self, content: bytes, threads: int | None = None, xnnpack: bool = True, show_native_logs: bool = False
+    ):  # xnnpack and show_native_logs are TFLite's: ONNX Runtime has neither, and is kept quiet below
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -242,16 +280,28 @@ class OnnxModel:
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         return self._session.run([self._output], feeds)[0]
 
+    def config_mismatch(self, config: ModelConfig, form: str) -> str | None:
+        """One LSTM node a layer, each of lstm_units, both ways only if bidirectional."""
+        nodes = self.lstm_nodes
+        direction = "bidirectional" if config.bidirectional else "forward"
+        found = {
+            "layers": (config.layers, len(nodes)),
+            "lstm_units": (config.lstm_units, nodes[0]["hidden_size"] if nodes else None),
+            "bidirectional": (direction, nodes[0]["direction"] if nodes else None),
+        }
+        for key, (recorded, graph) in found.items():
+            if recorded != graph or any(node != nodes[0] for node in nodes):
+                return f"{key} does not match the graph ({graph!r})"
+        return None
+
 
 def load_model(
     backend: str, content: bytes, threads: int | None = None, xnnpack: bool = True, show_native_logs: bool = False
-):
+) -> LoadedModel:
     """An interpreter for a model file's bytes (read and verified by the caller); `show_native_logs`
     lets the interpreter's own log lines reach stderr."""
     check_threads(threads)
-    if backend == "tflite":
-        return TFLiteModel(content, threads, xnnpack, show_native_logs)
-    return OnnxModel(content, threads)
+    return backend_named(backend).load(content, threads, xnnpack, show_native_logs)
 
 
 def _protobuf_fields(data: memoryview):
@@ -341,3 +391,22 @@ def tflite_main_operators(content: bytes) -> list[int]:
         ]
     except (IndexError, struct.error) as error:
         raise BackendError(f"unreadable TFLite graph ({type(error).__name__})") from None
+
+
+# The registry: adding an interpreter is one entry here (and its model class above). The order is
+# `auto`'s preference. Platform names are Triton's; LiteRT has none there, so it is named after its format.
+REGISTRY = {
+    backend.name: backend
+    for backend in (
+        Backend("tflite", ".tflite", "tflite", TFLITE_INSTALL, lambda: tflite_module_name() is not None, TFLiteModel),
+        Backend(
+            "onnx",
+            ".onnx",
+            "onnxruntime_onnx",
+            'pip install "imdb-sentiment-edge[onnx]"',
+            lambda: installed("onnxruntime"),
+            OnnxModel,
+        ),
+    )
+}
+BACKENDS = tuple(REGISTRY)

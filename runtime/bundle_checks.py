@@ -18,6 +18,7 @@ import stat
 from pathlib import Path
 from typing import Mapping
 
+from runtime.backends import BACKENDS, REGISTRY
 from runtime.config import ModelConfig
 from runtime.text import FIRST_WORD_ID, OOV_ID, PAD_ID, START_ID
 
@@ -36,7 +37,6 @@ MAX_FILE_BYTES = 1 << 30  # a bundle's file (the largest real one, model.keras, 
 # runs only its own tokens), in float32 and int8: the GRAPHS that classify. The "steps" graph is
 # the cached graph answering after every token (runtime/explain.py); it never classifies, so it
 # is not among GRAPHS, and only ARTIFACT_GRAPHS, the graphs a bundle may hold, names it.
-BACKENDS = ("tflite", "onnx")
 GRAPHS = ("cached", "full")
 STEPS_GRAPH = "steps"
 ARTIFACT_GRAPHS = (*GRAPHS, STEPS_GRAPH)
@@ -64,7 +64,7 @@ def artifact_key(backend: str, graph: str, precision: str) -> str:
 
 def artifact_filename(backend: str, graph: str, precision: str) -> str:
     parts = ["model"] + ([graph] if graph != "full" else []) + (["int8"] if precision == "int8" else [])
-    return ".".join(parts) + {"tflite": ".tflite", "onnx": ".onnx"}[backend]
+    return ".".join(parts) + REGISTRY[backend].suffix
 
 
 def load_manifest_json(folder: str | Path) -> tuple[object, Path]:

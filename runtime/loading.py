@@ -200,36 +200,10 @@ def load_artifact(opened: Bundle, record: ArtifactRecord, options: ClassifierOpt
             "outputs": list(record.outputs),
         },
     )
-    if record.format == "onnx":
-        _check_config(path, config, model.lstm_nodes)
-    else:
-        _check_tflite_config(path, config, model.operators, record.details.get("form", "while"))
+    mismatch = model.config_mismatch(config, record.details.get("form", "while"))
+    if mismatch:  # a relabelled manifest made /v1/model report false values
+        raise BundleError(f"{path}: the manifest's model_config.{mismatch}")
     return model
-
-
-def _check_tflite_config(path: Path, config: ModelConfig, operators: list[int], form: str) -> None:
-    """As _check_config, for what a TFLite graph shows: a backward direction is read through
-    REVERSE_V2, and in the "while" form a stack of forward LSTMs is one WHILE loop a layer.
-    (lstm_units shows in the seed graph's h0 and padding states, checked where those load.)"""
-    if (backends.TFLITE_REVERSE_V2 in operators) != config.bidirectional:
-        raise BundleError(f"{path}: the manifest's model_config.bidirectional does not match the graph")
-    loops = operators.count(backends.TFLITE_WHILE)
-    if form == "while" and not config.bidirectional and loops != config.layers:
-        raise BundleError(f"{path}: the manifest's model_config.layers does not match the graph ({loops!r})")
-
-
-def _check_config(path: Path, config: ModelConfig, nodes: list[dict]) -> None:
-    """The manifest's model config must be the graph's (a relabelled manifest made /v1/model report
-    false values): one LSTM node a layer, each of lstm_units, both ways only if bidirectional."""
-    direction = "bidirectional" if config.bidirectional else "forward"
-    found = {
-        "layers": (config.layers, len(nodes)),
-        "lstm_units": (config.lstm_units, nodes[0]["hidden_size"] if nodes else None),
-        "bidirectional": (direction, nodes[0]["direction"] if nodes else None),
-    }
-    for key, (recorded, graph) in found.items():
-        if recorded != graph or any(node != nodes[0] for node in nodes):
-            raise BundleError(f"{path}: the manifest's model_config.{key} does not match the graph ({graph!r})")
 
 
 def _check_fingerprint(path: Path, fingerprint: dict | None, expected: dict) -> None:

@@ -17,6 +17,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime import backends
+
 # The OpenAPI document of every endpoint, but for the values openapi_document fills in.
 OPENAPI = Path(__file__).with_name("openapi.json")
 # The Open Inference Protocol names of the model's one input and two outputs.
@@ -26,8 +28,6 @@ OUTPUT_LABEL = "label"
 OUTPUTS = (OUTPUT_PROBABILITIES, OUTPUT_LABEL)
 # The one version a server serves: the loaded bundle. `/v2/models/{name}/versions/1` names it.
 MODEL_VERSION = "1"
-# OIP platform names (Triton's); LiteRT has none there, so it is named after its file format.
-PLATFORMS = {"tflite": "tflite", "onnx": "onnxruntime_onnx"}
 # The OIP extensions this server implements, as Triton names them in its server metadata.
 EXTENSIONS = ["binary_tensor_data"]
 # The binary tensor data extension: the header giving the length of the JSON that starts the body
@@ -171,7 +171,7 @@ def model_metadata(name: str, backend: str, labels: list[str]) -> dict:
     return {
         "name": name,
         "versions": [MODEL_VERSION],
-        "platform": PLATFORMS.get(backend, backend),
+        "platform": backends.backend_named(backend).platform,
         "inputs": [{"name": INPUT_TEXT, "datatype": "BYTES", "shape": [-1]}],
         "outputs": [
             {"name": OUTPUT_PROBABILITIES, "datatype": "FP32", "shape": [-1, len(labels)]},
