@@ -159,12 +159,12 @@ def test_help_names_the_command_typed_and_shows_every_default():
 
 
 def test_the_systemd_unit_stops_the_server_gracefully_and_restarts_it_on_failure():
-    """docs/imdb-sentiment.service: the stop the tests above exercise (SIGTERM, drained within the
+    """runtime/imdb-sentiment.service: the stop the tests above exercise (SIGTERM, drained within the
     grace period, exit 0) fits in the unit's stop timeout, and its command line is one the server takes."""
     from runtime.serve import parse_arguments
 
     unit = {}
-    for line in (ROOT / "docs" / "imdb-sentiment.service").read_text().splitlines():
+    for line in (ROOT / "runtime" / "imdb-sentiment.service").read_text().splitlines():
         if "=" in line and not line.startswith("#"):
             key, value = line.split("=", 1)
             unit[key.strip()] = value.strip()
