@@ -254,10 +254,15 @@ class V2Endpoints:
             name = self._named_model(request, served)
         follower = self.dataplane.follower
         if follower is None:
-            raise RequestError(409, "this server serves one folder (--model); start it with --models DIR to load versions")
+            raise RequestError(
+                409, "this server serves one folder (--model); start it with --models DIR to load versions"
+            )
         outcome = await follower.reload("load endpoint")
         if outcome.outcome == "failed":
-            raise RequestError(400, f"version {outcome.version or '?'} not loaded ({outcome.error}); {outcome.serving} serves on")
+            raise RequestError(
+                400,
+                f"version {outcome.version or '?'} not loaded ({outcome.error}); version {outcome.serving} serves on",
+            )
         return JSONResponse({"name": name, "version": outcome.serving, "outcome": outcome.outcome})
 
     def routes(self) -> list[Route]:
@@ -295,7 +300,11 @@ class SentimentService(DataPlane):
     all over this one data plane (the server drains it, the tests read its phase)."""
 
     def __init__(
-        self, pool: ClassifierPool, metrics: Metrics, limits: Limits = Limits(), model_version: str = protocol.MODEL_VERSION
+        self,
+        pool: ClassifierPool,
+        metrics: Metrics,
+        limits: Limits = Limits(),
+        model_version: str = protocol.MODEL_VERSION,
     ):
         super().__init__(pool, metrics, model_version)
         self.limits = limits

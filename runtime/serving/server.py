@@ -23,12 +23,12 @@ import uvicorn
 from runtime.classifier import UnverifiedArtifactWarning
 from runtime.display import json_printable, printable
 from runtime.model_options import ModelOptions
+from runtime.serving import protocol
 from runtime.serving.app import SentimentService, build_app
 from runtime.serving.follow import Follower, FollowSettings, ReloadError, ReloadOutcome, current_target
 from runtime.serving.metrics import Metrics
 from runtime.serving.middleware import Access, served_hosts
 from runtime.serving.pool import ClassifierPool
-from runtime.serving import protocol
 from runtime.serving.protocol import Limits
 from runtime.serving.uvicorn_internals import HEALTH_RESERVE, GuardedHttpToolsProtocol, Guards, SignalCatchingServer
 
@@ -88,9 +88,13 @@ class DrainingServer(SignalCatchingServer):
     @staticmethod
     def _reloaded(outcome: ReloadOutcome) -> None:
         if outcome.outcome == "swapped":
-            say(f"swapped: now serving version {outcome.version} ({outcome.trigger}; loaded and checked in {outcome.seconds:.2f} s)")
+            say(
+                f"swapped: now serving version {outcome.version} ({outcome.trigger}; loaded and checked in {outcome.seconds:.2f} s)"
+            )
         elif outcome.outcome == "failed":
-            say(f"error: version {outcome.version or '?'} not loaded ({outcome.trigger}): {outcome.error}; version {outcome.serving} serves on")
+            say(
+                f"error: version {outcome.version or '?'} not loaded ({outcome.trigger}): {outcome.error}; version {outcome.serving} serves on"
+            )
 
     def _load_failed(self, error: BaseException) -> None:
         self.load_error = error

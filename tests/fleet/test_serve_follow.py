@@ -36,7 +36,9 @@ def models(tmp_path):
 
 
 def serve(tmp_path, models, *extra, watch=NEVER):
-    return ServerProcess(tmp_path, "--models", str(models), "--watch-interval", watch, "--workers", "1", "--quiet", *extra)
+    return ServerProcess(
+        tmp_path, "--models", str(models), "--watch-interval", watch, "--workers", "1", "--quiet", *extra
+    )
 
 
 def version_of(server, path="/v1/predict", body=None) -> str:
@@ -170,7 +172,9 @@ def test_a_request_in_flight_finishes_on_the_version_it_started_on(tmp_path, mod
     server = serve(tmp_path, models)
     texts, answers = [LONG_TEXT] * 64, []
     try:
-        client = threading.Thread(target=lambda: answers.append(server.request("POST", "/v1/predict", {"texts": texts})))
+        client = threading.Thread(
+            target=lambda: answers.append(server.request("POST", "/v1/predict", {"texts": texts}))
+        )
         client.start()
         for _ in range(3000):  # until it is inside the app (the /metrics request itself is a second)
             if server.metric("imdb_sentiment_http_requests_in_flight") >= 2:
