@@ -153,6 +153,8 @@ class Follower:
         async with self._lock:
             started = time.monotonic()
             serving = self.holder.current
+            if not serving.pool.description:  # SIGHUP while the first version loads: nothing to compare yet
+                return self._done("failed", "", trigger, started, "the first version is still loading")
             version, error = "", None
             try:
                 target = current_target(self.settings.models)
