@@ -10,6 +10,8 @@ import http.client
 import json
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -17,6 +19,7 @@ import pytest
 
 from export import sign
 from runtime import bundle, update
+from tests.conftest import ROOT
 from tests.fleet.conftest import small_bundle
 from tests.runtime.test_serve_harness import LONG_TEXT, TEXTS, ServerProcess, expected_predictions
 
@@ -232,3 +235,25 @@ def test_no_request_fails_while_versions_swap_under_64_clients(tmp_path, models)
     failed = [outcome for outcome in outcomes if outcome[:2] != (200, True)]
     assert outcomes and failed == []
     assert {version for _, _, version in outcomes} == {"1", "2"}
+
+
+@pytest.mark.parametrize(
+    "argv, status, says",
+    [
+        (["--models", "MODELS", "--model", "MODELS/versions/1"], 2, "--models and --model exclude each other"),
+        (["--models", "EMPTY"], 1, "current: no such version (python -m runtime.update installs one)"),
+    ],
+    ids=["with-model", "no-current"],
+)
+def test_a_models_folder_that_cannot_be_served_is_one_error_line(tmp_path, models, argv, status, says):
+    argv = [arg.replace("MODELS", str(models)).replace("EMPTY", str(tmp_path / "empty")) for arg in argv]
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime.serve", "--port", "0", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == status and says in lines[-1] and lines[-1].startswith(("error:", "usage:", "python -m"))
+    assert "Traceback" not in done.stderr
