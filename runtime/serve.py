@@ -4,6 +4,9 @@
     POST /v2/models/{name}/infer    the Open Inference Protocol (KServe v2); GET /v2/health/ready
     GET  /metrics, /openapi.json    (runtime/serving/app.py and docs/serving.md list every endpoint)
 
+`--models DIR` serves DIR/current (the folder runtime.update writes) and follows it: a new version
+is loaded beside the old one, checked and swapped in between requests (runtime/serving/follow.py).
+
 This module is the command: its options, turned into the records the server takes
 (`runtime.model_options.ModelOptions`, `runtime.serving.server.ServerSettings`). The server itself
 is the package runtime/serving: uvicorn with its httptools parser, which refuses malformed HTTP
@@ -16,8 +19,10 @@ import argparse
 import ipaddress
 import os
 import sys
+from pathlib import Path
 
 from runtime import cli, model_options
+from runtime.serving.follow import FollowSettings
 from runtime.serving.protocol import Limits
 from runtime.serving.server import ServerSettings, serve
 from runtime.serving.uvicorn_internals import HEALTH_RESERVE
@@ -124,7 +129,27 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         "--grace", type=positive(int), default=20, help="seconds to finish the requests in flight on SIGTERM or SIGINT"
     )
     parser.add_argument("--quiet", action="store_true", help="no access log (JSON lines on stdout)")
-    return parser.parse_args(argv)
+    add_follow_arguments(parser)
+    args = parser.parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    if args.models is not None and any(arg == "--model" or arg.startswith("--model=") for arg in given):
+        parser.error("--models and --model exclude each other: --models serves DIR/current")
+    return args
+
+
+def add_follow_arguments(parser: argparse.ArgumentParser) -> None:
+    """--models DIR (the folder runtime.update writes) and how often its `current` is looked at."""
+    parser.add_argument(
+        "--models",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="serve DIR/current (as runtime.update writes it) and swap to each new version it points at "
+        "(checked every --watch-interval, on SIGHUP, or POST /v2/repository/models/NAME/load); not with --model",
+    )
+    parser.add_argument(
+        "--watch-interval", type=positive(float), default=2.0, help="seconds between looks at DIR/current (--models)"
+    )
 
 
 def server_settings(args: argparse.Namespace) -> ServerSettings:
@@ -145,9 +170,13 @@ def server_settings(args: argparse.Namespace) -> ServerSettings:
     )
 
 
+def follow_settings(args: argparse.Namespace) -> FollowSettings | None:
+    return FollowSettings(args.models, args.watch_interval) if args.models is not None else None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
-    return serve(model_options.from_arguments(args), server_settings(args))
+    return serve(model_options.from_arguments(args), server_settings(args), follow_settings(args))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Over-the-air model updates from a TUF repository (`python -m export.publish` makes one):
 
     python -m runtime.update --repository URL --models DIR --trust PUB.pem [--root 1.root.json]
-                             [--model NAME] [--rollback]
+                             [--model NAME] [--timeout SECONDS] [--rollback]
 
 DIR holds `versions/N/` (unpacked bundles), `current` (a symbolic link to one of them, what the
 device serves), `tuf/` (the client's trusted metadata; `--root` seeds it on the first run only)
@@ -11,8 +11,10 @@ against the TUF length and sha256, unpacked (regular files only, flat) into a hi
 then the bundle signature (`--trust`), then the bundle loads and answers; only then is it
 renamed to versions/N and `current` switched by os.replace of a new link (atomic). The previous
 version is kept for `--rollback`; older ones are removed. A killed run leaves only hidden
-leftovers, removed by the next run. Exit status: 0 updated or up to date, 1 refused or failed
-(one `error:` line; `current` unchanged), 2 usage, 3 another updater is running.
+leftovers, removed by the next run. A run has --timeout seconds in all: a repository that
+trickles bytes (slow retrieval, which TUF's gap timeout alone never ends) is given up, its partial
+files removed. Exit status: 0 updated or up to date, 1 refused, failed or timed out (one `error:`
+line; `current` unchanged), 2 usage, 3 another updater is running.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ import contextlib
 import fcntl
 import os
 import shutil
+import signal
 import sys
 import tarfile
+import threading
 from pathlib import Path
 
 from runtime.bundle import BundleError
@@ -32,6 +36,12 @@ from runtime.signing import verify_bundle
 MAX_BUNDLE_BYTES = 512 << 20  # a device bundle is tens of MiB; TUF also caps at the recorded length
 MAX_MEMBERS = 64
 BUSY = 3
+TIMEOUT = 1800  # seconds for a whole run: 25 MiB at 120 kbit/s, a slow mobile link
+
+
+class UpdateTimeout(BaseException):
+    """The run's deadline passed. A BaseException, raised by the alarm inside whatever was running:
+    the libraries' `except Exception` (TUF wraps download errors) must not swallow it."""
 
 
 class UpdateError(Exception):
@@ -187,13 +197,34 @@ def rollback(models: Path) -> str:
     return f"rolled back to version {older[-1]}"
 
 
+@contextlib.contextmanager
+def deadline(seconds: float):
+    """UpdateTimeout if the block runs longer than `seconds` (SIGALRM: it interrupts a blocked
+    read). Only in the main thread, where signals arrive; elsewhere the block runs unbounded."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise UpdateTimeout()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def run(args: argparse.Namespace) -> str:
     """Under the lock: what a killed run left is removed before and after."""
     clean_leftovers(args.models)
     try:
-        if args.rollback:
-            return rollback(args.models)
-        return update(args.repository, args.models, args.trust, args.root, args.model)
+        with deadline(args.timeout):
+            if args.rollback:
+                return rollback(args.models)
+            return update(args.repository, args.models, args.trust, args.root, args.model)
     finally:
         clean_leftovers(args.models)
 
@@ -206,7 +237,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, help="first run only: the repository's 1.root.json")
     parser.add_argument("--model", help="the model's name, where the repository holds several")
     parser.add_argument("--rollback", action="store_true", help="switch back to the previous version")
+    parser.add_argument(
+        "--timeout", type=float, default=TIMEOUT, help=f"seconds for the whole run (default {TIMEOUT}); then exit 1"
+    )
     args = parser.parse_args(argv)
+    if not 0 < args.timeout < float("inf"):
+        parser.error(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     if not args.rollback and (args.repository is None or args.trust is None):
         parser.error("--repository and --trust are required to update")
     from tuf.api.exceptions import DownloadError, RepositoryError
@@ -217,6 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     except UpdateError as error:
         print(f"error: {error}", file=sys.stderr)
         return BUSY if "another updater" in str(error) else 1
+    except UpdateTimeout:
+        print(
+            f"error: the update did not finish within {args.timeout:g} s (--timeout)",
+            file=sys.stderr,
+        )
+        return 1
     except (BundleError, RepositoryError, DownloadError, OSError, tarfile.TarError) as error:
         print(f"error: {type(error).__name__}: {' '.join(str(error).split())[:300]}", file=sys.stderr)
         return 1

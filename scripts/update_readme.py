@@ -9,7 +9,8 @@ the benchmark summary from benchmarks/results.json (python -m benchmarks.bench),
 table from benchmarks/options.json (python -m benchmarks.options), the folding probe
 from probes/folded-embedding.json (python -m probes.folded_embedding), install and wheel sizes from
 benchmarks/install_sizes.json (scripts/install_sizes.sh), the Raspberry Pi emulation's summary
-from benchmarks/pi-emulation-*.txt (scripts/pi_emulation.py --record). Then writes
+from benchmarks/pi-emulation-*.txt (scripts/pi_emulation.py --record), the fleet's swap and update-check
+figures from benchmarks/swap.json (python -m benchmarks.swap). Then writes
 models/imdb-lstm/MODEL_CARD.md (scripts/model_card.py) and records it in the manifest.
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import bench, options  # noqa: E402
+from benchmarks import bench, options, swap  # noqa: E402
 from probes.folded_embedding import BUILTIN, FOLDED  # noqa: E402
 from runtime import bundle  # noqa: E402
 from runtime.config import ModelConfig  # noqa: E402
@@ -273,6 +274,8 @@ def main() -> int:
     )
     fill("docs/export.md", {"parity": parity_block(manifest)})
     fill("docs/install.md", {"sizes": sizes and sizes_block(sizes)})
+    swaps = read_json("benchmarks/swap.json")
+    fill("docs/fleet.md", {"swap": swaps and swap.markdown(swaps)})
     fill(
         "docs/performance.md",
         {

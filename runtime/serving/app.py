@@ -7,8 +7,9 @@ servers. `runtime.serving.server` runs it on uvicorn; it runs on any ASGI server
     GET  /v1/model, /healthz               the loaded model; 200 when ready, else 503
     GET  /, /explain.js, /explain.css      a page to explain a review in a browser (runtime/explain.*)
     GET  /v2, /v2/health/live, /v2/health/ready
-    GET  /v2/models/{name}[/versions/1][/ready]
-    POST /v2/models/{name}[/versions/1]/infer   the Open Inference Protocol (KServe v2)
+    GET  /v2/models/{name}[/versions/N][/ready]
+    POST /v2/models/{name}[/versions/N]/infer   the Open Inference Protocol (KServe v2)
+    POST /v2/repository/models/{name}/load      its model repository extension: load what --models' current names
     GET  /metrics, /openapi.json
 
 The classifiers load in a background thread, so the server answers (live, not ready) from its
@@ -138,18 +139,18 @@ class V1Endpoints:
         self.dataplane, self.limits = dataplane, limits
 
     async def predict(self, request: Request) -> Response:
-        self.dataplane.require_model()
-        payload, size = await read_json_body(request, self.limits)
-        texts = protocol.predict_texts(payload, self.limits.max_batch)
-        return RenderedJSON(await self.dataplane.predict(texts, size))
+        with self.dataplane.serving() as served:
+            payload, size = await read_json_body(request, self.limits)
+            texts = protocol.predict_texts(payload, self.limits.max_batch)
+            return RenderedJSON(await self.dataplane.predict(served, texts, size))
 
     async def explain(self, request: Request) -> Response:
-        self.dataplane.require_model()
-        payload, size = await read_json_body(request, self.limits)
-        return RenderedJSON(await self.dataplane.explain(protocol.explain_text(payload), size))
+        with self.dataplane.serving() as served:
+            payload, size = await read_json_body(request, self.limits)
+            return RenderedJSON(await self.dataplane.explain(served, protocol.explain_text(payload), size))
 
     async def model_description(self, request: Request) -> Response:
-        return JSONResponse(protocol.with_warnings(self.dataplane.require_model(), self.dataplane.warnings))
+        return JSONResponse(protocol.with_warnings(self.dataplane.describe(), self.dataplane.warnings))
 
     async def healthz(self, request: Request) -> Response:
         if self.dataplane.phase == "ready":
@@ -204,8 +205,9 @@ class V2Endpoints:
     def __init__(self, dataplane: DataPlane, limits: Limits):
         self.dataplane, self.limits = dataplane, limits
 
-    def _named_model(self, request: Request) -> str:
-        return self.dataplane.require_named_model(request.path_params["name"], request.path_params.get("version"))
+    def _named_model(self, request: Request, served) -> str:
+        params = request.path_params
+        return self.dataplane.require_named_model(served, params["name"], params.get("version"))
 
     async def server_metadata(self, request: Request) -> Response:
         return JSONResponse(protocol.server_metadata(self.dataplane.version))
@@ -219,27 +221,49 @@ class V2Endpoints:
         return JSONResponse({"ready": False, "error": self.dataplane.not_ready()}, 503)
 
     async def model_metadata(self, request: Request) -> Response:
-        name = self._named_model(request)
-        description = self.dataplane.pool.description
-        return JSONResponse(protocol.model_metadata(name, description["backend"], description["labels"]))
+        with self.dataplane.serving() as served:
+            name, description = self._named_model(request, served), served.pool.description
+            return JSONResponse(
+                protocol.model_metadata(name, served.version, description["backend"], description["labels"])
+            )
 
     async def model_ready(self, request: Request) -> Response:
-        name = self._named_model(request)
+        with self.dataplane.serving() as served:
+            name = self._named_model(request, served)
         if self.dataplane.phase != "ready":
             return JSONResponse({"name": name, "ready": False, "error": self.dataplane.not_ready()}, 503)
         return JSONResponse({"name": name, "ready": True})
 
     async def infer(self, request: Request) -> Response:
         """JSON, or JSON and binary tensor data (Inference-Header-Content-Length) both ways."""
-        name = self._named_model(request)
-        header_length = request.headers.get(protocol.INFERENCE_HEADER)
-        body = await read_body(request, self.limits, binary=header_length is not None)
-        inference = protocol.infer_request_from_body(body, header_length, self.limits.max_batch)
-        answer, json_length = await self.dataplane.infer(name, inference, len(body))
+        with self.dataplane.serving() as served:
+            name = self._named_model(request, served)
+            header_length = request.headers.get(protocol.INFERENCE_HEADER)
+            body = await read_body(request, self.limits, binary=header_length is not None)
+            inference = protocol.infer_request_from_body(body, header_length, self.limits.max_batch)
+            answer, json_length = await self.dataplane.infer(served, name, inference, len(body))
         if json_length is None:
             return RenderedJSON(answer)
         headers = {"Inference-Header-Content-Length": str(json_length)}
         return RenderedJSON(answer, headers=headers, media_type="application/octet-stream")
+
+    async def load(self, request: Request) -> Response:
+        """The model repository extension's load: load the version MODELS/current names beside the
+        one serving, check it, swap it in (200), or keep the old one serving (400 and why)."""
+        with self.dataplane.serving() as served:
+            name = self._named_model(request, served)
+        follower = self.dataplane.follower
+        if follower is None:
+            raise RequestError(
+                409, "this server serves one folder (--model); start it with --models DIR to load versions"
+            )
+        outcome = await follower.reload("load endpoint")
+        if outcome.outcome == "failed":
+            raise RequestError(
+                400,
+                f"version {outcome.version or '?'} not loaded ({outcome.error}); version {outcome.serving} serves on",
+            )
+        return JSONResponse({"name": name, "version": outcome.serving, "outcome": outcome.outcome})
 
     def routes(self) -> list[Route]:
         model, version = "/v2/models/{name}", "/v2/models/{name}/versions/{version}"
@@ -251,6 +275,7 @@ class V2Endpoints:
             *(Route(path, self.model_metadata, methods=GET) for path in (model, version)),
             *(Route(path + "/ready", self.model_ready, methods=GET) for path in (model, version)),
             *(Route(path + "/infer", self.infer, methods=POST) for path in (model, version)),
+            Route("/v2/repository/models/{name}/load", self.load, methods=POST),
         ]
 
 
@@ -274,8 +299,14 @@ class SentimentService(DataPlane):
     """The data plane with its HTTP face: the endpoints of both protocols, the page and operations,
     all over this one data plane (the server drains it, the tests read its phase)."""
 
-    def __init__(self, pool: ClassifierPool, metrics: Metrics, limits: Limits = Limits()):
-        super().__init__(pool, metrics)
+    def __init__(
+        self,
+        pool: ClassifierPool,
+        metrics: Metrics,
+        limits: Limits = Limits(),
+        model_version: str = protocol.MODEL_VERSION,
+    ):
+        super().__init__(pool, metrics, model_version)
         self.limits = limits
 
     def routes(self) -> list[Route]:
@@ -314,9 +345,12 @@ def build_app(service: SentimentService, access: Access = Access()) -> ObservedA
     @contextlib.asynccontextmanager
     async def lifespan(app):
         service.start_loading()  # not awaited: serve (live, not ready) while it loads
+        if service.follower is not None:
+            service.follower.start()
         yield
-        if service.pool.description:
-            service.pool.close()
+        if service.follower is not None:
+            service.follower.stop()
+        service.holder.close()
 
     middleware = []
     if access.origins:  # the pages allowed need CORS answers (and their browsers' preflights) to call the API

@@ -1,8 +1,8 @@
 """What the endpoints of both protocols share, apart from HTTP (as MLServer's DataPlane): the
-model's life cycle (loading -> ready -> draining, or failed), the warnings about it, and the
-answers, built and rendered to JSON in the pool's threads, never on the event loop. A request
-that cannot be answered raises `protocol.RequestError`; the endpoints (runtime/serving/app.py)
-read requests and send these answers.
+model's life cycle (loading -> ready -> draining, or failed), the version serving (a request holds
+it from its start to its end: `serving()`), the warnings about it, and the answers, built and
+rendered to JSON in the pool's threads, never on the event loop. A request that cannot be answered
+raises `protocol.RequestError`; the endpoints (runtime/serving/app.py) read requests and send these answers.
 """
 
 from __future__ import annotations
@@ -14,15 +14,17 @@ import logging
 import threading
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 from runtime import backends, bundle
 from runtime.classifier import SentimentClassifier
 from runtime.explain import Explanation, NoRunningOpinion
 from runtime.serving import protocol
+from runtime.serving.follow import Follower
 from runtime.serving.metrics import Metrics
 from runtime.serving.pool import ClassifierPool, classify_each
 from runtime.serving.protocol import RequestError
+from runtime.serving.versions import ModelHolder, ServedModel
 
 # A request with a body over this is heavy (up to a second of work for 1 MiB): heavy requests use at
 # most all classifiers but one at once, so a short request always finds one free.
@@ -51,11 +53,13 @@ def without_folder(message: str, folder: Path) -> str:
 
 
 class DataPlane:
-    """The model behind every endpoint, over one ClassifierPool. `phase`: loading -> ready -> draining
-    (or failed)."""
+    """The model behind every endpoint: the version serving, in a ModelHolder (`pool` is its
+    classifiers), and with --models a Follower that swaps in new versions. `phase`: loading -> ready
+    -> draining (or failed)."""
 
-    def __init__(self, pool: ClassifierPool, metrics: Metrics):
-        self.pool, self.metrics = pool, metrics
+    def __init__(self, pool: ClassifierPool, metrics: Metrics, model_version: str = protocol.MODEL_VERSION):
+        self.holder, self.metrics = ModelHolder(ServedModel(pool, model_version)), metrics
+        self.follower: Follower | None = None  # set by the server with --models
         self.phase = "loading"
         self.version = package_version()
         self.on_loaded: Callable[[], None] | None = None  # set by the server: say so
@@ -64,6 +68,11 @@ class DataPlane:
         self.warnings: tuple[str, ...] = ()
         self._warnings_lock = threading.Lock()
         self._heavy_slots = asyncio.Semaphore(max(1, pool.size - 1))
+
+    @property
+    def pool(self) -> ClassifierPool:
+        """The classifiers of the version serving now."""
+        return self.holder.current.pool
 
     # --- life cycle ---
 
@@ -89,7 +98,7 @@ class DataPlane:
             if self.on_load_failed is not None:
                 self.on_load_failed(error)
             return
-        self.metrics.describe_model(self.pool.description)
+        self.metrics.describe_model(self.pool.description, self.holder.current.version)
         if self.phase == "loading":
             self.phase = "ready"
             self.metrics.ready.set(1)
@@ -114,54 +123,66 @@ class DataPlane:
         """Why the server is not ready, in the words its answers give."""
         return NOT_READY[self.phase]
 
-    def require_model(self) -> dict:
-        """The loaded model's description, or a 503. Draining still answers (a request that reached
-        the app before the stop is finished), if the classifiers are loaded: a stop may come while they load."""
-        if not self.pool.description or self.phase == "failed":
-            raise RequestError(503, self.not_ready(), {"Retry-After": "1"})
-        return self.pool.description
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[ServedModel]:
+        """The version serving, held by the request from its start to its end (a swap meanwhile
+        serves the next requests), or a 503. Draining still answers (a request that reached the app
+        before the stop is finished), if the classifiers are loaded: a stop may come while they load."""
+        with self.holder.lease() as served:
+            if not served.pool.description or self.phase == "failed":
+                raise RequestError(503, self.not_ready(), {"Retry-After": "1"})
+            yield served
 
-    def require_named_model(self, name: str, version: str | None) -> str:
-        """`name` if it is the served model (and `version`, if given, its one version), else a 404."""
-        served = self.require_model()["name"]
-        if name != served:
-            raise RequestError(404, f"no model named {name!r}; this server serves {served!r}")
-        if version is not None and version != protocol.MODEL_VERSION:
-            raise RequestError(404, f"model {name!r} has no version {version!r}; it has {protocol.MODEL_VERSION!r}")
+    def describe(self) -> dict:
+        """The /v1/model answer: the model serving, its version, and the last reload that swapped or failed."""
+        with self.serving() as served:
+            answer = {**served.pool.description, "version": served.version}
+        if self.follower is not None and self.follower.last is not None:
+            answer["last_reload"] = self.follower.last.to_dict()
+        return answer
+
+    @staticmethod
+    def require_named_model(served: ServedModel, name: str, version: str | None) -> str:
+        """`name` if it is the served model (and `version`, if given, the version serving), else a 404."""
+        serves = served.pool.description["name"]
+        if name != serves:
+            raise RequestError(404, f"no model named {name!r}; this server serves {serves!r}")
+        if version is not None and version != served.version:
+            raise RequestError(404, f"model {name!r} has no version {version!r}; it serves {served.version!r}")
         return name
 
-    # --- the answers, each built in a pool thread. The endpoints call require_model (or
-    # require_named_model) first, before reading the body: a 503 or 404 comes before a body error.
+    # --- the answers, each built in a pool thread of the version the request holds. The endpoints
+    # enter serving() (and check the name) first, before reading the body: a 503 or 404 comes before a body error.
 
-    async def _run(self, work: Callable[[SentimentClassifier], T], body_bytes: int) -> T:
-        """`work` on a classifier of the pool; a heavy request first waits (on the loop) for a slot."""
+    async def _run(self, served: ServedModel, work: Callable[[SentimentClassifier], T], body_bytes: int) -> T:
+        """`work` on a classifier of the version; a heavy request first waits (on the loop) for a slot."""
         if body_bytes <= HEAVY_BODY_BYTES:
-            return await self.pool.run(work)
+            return await served.pool.run(work)
         async with self._heavy_slots:
-            return await self.pool.run(work)
+            return await served.pool.run(work)
 
-    async def predict(self, texts: list[str], body_bytes: int) -> bytes:
+    async def predict(self, served: ServedModel, texts: list[str], body_bytes: int) -> bytes:
         """The /v1/predict answer: each text's prediction or its own error."""
-        return await self._run(functools.partial(self._predict_answer, texts), body_bytes)
+        return await self._run(served, functools.partial(self._predict_answer, served.version, texts), body_bytes)
 
-    def _predict_answer(self, texts: list[str], classifier: SentimentClassifier) -> bytes:
+    def _predict_answer(self, version: str, texts: list[str], classifier: SentimentClassifier) -> bytes:
         outcomes = classify_each(classifier, texts)
         self.metrics.count_outcomes(outcomes)
-        return protocol.render(protocol.predict_response(outcomes, self.warnings))
+        return protocol.render(protocol.predict_response(outcomes, version, self.warnings))
 
-    async def explain(self, text: str, body_bytes: int) -> bytes:
+    async def explain(self, served: ServedModel, text: str, body_bytes: int) -> bytes:
         """The /v1/explain answer; 422 for a text that cannot be classified, 409 for a model that has
         no opinion after each word (a backward direction or attention: explain is not defined for
         it, whatever the text), 501 for a model without a per-step artifact."""
         try:
-            answer = await self._run(functools.partial(self._explain_answer, text), body_bytes)
+            answer = await self._run(served, functools.partial(self._explain_answer, served.version, text), body_bytes)
         except NoRunningOpinion as error:
             raise RequestError(409, str(error)) from None
         if isinstance(answer, str):
             raise RequestError(422, answer)
         return answer
 
-    def _explain_answer(self, text: str, classifier: SentimentClassifier) -> bytes | str:
+    def _explain_answer(self, version: str, text: str, classifier: SentimentClassifier) -> bytes | str:
         """The explanation's JSON, or the message saying why it has none (as for a text of /v1/predict)."""
         try:
             explanation: Explanation = classifier.explain(text)
@@ -175,19 +196,22 @@ class DataPlane:
             self.metrics.count_outcomes([str(error)])
             return str(error)
         self.metrics.count_outcomes([explanation])
-        return protocol.render(protocol.with_warnings(explanation.to_dict(), self.warnings))
+        answer = {**explanation.to_dict(), "model_version": version}
+        return protocol.render(protocol.with_warnings(answer, self.warnings))
 
-    async def infer(self, name: str, inference: protocol.InferRequest, body_bytes: int) -> tuple[bytes, int | None]:
+    async def infer(
+        self, served: ServedModel, name: str, inference: protocol.InferRequest, body_bytes: int
+    ) -> tuple[bytes, int | None]:
         """The Open Inference Protocol's answer, and the length of its JSON if binary tensor data follows
         it (`protocol.infer_answer`); 400 if any text cannot be classified (the protocol has no
         per-item errors)."""
-        answer = await self._run(functools.partial(self._infer_answer, name, inference), body_bytes)
+        answer = await self._run(served, functools.partial(self._infer_answer, served, name, inference), body_bytes)
         if isinstance(answer, str):
             raise RequestError(400, answer)
         return answer
 
     def _infer_answer(
-        self, name: str, inference: protocol.InferRequest, classifier: SentimentClassifier
+        self, served: ServedModel, name: str, inference: protocol.InferRequest, classifier: SentimentClassifier
     ) -> tuple[bytes, int | None] | str:
         outcomes = classify_each(classifier, inference.texts)
         self.metrics.count_outcomes(outcomes)
@@ -197,4 +221,5 @@ class DataPlane:
             return f'input "{protocol.INPUT_TEXT}" {shown}' + (
                 f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
             )
-        return protocol.infer_answer(name, inference, self.pool.description["labels"], outcomes)
+        labels = served.pool.description["labels"]
+        return protocol.infer_answer(name, served.version, inference, labels, outcomes)

@@ -44,6 +44,17 @@ class Metrics:
             "imdb_sentiment_ready", "1 when the model is loaded and the server is not draining", registry=self.registry
         )
         self.model = Info("imdb_sentiment_model", "The loaded model", registry=self.registry)
+        self.model_version = Gauge(
+            "imdb_sentiment_model_version",
+            "The version serving: N of MODELS/versions/N with --models, 1 for a --model folder",
+            registry=self.registry,
+        )
+        self.reloads = Counter(
+            "imdb_sentiment_model_reloads",
+            "Reloads of the model (--models), by outcome: swapped, unchanged, failed (the old version serves on)",
+            ["outcome"],
+            registry=self.registry,
+        )
 
     def count_outcomes(self, outcomes: list[Prediction | str]) -> None:
         """Count each text's outcome: a Prediction (or Explanation) by its label, a message as refused."""
@@ -58,9 +69,10 @@ class Metrics:
         if seconds is not None:
             self.latency.labels(endpoint).observe(seconds)
 
-    def describe_model(self, description: dict) -> None:
-        """The loaded model's info metric, from `SentimentClassifier.describe()`."""
+    def describe_model(self, description: dict, version: str) -> None:
+        """The serving model's info metric, from `SentimentClassifier.describe()`, and its version."""
         self.model.info(
             {key: str(description.get(key)) for key in ("name", "backend", "interpreter", "graph", "precision")}
-            | {"labels": ",".join(description["labels"])}
+            | {"labels": ",".join(description["labels"]), "version": version}
         )
+        self.model_version.set(int(version) if version.isdigit() else 0)

@@ -53,6 +53,11 @@ class ClassifierPool:
             self._idle.put(classifier)
         self.description = self._classifiers[0].describe()
 
+    def each(self, work: Callable[[SentimentClassifier], None]) -> None:
+        """`work` on every classifier, in the caller's thread: for a pool not yet serving (a check)."""
+        for classifier in self._classifiers:
+            work(classifier)
+
     async def run(self, work: Callable[[SentimentClassifier], T]) -> T:
         """`work(classifier)` in a pool thread, with a classifier to itself: the classifying and the
         answer's JSON both happen there, so the event loop only moves bytes."""

@@ -26,7 +26,8 @@ INPUT_TEXT = "text"
 OUTPUT_PROBABILITIES = "probabilities"
 OUTPUT_LABEL = "label"
 OUTPUTS = (OUTPUT_PROBABILITIES, OUTPUT_LABEL)
-# The one version a server serves: the loaded bundle. `/v2/models/{name}/versions/1` names it.
+# The version of a server started on one bundle folder (--model): `/v2/models/{name}/versions/1`
+# names it. With --models DIR the version is N of DIR/versions/N, the one serving.
 MODEL_VERSION = "1"
 # The OIP extensions this server implements, as Triton names them in its server metadata.
 EXTENSIONS = ["binary_tensor_data"]
@@ -138,13 +139,15 @@ def with_warnings(answer: dict, warnings: tuple[str, ...]) -> dict:
     return {**answer, "warnings": list(warnings)} if warnings else answer
 
 
-def predict_response(outcomes: list, warnings: tuple[str, ...] = ()) -> dict:
-    """Each text's prediction (`Prediction.to_dict()`), or `{"error": message}` where it has none."""
+def predict_response(outcomes: list, version: str, warnings: tuple[str, ...] = ()) -> dict:
+    """Each text's prediction (`Prediction.to_dict()`), or `{"error": message}` where it has none,
+    and the version of the model that answered."""
     return with_warnings(
         {
+            "model_version": version,
             "predictions": [
                 {"error": outcome} if isinstance(outcome, str) else outcome.to_dict() for outcome in outcomes
-            ]
+            ],
         },
         warnings,
     )
@@ -166,11 +169,11 @@ def server_metadata(version: str) -> dict:
     return {"name": "imdb-sentiment", "version": version, "extensions": list(EXTENSIONS)}
 
 
-def model_metadata(name: str, backend: str, labels: list[str]) -> dict:
+def model_metadata(name: str, version: str, backend: str, labels: list[str]) -> dict:
     """$metadata_model_response, plus the labels in the order of the probabilities' last axis."""
     return {
         "name": name,
-        "versions": [MODEL_VERSION],
+        "versions": [version],
         "platform": backends.backend_named(backend).platform,
         "inputs": [{"name": INPUT_TEXT, "datatype": "BYTES", "shape": [-1]}],
         "outputs": [
@@ -352,7 +355,7 @@ def _input_texts(tensor: dict, shape: list[int], binary: bytes) -> list:
     return _binary_texts(binary, shape)
 
 
-def infer_response(name: str, request: InferRequest, labels: list[str], predictions: list) -> dict:
+def infer_response(name: str, version: str, request: InferRequest, labels: list[str], predictions: list) -> dict:
     """$inference_response: FP32 probabilities of shape [n, labels] (row-major, flat) and the BYTES
     label of each text, for the outputs the request asked for, each with its JSON data."""
     tensors = {
@@ -369,7 +372,7 @@ def infer_response(name: str, request: InferRequest, labels: list[str], predicti
             "data": [p.label for p in predictions],
         },
     }
-    response = {"model_name": name, "model_version": MODEL_VERSION}
+    response = {"model_name": name, "model_version": version}
     if request.id is not None:
         response["id"] = request.id
     response["outputs"] = [tensors[output] for output in request.outputs]
@@ -385,11 +388,13 @@ def _binary_data(tensor: dict) -> bytes:
     return b"".join(ELEMENT_LENGTH.pack(len(item)) + item for item in (text.encode("utf-8") for text in data))
 
 
-def infer_answer(name: str, request: InferRequest, labels: list[str], predictions: list) -> tuple[bytes, int | None]:
+def infer_answer(
+    name: str, version: str, request: InferRequest, labels: list[str], predictions: list
+) -> tuple[bytes, int | None]:
     """The rendered $inference_response, and, when outputs are answered as binary data (which follows
     the JSON, in the order of the outputs), the length of its JSON: the answer's
     Inference-Header-Content-Length. None when it is all JSON."""
-    response = infer_response(name, request, labels, predictions)
+    response = infer_response(name, version, request, labels, predictions)
     binary = []
     for tensor in response["outputs"]:
         if tensor["name"] in request.binary_outputs:

@@ -1,11 +1,13 @@
 """The server: uvicorn with its httptools parser, running the application (runtime/serving/app.py)
 with the guarded connection (runtime/serving/uvicorn_internals.py). It listens at once, loads the
 classifiers in the background, and on SIGTERM or SIGINT finishes the requests in flight and exits 0
-(uvicorn re-raises the signal), even while the model is still loading.
+(uvicorn re-raises the signal), even while the model is still loading. With --models it follows the
+folder's `current` version (runtime/serving/follow.py) and says each swap or failed load on stderr.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
 import logging
@@ -21,7 +23,9 @@ import uvicorn
 from runtime.classifier import UnverifiedArtifactWarning
 from runtime.display import json_printable, printable
 from runtime.model_options import ModelOptions
+from runtime.serving import protocol
 from runtime.serving.app import SentimentService, build_app
+from runtime.serving.follow import Follower, FollowSettings, ReloadError, ReloadOutcome, current_target
 from runtime.serving.metrics import Metrics
 from runtime.serving.middleware import Access, served_hosts
 from runtime.serving.pool import ClassifierPool
@@ -75,10 +79,22 @@ class DrainingServer(SignalCatchingServer):
         service.on_loaded, service.on_load_failed = self._loaded, self._load_failed
 
     def _loaded(self) -> None:
-        d, size = self.service.pool.description, self.service.pool.size
+        d, size, version = self.service.pool.description, self.service.pool.size, self.service.holder.current.version
         say(
-            f"ready: {d['name']} ({d['backend']} {d['precision']} {d['graph']}), {size} classifier{'s' if size > 1 else ''}"
+            f"ready: {d['name']} version {version} ({d['backend']} {d['precision']} {d['graph']}), "
+            f"{size} classifier{'s' if size > 1 else ''}"
         )
+
+    @staticmethod
+    def _reloaded(outcome: ReloadOutcome) -> None:
+        if outcome.outcome == "swapped":
+            say(
+                f"swapped: now serving version {outcome.version} ({outcome.trigger}; loaded and checked in {outcome.seconds:.2f} s)"
+            )
+        elif outcome.outcome == "failed":
+            say(
+                f"error: version {outcome.version or '?'} not loaded ({outcome.trigger}): {outcome.error}; version {outcome.serving} serves on"
+            )
 
     def _load_failed(self, error: BaseException) -> None:
         self.load_error = error
@@ -155,10 +171,16 @@ def unverified_warning(message: str) -> str:
     return f"unverified model: {Path(path).name}: {rest}" if rest else f"unverified model: {message}"
 
 
-def build_server(model: ModelOptions, settings: ServerSettings) -> DrainingServer:
-    """The application, its classifier pool (loaded once the server runs) and uvicorn, as asked."""
+def build_server(model: ModelOptions, settings: ServerSettings, follow: FollowSettings | None = None) -> DrainingServer:
+    """The application, its classifier pool (loaded once the server runs) and uvicorn, as asked.
+    With `follow`, `model.folder` is the version folder that follow.models/current points at."""
     metrics = Metrics()
-    service = SentimentService(ClassifierPool.for_model(model, settings.workers), metrics, settings.limits)
+    version = model.folder.name if follow is not None else protocol.MODEL_VERSION
+    pool = ClassifierPool.for_model(model, settings.workers)
+    service = SentimentService(pool, metrics, settings.limits, version)
+    if follow is not None:
+        service.follower = Follower(follow, model, settings.workers, service.holder, metrics)
+        service.follower.on_outcome = DrainingServer._reloaded
     guards = Guards(
         settings.limits.request_timeout,
         settings.max_connections,
@@ -188,9 +210,16 @@ def build_server(model: ModelOptions, settings: ServerSettings) -> DrainingServe
     return DrainingServer(config, service)
 
 
-def serve(model: ModelOptions, settings: ServerSettings) -> int:
-    """Listen, load and serve until a signal; the exit status (1: cannot listen, or the model failed to load)."""
+def serve(model: ModelOptions, settings: ServerSettings, follow: FollowSettings | None = None) -> int:
+    """Listen, load and serve until a signal; the exit status (1: cannot listen, no version to
+    serve in follow.models, or the model failed to load)."""
     configure_logging(settings.quiet)
+    if follow is not None:
+        try:
+            model = dataclasses.replace(model, folder=current_target(follow.models))
+        except ReloadError as error:
+            say(f"error: {error}")
+            return 1
     wanted = settings.max_connections + HEALTH_RESERVE + 64  # + the model files, logs and listener
     open_files = raise_open_file_limit(wanted)
     if open_files < wanted:
@@ -200,7 +229,7 @@ def serve(model: ModelOptions, settings: ServerSettings) -> int:
     except OSError as error:
         say(f"error: cannot listen on {settings.host}:{settings.port}: {error}")
         return 1
-    server = build_server(model, settings)
+    server = build_server(model, settings, follow)
     report_warnings(server.service)
     host, port = listener.getsockname()[:2]
     say(f"listening on http://{f'[{host}]' if ':' in host else host}:{port}; loading {model.folder}")

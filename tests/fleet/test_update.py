@@ -46,6 +46,8 @@ def fleet(tmp_path, model, keys, served):
         "run": run,
         "model": model,
         "common": common,
+        "url": url,
+        "trust": keys["release"][1],
     }
 
 

@@ -22,7 +22,7 @@ def test_bundle_file_names_and_protocol_platforms_come_from_the_registry():
     assert bundle.BACKENDS == tuple(backends.REGISTRY)
     for name, entry in backends.REGISTRY.items():
         assert bundle.artifact_filename(name, "cached", "int8") == "model.cached.int8" + entry.suffix
-        assert protocol.model_metadata("m", name, ["neg", "pos"])["platform"] == entry.platform
+        assert protocol.model_metadata("m", "1", name, ["neg", "pos"])["platform"] == entry.platform
 
 
 @pytest.mark.parametrize("name", AVAILABLE)

@@ -137,7 +137,7 @@ def test_trickling_clients_are_closed_by_the_deadline_while_others_are_served(se
         answers.append(server.request("POST", "/v1/predict", {"texts": [TEXTS[0]]})[::2])
     for thread in slow:
         thread.join(60)
-    assert answers and all(answer == (200, {"predictions": expected}) for answer in answers)
+    assert answers and all(answer == (200, {"model_version": "1", "predictions": expected}) for answer in answers)
     for outcome in outcomes:
         [(status, body)] = responses_in(outcome["answer"])
         assert status == 408 and json.loads(body) == {"error": f"the request did not arrive within {DEADLINE} s"}

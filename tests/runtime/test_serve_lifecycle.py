@@ -45,7 +45,7 @@ def test_a_signal_finishes_the_requests_in_flight_and_exits_0(bundle_dir, tmp_pa
     for thread in clients:
         thread.join(60)
     expected = expected_predictions(bundle_dir, texts)
-    assert answers == [(200, {"predictions": expected})] * 8
+    assert answers == [(200, {"model_version": "1", "predictions": expected})] * 8
     assert status == 0
     assert "stopping: finishing the requests in flight" in server.stderr and "Traceback" not in server.stderr
     with pytest.raises(OSError):  # no longer listening
@@ -151,7 +151,7 @@ def test_help_names_the_command_typed_and_shows_every_default():
     options = text.split("\noptions:\n", 1)[1]
     entries = {entry.split()[0].rstrip(","): " ".join(entry.split()) for entry in re.split(r"\n(?=  -)", options)}
     # Nothing to show: off unless given.
-    flags = {"-h", "--version", "--allow-unverified", "--trust", "--verbose", "--quiet"}
+    flags = {"-h", "--version", "--allow-unverified", "--trust", "--models", "--verbose", "--quiet"}
     assert {"--host", "--port", "--workers", "--max-connections", "--request-timeout", "--grace"} <= set(entries)
     for option, entry in entries.items():
         assert option in flags or "(default: " in entry, entry

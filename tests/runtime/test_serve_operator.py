@@ -64,7 +64,7 @@ def test_a_manifest_name_cannot_forge_a_log_line(bundle_dir, tmp_path):
         assert server.stop() == 0
     ready = [line for line in server.stderr_lines if line.startswith("ready:")]
     assert ready == [line for line in server.stderr_lines if "ready:" in line]  # one line: nothing forged
-    assert len(ready) == 1 and "imdb\\x1b[2J\\x9b31m\\u202e\\x0aready: forged (" in ready[0]
+    assert len(ready) == 1 and "imdb\\x1b[2J\\x9b31m\\u202e\\x0aready: forged version 1 (" in ready[0]
     assert not any(character in server.stderr for character in "\x1b\x9b\u202e")
 
 
