@@ -256,10 +256,9 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(handle, array, allow_pickle=False)
 
 
-def record_parity(folder: Path, results: dict) -> None:
-    """Write parity results into the manifest's "parity" entry, one record per artifact key."""
+def record_parity(folder: Path, records: dict[str, bundle.ParityRecord]) -> None:
+    """Write parity records into the manifest's "parity" entry, one per artifact key."""
     manifest = bundle.Manifest.read(folder)
-    records = {key: bundle.ParityRecord.from_dict(result) for key, result in results.items()}
     bundle.write_manifest(folder, dataclasses.replace(manifest, parity={**(manifest.parity or {}), **records}))
 
 

@@ -160,60 +160,63 @@ def export_onnx(
     precisions: tuple[str, ...] = bundle.PRECISIONS,
 ) -> bundle.Manifest:
     """Write the six ONNX artifacts (or those of `precisions`) into the bundle, each all or
-    nothing (export.run.export_bundle); return the new manifest."""
+    nothing (export.run.Exporter); return the new manifest."""
+    return EXPORTER.export(folder, data_source, parity_limit, precisions)
+
+
+def write_artifacts(staging: Path, manifest: bundle.Manifest, config, trained, precisions) -> None:
+    """The ONNX converter: each graph converted (tf2onnx), checked, written, and quantized for int8."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    def write_artifacts(staging: Path, manifest: bundle.Manifest, config, trained, precisions) -> None:
-        for graph in graphs_of(config):
-            model = common.inference_model(trained, config, graph, batch_size=None)
-            fingerprint = json.dumps(common.fingerprint(manifest, model, graph))
-            proto = convert(
-                model,
-                {backends.FINGERPRINT_KEY: fingerprint},
-                steps=graph == bundle.STEPS_GRAPH,
-                seed_graph=config.uses_padding_states,
-            )
-            check_structure(proto, config, graph)
-            # int8 is quantized from the float32 file, which is written (and recorded) only if asked for.
-            float_path = common.write_artifact(
-                staging, f".float32-{graph}.onnx", lambda tmp: onnx.save(proto, str(tmp))
-            )
-            if "float32" in precisions:
-                common.write_and_record(
-                    staging,
-                    manifest,
-                    "onnx",
-                    graph,
-                    "float32",
-                    model,
-                    lambda tmp: shutil.copyfile(float_path, tmp),
-                    opset=OPSET,
-                )
-            if "int8" not in precisions:
-                float_path.unlink()
-                continue
-            # reduce_range keeps weights to 7 bits: without it, x86 CPUs lacking VNNI saturate in
-            # ONNX Runtime's int8 kernels and answer differently from ARM (scripts/pi_emulation.py).
-            # The 100x2 Dense layer stays float: quantizing it saves 600 bytes and costs 4 kernel calls
-            # (attention's small MatMuls too).
-            dense = [node.name for node in proto.graph.node if node.op_type == "MatMul"]
+    for graph in graphs_of(config):
+        model = common.inference_model(trained, config, graph, batch_size=None)
+        fingerprint = json.dumps(common.fingerprint(manifest, model, graph))
+        proto = convert(
+            model,
+            {backends.FINGERPRINT_KEY: fingerprint},
+            steps=graph == bundle.STEPS_GRAPH,
+            seed_graph=config.uses_padding_states,
+        )
+        check_structure(proto, config, graph)
+        # int8 is quantized from the float32 file, which is written (and recorded) only if asked for.
+        float_path = common.write_artifact(staging, f".float32-{graph}.onnx", lambda tmp: onnx.save(proto, str(tmp)))
+        if "float32" in precisions:
             common.write_and_record(
                 staging,
                 manifest,
                 "onnx",
                 graph,
-                "int8",
+                "float32",
                 model,
-                lambda tmp: quantize_dynamic(
-                    float_path, tmp, weight_type=QuantType.QInt8, reduce_range=True, nodes_to_exclude=dense
-                ),
+                lambda tmp: shutil.copyfile(float_path, tmp),
                 opset=OPSET,
-                quantization="dynamic int8, 7-bit weight range (quantize_dynamic)",
             )
+        if "int8" not in precisions:
             float_path.unlink()
+            continue
+        # reduce_range keeps weights to 7 bits: without it, x86 CPUs lacking VNNI saturate in
+        # ONNX Runtime's int8 kernels and answer differently from ARM (scripts/pi_emulation.py).
+        # The 100x2 Dense layer stays float: quantizing it saves 600 bytes and costs 4 kernel calls
+        # (attention's small MatMuls too).
+        dense = [node.name for node in proto.graph.node if node.op_type == "MatMul"]
+        common.write_and_record(
+            staging,
+            manifest,
+            "onnx",
+            graph,
+            "int8",
+            model,
+            lambda tmp: quantize_dynamic(
+                float_path, tmp, weight_type=QuantType.QInt8, reduce_range=True, nodes_to_exclude=dense
+            ),
+            opset=OPSET,
+            quantization="dynamic int8, 7-bit weight range (quantize_dynamic)",
+        )
+        float_path.unlink()
 
-    return run.export_bundle(folder, "onnx", write_artifacts, data_source, parity_limit, precisions)
+
+EXPORTER = run.Exporter("onnx", write_artifacts)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -111,14 +111,16 @@ def compare_artifact(
     return result
 
 
-def run_parity(folder: Path, trained, texts, labels, keys: list[str] | None = None, record: bool = True) -> dict:
+def run_parity(
+    folder: Path, trained, texts, labels, keys: list[str] | None = None, record: bool = True
+) -> dict[str, validate.ArtifactResult]:
     """Parity of every (or the named) artifact that classifies; with `record`, written into the
     manifest's "parity" entry."""
     keys = keys or config.keys_of(bundle.Manifest.read(folder).artifacts, config.CLASSIFYING_GRAPHS)
     return validate.check_artifacts(folder, trained, texts, labels, keys, compare_artifact, record)
 
 
-def format_table(results: dict, artifacts: Mapping | None = None) -> str:
+def format_table(results: dict[str, validate.ArtifactResult], artifacts: Mapping | None = None) -> str:
     """The parity figures as a Markdown table (printed by the commands, copied into the README).
     artifacts: the manifest's artifact records, for the sizes."""
     lines = [
@@ -127,24 +129,25 @@ def format_table(results: dict, artifacts: Mapping | None = None) -> str:
     ]
     for key, result in results.items():
         size = f"{artifacts[key].bytes / 2**20:.2f} MiB" if artifacts else "-"
-        vs_full = f"{result['max_abs_diff_vs_full']:.1e}" if "max_abs_diff_vs_full" in result else "-"
+        figures = result.figures
+        vs_full = f"{figures['max_abs_diff_vs_full']:.1e}" if "max_abs_diff_vs_full" in figures else "-"
         lines.append(
-            f"| {key} | {size} | {result['reviews']:,} | {result['max_abs_diff']:.1e} | {vs_full} | "
-            f"{result['label_agreement'] * 100:.2f} % | {result['accuracy'] * 100:.2f} % "
-            f"({result['keras_accuracy'] * 100:.2f} %) | {'yes' if result['passed'] else 'NO'} |"
+            f"| {key} | {size} | {figures['reviews']:,} | {figures['max_abs_diff']:.1e} | {vs_full} | "
+            f"{figures['label_agreement'] * 100:.2f} % | {figures['accuracy'] * 100:.2f} % "
+            f"({figures['keras_accuracy'] * 100:.2f} %) | {'yes' if result.passed else 'NO'} |"
         )
     return "\n".join(lines)
 
 
-def failure_message(results: dict) -> str:
+def failure_message(results: dict[str, validate.ArtifactResult]) -> str:
     """Every failed artifact's figures, one a line."""
-    failures = [f"{key}: {failure}" for key, r in results.items() for failure in r["failures"]]
+    failures = [f"{key}: {failure}" for key, result in results.items() for failure in result.failures]
     return "parity failed:\n  " + "\n  ".join(failures)
 
 
-def raise_failures(results: dict) -> None:
-    if any(result["failures"] for result in results.values()):
-        failed = [key for key, result in results.items() if result["failures"]]
+def raise_failures(results: dict[str, validate.ArtifactResult]) -> None:
+    failed = [key for key, result in results.items() if not result.passed]
+    if failed:
         hint = (
             "\nThe runtime refuses these artifacts. An int8 one changed too many answers: export float32 only "
             "(python -m export.tflite / export.onnx --precision float32) or check on more test texts"
@@ -156,7 +159,7 @@ def raise_failures(results: dict) -> None:
 
 def check_reviews(
     folder: Path, trained, reviews, keys: list[str] | None = None, record: bool = True, raise_on_failure: bool = True
-) -> dict:
+) -> dict[str, validate.ArtifactResult]:
     """Run parity on these reviews (of every artifact, or the named ones; the per-step ones through
     export.step_parity), print the tables, raise ExportError on any failure (unless not
     `raise_on_failure`: the results say which failed)."""
@@ -178,7 +181,7 @@ def check_reviews(
 
 def check_bundle(
     folder: str | Path, data_source: str | None, limit: int | None, keys: list[str] | None = None, record: bool = True
-) -> dict:
+) -> dict[str, validate.ArtifactResult]:
     """Parity of a bundle's artifacts on real test reviews (all of them, or `limit`)."""
     folder = Path(folder)
     # Recording writes the manifest: an export swapping the bundle meanwhile would drop the records.

@@ -1,13 +1,16 @@
-"""The all-or-nothing export, on top of export/: read the parity reviews, copy the bundle into a
-staging folder, convert into it (the converter export.tflite or export.onnx hands in), check parity
-there (export.parity), put back what the bundle had for any int8 artifact that failed, and swap the
-staging folder in. Only the exporters import this module; nothing it imports imports it."""
+"""The all-or-nothing export, on top of export/: an Exporter is one format's converter (after
+Hugging Face Optimum's exporters: the format, how it writes its artifacts, then the shared
+validation). Its export reads the parity reviews, copies the bundle into a staging folder, converts
+into it (export.tflite's or export.onnx's write_artifacts), checks parity there (export.parity),
+puts back what the bundle had for any int8 artifact that failed, and swaps the staging folder in.
+Only the exporters import this module; nothing it imports imports it."""
 
 from __future__ import annotations
 
 import dataclasses
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -18,6 +21,24 @@ from runtime import bundle
 # write_artifacts(staging, manifest, config, trained, precisions): the converter, writing each
 # artifact with its record (common.write_and_record) into the staging folder.
 WriteArtifacts = Callable[[Path, bundle.Manifest, object, object, tuple], None]
+
+
+@dataclass(frozen=True)
+class Exporter:
+    """One format's exporter: the backend whose artifacts it writes (a runtime.backends registry
+    name) and its converter. Validation is the same for every format (export.parity)."""
+
+    backend: str
+    write_artifacts: WriteArtifacts
+
+    def export(
+        self,
+        folder: str | Path,
+        data_source: str | None = None,
+        parity_limit: int | None = common.QUICK_PARITY_REVIEWS,
+        precisions: tuple[str, ...] = bundle.PRECISIONS,
+    ) -> bundle.Manifest:
+        return export_bundle(folder, self.backend, self.write_artifacts, data_source, parity_limit, precisions)
 
 
 def export_bundle(
@@ -94,7 +115,7 @@ def check_parity(staging: Path, folder: Path, original: bundle.Manifest, trained
     conversion went wrong); the int8 ones that fail are replaced by what the bundle had for them,
     and returned by key with their results."""
     results = parity.check_reviews(staging, trained, reviews, keys, raise_on_failure=False)
-    failed = {key: result for key, result in results.items() if not result["passed"]}
+    failed = {key: result for key, result in results.items() if not result.passed}
     artifacts = bundle.Manifest.read(staging).artifacts
     if any(artifacts[key].precision == "float32" for key in failed):
         raise ExportError(

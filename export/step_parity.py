@@ -99,10 +99,11 @@ def format_table(results: dict, artifacts: Mapping) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for key, result in results.items():
+        figures = result.figures
         lines.append(
-            f"| {key} | {artifacts[key].bytes / 2**20:.2f} MiB | {result['reviews']:,} | "
-            f"{result['steps']:,} | {result['max_abs_diff']:.1e} | {result['step_label_agreement'] * 100:.2f} % "
-            f"| {result['max_abs_diff_last_step_vs_cached']:.1e} | {'yes' if result['passed'] else 'NO'} |"
+            f"| {key} | {artifacts[key].bytes / 2**20:.2f} MiB | {figures['reviews']:,} | "
+            f"{figures['steps']:,} | {figures['max_abs_diff']:.1e} | {figures['step_label_agreement'] * 100:.2f} % "
+            f"| {figures['max_abs_diff_last_step_vs_cached']:.1e} | {'yes' if result.passed else 'NO'} |"
         )
     return "\n".join(lines)
 

@@ -84,7 +84,12 @@ def export_tflite(
     precisions: tuple[str, ...] = bundle.PRECISIONS,
 ) -> bundle.Manifest:
     """Write the six TFLite artifacts (or those of `precisions`) into the bundle, each all or
-    nothing (export.run.export_bundle); return the new manifest."""
+    nothing (export.run.Exporter); return the new manifest."""
+    return exporter(form).export(folder, data_source, parity_limit, precisions)
+
+
+def exporter(form: str = "while") -> run.Exporter:
+    """The TFLite exporter of one form of the LSTM (FORMS)."""
     tf_keras = import_tf_keras() if form == "fused" else None  # before the slow part: fails at once
 
     def write_artifacts(staging: Path, manifest: bundle.Manifest, config, trained, precisions) -> None:
@@ -118,7 +123,7 @@ def export_tflite(
                     quantization="dynamic-range int8 weights" if precision == "int8" else None,
                 )
 
-    return run.export_bundle(folder, "tflite", write_artifacts, data_source, parity_limit, precisions)
+    return run.Exporter("tflite", write_artifacts)
 
 
 def main(argv: list[str] | None = None) -> int:

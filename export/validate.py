@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable, Mapping, NamedTuple
 
 import numpy as np
 
@@ -33,6 +34,27 @@ STEP_PROGRESS = 100  # reviews between progress updates of a per-step artifact, 
 Compare = Callable[[object, object, "np.ndarray | None", str, object], dict]
 
 
+@dataclass(frozen=True)
+class ArtifactResult:
+    """One artifact's parity: the bytes it proved, its comparison's figures, and what failed."""
+
+    sha256: str  # the runtime loads only an artifact whose bytes a passing result names
+    seconds: float
+    figures: Mapping[str, float | int]  # as the comparison names them: reviews, max_abs_diff, ...
+    failures: tuple[str, ...]  # one line each; none: it passed
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def record(self) -> bundle.ParityRecord:
+        """The manifest's parity record of this result."""
+        return bundle.ParityRecord.from_dict(
+            {**self.figures, "failures": list(self.failures), "seconds": self.seconds}
+            | {"sha256": self.sha256, "passed": self.passed}
+        )
+
+
 def test_reviews(data_source: str | None, limit: int | None, manifest: bundle.Manifest | None = None, seed: int = 0):
     """The held-out test texts of the data `manifest`'s bundle was trained on (None: IMDB's), or a
     seeded sample of `limit` of them."""
@@ -42,7 +64,7 @@ def test_reviews(data_source: str | None, limit: int | None, manifest: bundle.Ma
 
 def check_artifacts(
     folder: Path, trained, texts, labels: np.ndarray | None, keys: list[str], compare: Compare, record: bool = True
-) -> dict:
+) -> dict[str, ArtifactResult]:
     """The results of the named artifacts on `texts`, in check order (export.config.check_order),
     each `compare`'s figures with the seconds it ran, the sha256 of the bytes it proved (the
     runtime loads only those) and whether it passed; with `record`, written into the manifest's
@@ -64,14 +86,10 @@ def check_artifacts(
             full_answers[key] = answers
         reference = full_answers.get(bundle.artifact_key(backend, "full", precision)) if graph == "cached" else None
         figures = compare(expected[kind.name], answers, labels, precision, reference)
-        results[key] = {
-            **figures,
-            "seconds": round(seconds, 2),
-            "sha256": artifact.sha256,
-            "passed": not figures["failures"],
-        }
+        failures = tuple(figures.pop("failures"))
+        results[key] = ArtifactResult(artifact.sha256, round(seconds, 2), figures, failures)
     if record:
-        common.record_parity(folder, results)
+        common.record_parity(folder, {key: result.record() for key, result in results.items()})
     return results
 
 

@@ -277,7 +277,7 @@ def test_parity_catches_a_broken_artifact(exported, tmp_path):
     _, _, trained = common.load_trained(broken)
     texts = [fit.EXAMPLE_REVIEWS[0], "awful boring mess", "great film, superb acting"] * 5
     results = parity.run_parity(broken, trained, texts, np.array([1, 0, 1] * 5), ["onnx-full-float32"])
-    assert not results["onnx-full-float32"]["passed"]
+    assert not results["onnx-full-float32"].passed
     with pytest.raises(common.ExportError, match="onnx-full-float32: max diff"):
         parity.raise_failures(results)
 
@@ -363,7 +363,8 @@ def test_shipped_bundle_parity_on_1000_real_reviews():
     if not (SHIPPED_BUNDLE / "model.keras").is_file():
         pytest.skip("no trained bundle shipped yet")
     results = parity.check_bundle(SHIPPED_BUNDLE, str(SHARED_ARCHIVE), 1000, record=False)
-    assert len(results) == 12 and all(result["reviews"] == 1000 for result in results.values())
+    assert len(results) == 12 and all(result.figures["reviews"] == 1000 for result in results.values())
+    assert all(result.passed for result in results.values()), parity.failure_message(results)
 
 
 @pytest.mark.parametrize("command", [tflite_export.main, onnx_export.main, parity.main])

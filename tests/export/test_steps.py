@@ -105,11 +105,12 @@ def test_per_step_parity_on_1000_real_reviews(manifest, shared_test_set):
     results = step_parity.check_reviews(SHIPPED_BUNDLE, trained, reviews, record=False)
     assert sorted(results) == sorted(step_parity.step_keys(bundle.Manifest.parse(manifest))) and len(results) == 4
     for key, result in results.items():
-        assert result["passed"], (key, result["failures"])
-        assert result["reviews"] == 1000 and result["steps"] > 100_000
+        assert result.passed, (key, result.failures)
+        figures = result.figures
+        assert figures["reviews"] == 1000 and figures["steps"] > 100_000
         if key.endswith("float32"):
-            assert result["max_abs_diff"] <= 1e-5
-        assert result["max_abs_diff_last_step_vs_cached"] <= (1e-5 if key.endswith("float32") else 1e-3)
+            assert figures["max_abs_diff"] <= 1e-5
+        assert figures["max_abs_diff_last_step_vs_cached"] <= (1e-5 if key.endswith("float32") else 1e-3)
 
 
 def test_per_step_parity_catches_a_broken_artifact(manifest, tmp_path):
