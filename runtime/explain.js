@@ -159,7 +159,7 @@ function showWarnings(warnings) {
 function clearResult() {
   // Nothing of an earlier review stays on screen once another is asked for.
   result.hidden = true;
-  for (const id of ["label", "score", "chart-desc", "words-legend"]) document.getElementById(id).textContent = "";
+  for (const id of ["label", "score", "coverage", "chart-desc", "words-legend"]) document.getElementById(id).textContent = "";
   for (const selector of ["#probabilities tbody", "#chart-legend", "#words", "#strongest"]) {
     document.querySelector(selector).replaceChildren();
   }
@@ -171,11 +171,15 @@ function show(text, explanation) {
   const read = explanation.words;
   document.getElementById("label").textContent = explanation.label;
   document.getElementById("score").textContent = `(probability ${fixed(explanation.score)})`;
+  const known = explanation.coverage;  // how many of the words read the model knows
+  document.getElementById("coverage").textContent =
+    `The model knows ${count(known.known_words)} of the ${count(known.words)} word${known.words === 1 ? "" : "s"} it read.`;
   showProbabilities(explanation);
   showChart(explanation, read);
   showWords(text, explanation, read);
   showStrongest(explanation, read);
-  showWarnings(explanation.warnings);
+  // The model's warnings, then this answer's own (too few words known).
+  showWarnings([...(explanation.warnings || []), ...(explanation.warning ? [explanation.warning] : [])]);
   result.hidden = false;
 }
 

@@ -141,12 +141,14 @@ class V1Endpoints:
         self.dataplane.require_model()
         payload, size = await read_json_body(request, self.limits)
         texts = protocol.predict_texts(payload, self.limits.max_batch)
-        return RenderedJSON(await self.dataplane.predict(texts, size))
+        least = protocol.min_known(payload, self.limits, 422)
+        return RenderedJSON(await self.dataplane.predict(texts, size, least))
 
     async def explain(self, request: Request) -> Response:
         self.dataplane.require_model()
         payload, size = await read_json_body(request, self.limits)
-        return RenderedJSON(await self.dataplane.explain(protocol.explain_text(payload), size))
+        text, least = protocol.explain_text(payload), protocol.min_known(payload, self.limits, 422)
+        return RenderedJSON(await self.dataplane.explain(text, size, least))
 
     async def model_description(self, request: Request) -> Response:
         return JSONResponse(protocol.with_warnings(self.dataplane.require_model(), self.dataplane.warnings))
@@ -234,7 +236,7 @@ class V2Endpoints:
         name = self._named_model(request)
         header_length = request.headers.get(protocol.INFERENCE_HEADER)
         body = await read_body(request, self.limits, binary=header_length is not None)
-        inference = protocol.infer_request_from_body(body, header_length, self.limits.max_batch)
+        inference = protocol.infer_request_from_body(body, header_length, self.limits)
         answer, json_length = await self.dataplane.infer(name, inference, len(body))
         if json_length is None:
             return RenderedJSON(answer)

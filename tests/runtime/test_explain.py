@@ -14,7 +14,7 @@ import pytest
 from runtime import SentimentClassifier, bundle
 from runtime.explain import Explanation, Word
 from runtime.predict import format_explanation
-from runtime.text import split_words, word_spans
+from runtime.text import Coverage, split_words, word_spans
 from tests.runtime.conftest import NEGATIVE, POSITIVE, copy_without_per_step_artifacts
 
 MARKUP = (
@@ -126,7 +126,7 @@ def test_a_1_mib_text_is_explained_by_its_last_words_for_about_classify_s_work(c
 def test_to_dict_is_the_json_the_cli_and_server_give(classifier):
     explanation = classifier.explain(POSITIVE)
     body = json.loads(json.dumps(explanation.to_dict()))
-    assert list(body) == ["label", "score", "probabilities", "start", "truncated_words", "words"]
+    assert list(body) == ["label", "score", "probabilities", "coverage", "start", "truncated_words", "words"]
     assert list(body["words"][0]) == ["word", "start", "end", "in_vocabulary", "probabilities", "effect"]
     assert body["words"][1]["probabilities"] == explanation.words[1].probabilities
 
@@ -259,6 +259,7 @@ def test_terminal_colours_follow_each_word_s_effect():
             Word(word, start, end, True, {"negative": 0.8, "positive": 0.2}, effect)
             for word, start, end, effect in words
         ],
+        Coverage(3, 3),
     )
     shown = format_explanation(0, "dull fine film", explanation, None, "text", colour=True)
     assert shown.startswith("0\t\033[1;31mdull\033[0m \033[32mfine\033[0m film\n-> negative 0.800")

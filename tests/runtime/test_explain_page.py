@@ -203,6 +203,17 @@ def test_the_server_s_warnings_are_shown_and_go_with_their_answer(server, browse
     assert not warning.is_displayed() and warning.text == ""
 
 
+def test_the_page_says_how_many_words_the_model_knows_and_warns_under_half(server, browser):
+    """Issue #34 item 14: a text the model cannot read (no word known) was answered as any other."""
+    explain_in_page(browser, page_url(server), "这部电影很好")
+    assert browser.find_element(By.ID, "coverage").text == "The model knows 0 of the 1 word it read."
+    warning = browser.find_element(By.ID, "warnings")
+    assert warning.is_displayed() and "the model knows 0 of 1 word read" in warning.text
+    submit(browser, "A wonderful film.")
+    assert browser.find_element(By.ID, "coverage").text == "The model knows 3 of the 3 words it read."
+    assert not warning.is_displayed()
+
+
 def test_keyboard_only_with_labels_and_a_spoken_error(server, browser):
     browser.get(page_url(server))
     assert browser.execute_script("return document.getElementById('review').labels.length") == 1
