@@ -10,6 +10,7 @@ servers. `runtime.serving.server` runs it on uvicorn; it runs on any ASGI server
     GET  /v2/models/{name}[/versions/1][/ready]
     POST /v2/models/{name}[/versions/1]/infer   the Open Inference Protocol (KServe v2)
     GET  /metrics, /openapi.json
+    GET  /docs                             the API page: Swagger UI over /openapi.json (runtime/serving/api_page.py)
 
 The classifiers load in a background thread, so the server answers (live, not ready) from its
 first moment and a stop never waits for a load; requests that need the model get 503 until they
@@ -33,6 +34,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from runtime.serving import protocol
+from runtime.serving.api_page import ApiPage
 from runtime.serving.dataplane import DataPlane
 from runtime.serving.metrics import Metrics
 from runtime.serving.middleware import (
@@ -285,6 +287,7 @@ class SentimentService(DataPlane):
         return [
             *V1Endpoints(self, self.limits).routes(),
             *ExplainPage().routes(),
+            *ApiPage(ExplainPage._headers()).routes(),  # the same policy as the explain page
             *V2Endpoints(self, self.limits).routes(),
             *OperationsEndpoints(self.metrics, openapi).routes(),
         ]
