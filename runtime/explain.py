@@ -88,6 +88,28 @@ class Explanation:
     coverage: Coverage  # classify(text).coverage: how many of the words read the model knows
     warning: str | None = None  # classify(text).warning: too few words known for the answer to mean much
 
+    @property
+    def colour_label(self) -> str:
+        """The label the colours of an explanation point toward, on the terminal and the page alike
+        (runtime/explain.js has the same rule): with two labels the second (positive, for IMDB),
+        whatever the answer, so blue always reads "toward positive" and orange "toward negative";
+        with more labels, the final one (orange: away from it)."""
+        labels = list(self.probabilities)  # in the manifest's order
+        return labels[-1] if len(labels) == 2 else self.label
+
+    @property
+    def other_label(self) -> str | None:
+        """With two labels, the one orange points toward; else None (orange is away from the final label)."""
+        labels = list(self.probabilities)
+        return labels[0] if len(labels) == 2 else None
+
+    def leaning(self, word: Word) -> float | None:
+        """The word's change to the probability of `colour_label`: its effect, or minus it when that is
+        the other of two labels (their probabilities add up to 1)."""
+        if word.effect is None:
+            return None
+        return word.effect if self.colour_label == self.label else -word.effect
+
     def to_dict(self) -> dict:
         body = {
             "label": self.label,

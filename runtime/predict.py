@@ -9,7 +9,8 @@ Prints one JSON object a review (or a line of text with --format text), in input
 that cannot be classified (no words, invalid UTF-8, bad JSON, a line over 4 MiB) gets an object
 with an "error" instead and the others go on. With --explain, the object is the model's opinion
 after every word (runtime.explain); on a terminal the default is the review itself, each word
-coloured by its effect (green toward the final label, red away from it), and the label.
+coloured by its effect as the explain page shows it (blue toward positive, orange toward negative;
+with more than two labels, toward the final label or away from it), with a legend, and the label.
 
 Text output shows a review's control and format characters (Unicode Cc and Cf: ESC, bidi
 overrides) as escapes (\\x1b, \\u202e), so a review cannot drive the terminal; JSON escapes them too.
@@ -153,9 +154,12 @@ def answer_stream(answer, render, items, out) -> tuple[int, int]:
     return failed, refused
 
 
-# Effects (changes in the final label's probability) smaller than this stay plain; from the
-# second, a word is bold (or, without colour, followed by its effect).
+# Effects (changes in a label's probability) smaller than this stay plain; from the second, a word is
+# bold (or, without colour, followed by its effect).
 EFFECT_SHOWN, EFFECT_STRONG = 0.01, 0.05
+# The explain page's blue and orange (runtime/explain.css) in the 256-colour palette, light enough
+# to read on a dark terminal too: blue toward Explanation.colour_label, orange the other way.
+TOWARD_COLOUR, AWAY_COLOUR = "38;5;33", "38;5;208"
 _LINE_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)  # the dataset's line breaks
 
 
@@ -178,7 +182,8 @@ def format_explanation(
     for word in explanation.words:
         if word.start < position:  # a span shared with the last word (a character that made two words)
             continue
-        parts += [shown(text[position : word.start]), _shade(shown(text[word.start : word.end]), word, colour)]
+        leaning = explanation.leaning(word)
+        parts += [shown(text[position : word.start]), _shade(shown(text[word.start : word.end]), leaning, colour)]
         position = word.end
     parts.append(shown(text[position:]))
     label = printable(explanation.label)
@@ -190,8 +195,8 @@ def format_explanation(
         "".join(parts).strip(),
         f"-> {label} {explanation.score:.3f} ({others}); {explanation.coverage}",
         "   strongest: "
-        + ", ".join(f"{printable(text[word.start : word.end])} {word.effect:+.2f}" for word in strongest)
-        + f"; effect on {label}: green toward it, red away" * colour,
+        + ", ".join(f"{printable(text[word.start : word.end])} {explanation.leaning(word):+.2f}" for word in strongest),
+        "   " + legend(explanation, colour),
     ]
     cut = explanation.truncated_words
     if cut:
@@ -203,13 +208,23 @@ def format_explanation(
     return f"{index}\t" + "\n".join(lines)
 
 
-def _shade(shown: str, word, colour: bool) -> str:
-    """One word of the review as the terminal shows it, by its effect."""
-    if word.effect is None or abs(word.effect) < EFFECT_SHOWN:
+def legend(explanation: Explanation, colour: bool) -> str:
+    """What the colours (or, without colour, the signed figures) of an explained review mean."""
+    toward, other = printable(explanation.colour_label), explanation.other_label
+    away = f"toward {printable(other)}" if other is not None else f"away from {toward}"
+    if colour:
+        blue, orange = f"\033[{TOWARD_COLOUR}mblue\033[0m", f"\033[{AWAY_COLOUR}morange\033[0m"
+        return f"colours: {blue} toward {toward}, {orange} {away}; bold from {EFFECT_STRONG}"
+    return f"effects are changes in the probability of {toward}: + toward {toward}, - {away}"
+
+
+def _shade(shown: str, leaning: float | None, colour: bool) -> str:
+    """One word of the review as the terminal shows it, by its effect toward Explanation.colour_label."""
+    if leaning is None or abs(leaning) < EFFECT_SHOWN:
         return shown
     if not colour:
-        return f"{shown}({word.effect:+.2f})" if abs(word.effect) >= EFFECT_STRONG else shown
-    code = ("1;" if abs(word.effect) >= EFFECT_STRONG else "") + ("32" if word.effect > 0 else "31")
+        return f"{shown}({leaning:+.2f})" if abs(leaning) >= EFFECT_STRONG else shown
+    code = ("1;" if abs(leaning) >= EFFECT_STRONG else "") + (TOWARD_COLOUR if leaning > 0 else AWAY_COLOUR)
     return f"\033[{code}m{shown}\033[0m"
 
 
