@@ -14,15 +14,24 @@ import pytest
 
 pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install '.[serve]')")
 
-from runtime.serving.api_page import swagger_ui_folder  # noqa: E402
+from runtime.serving import api_page  # noqa: E402
+from runtime.serving.protocol import RequestError  # noqa: E402
 from tests.runtime.test_serve_harness import ServerProcess  # noqa: E402
 
-if swagger_ui_folder() is None:
-    pytest.skip("swagger-ui-py is not installed (pip install '.[serve]')", allow_module_level=True)
+
+def test_without_swagger_ui_the_page_is_a_501_that_says_what_to_install(monkeypatch):
+    import asyncio
+
+    monkeypatch.setattr(api_page, "swagger_ui_folder", lambda: None)
+    with pytest.raises(RequestError) as error:
+        asyncio.run(api_page.ApiPage({}).page(None))
+    assert error.value.status == 501 and "swagger-ui-py" in error.value.message
 
 
 @pytest.fixture(scope="module")
 def server(bundle_dir, tmp_path_factory):
+    if api_page.swagger_ui_folder() is None:
+        pytest.skip("swagger-ui-py is not installed (pip install '.[serve]')")
     process = ServerProcess(tmp_path_factory.mktemp("docs"), "--model", str(bundle_dir), "--workers", "1")
     yield process
     assert process.stop() == 0
