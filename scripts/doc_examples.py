@@ -25,6 +25,7 @@ BACKEND = "tflite"  # the `litert` extra's interpreter, which a Raspberry Pi ins
 CLI_REVIEWS = ("A wonderful film with a brilliant cast.", "Dull and far too long.")
 SERVER_REVIEWS = ("A wonderful film.", "Dull and far too long.")
 UNREADABLE = "这部电影很好"  # "this film is very good": no word the model knows
+EXPLAINED = "The plot is thin, but the acting is superb and I loved it."
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,14 @@ def tritonclient_output(classifier: SentimentClassifier) -> str:
     return f"True {list(classifier.config.labels)}\n{labels} {classifier.probabilities(texts)}"
 
 
+def explained_words(classifier: SentimentClassifier) -> str:
+    """What docs/explain.md's Python example prints: the label and score, then each word's line."""
+    explanation = classifier.explain(EXPLAINED)
+    lines = [f"{explanation.label} {round(explanation.score, 3)}"]
+    lines += [f"{word.word:7} {word.probabilities['positive']:.2f} {word.effect:+.2f}" for word in explanation.words]
+    return "\n".join(lines)
+
+
 def examples(folder: Path = bundle.REPOSITORY_BUNDLE) -> list[Example]:
     with SentimentClassifier.from_bundle(folder, backend=BACKEND) as classifier:
         return [
@@ -79,5 +88,6 @@ def examples(folder: Path = bundle.REPOSITORY_BUNDLE) -> list[Example]:
             Example("docs/serving.md", "v1-predict", f"```json\n{predict_answer(classifier)}\n```"),
             Example("docs/serving.md", "oip-infer", f"```json\n{oip_answer(classifier)}\n```"),
             Example("docs/serving.md", "tritonclient", f"```\n{tritonclient_output(classifier)}\n```"),
+            Example("docs/explain.md", "explain-words", f"```\n{explained_words(classifier)}\n```"),
             Example("README.md", "unreadable", f"```json\n{cli_lines(classifier, [UNREADABLE])}\n```"),
         ]
