@@ -21,20 +21,48 @@ import numpy as np
 
 from runtime import backends, bundle, explain, loading, signing
 from runtime.loading import ClassifierOptions, UnverifiedArtifactWarning
-from runtime.text import Tokenizer, pad_ids
+from runtime.text import Coverage, Tokenizer, coverage, pad_ids
 
 __all__ = [
     "MAX_TEXT_CHARACTERS",
+    "WARN_BELOW_KNOWN",
     "BatchError",
     "ClassifierOptions",
+    "Coverage",
     "Prediction",
     "SentimentClassifier",
+    "TooFewKnownWords",
     "UnverifiedArtifactWarning",
 ]
 
 # The longest text classified, in characters. The model reads a review's last 500 tokens, so
 # nothing longer changes an answer much, and a bound keeps one input from taking the memory.
 MAX_TEXT_CHARACTERS = 1 << 20
+# An answer warns when the model knows fewer than this share of the words it read: a text in
+# another language, or of words it never saw, still gets probabilities, which then mean little.
+WARN_BELOW_KNOWN = 0.5
+
+
+def coverage_warning(known: Coverage) -> str | None:
+    """The warning an answer carries when the model knows too few of the words it read, else None."""
+    if known.share >= WARN_BELOW_KNOWN:
+        return None
+    return f"{known} (under {WARN_BELOW_KNOWN:.0%}): it cannot read this text, so its answer means little"
+
+
+class TooFewKnownWords(ValueError):
+    """A text refused because the model knows fewer of its words than the caller's `min_known`."""
+
+    def __init__(self, known: Coverage, min_known: float):
+        self.coverage = known
+        super().__init__(f"{known} ({known.share:.0%}); at least {min_known:.0%} asked for")
+
+
+def check_min_known(min_known: float) -> float:
+    """`min_known` if it is a share from 0 to 1, else ValueError."""
+    if isinstance(min_known, bool) or not isinstance(min_known, (int, float)) or not 0 <= min_known <= 1:
+        raise ValueError(f"min_known is a share of the words from 0 to 1, not {min_known!r}")
+    return float(min_known)
 
 
 @dataclass(frozen=True)
@@ -42,9 +70,22 @@ class Prediction:
     label: str
     score: float  # the probability of `label`
     probabilities: dict[str, float]  # every label's probability, in the manifest's label order
+    coverage: Coverage  # how many of the words read the model knows
+
+    @property
+    def warning(self) -> str | None:
+        """Why this answer should not be trusted (too few words known), or None."""
+        return coverage_warning(self.coverage)
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "score": self.score, "probabilities": self.probabilities}
+        body = {
+            "label": self.label,
+            "score": self.score,
+            "probabilities": self.probabilities,
+            "coverage": self.coverage.to_dict(),
+        }
+        warning = self.warning
+        return {**body, "warning": warning} if warning else body
 
 
 class BatchError(ValueError):
@@ -156,34 +197,40 @@ class SentimentClassifier:
         rows = [self.probabilities_of_ids(self.checked_ids(text)) for text in _texts(texts)]
         return np.array(rows, np.float32).reshape(len(rows), self.config.num_classes)
 
-    def checked_ids(self, text: str) -> list[int]:
+    def checked_ids(self, text: str, min_known: float = 0.0) -> list[int]:
         """The token ids `classify` reads for one text (`tokenizer.token_ids`), with its checks: ValueError
-        for a text without words or over MAX_TEXT_CHARACTERS, TypeError for anything but a str."""
+        for a text without words or over MAX_TEXT_CHARACTERS, TooFewKnownWords (a ValueError) when
+        the model knows fewer than `min_known` of the words read, TypeError for anything but a str."""
         if isinstance(text, str) and len(text) > MAX_TEXT_CHARACTERS:
             raise ValueError(f"the text has {len(text):,} characters; at most {MAX_TEXT_CHARACTERS:,} are classified")
         ids = self.tokenizer.token_ids(text)
         if len(ids) < 2:  # the start id alone: nothing to read
             raise ValueError("the text has no words to classify")
+        if min_known and (known := coverage(ids)).share < check_min_known(min_known):
+            raise TooFewKnownWords(known, min_known)
         return ids
 
-    def prediction_of(self, probabilities: np.ndarray) -> Prediction:
-        """The Prediction of one row of model output (`probabilities_of_ids`)."""
+    def prediction_of(self, probabilities: np.ndarray, ids: Sequence[int]) -> Prediction:
+        """The Prediction of one row of model output (`probabilities_of_ids(ids)`)."""
         values = probabilities.tolist()  # plain floats: cheaper than a numpy scalar per element
         best = values.index(max(values))
         labels = self.config.labels
-        return Prediction(labels[best], values[best], dict(zip(labels, values)))
+        return Prediction(labels[best], values[best], dict(zip(labels, values)), coverage(ids))
 
-    def classify(self, text: str) -> Prediction:
+    def classify(self, text: str, min_known: float = 0.0) -> Prediction:
         """The label of one text; ValueError for a text without words or over MAX_TEXT_CHARACTERS,
-        TypeError for anything but a str."""
-        return self.prediction_of(self.probabilities_of_ids(self.checked_ids(text)))
+        TooFewKnownWords (a ValueError) if the model knows fewer than `min_known` (a share, 0 to 1)
+        of the words it read, TypeError for anything but a str."""
+        ids = self.checked_ids(text, min_known)
+        return self.prediction_of(self.probabilities_of_ids(ids), ids)
 
-    def classify_batch(self, texts: Sequence[str]) -> list[Prediction]:
+    def classify_batch(self, texts: Sequence[str], min_known: float = 0.0) -> list[Prediction]:
         """The label of each text. If some fail, BatchError carries the others' answers and which failed."""
+        check_min_known(min_known)
         predictions, errors = [], {}
         for index, text in enumerate(_texts(texts)):
             try:
-                predictions.append(self.classify(text))
+                predictions.append(self.classify(text, min_known))
             except (ValueError, TypeError) as error:
                 predictions.append(None)
                 errors[index] = str(error)
@@ -191,7 +238,7 @@ class SentimentClassifier:
             raise BatchError(predictions, errors)
         return predictions
 
-    def explain(self, text: str) -> explain.Explanation:
+    def explain(self, text: str, min_known: float = 0.0) -> explain.Explanation:
         """The model's opinion after every word of one text, and each word's effect on the answer;
         its final answer is exactly `classify(text)`'s. See runtime.explain (an example there).
         The bundle's per-step artifact (model.steps.*) of this backend and precision is loaded on
@@ -202,7 +249,7 @@ class SentimentClassifier:
         with self._steps_lock:
             if self._steps is None:
                 self._steps = explain.StepModel.load(self)
-        return explain.explain(self, self._steps, text)
+        return explain.explain(self, self._steps, text, min_known)
 
     def describe(self) -> dict:
         """What a client may want to know about the loaded model (the server's GET /v1/model)."""

@@ -22,6 +22,17 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def share(text: str) -> float:
+    """An option's share of a whole (--min-known), 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a share from 0 to 1 (0.5: half), got {text}")
+    return value
+
+
 def parser(module: str, description: str) -> argparse.ArgumentParser:
     import runtime
 

@@ -1,7 +1,8 @@
 // The explain page's script (runtime/explain.html), a file of its own: the server's policy allows
 // no inline script. It talks to this server's POST /v1/explain only.
 "use strict";
-// The final label's line is blue, as the words that moved toward it; the other labels' lines are not orange.
+// The line of the label the colours point toward is blue, as the words that moved toward it; the
+// other labels' lines are not orange.
 const FINAL_COLOUR = "#1f4e8c", OTHER_COLOURS = ["#6b6b6b", "#6b3fa0", "#17703a", "#9c2a5b", "#5b5b00"];
 const SVG = document.getElementById("chart").namespaceURI;  // the SVG namespace, without a URL in the file
 const form = document.getElementById("form");
@@ -31,6 +32,19 @@ const signed = value => (value >= 0 ? "+" : "\u2212") + Math.abs(value).toFixed(
 const count = value => value.toLocaleString("en");
 // The index of the smallest (or, with sign -1, largest) value: no spread of one argument a word.
 const extreme = (values, sign = 1) => values.reduce((best, value, index) => sign * value < sign * values[best] ? index : best, 0);
+
+// One colour scheme on the page and the terminal (Explanation.colour_label in runtime/explain.py):
+// with two labels, blue toward the second (positive) and orange toward the first (negative),
+// whatever the answer; with more, blue toward the final label and orange away from it.
+function colours(explanation) {
+  const labels = Object.keys(explanation.probabilities);  // in the model's order
+  const toward = labels.length === 2 ? labels[1] : explanation.label;
+  const other = labels.length === 2 ? labels[0] : null;
+  // A word's change to the probability of `toward`: its effect, or minus it for the other of two labels.
+  const leaning = word => word.effect === null ? null : (toward === explanation.label ? word.effect : -word.effect);
+  const direction = value => value >= 0 ? `toward ${toward}` : (other === null ? `away from ${toward}` : `toward ${other}`);
+  return {toward, other, leaning, direction};
+}
 
 async function explain(text) {
   const response = await fetch("/v1/explain", {
@@ -75,8 +89,9 @@ function showChart(explanation, read) {
   const lines = svgElement("g", {"aria-hidden": "true", fill: "none"});
   const legend = document.getElementById("chart-legend");
   legend.replaceChildren();
-  const others = Object.keys(explanation.probabilities).filter(label => label !== explanation.label);
-  [explanation.label, ...others].forEach((label, index) => {
+  const blue = colours(explanation).toward;
+  const others = Object.keys(explanation.probabilities).filter(label => label !== blue);
+  [blue, ...others].forEach((label, index) => {
     const colour = index === 0 ? FINAL_COLOUR : OTHER_COLOURS[(index - 1) % OTHER_COLOURS.length];
     const path = points.map((point, step) => `${fixed(x(step), 1)},${fixed(y(point[label]), 1)}`).join(" ");
     const line = svgElement("polyline", {points: path, stroke: colour, "stroke-width": index === 0 ? 2.5 : 1.5});
@@ -104,6 +119,7 @@ function showWords(text, explanation, read) {
   const characters = Array.from(text);
   const piece = (start, end) => characters.slice(start, end).join("").replace(/<br\s*\/?>/gi, "\n");
   const label = explanation.label;
+  const scheme = colours(explanation);
   const largest = read.reduce((most, word) => Math.max(most, Math.abs(word.effect || 0)), 0.02);
   const cut = explanation.truncated_words || 0;
   const nodes = document.createDocumentFragment();  // appended one by one: a review may have any number of words
@@ -116,12 +132,12 @@ function showWords(text, explanation, read) {
     if (word.start < position) continue;  // a character that made two words is shown once
     nodes.append(document.createTextNode(piece(position, word.start)));
     const span = element("span", {class: "word"}, piece(word.start, word.end));
-    const effect = word.effect || 0;
-    const strength = 0.12 + 0.55 * Math.min(1, Math.abs(effect) / largest);
-    span.style.backgroundColor = `rgba(var(${effect >= 0 ? "--toward" : "--away"}), ${strength.toFixed(3)})`;
-    span.dataset.effect = effect;
+    const leaning = scheme.leaning(word) || 0;
+    const strength = 0.12 + 0.55 * Math.min(1, Math.abs(leaning) / largest);
+    span.style.backgroundColor = `rgba(var(${leaning >= 0 ? "--toward" : "--away"}), ${strength.toFixed(3)})`;
+    span.dataset.effect = leaning;
     let title = word.effect === null ? `${word.word}: the first word read`
-      : `${word.word}: ${signed(effect)} ${effect >= 0 ? "toward" : "away from"} ${label}`;
+      : `${word.word}: ${signed(leaning)}, ${scheme.direction(leaning)}`;
     title += ` (${label} ${fixed(word.probabilities[label], 2)} after it)`;
     if (!word.in_vocabulary) {
       span.classList.add("oov");
@@ -134,17 +150,19 @@ function showWords(text, explanation, read) {
   nodes.append(document.createTextNode(piece(position, characters.length)));
   document.getElementById("words").replaceChildren(nodes);
   document.getElementById("words-legend").textContent =
-    `Blue: toward ${label}; orange: away from it; the darker, the larger (the darkest is ${signed(largest).slice(1)}). ` +
+    `Blue: ${scheme.direction(1)}; orange: ${scheme.direction(-1)}; the darker, the larger (the darkest is ${signed(largest).slice(1)}). ` +
     "Dotted underline: a word the model does not know. Point at a word to see its effect." +
     (cut ? ` The first ${count(cut)} words, in grey, were not read: the model reads a review's last ${count(read.length)}.` : "");
 }
 
 function showStrongest(explanation, read) {
   const list = document.getElementById("strongest");
+  const scheme = colours(explanation);
   const ranked = read.filter(word => word.effect !== null).sort((a, b) => Math.abs(b.effect) - Math.abs(a.effect));
   list.replaceChildren();
   for (const word of ranked.slice(0, 5)) {
-    list.append(element("li", {}, `${word.word}: ${signed(word.effect)} ${word.effect >= 0 ? "toward" : "away from"} ${explanation.label}`));
+    const leaning = scheme.leaning(word);
+    list.append(element("li", {}, `${word.word}: ${signed(leaning)}, ${scheme.direction(leaning)}`));
   }
 }
 
@@ -159,7 +177,7 @@ function showWarnings(warnings) {
 function clearResult() {
   // Nothing of an earlier review stays on screen once another is asked for.
   result.hidden = true;
-  for (const id of ["label", "score", "chart-desc", "words-legend"]) document.getElementById(id).textContent = "";
+  for (const id of ["label", "score", "coverage", "chart-desc", "words-legend"]) document.getElementById(id).textContent = "";
   for (const selector of ["#probabilities tbody", "#chart-legend", "#words", "#strongest"]) {
     document.querySelector(selector).replaceChildren();
   }
@@ -171,11 +189,15 @@ function show(text, explanation) {
   const read = explanation.words;
   document.getElementById("label").textContent = explanation.label;
   document.getElementById("score").textContent = `(probability ${fixed(explanation.score)})`;
+  const known = explanation.coverage;  // how many of the words read the model knows
+  document.getElementById("coverage").textContent =
+    `The model knows ${count(known.known_words)} of the ${count(known.words)} word${known.words === 1 ? "" : "s"} it read.`;
   showProbabilities(explanation);
   showChart(explanation, read);
   showWords(text, explanation, read);
   showStrongest(explanation, read);
-  showWarnings(explanation.warnings);
+  // The model's warnings, then this answer's own (too few words known).
+  showWarnings([...(explanation.warnings || []), ...(explanation.warning ? [explanation.warning] : [])]);
   result.hidden = false;
 }
 

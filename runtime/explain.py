@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from runtime import bundle, loading
-from runtime.text import OOV_ID, split_words, word_spans
+from runtime.text import OOV_ID, Coverage, split_words, word_spans
 
 
 @dataclass(frozen=True)
@@ -85,16 +85,42 @@ class Explanation:
     start: dict[str, float] | None  # the opinion before the first word (after the start token); None if cut off
     truncated_words: int  # how many words, at the front, the model never read (they are not in `words`)
     words: list[Word]  # the words the model read, in order: at most the sequence length
+    coverage: Coverage  # classify(text).coverage: how many of the words read the model knows
+    warning: str | None = None  # classify(text).warning: too few words known for the answer to mean much
+
+    @property
+    def colour_label(self) -> str:
+        """The label the colours of an explanation point toward, on the terminal and the page alike
+        (runtime/explain.js has the same rule): with two labels the second (positive, for IMDB),
+        whatever the answer, so blue always reads "toward positive" and orange "toward negative";
+        with more labels, the final one (orange: away from it)."""
+        labels = list(self.probabilities)  # in the manifest's order
+        return labels[-1] if len(labels) == 2 else self.label
+
+    @property
+    def other_label(self) -> str | None:
+        """With two labels, the one orange points toward; else None (orange is away from the final label)."""
+        labels = list(self.probabilities)
+        return labels[0] if len(labels) == 2 else None
+
+    def leaning(self, word: Word) -> float | None:
+        """The word's change to the probability of `colour_label`: its effect, or minus it when that is
+        the other of two labels (their probabilities add up to 1)."""
+        if word.effect is None:
+            return None
+        return word.effect if self.colour_label == self.label else -word.effect
 
     def to_dict(self) -> dict:
-        return {
+        body = {
             "label": self.label,
             "score": self.score,
             "probabilities": self.probabilities,
+            "coverage": self.coverage.to_dict(),
             "start": self.start,
             "truncated_words": self.truncated_words,
             "words": [word.to_dict() for word in self.words],
         }
+        return {**body, "warning": self.warning} if self.warning else body
 
 
 class NoRunningOpinion(Exception):
@@ -151,15 +177,15 @@ class StepModel:
         return self._model.run(feeds).reshape(len(ids), self._labels)
 
 
-def explain(classifier, steps: StepModel, text: str) -> Explanation:
+def explain(classifier, steps: StepModel, text: str, min_known: float = 0.0) -> Explanation:
     """The opinion after every word the model reads of `text` (see the module's docstring); errors as
     classify's. `classifier` is the SentimentClassifier whose answer this explains (its public
     checked_ids, probabilities_of_ids, prediction_of and config)."""
-    ids = classifier.checked_ids(text)  # classify's ids, with its checks
+    ids = classifier.checked_ids(text, min_known)  # classify's ids, with its checks
     final = classifier.probabilities_of_ids(ids)
     rows = steps.probabilities_of_ids(ids)
     rows[-1] = final  # classify's own answer; parity holds the steps graph's last step within 1e-5 of it (int8 1e-3)
-    prediction = classifier.prediction_of(final)
+    prediction = classifier.prediction_of(final, ids)
     labels, label = classifier.config.labels, prediction.label
     # ids are [start, *one id a word] cut to their last sequence_length: the start id goes first.
     total = len(split_words(text))
@@ -177,4 +203,6 @@ def explain(classifier, steps: StepModel, text: str) -> Explanation:
         opinions[0] if first else None,
         total - read,
         words,
+        prediction.coverage,
+        prediction.warning,
     )

@@ -9,22 +9,28 @@ Prints one JSON object a review (or a line of text with --format text), in input
 that cannot be classified (no words, invalid UTF-8, bad JSON, a line over 4 MiB) gets an object
 with an "error" instead and the others go on. With --explain, the object is the model's opinion
 after every word (runtime.explain); on a terminal the default is the review itself, each word
-coloured by its effect (green toward the final label, red away from it), and the label.
+coloured by its effect as the explain page shows it (blue toward positive, orange toward negative;
+with more than two labels, toward the final label or away from it), with a legend, and the label.
 
 Text output shows a review's control and format characters (Unicode Cc and Cf: ESC, bidi
 overrides) as escapes (\\x1b, \\u202e), so a review cannot drive the terminal; JSON escapes them too.
 --file reads a file or a pipe (`--file <(zcat reviews.gz)`), not a folder or a device. Blank
 lines (of --file or standard input) are skipped: they are not reviews and get no index.
 
+Every answer says how many of the words it read the model knows ("coverage"), and carries a
+"warning" when it knows fewer than half: a text in another language gets probabilities that mean
+little. --min-known SHARE refuses such a review instead (an error on its line, exit status 4).
+
 Exit status: 0 every review classified; 1 some inputs failed, the model could not be loaded or
 --file cannot be read; 2 a usage error; 3 --explain of a model that has no opinion after each word
-(a bidirectional or attention model: runtime.explain says why); 130 interrupted (Ctrl-C); 141 the
-output pipe was closed (as `head` does).
+(a bidirectional or attention model: runtime.explain says why); 4 the only failures were reviews
+refused by --min-known; 130 interrupted (Ctrl-C); 141 the output pipe was closed (as `head` does).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -35,7 +41,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from runtime import backends, bundle, cli, model_options
-from runtime.classifier import UnverifiedArtifactWarning
+from runtime.classifier import TooFewKnownWords, UnverifiedArtifactWarning
 from runtime.display import json_printable, printable
 from runtime.explain import Explanation, NoRunningOpinion, check_running_opinion
 
@@ -43,6 +49,7 @@ from runtime.explain import Explanation, NoRunningOpinion, check_running_opinion
 # character is the UTF-8 worst case for the classifier's limit (MAX_TEXT_CHARACTERS).
 MAX_LINE_BYTES = 4 << 20
 NO_RUNNING_OPINION_STATUS = 3  # --explain of a model explain is not defined for
+TOO_FEW_KNOWN_STATUS = 4  # the only failures were reviews refused by --min-known
 BROKEN_PIPE_STATUS = 128 + 13  # a process ended by SIGPIPE, as shells report it
 INTERRUPTED_STATUS = 128 + 2  # a process ended by SIGINT (Ctrl-C), as shells report it
 
@@ -121,13 +128,19 @@ def format_result(index: int, text: str | None, prediction, error: str | None, s
     if error:
         return f"{index}\terror: {printable(error)}"
     preview = printable(" ".join(text.split())[:70])
-    return f"{index}\t{printable(prediction.label)}\t{prediction.score:.3f}\t{preview}"
+    return f"{index}\t{printable(prediction.label)}\t{prediction.score:.3f}\t{known_column(prediction)}\t{preview}"
 
 
-def answer_stream(answer, render, items, out) -> int:
+def known_column(prediction) -> str:
+    """`known 3/4`: the words the model knows of those it read; `: too few` when the answer warns."""
+    known = prediction.coverage
+    return f"known {known.known_words}/{known.words}" + ": too few" * bool(prediction.warning)
+
+
+def answer_stream(answer, render, items, out) -> tuple[int, int]:
     """Answer (text, error) items with `answer(text)` (classify or explain), write `render(index, text,
-    result, error)` for each; return how many failed."""
-    failed = 0
+    result, error)` for each; return how many failed, and how many of those were refused by --min-known."""
+    failed = refused = 0
     for index, (text, error) in enumerate(items):
         result = None
         if error is None:
@@ -135,14 +148,18 @@ def answer_stream(answer, render, items, out) -> int:
                 result = answer(text)
             except (ValueError, TypeError) as problem:
                 error = str(problem)
+                refused += isinstance(problem, TooFewKnownWords)
         failed += error is not None
         print(render(index, text, result, error), file=out)
-    return failed
+    return failed, refused
 
 
-# Effects (changes in the final label's probability) smaller than this stay plain; from the
-# second, a word is bold (or, without colour, followed by its effect).
+# Effects (changes in a label's probability) smaller than this stay plain; from the second, a word is
+# bold (or, without colour, followed by its effect).
 EFFECT_SHOWN, EFFECT_STRONG = 0.01, 0.05
+# The explain page's blue and orange (runtime/explain.css) in the 256-colour palette, light enough
+# to read on a dark terminal too: blue toward Explanation.colour_label, orange the other way.
+TOWARD_COLOUR, AWAY_COLOUR = "38;5;33", "38;5;208"
 _LINE_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)  # the dataset's line breaks
 
 
@@ -165,7 +182,8 @@ def format_explanation(
     for word in explanation.words:
         if word.start < position:  # a span shared with the last word (a character that made two words)
             continue
-        parts += [shown(text[position : word.start]), _shade(shown(text[word.start : word.end]), word, colour)]
+        leaning = explanation.leaning(word)
+        parts += [shown(text[position : word.start]), _shade(shown(text[word.start : word.end]), leaning, colour)]
         position = word.end
     parts.append(shown(text[position:]))
     label = printable(explanation.label)
@@ -175,26 +193,38 @@ def format_explanation(
     ]
     lines = [
         "".join(parts).strip(),
-        f"-> {label} {explanation.score:.3f} ({others})",
+        f"-> {label} {explanation.score:.3f} ({others}); {explanation.coverage}",
         "   strongest: "
-        + ", ".join(f"{printable(text[word.start : word.end])} {word.effect:+.2f}" for word in strongest)
-        + f"; effect on {label}: green toward it, red away" * colour,
+        + ", ".join(f"{printable(text[word.start : word.end])} {explanation.leaning(word):+.2f}" for word in strongest),
+        "   " + legend(explanation, colour),
     ]
     cut = explanation.truncated_words
     if cut:
         lines.append(
             f"   the first {cut} words were not read: the model reads a review's last tokens" + " (dimmed)" * colour
         )
+    if explanation.warning:
+        lines.append(f"   warning: {explanation.warning}")
     return f"{index}\t" + "\n".join(lines)
 
 
-def _shade(shown: str, word, colour: bool) -> str:
-    """One word of the review as the terminal shows it, by its effect."""
-    if word.effect is None or abs(word.effect) < EFFECT_SHOWN:
+def legend(explanation: Explanation, colour: bool) -> str:
+    """What the colours (or, without colour, the signed figures) of an explained review mean."""
+    toward, other = printable(explanation.colour_label), explanation.other_label
+    away = f"toward {printable(other)}" if other is not None else f"away from {toward}"
+    if colour:
+        blue, orange = f"\033[{TOWARD_COLOUR}mblue\033[0m", f"\033[{AWAY_COLOUR}morange\033[0m"
+        return f"colours: {blue} toward {toward}, {orange} {away}; bold from {EFFECT_STRONG}"
+    return f"effects are changes in the probability of {toward}: + toward {toward}, - {away}"
+
+
+def _shade(shown: str, leaning: float | None, colour: bool) -> str:
+    """One word of the review as the terminal shows it, by its effect toward Explanation.colour_label."""
+    if leaning is None or abs(leaning) < EFFECT_SHOWN:
         return shown
     if not colour:
-        return f"{shown}({word.effect:+.2f})" if abs(word.effect) >= EFFECT_STRONG else shown
-    code = ("1;" if abs(word.effect) >= EFFECT_STRONG else "") + ("32" if word.effect > 0 else "31")
+        return f"{shown}({leaning:+.2f})" if abs(leaning) >= EFFECT_STRONG else shown
+    code = ("1;" if abs(leaning) >= EFFECT_STRONG else "") + (TOWARD_COLOUR if leaning > 0 else AWAY_COLOUR)
     return f"\033[{code}m{shown}\033[0m"
 
 
@@ -292,6 +322,14 @@ def run(argv: list[str] | None) -> int:
     parser.add_argument(
         "--format", choices=("json", "text"), help="output format (default: json; with --explain on a terminal, text)"
     )
+    parser.add_argument(
+        "--min-known",
+        type=cli.share,
+        default=0.0,
+        metavar="SHARE",
+        help="refuse a review (an error on its line, exit status 4) when the model knows fewer than this "
+        "share of the words it read, 0 to 1 (default: none refused; every answer warns under 0.5)",
+    )
     model_options.add_model_arguments(parser, threads=True)
     args = parser.parse_args(argv)
     if not args.reviews and args.file is None:
@@ -329,15 +367,18 @@ def classify_inputs(args, model: model_options.ModelOptions, items) -> int:
         with classifier:
             if args.explain:
                 colour = style == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-                failed = answer_stream(
-                    classifier.explain,
+                failed, refused = answer_stream(
+                    functools.partial(classifier.explain, min_known=args.min_known),
                     lambda i, t, r, e: format_explanation(i, t, r, e, style, colour),
                     items,
                     sys.stdout,
                 )
             else:
-                failed = answer_stream(
-                    classifier.classify, lambda i, t, r, e: format_result(i, t, r, e, style), items, sys.stdout
+                failed, refused = answer_stream(
+                    functools.partial(classifier.classify, min_known=args.min_known),
+                    lambda i, t, r, e: format_result(i, t, r, e, style),
+                    items,
+                    sys.stdout,
                 )
         sys.stdout.flush()
     except (bundle.BundleError, backends.BackendError) as error:  # explain's per-step artifact
@@ -348,9 +389,15 @@ def classify_inputs(args, model: model_options.ModelOptions, items) -> int:
         # interpreter's final flush does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return BROKEN_PIPE_STATUS
-    if failed:
-        print(f"error: {failed} review(s) could not be classified", file=sys.stderr)
-    return 1 if failed else 0
+    if refused:
+        print(
+            f"error: {refused} review(s) refused: the model knows under {args.min_known:.0%} of their words (--min-known)",
+            file=sys.stderr,
+        )
+    if failed > refused:
+        print(f"error: {failed - refused} review(s) could not be classified", file=sys.stderr)
+        return 1
+    return TOO_FEW_KNOWN_STATUS if refused else 0
 
 
 if __name__ == "__main__":

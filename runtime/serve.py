@@ -128,6 +128,14 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--grace", type=positive(int), default=20, help="seconds to finish the requests in flight on SIGTERM or SIGINT"
     )
+    parser.add_argument(
+        "--min-known",
+        type=cli.share,
+        default=DEFAULTS.min_known,
+        metavar="SHARE",
+        help="refuse a text when the model knows fewer than this share of the words it read, 0 to 1 "
+        "(a request may ask for more; default: none refused)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no access log (JSON lines on stdout)")
     add_follow_arguments(parser)
     args = parser.parse_args(argv)
@@ -158,7 +166,7 @@ def server_settings(args: argparse.Namespace) -> ServerSettings:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        limits=Limits(args.max_body_bytes, args.max_batch, args.request_timeout),
+        limits=Limits(args.max_body_bytes, args.max_batch, args.request_timeout, args.min_known),
         keep_alive=args.keep_alive,
         max_connections=args.max_connections,
         max_connections_per_client=args.max_connections_per_client,

@@ -18,6 +18,7 @@ import itertools
 import re
 import string
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -250,6 +251,31 @@ def _word_spans(text: str) -> list[tuple[str, int, int]]:
         ]
     )
     return list(zip(words, begins[starts].tolist(), ends[stops - 1].tolist()))
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How many of the words the model read its vocabulary knows. A text in another language or
+    made of words the model never saw is read as out-of-vocabulary ids, and its answer says nothing."""
+
+    known_words: int
+    words: int  # the words read: all of the text's, or its last ones when it is longer than the sequence
+
+    @property
+    def share(self) -> float:
+        return self.known_words / self.words if self.words else 0.0
+
+    def to_dict(self) -> dict:
+        return {"known_words": self.known_words, "words": self.words}
+
+    def __str__(self) -> str:
+        return f"the model knows {self.known_words} of {self.words} word{'s' * (self.words != 1)} read"
+
+
+def coverage(ids: Sequence[int]) -> Coverage:
+    """The Coverage of one review's unpadded token ids (`Tokenizer.token_ids`)."""
+    words = [token for token in ids if token != START_ID]  # no word has the start id
+    return Coverage(sum(token >= FIRST_WORD_ID for token in words), len(words))
 
 
 def pad_ids(sequences: Sequence[Sequence[int]], length: int) -> np.ndarray:

@@ -10,7 +10,9 @@ table from benchmarks/options.json (python -m benchmarks.options), the folding p
 from probes/folded-embedding.json (python -m probes.folded_embedding), install and wheel sizes from
 benchmarks/install_sizes.json (scripts/install_sizes.sh), the Raspberry Pi emulation's summary
 from benchmarks/pi-emulation-*.txt (scripts/pi_emulation.py --record), the fleet's swap and update-check
-figures from benchmarks/swap.json (python -m benchmarks.swap). Then writes
+figures from benchmarks/swap.json (python -m benchmarks.swap), and the example answers of
+README.md, docs/serving.md and docs/raspberry-pi.md from the shipped bundle itself
+(scripts/doc_examples.py: run it again after shipping a new model). Then writes
 models/imdb-lstm/MODEL_CARD.md (scripts/model_card.py) and records it in the manifest.
 """
 
@@ -28,7 +30,7 @@ from benchmarks import bench, options, swap  # noqa: E402
 from probes.folded_embedding import BUILTIN, FOLDED  # noqa: E402
 from runtime import bundle  # noqa: E402
 from runtime.config import ModelConfig  # noqa: E402
-from scripts import model_card, training_runs  # noqa: E402
+from scripts import doc_examples, model_card, training_runs  # noqa: E402
 
 
 def changed_model_config(manifest: bundle.Manifest) -> dict:
@@ -288,6 +290,8 @@ def main() -> int:
         for path in (ROOT / "benchmarks").glob("pi-emulation-*.txt")
     }  # cortex-a72 (Pi 4), cortex-a76 (Pi 5)
     fill("docs/pi-emulation.md", {f"pi-{cpu}": f"```\n{summary}\n```" for cpu, summary in emulations.items()})
+    for example in doc_examples.examples(folder):  # what the shipped bundle answers now
+        fill(example.path, {example.block: example.body})
     model_card.write(folder)
     return 0
 

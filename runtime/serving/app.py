@@ -11,6 +11,7 @@ servers. `runtime.serving.server` runs it on uvicorn; it runs on any ASGI server
     POST /v2/models/{name}[/versions/N]/infer   the Open Inference Protocol (KServe v2)
     POST /v2/repository/models/{name}/load      its model repository extension: load what --models' current names
     GET  /metrics, /openapi.json
+    GET  /docs                             the API page: Swagger UI over /openapi.json (runtime/serving/api_page.py)
 
 The classifiers load in a background thread, so the server answers (live, not ready) from its
 first moment and a stop never waits for a load; requests that need the model get 503 until they
@@ -34,6 +35,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from runtime.serving import protocol
+from runtime.serving.api_page import ApiPage
 from runtime.serving.dataplane import DataPlane
 from runtime.serving.metrics import Metrics
 from runtime.serving.middleware import (
@@ -142,12 +144,14 @@ class V1Endpoints:
         with self.dataplane.serving() as served:
             payload, size = await read_json_body(request, self.limits)
             texts = protocol.predict_texts(payload, self.limits.max_batch)
-            return RenderedJSON(await self.dataplane.predict(served, texts, size))
+            least = protocol.min_known(payload, self.limits, 422)
+            return RenderedJSON(await self.dataplane.predict(served, texts, size, least))
 
     async def explain(self, request: Request) -> Response:
         with self.dataplane.serving() as served:
             payload, size = await read_json_body(request, self.limits)
-            return RenderedJSON(await self.dataplane.explain(served, protocol.explain_text(payload), size))
+            text, least = protocol.explain_text(payload), protocol.min_known(payload, self.limits, 422)
+            return RenderedJSON(await self.dataplane.explain(served, text, size, least))
 
     async def model_description(self, request: Request) -> Response:
         return JSONResponse(protocol.with_warnings(self.dataplane.describe(), self.dataplane.warnings))
@@ -240,7 +244,7 @@ class V2Endpoints:
             name = self._named_model(request, served)
             header_length = request.headers.get(protocol.INFERENCE_HEADER)
             body = await read_body(request, self.limits, binary=header_length is not None)
-            inference = protocol.infer_request_from_body(body, header_length, self.limits.max_batch)
+            inference = protocol.infer_request_from_body(body, header_length, self.limits)
             answer, json_length = await self.dataplane.infer(served, name, inference, len(body))
         if json_length is None:
             return RenderedJSON(answer)
@@ -314,6 +318,7 @@ class SentimentService(DataPlane):
         return [
             *V1Endpoints(self, self.limits).routes(),
             *ExplainPage().routes(),
+            *ApiPage(ExplainPage._headers()).routes(),  # the same policy as the explain page
             *V2Endpoints(self, self.limits).routes(),
             *OperationsEndpoints(self.metrics, openapi).routes(),
         ]

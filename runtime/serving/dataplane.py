@@ -161,31 +161,41 @@ class DataPlane:
         async with self._heavy_slots:
             return await served.pool.run(work)
 
-    async def predict(self, served: ServedModel, texts: list[str], body_bytes: int) -> bytes:
-        """The /v1/predict answer: each text's prediction or its own error."""
-        return await self._run(served, functools.partial(self._predict_answer, served.version, texts), body_bytes)
+    async def predict(self, served: ServedModel, texts: list[str], body_bytes: int, min_known: float = 0.0) -> bytes:
+        """The /v1/predict answer: each text's prediction or its own error (among them, a text whose
+        words the model knows fewer than `min_known` of)."""
+        return await self._run(
+            served, functools.partial(self._predict_answer, served.version, texts, min_known), body_bytes
+        )
 
-    def _predict_answer(self, version: str, texts: list[str], classifier: SentimentClassifier) -> bytes:
-        outcomes = classify_each(classifier, texts)
+    def _predict_answer(
+        self, version: str, texts: list[str], min_known: float, classifier: SentimentClassifier
+    ) -> bytes:
+        outcomes = classify_each(classifier, texts, min_known)
         self.metrics.count_outcomes(outcomes)
         return protocol.render(protocol.predict_response(outcomes, version, self.warnings))
 
-    async def explain(self, served: ServedModel, text: str, body_bytes: int) -> bytes:
-        """The /v1/explain answer; 422 for a text that cannot be classified, 409 for a model that has
-        no opinion after each word (a backward direction or attention: explain is not defined for
-        it, whatever the text), 501 for a model without a per-step artifact."""
+    async def explain(self, served: ServedModel, text: str, body_bytes: int, min_known: float = 0.0) -> bytes:
+        """The /v1/explain answer; 422 for a text that cannot be classified (or of whose words the model
+        knows fewer than `min_known`), 409 for a model that has no opinion after each word (a backward
+        direction or attention: explain is not defined for it, whatever the text), 501 for a model
+        without a per-step artifact."""
         try:
-            answer = await self._run(served, functools.partial(self._explain_answer, served.version, text), body_bytes)
+            answer = await self._run(
+                served, functools.partial(self._explain_answer, served.version, text, min_known), body_bytes
+            )
         except NoRunningOpinion as error:
             raise RequestError(409, str(error)) from None
         if isinstance(answer, str):
             raise RequestError(422, answer)
         return answer
 
-    def _explain_answer(self, version: str, text: str, classifier: SentimentClassifier) -> bytes | str:
+    def _explain_answer(
+        self, version: str, text: str, min_known: float, classifier: SentimentClassifier
+    ) -> bytes | str:
         """The explanation's JSON, or the message saying why it has none (as for a text of /v1/predict)."""
         try:
-            explanation: Explanation = classifier.explain(text)
+            explanation: Explanation = classifier.explain(text, min_known)
         except (bundle.BundleError, backends.BackendError) as error:
             # The operator's log names the folder; the client is not told where the server's files are.
             ERROR_LOG.error("explain: %s", error)
@@ -213,7 +223,7 @@ class DataPlane:
     def _infer_answer(
         self, served: ServedModel, name: str, inference: protocol.InferRequest, classifier: SentimentClassifier
     ) -> tuple[bytes, int | None] | str:
-        outcomes = classify_each(classifier, inference.texts)
+        outcomes = classify_each(classifier, inference.texts, inference.min_known)
         self.metrics.count_outcomes(outcomes)
         failed = [(index, outcome) for index, outcome in enumerate(outcomes) if isinstance(outcome, str)]
         if failed:  # the request fails, naming the texts

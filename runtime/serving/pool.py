@@ -16,10 +16,10 @@ from runtime.model_options import ModelOptions, load_classifier
 T = TypeVar("T")
 
 
-def classify_each(classifier: SentimentClassifier, texts: list[str]) -> list[Prediction | str]:
+def classify_each(classifier: SentimentClassifier, texts: list[str], min_known: float = 0.0) -> list[Prediction | str]:
     """Each text's Prediction, or the message saying why it has none."""
     try:
-        return classifier.classify_batch(texts)
+        return classifier.classify_batch(texts, min_known)
     except BatchError as error:
         return [
             prediction if prediction is not None else error.errors[index]

@@ -25,7 +25,13 @@ OPENAPI = Path(__file__).with_name("openapi.json")
 INPUT_TEXT = "text"
 OUTPUT_PROBABILITIES = "probabilities"
 OUTPUT_LABEL = "label"
-OUTPUTS = (OUTPUT_PROBABILITIES, OUTPUT_LABEL)
+# How many of the words it read the model knows, and how many it read (runtime.text.Coverage).
+OUTPUT_KNOWN_WORDS = "known_words"
+OUTPUT_WORDS = "words"
+OUTPUTS = (OUTPUT_PROBABILITIES, OUTPUT_LABEL, OUTPUT_KNOWN_WORDS, OUTPUT_WORDS)
+# The request parameter (/v1 and OIP) and server option (--min-known) that refuse a text whose words
+# the model mostly does not know.
+MIN_KNOWN = "min_known"
 # The version of a server started on one bundle folder (--model): `/v2/models/{name}/versions/1`
 # names it. With --models DIR the version is N of DIR/versions/N, the one serving.
 MODEL_VERSION = "1"
@@ -44,6 +50,9 @@ class Limits:
     max_body_bytes: int = 1 << 20
     max_batch: int = 64
     request_timeout: float = 10.0  # seconds for a whole request to arrive
+    # The least share of its words the model must know for a text to be answered (--min-known); a
+    # request may ask for more with "min_known", never for less.
+    min_known: float = 0.0
 
 
 class RequestError(Exception):
@@ -121,6 +130,17 @@ def _check_batch_size(count: int, max_batch: int) -> None:
 # --- the simple protocol: POST /v1/predict ------------------------------------------------------
 
 
+def min_known(parameters: object, limits: Limits, status: int) -> float:
+    """The share of known words a request's texts need: its "min_known" (a number from 0 to 1, else
+    `status`), but never less than the server's."""
+    value = parameters.get(MIN_KNOWN) if isinstance(parameters, dict) else None
+    if value is None:
+        return limits.min_known
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise RequestError(status, f'"{MIN_KNOWN}" is a share of the words from 0 to 1, not {json.dumps(value)[:40]}')
+    return max(float(value), limits.min_known)
+
+
 def predict_texts(payload: object, max_batch: int) -> list[str]:
     """The texts of a `{"texts": [...]}` request. Its shape is checked whole (422); whether each text
     can be classified is answered text by text."""
@@ -179,6 +199,8 @@ def model_metadata(name: str, version: str, backend: str, labels: list[str]) -> 
         "outputs": [
             {"name": OUTPUT_PROBABILITIES, "datatype": "FP32", "shape": [-1, len(labels)]},
             {"name": OUTPUT_LABEL, "datatype": "BYTES", "shape": [-1]},
+            {"name": OUTPUT_KNOWN_WORDS, "datatype": "INT32", "shape": [-1]},
+            {"name": OUTPUT_WORDS, "datatype": "INT32", "shape": [-1]},
         ],
         "labels": list(labels),
     }
@@ -190,6 +212,7 @@ class InferRequest:
     outputs: tuple[str, ...]  # the outputs asked for, in the order asked; all of them by default
     id: str | None = None
     binary_outputs: frozenset[str] = frozenset()  # the outputs to answer as binary tensor data
+    min_known: float = 0.0  # refuse a text whose words the model knows fewer of (parameter "min_known")
 
 
 def _tensor_texts(data: object, shape: list[int]) -> list:
@@ -270,16 +293,16 @@ def inference_header_length(value: str, body_bytes: int) -> int:
     return length
 
 
-def infer_request_from_body(body: bytes, header_length: str | None, max_batch: int) -> InferRequest:
+def infer_request_from_body(body: bytes, header_length: str | None, limits: Limits) -> InferRequest:
     """The $inference_request of an infer body: JSON, or (with an Inference-Header-Content-Length,
     the binary tensor data extension) JSON of that length followed by the input's binary data."""
     if header_length is None:
-        return infer_request(read_json(body), max_batch)
+        return infer_request(read_json(body), limits)
     length = inference_header_length(header_length, len(body))
-    return infer_request(read_json(body[:length]), max_batch, binary=body[length:])
+    return infer_request(read_json(body[:length]), limits, binary=body[length:])
 
 
-def infer_request(payload: object, max_batch: int, binary: bytes | None = None) -> InferRequest:
+def infer_request(payload: object, limits: Limits, binary: bytes | None = None) -> InferRequest:
     """An $inference_request with one BYTES input named "text" of shape [n] or [n, 1], its data the
     texts as JSON strings, or as binary data (`binary`: what follows the JSON in the body, when the
     request has an Inference-Header-Content-Length). Outputs are answered as binary data when asked
@@ -304,17 +327,19 @@ def infer_request(payload: object, max_batch: int, binary: bytes | None = None) 
         or (len(shape) == 2 and shape[1] != 1)
     ):
         raise RequestError(400, f'input "{INPUT_TEXT}" has shape [n] or [n, 1], not {json.dumps(shape)}')
-    _check_batch_size(math.prod(shape), max_batch)
+    _check_batch_size(math.prod(shape), limits.max_batch)
     texts = _input_texts(tensor, shape, binary or b"")
     if not texts:
         raise RequestError(400, f'input "{INPUT_TEXT}" holds no text')
     for index, text in enumerate(texts):
         if not isinstance(text, str):
             raise RequestError(400, f'input "{INPUT_TEXT}" element {index} is {json_type(text)}, not a string')
-    all_binary = _flag(_parameters(payload, "the request"), "binary_data_output", "the request") or False
+    parameters = _parameters(payload, "the request")
+    all_binary = _flag(parameters, "binary_data_output", "the request") or False
+    least = min_known(parameters, limits, 400)
     asked = payload.get("outputs")
     if asked is None:
-        return InferRequest(texts, OUTPUTS, request_id, frozenset(OUTPUTS) if all_binary else frozenset())
+        return InferRequest(texts, OUTPUTS, request_id, frozenset(OUTPUTS) if all_binary else frozenset(), least)
     names = (
         [output.get("name") if isinstance(output, dict) else None for output in asked]
         if isinstance(asked, list)
@@ -328,7 +353,7 @@ def infer_request(payload: object, max_batch: int, binary: bytes | None = None) 
         flag = _flag(_parameters(output, where), "binary_data", where)
         if flag or (flag is None and all_binary):
             binary_outputs.add(output["name"])
-    return InferRequest(texts, tuple(names), request_id, frozenset(binary_outputs))
+    return InferRequest(texts, tuple(names), request_id, frozenset(binary_outputs), least)
 
 
 def _input_texts(tensor: dict, shape: list[int], binary: bytes) -> list:
@@ -356,8 +381,9 @@ def _input_texts(tensor: dict, shape: list[int], binary: bytes) -> list:
 
 
 def infer_response(name: str, version: str, request: InferRequest, labels: list[str], predictions: list) -> dict:
-    """$inference_response: FP32 probabilities of shape [n, labels] (row-major, flat) and the BYTES
-    label of each text, for the outputs the request asked for, each with its JSON data."""
+    """$inference_response: FP32 probabilities of shape [n, labels] (row-major, flat), the BYTES
+    label of each text and its INT32 counts of known words and words read, for the outputs the
+    request asked for, each with its JSON data; the texts' warnings in its parameters."""
     tensors = {
         OUTPUT_PROBABILITIES: {
             "name": OUTPUT_PROBABILITIES,
@@ -371,20 +397,38 @@ def infer_response(name: str, version: str, request: InferRequest, labels: list[
             "shape": [len(predictions)],
             "data": [p.label for p in predictions],
         },
+        OUTPUT_KNOWN_WORDS: {
+            "name": OUTPUT_KNOWN_WORDS,
+            "datatype": "INT32",
+            "shape": [len(predictions)],
+            "data": [p.coverage.known_words for p in predictions],
+        },
+        OUTPUT_WORDS: {
+            "name": OUTPUT_WORDS,
+            "datatype": "INT32",
+            "shape": [len(predictions)],
+            "data": [p.coverage.words for p in predictions],
+        },
     }
     response = {"model_name": name, "model_version": version}
     if request.id is not None:
         response["id"] = request.id
+    warnings = [f"element {index}: {p.warning}" for index, p in enumerate(predictions) if p.warning]
+    if warnings:  # OIP parameters are scalars: one string
+        more = f"; and {len(warnings) - 3} more" if len(warnings) > 3 else ""
+        response["parameters"] = {"warning": "; ".join(warnings[:3]) + more}
     response["outputs"] = [tensors[output] for output in request.outputs]
     return response
 
 
 def _binary_data(tensor: dict) -> bytes:
-    """A tensor's data as the binary tensor data extension sends it: little-endian FP32, or each BYTES
-    element as its 4-byte length and its UTF-8."""
+    """A tensor's data as the binary tensor data extension sends it: little-endian FP32 or INT32, or
+    each BYTES element as its 4-byte length and its UTF-8."""
     data = tensor["data"]
     if tensor["datatype"] == "FP32":
         return struct.pack(f"<{len(data)}f", *data)
+    if tensor["datatype"] == "INT32":
+        return struct.pack(f"<{len(data)}i", *data)
     return b"".join(ELEMENT_LENGTH.pack(len(item)) + item for item in (text.encode("utf-8") for text in data))
 
 

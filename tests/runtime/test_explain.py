@@ -14,7 +14,7 @@ import pytest
 from runtime import SentimentClassifier, bundle
 from runtime.explain import Explanation, Word
 from runtime.predict import format_explanation
-from runtime.text import split_words, word_spans
+from runtime.text import Coverage, split_words, word_spans
 from tests.runtime.conftest import NEGATIVE, POSITIVE, copy_without_per_step_artifacts
 
 MARKUP = (
@@ -126,7 +126,7 @@ def test_a_1_mib_text_is_explained_by_its_last_words_for_about_classify_s_work(c
 def test_to_dict_is_the_json_the_cli_and_server_give(classifier):
     explanation = classifier.explain(POSITIVE)
     body = json.loads(json.dumps(explanation.to_dict()))
-    assert list(body) == ["label", "score", "probabilities", "start", "truncated_words", "words"]
+    assert list(body) == ["label", "score", "probabilities", "coverage", "start", "truncated_words", "words"]
     assert list(body["words"][0]) == ["word", "start", "end", "in_vocabulary", "probabilities", "effect"]
     assert body["words"][1]["probabilities"] == explanation.words[1].probabilities
 
@@ -242,13 +242,17 @@ def test_cli_explain_without_a_terminal_prints_json_and_text_marks_strong_words(
     piped = run_cli("--model", str(bundle_dir), "--explain", NEGATIVE)
     assert piped.returncode == 0 and json.loads(piped.stdout)["label"] == "negative"
     text = run_cli("--model", str(bundle_dir), "--explain", "--format", "text", NEGATIVE).stdout.decode()
-    # The strong words are marked with their effect; which ones depends on the model, "worst" always.
-    assert text.startswith("0\tThe") and " worst(+" in text and "\033[" not in text
+    # The strong words are marked with their effect toward positive (issue #34 item 4: it was toward the
+    # final label, so "worst" was + on a negative review); which ones depends on the model, "worst" always.
+    assert text.startswith("0\tThe") and " worst(-" in text and "\033[" not in text
     assert "-> negative" in text and "strongest: " in text
+    assert "effects are changes in the probability of positive: + toward positive, - toward negative" in text
 
 
 def test_terminal_colours_follow_each_word_s_effect():
-    words = [("dull", 0, 4, -0.3), ("fine", 5, 9, 0.02), ("film", 10, 14, 0.001)]
+    """As the page: blue toward positive, orange toward negative, whatever the answer (issue #34 item 4:
+    the terminal showed green toward the final label, so "dull" was green on a negative review)."""
+    words = [("dull", 0, 4, 0.3), ("fine", 5, 9, -0.02), ("film", 10, 14, 0.001)]
     explanation = Explanation(
         "negative",
         0.8,
@@ -259,10 +263,20 @@ def test_terminal_colours_follow_each_word_s_effect():
             Word(word, start, end, True, {"negative": 0.8, "positive": 0.2}, effect)
             for word, start, end, effect in words
         ],
+        Coverage(3, 3),
     )
     shown = format_explanation(0, "dull fine film", explanation, None, "text", colour=True)
-    assert shown.startswith("0\t\033[1;31mdull\033[0m \033[32mfine\033[0m film\n-> negative 0.800")
-    assert "dull -0.30" in shown and "green toward it, red away" in shown
+    orange, blue = "\033[1;38;5;208m", "\033[38;5;33m"
+    assert shown.startswith(f"0\t{orange}dull\033[0m {blue}fine\033[0m film\n-> negative 0.800")
+    assert "dull -0.30" in shown and "colours: \033[38;5;33mblue\033[0m toward positive, " in shown
+    assert "\033[38;5;208morange\033[0m toward negative; bold from 0.05" in shown
+
+
+def test_more_than_two_labels_colour_toward_the_answer_and_away():
+    labels = {"a": 0.2, "b": 0.7, "c": 0.1}
+    explanation = Explanation("b", 0.7, labels, None, 0, [Word("good", 0, 4, True, labels, -0.2)], Coverage(1, 1))
+    shown = format_explanation(0, "good", explanation, None, "text", colour=False)
+    assert "good(-0.20)" in shown and "+ toward b, - away from b" in shown
 
 
 def test_the_documented_example_holds(bundle_dir):

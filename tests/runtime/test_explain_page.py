@@ -86,11 +86,9 @@ def test_a_review_is_explained_with_its_label_chart_and_every_word_shaded(server
         "return Array.from(document.querySelectorAll('#words .word')).map(n => getComputedStyle(n).backgroundColor)"
     )
     assert all(colour not in ("transparent", "rgba(0, 0, 0, 0)") for colour in backgrounds)
-    for word, colour in zip(expected["words"], backgrounds):  # blue toward the label, orange away from it
-        assert colour.startswith("rgba(33, 102, 172" if (word["effect"] or 0) >= 0 else "rgba(230, 97, 1"), (
-            word,
-            colour,
-        )
+    for word, colour in zip(expected["words"], backgrounds):  # blue toward positive, orange toward negative
+        leaning = (word["effect"] or 0) * (1 if expected["label"] == "positive" else -1)
+        assert colour.startswith("rgba(33, 102, 172" if leaning >= 0 else "rgba(230, 97, 1"), (word, colour)
     assert "oov" in words[[w["word"] for w in expected["words"]].index("zxqvwk's")].get_attribute("class")
     assert min(browser.execute_script(CONTRASTS)) >= 4.5
 
@@ -201,6 +199,37 @@ def test_the_server_s_warnings_are_shown_and_go_with_their_answer(server, browse
     browser.execute_script("window.fetch = window.serverFetch")
     submit(browser, "A fine film.")  # an answer without warnings: the notice goes
     assert not warning.is_displayed() and warning.text == ""
+
+
+def test_colours_read_toward_positive_or_negative_whatever_the_answer(server, browser, bundle_dir):
+    """Issue #34 item 4: the page shaded toward the final label, the terminal otherwise; now both read
+    blue toward positive, orange toward negative, so "dull" is orange on a negative review too."""
+    review = "Dull, boring and far too long."
+    with SentimentClassifier.from_bundle(bundle_dir) as classifier:
+        explanation = classifier.explain(review)
+    assert explanation.label == "negative"
+    explain_in_page(browser, page_url(server), review)
+    words = browser.find_elements(By.CSS_SELECTOR, "#words .word")
+    backgrounds = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#words .word')).map(n => getComputedStyle(n).backgroundColor)"
+    )
+    for word, colour in zip(explanation.words, backgrounds):
+        leaning = explanation.leaning(word) or 0
+        assert colour.startswith("rgba(33, 102, 172" if leaning >= 0 else "rgba(230, 97, 1"), (word.word, colour)
+    assert backgrounds[0].startswith("rgba(230, 97, 1") and words[0].text == "Dull"
+    assert browser.find_element(By.ID, "words-legend").text.startswith("Blue: toward positive; orange: toward negative")
+    assert "toward negative" in browser.find_element(By.ID, "strongest").text
+
+
+def test_the_page_says_how_many_words_the_model_knows_and_warns_under_half(server, browser):
+    """Issue #34 item 14: a text the model cannot read (no word known) was answered as any other."""
+    explain_in_page(browser, page_url(server), "这部电影很好")
+    assert browser.find_element(By.ID, "coverage").text == "The model knows 0 of the 1 word it read."
+    warning = browser.find_element(By.ID, "warnings")
+    assert warning.is_displayed() and "the model knows 0 of 1 word read" in warning.text
+    submit(browser, "A wonderful film.")
+    assert browser.find_element(By.ID, "coverage").text == "The model knows 3 of the 3 words it read."
+    assert not warning.is_displayed()
 
 
 def test_keyboard_only_with_labels_and_a_spoken_error(server, browser):

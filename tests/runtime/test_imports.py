@@ -131,6 +131,7 @@ SERVING_LAYERS = (
     "follow",
     "dataplane",
     "middleware",
+    "api_page",
     "app",
     "uvicorn_internals",
     "server",

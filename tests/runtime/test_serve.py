@@ -171,6 +171,8 @@ def test_oip_health_and_metadata(server):
     assert metadata["outputs"] == [
         {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(model["labels"])]},
         {"name": "label", "datatype": "BYTES", "shape": [-1]},
+        {"name": "known_words", "datatype": "INT32", "shape": [-1]},
+        {"name": "words", "datatype": "INT32", "shape": [-1]},
     ]
     assert server.request("GET", "/v2/models/imdb-lstm/ready")[::2] == (200, {"name": "imdb-lstm", "ready": True})
     assert server.request("GET", "/v2/models/imdb-lstm/versions/1/ready")[0] == 200

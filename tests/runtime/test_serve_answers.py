@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from runtime.classifier import Prediction
+from runtime.classifier import Coverage, Prediction
 from runtime.serving import protocol
 from runtime.serving.protocol import Limits
 from tests.runtime.test_serve_harness import InProcessServer
@@ -74,12 +74,12 @@ class StandIn:
             "labels": LABELS,
         }
 
-    def classify_batch(self, texts: list[str]) -> list[Prediction]:
+    def classify_batch(self, texts: list[str], min_known: float = 0.0) -> list[Prediction]:
         if self.fail:
             raise RuntimeError("the interpreter fell over\nwith a second line")
-        return [NotedPrediction("positive", 0.75, {"negative": 0.25, "positive": 0.75}) for _ in texts]
+        return [NotedPrediction("positive", 0.75, {"negative": 0.25, "positive": 0.75}, Coverage(3, 3)) for _ in texts]
 
-    def explain(self, text: str) -> NotedExplanation:
+    def explain(self, text: str, min_known: float = 0.0) -> NotedExplanation:
         return NotedExplanation(self.words)
 
     def close(self) -> None:

@@ -95,7 +95,7 @@ def test_health_and_metadata(client):
     model = client.get_model_metadata(MODEL)
     assert model["name"] == MODEL and model["versions"] == ["1"]
     assert model["inputs"] == [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
-    assert [output["name"] for output in model["outputs"]] == ["probabilities", "label"]
+    assert [output["name"] for output in model["outputs"]] == ["probabilities", "label", "known_words", "words"]
     with pytest.raises(InferenceServerException) as error:
         client.get_model_metadata("another-model")
     assert error.value.status() == "404" and "no model named 'another-model'" in error.value.message()
