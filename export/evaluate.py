@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from export.validate import test_reviews
-from runtime import SentimentClassifier, bundle, cli
+from runtime import SentimentClassifier, backends, bundle, cli
 from runtime.bundle import EvaluationRecord, ScoreRecord
 from training import pairs, phrases
 from training.data import DataError, Split
@@ -171,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sst", type=Path, help="a folder with the treebank's test.txt and dev.txt")
     parser.add_argument("--cad", type=Path, help="counterfactual pairs to score (CAD's dev_paired.tsv)")
     parser.add_argument("--challenge", type=Path, help="a JSON-lines file of {text, label} reviews")
-    parser.add_argument("--backend", default="onnx", choices=("onnx", "tflite"), help="the interpreter (default: onnx)")
-    parser.add_argument("--precision", default="float32", choices=("float32", "int8"), help="default: float32")
+    parser.add_argument("--backend", default="onnx", choices=backends.BACKENDS, help="the interpreter")
+    parser.add_argument("--precision", default="float32", choices=bundle.PRECISIONS, help="the artifacts' precision")
     parser.add_argument("--no-write", action="store_true", help="print the figures; leave the manifest as it is")
     args = parser.parse_args(argv)
     if not (args.data or args.sst or args.cad or args.challenge):
