@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import stat
 import tempfile
 from pathlib import Path
 
@@ -43,8 +44,9 @@ def open_file(path: Path, flags: int, mode: int = 0o644) -> int:
         raise
 
 
-def check_output_folder(output: Path) -> None:
-    """A study's folder: new, empty, or a study's; never a bundle or somebody's other folder."""
+def check_output_folder(output: Path, shared: bool = False) -> None:
+    """A study's folder: new, empty, or a study's; never a bundle or somebody's other folder. A shared
+    study's worker folder holds its records and no study.db (the study is in the storage)."""
     if output.is_symlink() and not output.exists():
         raise StudyFileError(f"{output} is a symbolic link to {os.readlink(output)}, which does not exist")
     if output.exists() and not output.is_dir():
@@ -53,6 +55,8 @@ def check_output_folder(output: Path) -> None:
         return
     if (output / "manifest.json").exists():
         raise StudyFileError(f"{output} is a model bundle; give a new folder for the study (runs/tune-NAME)")
+    if shared and os.path.lexists(output / STUDY_FILE):
+        raise StudyFileError(f"{output} holds a study of its own ({STUDY_FILE}); give another --output with --storage")
     others = [path.name for path in output.iterdir() if path.name not in OWN_FILES and not is_temporary(path)]
     if others and not os.path.lexists(output / STUDY_FILE):
         raise StudyFileError(f"{output} holds other files and no study; give a new folder (runs/tune-NAME)")
@@ -137,9 +141,12 @@ def check_study_db(path: Path, study_name: str) -> None:
     """Refuse a study.db that is not a training.tune study, before Optuna opens it (Optuna would
     start a new study in an empty or foreign file, and a damaged one ends in a SQLAlchemy traceback)."""
     descriptor = open_file(path, os.O_RDONLY)  # refuses a link
+    not_ours = f"{path} is not this tuner's study ({{}}); move it away, or give another --output"
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise StudyFileError(not_ours.format("not a file"))
     with os.fdopen(descriptor, "rb") as file:
         header = file.read(len(SQLITE_HEADER))
-    not_ours = f"{path} is not this tuner's study ({{}}); move it away, or give another --output"
     if header != SQLITE_HEADER:
         raise StudyFileError(not_ours.format("empty" if not header else "not a SQLite database"))
     try:

@@ -110,7 +110,7 @@ def test_a_killed_study_resumes(archive, tmp_path):
 def fake_training(accuracies: dict):
     """A train_trial that answers at once: its validation accuracy is a function of the units."""
 
-    def train_trial(params, prepared, study_settings, verbose):
+    def train_trial(params, prepared, study_settings, verbose, trial=None):
         settings, config = tune.trial_settings(params, study_settings["settings"], study_settings["config"])
         accuracy = accuracies[params["lstm_units"]]
         return {
@@ -152,9 +152,9 @@ def test_a_study_with_other_options_is_not_resumed(archive, tmp_path, monkeypatc
 def test_the_hours_budget_stops_between_trials(archive, tmp_path, monkeypatch, capsys):
     slow = fake_training({4: 0.5})
 
-    def half_a_second(*args):
+    def half_a_second(*args, **kwargs):
         time.sleep(0.5)
-        return slow(*args)
+        return slow(*args, **kwargs)
 
     monkeypatch.setattr(tune, "train_trial", half_a_second)
     output = tmp_path / "tune-hours"
@@ -281,6 +281,12 @@ def sqlite_file_of_another_program(path):
     connection.close()
 
 
+def a_folder(path):
+    path.unlink()
+    path.mkdir()
+    (path / "keep").write_text("kept")
+
+
 def truncate_to_half(path):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
@@ -293,20 +299,21 @@ def truncate_to_half(path):
         (lambda path: path.write_bytes(b"not a database\n" * 10), "not a SQLite database"),
         (sqlite_file_of_another_program, "another program's SQLite database, holding no tuner study"),
         (truncate_to_half, "damaged"),
+        (a_folder, "not a file"),
     ],
-    ids=["empty", "text", "foreign-sqlite", "truncated"],
+    ids=["empty", "text", "foreign-sqlite", "truncated", "folder"],
 )
 def test_a_study_db_that_is_not_the_studys_is_refused(finished_study, archive, spoil, reason, capsys):
     """An empty or foreign study.db started a new study (trial numbers repeated in trials.jsonl); a
     truncated one ended in a SQLAlchemy traceback."""
     study_db = finished_study / tune.STUDY_FILE
     spoil(study_db)
-    spoiled = study_db.read_bytes()
+    spoiled = study_db.read_bytes() if study_db.is_file() else None
     capsys.readouterr()
     assert run(archive, finished_study, "--trials", "2") == 1
     error = capsys.readouterr().err
     assert error.startswith(f"error: {study_db} is not this tuner's study ({reason}") and error.count("\n") == 1
-    assert study_db.read_bytes() == spoiled  # nothing written into somebody's database
+    assert (study_db.read_bytes() if study_db.is_file() else None) == spoiled  # nothing written into it
     assert [r["trial"] for r in records(finished_study)] == [0]
 
 
