@@ -272,13 +272,14 @@ def wait_workers(workers: list) -> list[int]:
 
 
 def report_lines(study) -> list[str]:
-    """One line a trial: its state, score, epochs, time, worker and the trial it re-runs."""
+    """One line a trial: its state, score, epochs, time, the trial it re-runs, its worker (host:pid)
+    and its run folder on that worker's machine (its trial.log and bundle)."""
     trials = study.get_trials(deepcopy=False)
     states = [trial_state(trial) for trial in trials]
     tally = ", ".join(f"{states.count(state)} {state}" for state in dict.fromkeys(sorted(states)))
     lines = [f"Study {study.study_name!r}: {len(trials)} trials ({tally or 'none yet'})"]
     lines.append(
-        f"{'trial':>5}  {'state':<11} {'validation':>10}  {'epoch':>6}  {'seconds':>7}  {'retry of':>8}  worker"
+        f"{'trial':>5}  {'state':<11} {'validation':>10}  {'epoch':>6}  {'seconds':>7}  {'retry of':>8}  worker  folder"
     )
     for trial, state in zip(trials, states):
         attrs = trial.user_attrs
@@ -287,7 +288,7 @@ def report_lines(study) -> list[str]:
         lines.append(
             f"{trial.number:>5}  {state:<11} {'' if value is None else f'{value:.4f}':>10}  {epochs:>6}  "
             f"{attrs.get('seconds', ''):>7}  {'' if attrs.get('retry_of') is None else attrs['retry_of']:>8}  "
-            f"{attrs.get('worker', '')}"
+            f"{attrs.get('worker', '')}  {attrs.get('folder', '')}"
         )
     return lines
 

@@ -10,7 +10,8 @@ real run) and is scored by its best validation accuracy. The test split is dropp
 data is read: no trial is evaluated on it, and no record holds a test figure.
 
 Optuna (docs/tuning.md says why not KerasTuner) keeps the study in OUTPUT/study.db (SQLite); every
-trial, finished, failed or interrupted, is also a line of OUTPUT/trials.jsonl (TrialRecord). Run
+trial, finished, failed or interrupted, is also a line of OUTPUT/trials.jsonl (TrialRecord) and has
+a run folder, OUTPUT/trial-NNNN: its trial.log, and its bundle (no test figures) once trained. Run
 the same command again to go on: finished trials are kept, and a trial that was interrupted (Ctrl-C,
 SIGTERM, a kill, a power cut) is marked so and run again once with the same settings. The budget
 (--trials: finished trials in the study; --hours: this run's time) is checked between trials, so the
@@ -22,6 +23,9 @@ With --storage URL (PostgreSQL, SQLite, Optuna's journal file) and --study NAME,
 commands, on this machine (--workers N) or others, share one study (training/study_storage.py): each
 trial runs once, a killed worker's trial is run again once, the budget is the study's, and --report
 lists every worker's trials from the storage alone. The study folder's files: training/study_files.py.
+
+Exit status: 0 the budget met (or the report printed), 1 one `error:` line (the data, the folder or
+the storage; never a password), 2 a usage error, 130 interrupted (Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
@@ -126,6 +130,7 @@ class TrialRecord:
     retry_of: int | None = None  # the interrupted trial whose settings this one runs again
     error: str | None = None
     ended: str = ""
+    folder: str | None = None  # the trial's run folder: its trial.log, and its bundle once trained
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -198,9 +203,12 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def train_trial(params: dict, prepared: fit.PreparedData, study_settings: dict, verbose: int, trial=None) -> dict:
+def train_trial(
+    params: dict, prepared: fit.PreparedData, study_settings: dict, verbose: int, trial=None, folder=None
+) -> dict:
     """Fit one trial's model on the fit split, validated on the validation split; never the test split.
-    With `trial`, each epoch's validation accuracy is reported to it, and its pruner may stop the fit."""
+    With `trial`, each epoch's validation accuracy is reported to it, and its pruner may stop the fit;
+    with `folder` (the trial's run folder), the model is written there as a bundle without test figures."""
     import keras
 
     settings, config = trial_settings(params, study_settings["settings"], study_settings["config"])
@@ -218,6 +226,11 @@ def train_trial(params: dict, prepared: fit.PreparedData, study_settings: dict, 
         prepared.validation,
         callbacks=(reporter,) if reporter else (),
     )
+    seconds = time.perf_counter() - started
+    if folder is not None:
+        write_trial_bundle(
+            folder / study_files.TRIAL_BUNDLE, fitted, settings, prepared, study_settings, seconds, trial
+        )
     # Each trial's graphs go: a long study does not grow. Not on an exception: the study stops then,
     # and a Ctrl-C in tf.function's tracing leaves a graph entered, over which clear_session raises.
     keras.backend.clear_session()
@@ -229,9 +242,23 @@ def train_trial(params: dict, prepared: fit.PreparedData, study_settings: dict, 
         "validation_accuracy": val_accuracy[best],
         "best_epoch": best + 1,
         "val_accuracy": val_accuracy,
-        "seconds": round(time.perf_counter() - started, 1),
+        "seconds": round(seconds, 1),
         "pruned": bool(reporter and reporter.pruned),
     }
+
+
+def write_trial_bundle(path: Path, fitted, settings, prepared, study_settings: dict, seconds: float, trial) -> None:
+    """The trial's model as a bundle (its best epoch's weights, validation figures, no test ones):
+    the best trial's model is kept, to be looked at or exported without training it again."""
+    from training.bundle_writer import write_bundle
+    from training.records import Selection
+
+    history = fitted.history
+    best = max(range(len(history["val_accuracy"])), key=history["val_accuracy"].__getitem__)
+    selection = Selection(fitted, history, best, None, seconds, seconds)
+    number = "" if trial is None else f"-trial-{trial.number}"
+    name = study_settings["name"][:48] + number  # a bundle's name is at most 64 characters
+    write_bundle(path, study_settings["data"], name, settings, prepared, selection, None)
 
 
 def epoch_reporter(trial):
@@ -256,6 +283,8 @@ def objective_for(space, prepared, study_settings: dict, output: Path, verbose: 
     hooks (a shared study's): "start" is called with the trial before it trains, "interrupted" after."""
     hooks = hooks or {}
 
+    from optuna import TrialPruned
+
     def objective(trial) -> float:
         params = {param.name: param.suggest(trial) for param in space}
         settings, config = trial_settings(params, study_settings["settings"], study_settings["config"])
@@ -269,24 +298,36 @@ def objective_for(space, prepared, study_settings: dict, output: Path, verbose: 
         try:
             if "start" in hooks:
                 hooks["start"](trial)
-            print(f"trial {trial.number}: {format_params(params)}", file=sys.stderr, flush=True)
-            result = train_trial(params, prepared, study_settings, verbose, trial=trial)
+            folder = start_run_folder(trial, output)
+            base["folder"] = str(folder)
+            with study_files.trial_log(folder):
+                print(f"trial {trial.number}: {format_params(params)}", file=sys.stderr, flush=True)
+                result = train_trial(params, prepared, study_settings, verbose, trial=trial, folder=folder)
+                return finish_trial(trial, result, base, output)  # a pruned trial raises TrialPruned
         except KeyboardInterrupt:
             trial.set_user_attr("interrupted", True)
             append_record(output, TrialRecord(state="interrupted", ended=now(), **base))
             if "interrupted" in hooks:
                 hooks["interrupted"](trial)
             raise
-        except study_storage.OverBudget:
+        except (study_storage.OverBudget, TrialPruned):
             raise
         except Exception as error:
             error = f"{type(error).__name__}: {error}"
             trial.set_user_attr("error", error)  # a failed trial without one was interrupted (recover_interrupted)
             append_record(output, TrialRecord(state="failed", error=error, ended=now(), **base))
             raise
-        return finish_trial(trial, result, base, output)
 
     return objective
+
+
+def start_run_folder(trial, output: Path) -> Path:
+    """The trial's run folder in this worker's --output; the study records which worker has it and
+    where, so --report tells every trial's folder from the storage alone."""
+    folder = study_files.make_trial_folder(output, trial.number).resolve()
+    trial.set_user_attr("worker", study_storage.WORKER)  # host:pid; a dead local worker's trial is found by it
+    trial.set_user_attr("folder", str(folder))
+    return folder
 
 
 def finish_trial(trial, result: dict, base: dict, output: Path) -> float:
@@ -359,6 +400,7 @@ def interrupted_record(trial, study_settings: dict) -> TrialRecord:
         retry_of=trial.user_attrs.get("retry_of"),
         error="the process ended during the trial",
         ended=now(),
+        folder=trial.user_attrs.get("folder"),  # on the dead worker's machine
     )
 
 
@@ -459,6 +501,10 @@ def best_trial_summary(study, description: dict) -> str:
     limit = description["settings"]["limit"]
     if limit:
         lines.append(f"  (the study read {limit:,} texts of each split; the command reads them all)")
+    if "folder" in best.user_attrs:
+        host = best.user_attrs.get("worker", "").rpartition(":")[0]
+        bundle_path = Path(best.user_attrs["folder"]) / study_files.TRIAL_BUNDLE
+        lines.append(f"Its bundle (validation figures only), on {host}: {bundle_path}")
     return "\n".join(lines)
 
 
@@ -544,6 +590,8 @@ def tune(args: argparse.Namespace) -> int:
             "settings": settings,
             "config": replace(config, labels=dataset.labels),
             "imdb": dataset.format == "imdb",
+            "data": args.data,  # the trials' bundles: its folder is never written into
+            "name": fit.default_name(args.data, args.format),  # a trial's bundle is NAME-trial-N
         }
         study_files.make_folder(args.output)
         if shared:
@@ -577,11 +625,21 @@ def tune_folder(args, description: dict, space, prepared, study_settings: dict, 
     return 0
 
 
-def tune_shared(args, shared: dict, space, prepared, study_settings: dict, verbose: int) -> int:
+@dataclass(frozen=True)
+class SharedStudy:
+    """The study a worker joined in --storage, and how a dead worker's trial found by it is handled."""
+
+    study: object  # optuna.Study
+    description: dict
+    stale_callback: object  # records a dead worker's trial (through `recorders`) and queues it once more
+    recorders: list  # filled once this worker's folder is known
+
+
+def tune_shared(args, shared: SharedStudy, space, prepared, study_settings: dict, verbose: int) -> int:
     """A worker of the study in --storage: trials until the study's budget is met."""
-    study, description = shared["study"], shared["description"]
+    study, description = shared.study, shared.description
     study_files.write_description(args.output, description)
-    shared["record"].append(lambda trial: append_record(args.output, interrupted_record(trial, study_settings)))
+    shared.recorders.append(lambda trial: append_record(args.output, interrupted_record(trial, study_settings)))
     print(
         f"Worker {study_storage.WORKER} of the study {args.study!r} in {study_storage.redact(args.storage, args.storage)}: "
         f"{finished(study)} trials finished; validating on {len(prepared.validation):,} of "
@@ -596,7 +654,7 @@ def tune_shared(args, shared: dict, space, prepared, study_settings: dict, verbo
     }
     objective = objective_for(space, prepared, study_settings, args.output, verbose, hooks)
     poll = min(args.heartbeat, 5)
-    reason = study_storage.run_shared_budget(study, objective, trials, args.hours, poll, shared["callback"])
+    reason = study_storage.run_shared_budget(study, objective, trials, args.hours, poll, shared.stale_callback)
     print(f"Stopped: {reason}; this worker's trials are in {args.output / RECORDS_FILE}")
     if completed(study):
         print(best_trial_summary(study, description))
@@ -605,21 +663,20 @@ def tune_shared(args, shared: dict, space, prepared, study_settings: dict, verbo
 
 def start_shared_trial(study, trial, trials: float) -> None:
     study_storage.check_budget(study, trial, trials)
-    trial.set_user_attr("worker", study_storage.WORKER)  # a dead local worker's trial is found by it
 
 
-def open_shared(args, description: dict) -> dict:
+def open_shared(args, description: dict) -> SharedStudy:
     """Open --storage and create or join the study --study (one of other options is refused)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    record = []  # the worker's interrupted-trial recorder, once its folder is known
-    callback = study_storage.retry_once(lambda trial: [write(trial) for write in record])
+    recorders = []  # the worker's interrupted-trial recorder, once its folder is known
+    callback = study_storage.retry_once(lambda trial: [write(trial) for write in recorders])
     storage = study_storage.open_storage(args.storage, args.heartbeat, callback)
     study = study_storage.open_shared_study(storage, args.study, description, args.seed, pruner_of(args))
     # The data's path may differ between machines; its options, the settings and the space may not.
     check_description(study, description, f"the study {args.study!r}", ignore=("data",))
-    return {"study": study, "description": description, "callback": callback, "record": record}
+    return SharedStudy(study, description, callback, recorders)
 
 
 def budget_of(args) -> float:

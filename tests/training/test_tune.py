@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import pytest
 pytest.importorskip("optuna", reason="needs the tune extra")
 pytest.importorskip("keras", reason="needs the training extra")
 
+from runtime import bundle  # noqa: E402
 from tests.conftest import ROOT, write_archive  # noqa: E402
 from training import fit, tune  # noqa: E402
 
@@ -64,6 +66,31 @@ def test_a_tiny_study_records_its_trials_and_resumes(archive, tmp_path, no_test_
     assert not any(key.startswith("test") for record in every for key in record)
 
 
+def test_each_trial_has_a_run_folder_with_its_log_and_bundle(archive, tmp_path, no_test_evaluation, capsys):
+    """OUTPUT/trial-NNNN: what the trial printed (trial.log) and its model as a bundle with validation
+    figures and no test ones; the records, the best trial's lines and --report say where."""
+    output = tmp_path / "tune-folders"
+    assert run(archive, output, "--trials", "2") == 0
+    summary = capsys.readouterr().out
+    every = records(output)
+    for record in every:
+        folder = output / f"trial-{record['trial']:04d}"
+        assert record["folder"] == str(folder.resolve())
+        assert f"trial {record['trial']}: " in (folder / "trial.log").read_text()
+        manifest = bundle.Bundle.open(folder / "bundle").manifest  # a bundle the runtime opens
+        assert manifest.name == f"imdb-lstm-trial-{record['trial']}"  # fit's name for IMDB data
+        assert manifest.metrics.validation_accuracy == pytest.approx(record["validation_accuracy"], abs=1e-5)
+        assert manifest.metrics.test_accuracy is None and manifest.training.data.test_reviews is None
+        assert not (folder / "bundle" / "metrics.json").exists()
+    best = max(every, key=lambda record: record["validation_accuracy"])
+    assert f"Its bundle (validation figures only), on {socket.gethostname()}: {best['folder']}/bundle" in summary
+    assert tune.main(["--output", str(output), "--report"]) == 0
+    report = capsys.readouterr().out
+    assert all(record["folder"] in report for record in every)
+    assert run(archive, output, "--trials", "3") == 0  # its trial folders do not make it somebody else's folder
+    assert [r["trial"] for r in records(output)] == [0, 1, 2]
+
+
 def test_an_interrupted_trial_is_recorded_and_run_again(archive, tmp_path, monkeypatch, capsys):
     output, real_fit_model, calls = tmp_path / "tune-interrupted", fit.fit_model, []
 
@@ -110,7 +137,7 @@ def test_a_killed_study_resumes(archive, tmp_path):
 def fake_training(accuracies: dict):
     """A train_trial that answers at once: its validation accuracy is a function of the units."""
 
-    def train_trial(params, prepared, study_settings, verbose, trial=None):
+    def train_trial(params, prepared, study_settings, verbose, trial=None, folder=None):
         settings, config = tune.trial_settings(params, study_settings["settings"], study_settings["config"])
         accuracy = accuracies[params["lstm_units"]]
         return {

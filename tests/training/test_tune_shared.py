@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -96,6 +97,10 @@ def test_three_workers_one_killed_finish_the_budget_once(server, archive, tmp_pa
     printed = capsys.readouterr().out
     assert f"Study 'three': {len(trials)} trials (3 complete" in printed and "1 interrupted" in printed
     assert "python -m training.fit --data" in printed and "Best: trial" in printed
+    for number in complete:  # each trial's run folder, in its worker's --output, named in the report
+        folder = Path(trials[number].user_attrs["folder"])
+        assert folder.name == f"trial-{number:04d}" and folder.parent.name in ("w-1", "w-2")
+        assert f"  {folder}" in printed and (folder / "bundle" / "manifest.json").is_file()
 
 
 @pytest.mark.parametrize(
@@ -133,7 +138,7 @@ def test_a_password_in_a_working_url_is_never_printed(server, archive, tmp_path,
     assert "error: the storage holds no study 'nothing'" in captured.err
 
 
-def fake_training(params, prepared, study_settings, verbose, trial=None):
+def fake_training(params, prepared, study_settings, verbose, trial=None, folder=None):
     """A train_trial that answers at once."""
     settings, config = tune.trial_settings(params, study_settings["settings"], study_settings["config"])
     return {
@@ -219,7 +224,7 @@ def test_ctrl_c_in_a_shared_study_queues_the_trial_for_any_worker(server, archiv
 
 
 def test_a_pruned_trial_is_recorded_and_counted(archive, tmp_path, monkeypatch, capsys):
-    def pruned_every_other(params, prepared, study_settings, verbose, trial=None):
+    def pruned_every_other(params, prepared, study_settings, verbose, trial=None, folder=None):
         return {**fake_training(params, prepared, study_settings, verbose), "pruned": trial.number % 2 == 1}
 
     monkeypatch.setattr(tune, "train_trial", pruned_every_other)
