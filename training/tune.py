@@ -803,7 +803,9 @@ def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
         "--pruner", choices=("median", "none"), default="median", help="stop hopeless trials (median of the others)"
     )
     group.add_argument(
-        "--report", action="store_true", help="list the study's trials and the best one's command; train nothing"
+        "--report",
+        action="store_true",
+        help="list the study's trials (each one's worker and run folder) and the best one's command; train nothing",
     )
 
 
