@@ -269,32 +269,3 @@ def stop_workers(workers: list) -> None:
 def wait_workers(workers: list) -> list[int]:
     codes = [worker.wait() for worker in workers]
     return [130 if code in (130, -signal.SIGINT, -signal.SIGTERM) else code and 1 for code in codes]
-
-
-def report_lines(study) -> list[str]:
-    """One line a trial: its state, score, epochs, time, the trial it re-runs, its worker (host:pid)
-    and its run folder on that worker's machine (its trial.log and bundle)."""
-    trials = study.get_trials(deepcopy=False)
-    states = [trial_state(trial) for trial in trials]
-    tally = ", ".join(f"{states.count(state)} {state}" for state in dict.fromkeys(sorted(states)))
-    lines = [f"Study {study.study_name!r}: {len(trials)} trials ({tally or 'none yet'})"]
-    lines.append(
-        f"{'trial':>5}  {'state':<11} {'validation':>10}  {'epoch':>6}  {'seconds':>7}  {'retry of':>8}  worker  folder"
-    )
-    for trial, state in zip(trials, states):
-        attrs = trial.user_attrs
-        epochs = f"{attrs['best_epoch']}/{len(attrs['val_accuracy'])}" if "best_epoch" in attrs else ""
-        value = max(attrs["val_accuracy"]) if attrs.get("val_accuracy") else None
-        lines.append(
-            f"{trial.number:>5}  {state:<11} {'' if value is None else f'{value:.4f}':>10}  {epochs:>6}  "
-            f"{attrs.get('seconds', ''):>7}  {'' if attrs.get('retry_of') is None else attrs['retry_of']:>8}  "
-            f"{attrs.get('worker', '')}  {attrs.get('folder', '')}"
-        )
-    return lines
-
-
-def trial_state(trial) -> str:
-    state = trial.state.name.lower()
-    if state == "fail":
-        return "failed" if "error" in trial.user_attrs else "interrupted"
-    return state

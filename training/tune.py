@@ -34,7 +34,6 @@ import argparse
 import json
 import math
 import os
-import shlex
 import signal
 import sys
 import time
@@ -44,9 +43,10 @@ from pathlib import Path
 from runtime import cli
 from runtime.config import ModelConfig
 from training import cli as training_cli
-from training import data, fit, study_files, study_storage
+from training import data, fit, study_files, study_report, study_storage
 from training.quiet import quiet
 from training.settings import TrainingSettings
+from training.study_report import best_trial_summary, completed, finished, format_params
 
 STUDY_NAME = "tune"
 STUDY_FILE, RECORDS_FILE = study_files.STUDY_FILE, study_files.RECORDS_FILE
@@ -92,26 +92,6 @@ SPACE = (
     ("--batch-size", "batch_size", "32,64", "int"),
 )
 MODEL_PARAMS = {"layers", "bidirectional", "attention", "lstm_units", "embedding_dim", "dropout"}
-# The settings a trial's fit command may spell out (the searched, then the fixed ones), in its
-# order; the flags are training.fit's (training.cli).
-FIT_COMMAND_FIELDS = (
-    "learning_rate",
-    "adversarial_epsilon",
-    "distill_weight",
-    "epochs",
-    "batch_size",
-    "layers",
-    "lstm_units",
-    "embedding_dim",
-    "dropout",
-    "vocab_size",
-    "sequence_length",
-    "word2vec_epochs",
-    "patience",
-    "validation_split",
-    "recurrent_dropout",
-    "seed",
-)
 
 
 @dataclass(frozen=True)
@@ -359,12 +339,6 @@ def finish_trial(trial, result: dict, base: dict, output: Path) -> float:
     return record.validation_accuracy
 
 
-def format_params(params: dict) -> str:
-    return ", ".join(
-        f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}" for name, value in params.items()
-    )
-
-
 def recover_interrupted(study, storage, output: Path, study_settings: dict) -> list[int]:
     """Mark the trials a dead run left running as failed (recorded as interrupted) and queue each interrupted
     trial's settings once more, unless that was done or the trial was itself a retry; return their numbers."""
@@ -462,19 +436,6 @@ def check_description(study, description: dict, where: str, ignore=()) -> None:
         )
 
 
-def finished(study) -> int:
-    """Trials run to their end or pruned: each was run once, and the budget counts it."""
-    from optuna.trial import TrialState
-
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
-
-
-def completed(study) -> int:
-    from optuna.trial import TrialState
-
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-
-
 def run_budget(study, objective, trials: int, hours: float | None) -> str:
     """Run trials one at a time until the study has `trials` finished ones or `hours` have passed
     (checked between trials: the last one may overrun); return why it stopped."""
@@ -485,79 +446,6 @@ def run_budget(study, objective, trials: int, hours: float | None) -> str:
         if deadline is not None and time.monotonic() >= deadline:
             return f"{hours:g} hours passed"
         study.optimize(objective, n_trials=1, gc_after_trial=True)
-
-
-def best_trial_summary(study, description: dict) -> str:
-    """The best trial by validation accuracy, and the training.fit command that trains it on all the data:
-    from the study alone (its description and the best trial's recorded settings)."""
-    best = study.best_trial  # the highest validation accuracy; the first of equals
-    lines = [
-        f"Best: trial {best.number}, validation accuracy {best.value:.4f} (epoch {best.user_attrs['best_epoch']} "
-        f"of {len(best.user_attrs['val_accuracy'])}), of {finished(study)} finished trials",
-        f"  {format_params(best.params)}",
-        "Train it for real (the test split is evaluated only there):",
-        "  " + fit_command(description, *searched_settings(best.params, description)),
-    ]
-    limit = description["settings"]["limit"]
-    if limit:
-        lines.append(f"  (the study read {limit:,} texts of each split; the command reads them all)")
-    if "folder" in best.user_attrs:
-        host = best.user_attrs.get("worker", "").rpartition(":")[0]
-        bundle_path = Path(best.user_attrs["folder"]) / study_files.TRIAL_BUNDLE
-        lines.append(f"Its bundle (validation figures only), on {host}: {bundle_path}")
-    return "\n".join(lines)
-
-
-def searched_settings(params: dict, description: dict) -> tuple[dict, dict]:
-    """The settings and model config a trial's parameters stand for, as the study's description records
-    them (the config asked for: a tiny study's vocabulary may come out smaller than its --vocab-size)."""
-    model = {name: value for name, value in params.items() if name in MODEL_PARAMS}
-    training = {name: value for name, value in params.items() if name not in MODEL_PARAMS}
-    config = {
-        **asdict(training_cli.TRAINING_CONFIG),
-        **description["config"],
-        **model,
-    }  # to_dict leaves out the seed's options
-    return {**description["settings"], **training}, config
-
-
-def fit_command(description: dict, settings: dict, config: dict) -> str:
-    """`python -m training.fit` with the data options and every setting that is not fit's default."""
-    words = ["python", "-m", "training.fit"]
-    if description["data"]:
-        words += ["--data", description["data"]]
-    options = description["data_options"]
-    for flag, value in (
-        ("--format", None if options["format"] == "auto" else options["format"]),
-        ("--text-column", options["text_column"]),
-        ("--label-column", options["label_column"]),
-        ("--split-column", options["split_column"]),
-        ("--labels", ",".join(options["labels"]) if options["labels"] else None),
-        ("--test-split", description["test_split"]),
-    ):
-        if value is not None:
-            words += [flag, str(value)]
-    words += fit_setting_flags(settings, config)
-    return shlex.join(words)
-
-
-def fit_setting_flags(settings: dict, config: dict) -> list[str]:
-    defaults, default_config = asdict(TrainingSettings()), asdict(training_cli.TRAINING_CONFIG)
-    words = []
-    for name in FIT_COMMAND_FIELDS:
-        target, values, default = (
-            ("config", config, default_config) if name in default_config else ("settings", settings, defaults)
-        )
-        if values[name] != default[name]:
-            value = values[name]
-            words += [
-                training_cli.option_for(target, name).flag,
-                f"{value:.6g}" if isinstance(value, float) else str(value),
-            ]
-    for name in ("bidirectional", "attention"):
-        if config[name]:
-            words.append(f"--{name}")
-    return words
 
 
 def interrupt_on_sigterm() -> None:
@@ -725,7 +613,7 @@ def report(args: argparse.Namespace) -> int:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         raise ValueError(f"the storage holds no study {name!r}") from None
-    print("\n".join(study_storage.report_lines(study)))
+    print("\n".join(study_report.report_lines(study)))
     if completed(study):
         print(best_trial_summary(study, study.user_attrs["description"]))
     return 0
