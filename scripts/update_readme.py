@@ -8,11 +8,12 @@ docs/*.md: accuracy, parity and tuning from models/imdb-lstm/manifest.json (and 
 the benchmark summary from benchmarks/results.json (python -m benchmarks.bench), the model options'
 table from benchmarks/options.json (python -m benchmarks.options), the folding probe
 from probes/folded-embedding.json (python -m probes.folded_embedding), install and wheel sizes from
-benchmarks/install_sizes.json (scripts/install_sizes.sh), the Raspberry Pi emulation's summary
-from benchmarks/pi-emulation-*.txt (scripts/pi_emulation.py --record), the fleet's swap and update-check
-figures from benchmarks/swap.json (python -m benchmarks.swap), and the example answers of
-README.md, docs/serving.md and docs/raspberry-pi.md from the shipped bundle itself
-(scripts/doc_examples.py: run it again after shipping a new model). Then writes
+benchmarks/install_sizes.json (scripts/install_sizes.sh), the tuner's trials per hour with 1, 2
+and 3 workers from benchmarks/tune-rate.json (python -m benchmarks.tune_rate), the Raspberry Pi
+emulation's summary from benchmarks/pi-emulation-*.txt (scripts/pi_emulation.py --record), the
+fleet's swap and update-check figures from benchmarks/swap.json (python -m benchmarks.swap), and
+the example answers of README.md, docs/serving.md and docs/raspberry-pi.md from the shipped bundle
+itself (scripts/doc_examples.py: run it again after shipping a new model). Then writes
 models/imdb-lstm/MODEL_CARD.md (scripts/model_card.py) and records it in the manifest.
 """
 
@@ -26,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import bench, options, swap  # noqa: E402
+from benchmarks import bench, options, swap, tune_rate  # noqa: E402
 from probes.folded_embedding import BUILTIN, FOLDED  # noqa: E402
 from runtime import bundle  # noqa: E402
 from runtime.config import ModelConfig  # noqa: E402
@@ -275,6 +276,8 @@ def main() -> int:
         },
     )
     fill("docs/export.md", {"parity": parity_block(manifest)})
+    rate = read_json("benchmarks/tune-rate.json")
+    fill("docs/tuning.md", {"tune-rate": rate and tune_rate.table(rate)})
     fill("docs/install.md", {"sizes": sizes and sizes_block(sizes)})
     swaps = read_json("benchmarks/swap.json")
     fill("docs/fleet.md", {"swap": swaps and swap.markdown(swaps)})

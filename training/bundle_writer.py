@@ -1,5 +1,6 @@
 """Write a trained model as a bundle: the Keras model, vocabulary, history, plots, the test
-split's per-label figures and the manifest that records them all (training.fit's last stage)."""
+split's per-label figures and the manifest that records them all (training.fit's last stage).
+A tuning trial's bundle has no test figures: no trial is evaluated on the test split."""
 
 from __future__ import annotations
 
@@ -59,10 +60,10 @@ def build_manifest(
     settings: TrainingSettings,
     prepared: PreparedData,
     selection: Selection,
-    evaluation: Evaluation,
+    evaluation: Evaluation | None,
     reports: list[Path],
 ) -> bundle.Manifest:
-    """The bundle's manifest, for the files already in `staging`."""
+    """The bundle's manifest, for the files already in `staging`; without `evaluation`, no test figures."""
     fitted, history, best_epoch = selection.fitted, selection.history, selection.best_epoch
     return bundle.Manifest(
         name=name,
@@ -90,8 +91,8 @@ def build_manifest(
             best_epoch=best_epoch + 1,
             validation_accuracy=history["val_accuracy"][best_epoch],
             validation_loss=history["val_loss"][best_epoch],
-            **test_metrics_record(evaluation),
-            test_details=METRICS_NAME,  # per-label figures and the confusion matrix (in reports)
+            **(test_metrics_record(evaluation) if evaluation else {}),
+            test_details=METRICS_NAME if evaluation else None,  # per-label figures and the confusion matrix
             training_seconds=round(selection.training_seconds, 1),
             seconds_per_epoch=round(selection.selection_seconds / len(history["loss"]), 1),
             refit=bundle.RefitRecord(**selection.refit) if selection.refit else None,
@@ -109,9 +110,10 @@ def write_bundle(
     settings: TrainingSettings,
     prepared: PreparedData,
     selection: Selection,
-    evaluation: Evaluation,
+    evaluation: Evaluation | None,
 ) -> bundle.Manifest:
-    """Write the model, vocabulary, reports and manifest; `output` is replaced once they are all written."""
+    """Write the model, vocabulary, reports and manifest; `output` is replaced once they are all written.
+    `evaluation` None (a tuning trial's bundle): no test figures, no metrics.json or confusion plot."""
     from training.model_card import write_card
     from training.plots import plot_confusion, plot_history
 
@@ -120,16 +122,13 @@ def write_bundle(
         fitted.model.save(staging / "model.keras")
         fitted.tokenizer.save(staging / bundle.VOCABULARY_NAME)
         bundle.write_json(staging / "history.json", selection.history)
-        metrics.write_report(
-            staging / METRICS_NAME, {"split": "test", "texts": len(prepared.test), **evaluation.metrics}
-        )
-        confusion = plot_confusion(fitted.config.labels, evaluation.metrics["confusion"]["counts"], staging)
-        reports = [
-            staging / "history.json",
-            *plot_history(selection.history, staging),
-            staging / METRICS_NAME,
-            *([confusion] if confusion else []),
-        ]
+        reports = [staging / "history.json", *plot_history(selection.history, staging)]
+        if evaluation is not None:
+            metrics.write_report(
+                staging / METRICS_NAME, {"split": "test", "texts": len(prepared.test), **evaluation.metrics}
+            )
+            confusion = plot_confusion(fitted.config.labels, evaluation.metrics["confusion"]["counts"], staging)
+            reports += [staging / METRICS_NAME, *([confusion] if confusion else [])]
         manifest = build_manifest(staging, name, settings, prepared, selection, evaluation, reports)
         bundle.write_manifest(staging, manifest)
         manifest = write_card(staging, manifest)  # MODEL_CARD.md for the data it was trained on

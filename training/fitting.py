@@ -157,9 +157,12 @@ def fit_model(
     verbose: int,
     validation: data.Split | None = None,
     extras: supervision.Extras = supervision.Extras(),
+    callbacks: tuple = (),
 ) -> Fitted:
     """A new model and vocabulary fitted on `split`, the same seed each time, pretrained on its
-    text first if asked; with `validation`, the best epoch's weights are kept."""
+    text first if asked; with `validation`, the best epoch's weights are kept. `callbacks` (Keras
+    callbacks) run after fit's own, so they see the epoch's full logs: training.tune's reports each
+    epoch to its study."""
     import keras
 
     keras.utils.set_random_seed(settings.seed)
@@ -168,9 +171,9 @@ def fit_model(
     token_ids = [tokenizer.token_ids(text) for text in split.texts]
     targets, teacher = distilled_targets(split, settings, config, imdb, verbose)
     pretraining = start_embedding(model, token_ids, model_config, settings, texts, verbose)
-    callbacks = training_callbacks(settings, validation is not None, bool(extras.validation))
+    own = training_callbacks(settings, validation is not None, bool(extras.validation))
     if validation is not None and extras.validation:
-        callbacks.insert(0, supervision.validation_callback(extras, tokenizer))  # before keep-best reads its logs
+        own.insert(0, supervision.validation_callback(extras, tokenizer))  # before keep-best reads its logs
     trainer = adversarial_trainer(model, model_config, settings)
     stage(
         f"Training: up to {epochs_text(epochs)} on {len(split):,} {texts}"
@@ -196,7 +199,7 @@ def fit_model(
         validation_data=None
         if validation is None
         else (tokenizer.encode(validation.texts), one_hot(validation, config)),
-        callbacks=callbacks,
+        callbacks=[*own, *callbacks],
         verbose=verbose,
     ).history
     history = {key: [float(value) for value in values] for key, values in history.items()}

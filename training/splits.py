@@ -103,16 +103,17 @@ def label_counts(labels: tuple[str, ...], split: data.Split) -> dict:
 
 
 def data_record(
-    dataset: data.Dataset, fit: data.Split, held: data.Split, test: data.Split, test_split: float, seed: int
+    dataset: data.Dataset, fit: data.Split, held: data.Split, test: data.Split | None, test_split: float, seed: int
 ) -> bundle.DataRecord:
-    """The manifest's `training.data`: what was read and how it was split."""
+    """The manifest's `training.data`: what was read and how it was split (`test` None: a tuning
+    trial's, which never reads its test split)."""
     return bundle.DataRecord(
         source=Path(dataset.source).name,
         sha256=dataset.sha256,
         fit_reviews=len(fit),
         validation_reviews=len(held),
         validation_block_ids=VALIDATION_BLOCK_IDS if dataset.format == "imdb" else None,
-        test_reviews=len(test),
+        test_reviews=None if test is None else len(test),
         format=dataset.format,
         columns=dataset.columns,
         labels=tuple(dataset.labels),
@@ -121,6 +122,7 @@ def data_record(
         label_counts={
             name: label_counts(dataset.labels, split)
             for name, split in (("fit", fit), ("validation", held), ("test", test))
+            if split is not None
         },
     )
 

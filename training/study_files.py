@@ -16,7 +16,10 @@ import errno
 import fcntl
 import json
 import os
+import re
 import sqlite3
+import stat
+import sys
 import tempfile
 from pathlib import Path
 
@@ -26,6 +29,10 @@ LOCK_FILE = "tune.lock"
 DESCRIPTION_FILE = "study.json"
 TEMPORARY = ".tune-"  # the prefix of a file being written; a killed run's are removed by the next
 OWN_FILES = (STUDY_FILE, RECORDS_FILE, LOCK_FILE, DESCRIPTION_FILE)
+# Each trial's run folder: its log, and its bundle once it has trained (numbers are the study's, so
+# workers of one study never share a name).
+TRIAL_FOLDER = re.compile(r"trial-\d{4,}")
+TRIAL_LOG, TRIAL_BUNDLE = "trial.log", "bundle"
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -43,8 +50,9 @@ def open_file(path: Path, flags: int, mode: int = 0o644) -> int:
         raise
 
 
-def check_output_folder(output: Path) -> None:
-    """A study's folder: new, empty, or a study's; never a bundle or somebody's other folder."""
+def check_output_folder(output: Path, shared: bool = False) -> None:
+    """A study's folder: new, empty, or a study's; never a bundle or somebody's other folder. A shared
+    study's worker folder holds its records and no study.db (the study is in the storage)."""
     if output.is_symlink() and not output.exists():
         raise StudyFileError(f"{output} is a symbolic link to {os.readlink(output)}, which does not exist")
     if output.exists() and not output.is_dir():
@@ -53,13 +61,68 @@ def check_output_folder(output: Path) -> None:
         return
     if (output / "manifest.json").exists():
         raise StudyFileError(f"{output} is a model bundle; give a new folder for the study (runs/tune-NAME)")
-    others = [path.name for path in output.iterdir() if path.name not in OWN_FILES and not is_temporary(path)]
+    if shared and os.path.lexists(output / STUDY_FILE):
+        raise StudyFileError(f"{output} holds a study of its own ({STUDY_FILE}); give another --output with --storage")
+    others = [path.name for path in output.iterdir() if not is_own(path)]
     if others and not os.path.lexists(output / STUDY_FILE):
         raise StudyFileError(f"{output} holds other files and no study; give a new folder (runs/tune-NAME)")
 
 
 def is_temporary(path: Path) -> bool:
     return path.name.startswith(TEMPORARY)
+
+
+def is_own(path: Path) -> bool:
+    """A file or folder the tuner writes in a study's folder."""
+    return path.name in OWN_FILES or is_temporary(path) or bool(TRIAL_FOLDER.fullmatch(path.name))
+
+
+def trial_folder_name(number: int) -> str:
+    return f"trial-{number:04d}"
+
+
+def make_trial_folder(output: Path, number: int) -> Path:
+    """A new run folder for trial `number`; one already there (another study's, in a reused --output)
+    is refused, never written into."""
+    folder = output / trial_folder_name(number)
+    try:
+        folder.mkdir()
+    except FileExistsError:
+        raise StudyFileError(
+            f"{folder} exists: the folder holds another study's trial; give each study its own --output"
+        ) from None
+    return folder
+
+
+class Tee:
+    """A text stream writing to a console stream and to a log file (both flushed at once)."""
+
+    def __init__(self, stream, log):
+        self.stream, self.log = stream, log
+
+    def write(self, text: str) -> int:
+        self.log.write(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.log.flush()
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return False  # Keras then writes one line an epoch, not a redrawn progress bar
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)  # encoding, fileno, ...: the console's
+
+
+@contextlib.contextmanager
+def trial_log(folder: Path):
+    """Everything the trial prints (the tuner's lines, Keras' epoch lines) also goes to folder/trial.log."""
+    descriptor = open_file(folder / TRIAL_LOG, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as log:
+        out, err = Tee(sys.stdout, log), Tee(sys.stderr, log)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            yield
 
 
 def make_folder(output: Path) -> None:
@@ -137,9 +200,12 @@ def check_study_db(path: Path, study_name: str) -> None:
     """Refuse a study.db that is not a training.tune study, before Optuna opens it (Optuna would
     start a new study in an empty or foreign file, and a damaged one ends in a SQLAlchemy traceback)."""
     descriptor = open_file(path, os.O_RDONLY)  # refuses a link
+    not_ours = f"{path} is not this tuner's study ({{}}); move it away, or give another --output"
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise StudyFileError(not_ours.format("not a file"))
     with os.fdopen(descriptor, "rb") as file:
         header = file.read(len(SQLITE_HEADER))
-    not_ours = f"{path} is not this tuner's study ({{}}); move it away, or give another --output"
     if header != SQLITE_HEADER:
         raise StudyFileError(not_ours.format("empty" if not header else "not a SQLite database"))
     try:

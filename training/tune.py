@@ -10,12 +10,22 @@ real run) and is scored by its best validation accuracy. The test split is dropp
 data is read: no trial is evaluated on it, and no record holds a test figure.
 
 Optuna (docs/tuning.md says why not KerasTuner) keeps the study in OUTPUT/study.db (SQLite); every
-trial, finished, failed or interrupted, is also a line of OUTPUT/trials.jsonl (TrialRecord). Run
+trial, finished, failed or interrupted, is also a line of OUTPUT/trials.jsonl (TrialRecord) and has
+a run folder, OUTPUT/trial-NNNN: its trial.log, and its bundle (no test figures) once trained. Run
 the same command again to go on: finished trials are kept, and a trial that was interrupted (Ctrl-C,
 SIGTERM, a kill, a power cut) is marked so and run again once with the same settings. The budget
 (--trials: finished trials in the study; --hours: this run's time) is checked between trials, so the
 last trial may overrun --hours by up to one trial. One trial trains at a time. At the end the best
 trial's settings are printed with the `python -m training.fit` command that trains it for real.
+Each epoch's validation accuracy is reported to Optuna, whose median pruner stops hopeless trials.
+
+With --storage URL (PostgreSQL, SQLite, Optuna's journal file) and --study NAME, any number of these
+commands, on this machine (--workers N) or others, share one study (training/study_storage.py): each
+trial runs once, a killed worker's trial is run again once, the budget is the study's, and --report
+lists every worker's trials from the storage alone. The study folder's files: training/study_files.py.
+
+Exit status: 0 the budget met (or the report printed), 1 one `error:` line (the data, the folder or
+the storage; never a password), 2 a usage error, 130 interrupted (Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
@@ -24,7 +34,6 @@ import argparse
 import json
 import math
 import os
-import shlex
 import signal
 import sys
 import time
@@ -34,9 +43,10 @@ from pathlib import Path
 from runtime import cli
 from runtime.config import ModelConfig
 from training import cli as training_cli
-from training import data, fit, study_files
+from training import data, fit, study_files, study_report, study_storage
 from training.quiet import quiet
 from training.settings import TrainingSettings
+from training.study_report import best_trial_summary, completed, finished, format_params
 
 STUDY_NAME = "tune"
 STUDY_FILE, RECORDS_FILE = study_files.STUDY_FILE, study_files.RECORDS_FILE
@@ -82,26 +92,6 @@ SPACE = (
     ("--batch-size", "batch_size", "32,64", "int"),
 )
 MODEL_PARAMS = {"layers", "bidirectional", "attention", "lstm_units", "embedding_dim", "dropout"}
-# The settings a trial's fit command may spell out (the searched, then the fixed ones), in its
-# order; the flags are training.fit's (training.cli).
-FIT_COMMAND_FIELDS = (
-    "learning_rate",
-    "adversarial_epsilon",
-    "distill_weight",
-    "epochs",
-    "batch_size",
-    "layers",
-    "lstm_units",
-    "embedding_dim",
-    "dropout",
-    "vocab_size",
-    "sequence_length",
-    "word2vec_epochs",
-    "patience",
-    "validation_split",
-    "recurrent_dropout",
-    "seed",
-)
 
 
 @dataclass(frozen=True)
@@ -109,7 +99,7 @@ class TrialRecord:
     """A trial as trials.jsonl records it: one compact JSON line each time a trial ends or is found interrupted."""
 
     trial: int
-    state: str  # complete, failed, interrupted
+    state: str  # complete, pruned, failed, interrupted
     params: dict
     settings: dict  # TrainingSettings, as training.fit's manifest records them
     config: dict  # ModelConfig
@@ -120,6 +110,7 @@ class TrialRecord:
     retry_of: int | None = None  # the interrupted trial whose settings this one runs again
     error: str | None = None
     ended: str = ""
+    folder: str | None = None  # the trial's run folder: its trial.log, and its bundle once trained
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -192,17 +183,34 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def train_trial(params: dict, prepared: fit.PreparedData, study_settings: dict, verbose: int) -> dict:
-    """Fit one trial's model on the fit split, validated on the validation split; never the test split."""
+def train_trial(
+    params: dict, prepared: fit.PreparedData, study_settings: dict, verbose: int, trial=None, folder=None
+) -> dict:
+    """Fit one trial's model on the fit split, validated on the validation split; never the test split.
+    With `trial`, each epoch's validation accuracy is reported to it, and its pruner may stop the fit;
+    with `folder` (the trial's run folder), the model is written there as a bundle without test figures."""
     import keras
 
     settings, config = trial_settings(params, study_settings["settings"], study_settings["config"])
     fit.check_settings(settings)
     fit.check_model_options(settings, config)
     started = time.perf_counter()
+    reporter = epoch_reporter(trial) if trial is not None else None
     fitted = fit.fit_model(
-        prepared.fit, settings.epochs, settings, config, study_settings["imdb"], verbose, prepared.validation
+        prepared.fit,
+        settings.epochs,
+        settings,
+        config,
+        study_settings["imdb"],
+        verbose,
+        prepared.validation,
+        callbacks=(reporter,) if reporter else (),
     )
+    seconds = time.perf_counter() - started
+    if folder is not None:
+        write_trial_bundle(
+            folder / study_files.TRIAL_BUNDLE, fitted, settings, prepared, study_settings, seconds, trial
+        )
     # Each trial's graphs go: a long study does not grow. Not on an exception: the study stops then,
     # and a Ctrl-C in tf.function's tracing leaves a graph entered, over which clear_session raises.
     keras.backend.clear_session()
@@ -214,60 +222,121 @@ def train_trial(params: dict, prepared: fit.PreparedData, study_settings: dict, 
         "validation_accuracy": val_accuracy[best],
         "best_epoch": best + 1,
         "val_accuracy": val_accuracy,
-        "seconds": round(time.perf_counter() - started, 1),
+        "seconds": round(seconds, 1),
+        "pruned": bool(reporter and reporter.pruned),
     }
 
 
-def objective_for(space, prepared, study_settings: dict, output: Path, verbose: int):
-    """Optuna's objective: suggest, train, record; an interruption is recorded before it goes on up."""
+def write_trial_bundle(path: Path, fitted, settings, prepared, study_settings: dict, seconds: float, trial) -> None:
+    """The trial's model as a bundle (its best epoch's weights, validation figures, no test ones):
+    the best trial's model is kept, to be looked at or exported without training it again."""
+    from training.bundle_writer import write_bundle
+    from training.records import Selection
+
+    history = fitted.history
+    best = max(range(len(history["val_accuracy"])), key=history["val_accuracy"].__getitem__)
+    selection = Selection(fitted, history, best, None, seconds, seconds)
+    number = "" if trial is None else f"-trial-{trial.number}"
+    name = study_settings["name"][:48] + number  # a bundle's name is at most 64 characters
+    write_bundle(path, study_settings["data"], name, settings, prepared, selection, None)
+
+
+def epoch_reporter(trial):
+    """A Keras callback reporting each epoch's validation accuracy to the trial; it ends the fit when the
+    study's pruner says the trial is hopeless (the epochs so far are kept as the trial's result)."""
+    import keras
+
+    class ReportEpochs(keras.callbacks.Callback):
+        pruned = False
+
+        def on_epoch_end(self, epoch, logs=None):
+            trial.report(float(logs["val_accuracy"]), epoch)
+            if trial.should_prune():
+                self.pruned = True
+                self.model.stop_training = True
+
+    return ReportEpochs()
+
+
+def objective_for(space, prepared, study_settings: dict, output: Path, verbose: int, hooks: dict | None = None):
+    """Optuna's objective: suggest, train, record; an interruption is recorded before it goes on up.
+    hooks (a shared study's): "start" is called with the trial before it trains, "interrupted" after."""
+    hooks = hooks or {}
+
+    from optuna import TrialPruned
 
     def objective(trial) -> float:
         params = {param.name: param.suggest(trial) for param in space}
         settings, config = trial_settings(params, study_settings["settings"], study_settings["config"])
-        retry_of = trial.user_attrs.get("retry_of")
         base = dict(
-            trial=trial.number, params=params, settings=asdict(settings), config=asdict(config), retry_of=retry_of
+            trial=trial.number,
+            params=params,
+            settings=asdict(settings),
+            config=asdict(config),
+            retry_of=trial.user_attrs.get("retry_of"),
         )
-        print(f"trial {trial.number}: {format_params(params)}", file=sys.stderr, flush=True)
         try:
-            result = train_trial(params, prepared, study_settings, verbose)
+            if "start" in hooks:
+                hooks["start"](trial)
+            folder = start_run_folder(trial, output)
+            base["folder"] = str(folder)
+            with study_files.trial_log(folder):
+                print(f"trial {trial.number}: {format_params(params)}", file=sys.stderr, flush=True)
+                result = train_trial(params, prepared, study_settings, verbose, trial=trial, folder=folder)
+                return finish_trial(trial, result, base, output)  # a pruned trial raises TrialPruned
         except KeyboardInterrupt:
             trial.set_user_attr("interrupted", True)
             append_record(output, TrialRecord(state="interrupted", ended=now(), **base))
+            if "interrupted" in hooks:
+                hooks["interrupted"](trial)
+            raise
+        except (study_storage.OverBudget, TrialPruned):
             raise
         except Exception as error:
             error = f"{type(error).__name__}: {error}"
             trial.set_user_attr("error", error)  # a failed trial without one was interrupted (recover_interrupted)
             append_record(output, TrialRecord(state="failed", error=error, ended=now(), **base))
             raise
-        for key in ("val_accuracy", "best_epoch", "seconds", "settings", "config"):
-            trial.set_user_attr(key, result[key])
-        base.update(settings=result["settings"], config=result["config"])
-        record = TrialRecord(
-            state="complete",
-            validation_accuracy=result["validation_accuracy"],
-            best_epoch=result["best_epoch"],
-            val_accuracy=result["val_accuracy"],
-            seconds=result["seconds"],
-            ended=now(),
-            **base,
-        )
-        append_record(output, record)
-        print(
-            f"trial {trial.number}: validation accuracy {record.validation_accuracy:.4f} (epoch {record.best_epoch}), "
-            f"{record.seconds:.0f} s",
-            file=sys.stderr,
-            flush=True,
-        )
-        return record.validation_accuracy
 
     return objective
 
 
-def format_params(params: dict) -> str:
-    return ", ".join(
-        f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}" for name, value in params.items()
+def start_run_folder(trial, output: Path) -> Path:
+    """The trial's run folder in this worker's --output; the study records which worker has it and
+    where, so --report tells every trial's folder from the storage alone."""
+    folder = study_files.make_trial_folder(output, trial.number).resolve()
+    trial.set_user_attr("worker", study_storage.WORKER)  # host:pid; a dead local worker's trial is found by it
+    trial.set_user_attr("folder", str(folder))
+    return folder
+
+
+def finish_trial(trial, result: dict, base: dict, output: Path) -> float:
+    """Record a trial that ran: its result in the study and in trials.jsonl; a pruned one raises TrialPruned."""
+    import optuna
+
+    for key in ("val_accuracy", "best_epoch", "seconds", "settings", "config"):
+        trial.set_user_attr(key, result[key])
+    base.update(settings=result["settings"], config=result["config"])
+    record = TrialRecord(
+        state="pruned" if result.get("pruned") else "complete",
+        validation_accuracy=result["validation_accuracy"],
+        best_epoch=result["best_epoch"],
+        val_accuracy=result["val_accuracy"],
+        seconds=result["seconds"],
+        ended=now(),
+        **base,
     )
+    append_record(output, record)
+    print(
+        f"trial {trial.number}: validation accuracy {record.validation_accuracy:.4f} (epoch {record.best_epoch}), "
+        f"{record.seconds:.0f} s"
+        + (f", pruned after {len(record.val_accuracy)} epochs" if result.get("pruned") else ""),
+        file=sys.stderr,
+        flush=True,
+    )
+    if result.get("pruned"):
+        raise optuna.TrialPruned
+    return record.validation_accuracy
 
 
 def recover_interrupted(study, storage, output: Path, study_settings: dict) -> list[int]:
@@ -305,6 +374,7 @@ def interrupted_record(trial, study_settings: dict) -> TrialRecord:
         retry_of=trial.user_attrs.get("retry_of"),
         error="the process ended during the trial",
         ended=now(),
+        folder=trial.user_attrs.get("folder"),  # on the dead worker's machine
     )
 
 
@@ -320,7 +390,7 @@ def study_description(args, space, settings: TrainingSettings, config: ModelConf
     }
 
 
-def open_study(output: Path, description: dict, seed: int):
+def open_study(output: Path, description: dict, seed: int, pruner=None):
     """Create the study, or load it and check that it was started with the same data, settings and space."""
     import optuna
 
@@ -333,9 +403,9 @@ def open_study(output: Path, description: dict, seed: int):
     else:
         study_files.create_study_db(output, lambda url: create_study(url, description))
     storage = optuna.storages.RDBStorage(study_files.sqlite_url(path))
-    study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
+    study = optuna.load_study(study_name=STUDY_NAME, storage=storage, pruner=pruner)
     if resuming:
-        check_description(study, description, output)
+        check_description(study, description, str(output))
     # TPE's random start draws from the seed: seeded by the trials already run, a resumed study does
     # not draw again the settings its first run drew.
     study.sampler = optuna.samplers.TPESampler(seed=(seed + len(study.trials)) % 2**32)
@@ -351,22 +421,19 @@ def create_study(url: str, description: dict) -> None:
     storage.engine.dispose()  # closed before the file is renamed into place
 
 
-def check_description(study, description: dict, output: Path) -> None:
-    recorded = study.user_attrs.get("description")
-    if recorded != json.loads(json.dumps(description)):
-        changed = sorted(
-            key for key in description if json.loads(json.dumps(description[key])) != (recorded or {}).get(key)
-        )
+def check_description(study, description: dict, where: str, ignore=()) -> None:
+    """Refuse to resume or join a study started with other data, settings or space."""
+    recorded = study.user_attrs.get("description") or {}
+    changed = sorted(
+        key
+        for key in description
+        if key not in ignore and json.loads(json.dumps(description[key])) != recorded.get(key)
+    )
+    if changed:
         raise ValueError(
-            f"{output} holds a study of other {', '.join(changed)}; give the same options to resume it, "
+            f"{where} holds a study of other {', '.join(changed)}; give the same options to resume it, "
             "or another --output for a new study"
         )
-
-
-def finished(study) -> int:
-    from optuna.trial import TrialState
-
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
 
 def run_budget(study, objective, trials: int, hours: float | None) -> str:
@@ -381,60 +448,6 @@ def run_budget(study, objective, trials: int, hours: float | None) -> str:
         study.optimize(objective, n_trials=1, gc_after_trial=True)
 
 
-def best_trial_summary(study, args, study_settings: dict) -> str:
-    """The best trial by validation accuracy, and the training.fit command that trains it on all the data."""
-    best = study.best_trial  # the highest validation accuracy; the first of equals
-    settings, config = trial_settings(best.params, study_settings["settings"], study_settings["config"])
-    lines = [
-        f"Best: trial {best.number}, validation accuracy {best.value:.4f} (epoch {best.user_attrs['best_epoch']} "
-        f"of {len(best.user_attrs['val_accuracy'])}), of {finished(study)} finished trials",
-        f"  {format_params(best.params)}",
-        "Train it for real (the test split is evaluated only there):",
-        "  " + fit_command(args, asdict(settings), asdict(config)),
-    ]
-    if args.limit:
-        lines.append(f"  (the study read {args.limit:,} texts of each split; the command reads them all)")
-    return "\n".join(lines)
-
-
-def fit_command(args, settings: dict, config: dict) -> str:
-    """`python -m training.fit` with the data options and every setting that is not fit's default."""
-    words = ["python", "-m", "training.fit"]
-    if args.data:
-        words += ["--data", args.data]
-    for flag, value in (
-        ("--format", None if args.format == "auto" else args.format),
-        ("--text-column", args.text_column),
-        ("--label-column", args.label_column),
-        ("--split-column", args.split_column),
-        ("--labels", ",".join(args.labels) if args.labels else None),
-        ("--test-split", args.test_split),
-    ):
-        if value is not None:
-            words += [flag, str(value)]
-    words += fit_setting_flags(settings, config)
-    return shlex.join(words)
-
-
-def fit_setting_flags(settings: dict, config: dict) -> list[str]:
-    defaults, default_config = asdict(TrainingSettings()), asdict(training_cli.TRAINING_CONFIG)
-    words = []
-    for name in FIT_COMMAND_FIELDS:
-        target, values, default = (
-            ("config", config, default_config) if name in default_config else ("settings", settings, defaults)
-        )
-        if values[name] != default[name]:
-            value = values[name]
-            words += [
-                training_cli.option_for(target, name).flag,
-                f"{value:.6g}" if isinstance(value, float) else str(value),
-            ]
-    for name in ("bidirectional", "attention"):
-        if config[name]:
-            words.append(f"--{name}")
-    return words
-
-
 def interrupt_on_sigterm() -> None:
     """A SIGTERM (systemd, a scheduler) ends the trial as Ctrl-C does, so it is recorded as interrupted."""
 
@@ -445,28 +458,45 @@ def interrupt_on_sigterm() -> None:
 
 
 def tune(args: argparse.Namespace) -> int:
-    """Open or resume the study in args.output, run it to its budget and print the best trial."""
+    """Open or resume the study (args.output's, or --storage's), run it to its budget, print the best trial."""
     settings, config = settings_from(args), config_from(args)
     space = tuple(getattr(args, destination) for _, destination, _, _ in SPACE)
     check_space(space, config, settings)
     check_arguments(args)
-    study_files.check_output_folder(args.output)
+    study_files.check_output_folder(args.output, shared=bool(args.storage))
+    description = study_description(args, space, settings, config)
     verbose = 0 if args.quiet else 2  # one line an epoch
-    # The data first: a study is written only for data that reads, so a mistyped --data leaves
-    # no study behind that would refuse the corrected command.
-    prepared = fit.read_data(args.data, settings, training_cli.data_options_from(args), args.test_split, verbose)
-    prepared = replace(prepared, test=None)  # no trial is ever evaluated on the test split
-    study_files.make_folder(args.output)
-    with study_files.study_lock(args.output):
-        description = study_description(args, space, settings, config)
-        study, storage, resuming = open_study(args.output, description, args.seed)
-        study_files.write_description(args.output, description)
+    # The storage before the data (a wrong URL is one line at once), the data before a new study's
+    # folder: a mistyped --data leaves no study behind that would refuse the corrected command.
+    shared = open_shared(args, description) if args.storage else None
+    workers = study_storage.start_workers(args.argv, args.workers) if args.workers > 1 else []
+    try:
+        prepared = fit.read_data(args.data, settings, training_cli.data_options_from(args), args.test_split, verbose)
+        prepared = replace(prepared, test=None)  # no trial is ever evaluated on the test split
         dataset = prepared.dataset
         study_settings = {
             "settings": settings,
             "config": replace(config, labels=dataset.labels),
             "imdb": dataset.format == "imdb",
+            "data": args.data,  # the trials' bundles: its folder is never written into
+            "name": fit.default_name(args.data, args.format),  # a trial's bundle is NAME-trial-N
         }
+        study_files.make_folder(args.output)
+        if shared:
+            code = tune_shared(args, shared, space, prepared, study_settings, verbose)
+        else:
+            code = tune_folder(args, description, space, prepared, study_settings, verbose)
+    except BaseException:
+        study_storage.stop_workers(workers)
+        raise
+    return max([code, *study_storage.wait_workers(workers)])
+
+
+def tune_folder(args, description: dict, space, prepared, study_settings: dict, verbose: int) -> int:
+    """The study in args.output/study.db, one tuner at a time (the folder's lock)."""
+    with study_files.study_lock(args.output):
+        study, storage, resuming = open_study(args.output, description, args.seed, pruner_of(args))
+        study_files.write_description(args.output, description)
         queued = recover_interrupted(study, storage, args.output, study_settings)
         print(
             f"{'Resuming' if resuming else 'Starting'} the study in {args.output}: {finished(study)} trials finished"
@@ -476,18 +506,117 @@ def tune(args: argparse.Namespace) -> int:
             flush=True,
         )
         objective = objective_for(space, prepared, study_settings, args.output, verbose)
-        trials = args.trials if args.trials or args.hours is None else math.inf
-        reason = run_budget(study, objective, trials or DEFAULT_TRIALS, args.hours)
+        reason = run_budget(study, objective, budget_of(args), args.hours)
         print(f"Stopped: {reason}; every trial is in {args.output / RECORDS_FILE}")
-        if finished(study):
-            print(best_trial_summary(study, args, study_settings))
+        if completed(study):
+            print(best_trial_summary(study, description))
     return 0
+
+
+@dataclass(frozen=True)
+class SharedStudy:
+    """The study a worker joined in --storage, and how a dead worker's trial found by it is handled."""
+
+    study: object  # optuna.Study
+    description: dict
+    stale_callback: object  # records a dead worker's trial (through `recorders`) and queues it once more
+    recorders: list  # filled once this worker's folder is known
+
+
+def tune_shared(args, shared: SharedStudy, space, prepared, study_settings: dict, verbose: int) -> int:
+    """A worker of the study in --storage: trials until the study's budget is met."""
+    study, description = shared.study, shared.description
+    study_files.write_description(args.output, description)
+    shared.recorders.append(lambda trial: append_record(args.output, interrupted_record(trial, study_settings)))
+    print(
+        f"Worker {study_storage.WORKER} of the study {args.study!r} in {study_storage.redact(args.storage, args.storage)}: "
+        f"{finished(study)} trials finished; validating on {len(prepared.validation):,} of "
+        f"{len(prepared.train):,} training texts",
+        file=sys.stderr,
+        flush=True,
+    )
+    trials = budget_of(args)
+    hooks = {
+        "start": lambda trial: start_shared_trial(study, trial, trials),
+        "interrupted": lambda trial: study_storage.queue_retry(study, trial),  # for any worker
+    }
+    objective = objective_for(space, prepared, study_settings, args.output, verbose, hooks)
+    poll = min(args.heartbeat, 5)
+    reason = study_storage.run_shared_budget(study, objective, trials, args.hours, poll, shared.stale_callback)
+    print(f"Stopped: {reason}; this worker's trials are in {args.output / RECORDS_FILE}")
+    if completed(study):
+        print(best_trial_summary(study, description))
+    return 0
+
+
+def start_shared_trial(study, trial, trials: float) -> None:
+    study_storage.check_budget(study, trial, trials)
+
+
+def open_shared(args, description: dict) -> SharedStudy:
+    """Open --storage and create or join the study --study (one of other options is refused)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    recorders = []  # the worker's interrupted-trial recorder, once its folder is known
+    callback = study_storage.retry_once(lambda trial: [write(trial) for write in recorders])
+    storage = study_storage.open_storage(args.storage, args.heartbeat, callback)
+    study = study_storage.open_shared_study(storage, args.study, description, args.seed, pruner_of(args))
+    # The data's path may differ between machines; its options, the settings and the space may not.
+    check_description(study, description, f"the study {args.study!r}", ignore=("data",))
+    return SharedStudy(study, description, callback, recorders)
+
+
+def budget_of(args) -> float:
+    if args.trials:
+        return args.trials
+    return DEFAULT_TRIALS if args.hours is None else math.inf
+
+
+def pruner_of(args):
+    """The median pruner: from the sixth trial, a trial whose validation accuracy at an epoch (after the
+    first) is below the median of the trials before it at that epoch is stopped."""
+    import optuna
+
+    if args.pruner == "none":
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
 
 
 def check_arguments(args: argparse.Namespace) -> None:
     """What argparse's types let through but a trial would refuse: checked before anything is written."""
     if not 0 <= args.seed <= SEED_LIMIT:
         raise ValueError(f"--seed must be from 0 to {SEED_LIMIT}, got {args.seed}")
+    if args.storage:
+        study_storage.check_url(args.storage)
+    elif args.workers > 1:
+        raise ValueError("--workers N shares a study: give --storage (journal:PATH on this machine)")
+    elif args.study != STUDY_NAME:
+        raise ValueError("--study names a study in --storage; without it the folder's study.db holds one study")
+
+
+def report(args: argparse.Namespace) -> int:
+    """--report: every trial of the study and the best one's command, from the storage alone (no data)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    if args.storage:
+        study_storage.check_url(args.storage)
+        storage, name = study_storage.open_storage(args.storage, args.heartbeat, None), args.study
+    else:
+        path = args.output / STUDY_FILE
+        if not os.path.lexists(path):
+            raise ValueError(f"{args.output} holds no study ({STUDY_FILE})")
+        study_files.check_study_db(path, STUDY_NAME)
+        storage, name = optuna.storages.RDBStorage(study_files.sqlite_url(path)), STUDY_NAME
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        raise ValueError(f"the storage holds no study {name!r}") from None
+    print("\n".join(study_report.report_lines(study)))
+    if completed(study):
+        print(best_trial_summary(study, study.user_attrs["description"]))
+    return 0
 
 
 def settings_from(args: argparse.Namespace) -> TrainingSettings:
@@ -500,9 +629,7 @@ def config_from(args: argparse.Namespace) -> ModelConfig:
 
 
 def add_study_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--output", type=Path, required=True, help="the study's folder (runs/tune-NAME); again to resume"
-    )
+    parser.add_argument("--output", type=Path, help="the study's folder (runs/tune-NAME); again to resume")
     parser.add_argument(
         "--trials",
         type=training_cli.positive_int,
@@ -540,26 +667,71 @@ def add_space_arguments(parser: argparse.ArgumentParser) -> None:
         )
 
 
+def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
+    """A study shared by many tuners (docs/tuning.md, "A study on many machines"), pruning, the report."""
+    group = parser.add_argument_group("a study shared by many workers")
+    group.add_argument(
+        "--storage",
+        metavar="URL",
+        help="the study's storage: postgresql+psycopg://USER@HOST/DATABASE, sqlite:///PATH or journal:PATH "
+        "(default: OUTPUT/study.db, one tuner at a time)",
+    )
+    group.add_argument("--study", default=STUDY_NAME, metavar="NAME", help="the study's name in --storage")
+    group.add_argument(
+        "--workers", type=training_cli.positive_int, default=1, help="trials at once on this machine (needs --storage)"
+    )
+    group.add_argument(
+        "--heartbeat",
+        type=training_cli.positive_float,
+        default=60,
+        metavar="SECONDS",
+        help="a worker's beat; a trial silent for 3 beats was killed and is run again",
+    )
+    group.add_argument(
+        "--pruner", choices=("median", "none"), default="median", help="stop hopeless trials (median of the others)"
+    )
+    group.add_argument(
+        "--report",
+        action="store_true",
+        help="list the study's trials (each one's worker and run folder) and the best one's command; train nothing",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = cli.parser("training.tune", __doc__.split("\n")[0])
     training_cli.add_options(parser, training_cli.DATA_OPTIONS)
     add_study_arguments(parser)
+    add_shared_arguments(parser)
     training_cli.add_options(parser, training_cli.TUNE_FIXED_OPTIONS)  # training.fit's settings every trial shares
     add_space_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.output is None and not (args.report and args.storage):
+        parser.error("--output is required (the study's folder), but for --report with --storage")
+    args.argv = argv  # --workers starts this command again
+    worker = bool(os.environ.get(study_storage.WORKER_VARIABLE))  # started by --workers: the first speaks
+    args.workers = 1 if worker else args.workers
     quiet(args.verbose)
     interrupt_on_sigterm()
     try:
-        return tune(args)
+        return report(args) if args.report else tune(args)
     except KeyboardInterrupt:
-        print(f"\ninterrupted: run the same command to resume the study in {args.output}", file=sys.stderr)
+        if not worker:
+            where = f"the study {args.study!r}" if args.storage else f"the study in {args.output}"
+            print(f"\ninterrupted: run the same command to resume {where}", file=sys.stderr)
         return 130
-    except (data.DataError, OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (data.DataError, OSError, ValueError, study_storage.StorageError) as error:
+        print(f"error: {study_storage.redact(str(error), args.storage)}", file=sys.stderr)
+        return 1
+    except Exception as error:
+        if not study_storage.is_storage_error(error):
+            raise
+        print(f"error: the study's storage failed: {study_storage.one_line(error, args.storage)}", file=sys.stderr)
         return 1
 
 

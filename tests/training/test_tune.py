@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import pytest
 pytest.importorskip("optuna", reason="needs the tune extra")
 pytest.importorskip("keras", reason="needs the training extra")
 
+from runtime import bundle  # noqa: E402
 from tests.conftest import ROOT, write_archive  # noqa: E402
 from training import fit, tune  # noqa: E402
 
@@ -64,6 +66,31 @@ def test_a_tiny_study_records_its_trials_and_resumes(archive, tmp_path, no_test_
     assert not any(key.startswith("test") for record in every for key in record)
 
 
+def test_each_trial_has_a_run_folder_with_its_log_and_bundle(archive, tmp_path, no_test_evaluation, capsys):
+    """OUTPUT/trial-NNNN: what the trial printed (trial.log) and its model as a bundle with validation
+    figures and no test ones; the records, the best trial's lines and --report say where."""
+    output = tmp_path / "tune-folders"
+    assert run(archive, output, "--trials", "2") == 0
+    summary = capsys.readouterr().out
+    every = records(output)
+    for record in every:
+        folder = output / f"trial-{record['trial']:04d}"
+        assert record["folder"] == str(folder.resolve())
+        assert f"trial {record['trial']}: " in (folder / "trial.log").read_text()
+        manifest = bundle.Bundle.open(folder / "bundle").manifest  # a bundle the runtime opens
+        assert manifest.name == f"imdb-lstm-trial-{record['trial']}"  # fit's name for IMDB data
+        assert manifest.metrics.validation_accuracy == pytest.approx(record["validation_accuracy"], abs=1e-5)
+        assert manifest.metrics.test_accuracy is None and manifest.training.data.test_reviews is None
+        assert not (folder / "bundle" / "metrics.json").exists()
+    best = max(every, key=lambda record: record["validation_accuracy"])
+    assert f"Its bundle (validation figures only), on {socket.gethostname()}: {best['folder']}/bundle" in summary
+    assert tune.main(["--output", str(output), "--report"]) == 0
+    report = capsys.readouterr().out
+    assert all(record["folder"] in report for record in every)
+    assert run(archive, output, "--trials", "3") == 0  # its trial folders do not make it somebody else's folder
+    assert [r["trial"] for r in records(output)] == [0, 1, 2]
+
+
 def test_an_interrupted_trial_is_recorded_and_run_again(archive, tmp_path, monkeypatch, capsys):
     output, real_fit_model, calls = tmp_path / "tune-interrupted", fit.fit_model, []
 
@@ -110,7 +137,7 @@ def test_a_killed_study_resumes(archive, tmp_path):
 def fake_training(accuracies: dict):
     """A train_trial that answers at once: its validation accuracy is a function of the units."""
 
-    def train_trial(params, prepared, study_settings, verbose):
+    def train_trial(params, prepared, study_settings, verbose, trial=None, folder=None):
         settings, config = tune.trial_settings(params, study_settings["settings"], study_settings["config"])
         accuracy = accuracies[params["lstm_units"]]
         return {
@@ -152,9 +179,9 @@ def test_a_study_with_other_options_is_not_resumed(archive, tmp_path, monkeypatc
 def test_the_hours_budget_stops_between_trials(archive, tmp_path, monkeypatch, capsys):
     slow = fake_training({4: 0.5})
 
-    def half_a_second(*args):
+    def half_a_second(*args, **kwargs):
         time.sleep(0.5)
-        return slow(*args)
+        return slow(*args, **kwargs)
 
     monkeypatch.setattr(tune, "train_trial", half_a_second)
     output = tmp_path / "tune-hours"
@@ -281,6 +308,12 @@ def sqlite_file_of_another_program(path):
     connection.close()
 
 
+def a_folder(path):
+    path.unlink()
+    path.mkdir()
+    (path / "keep").write_text("kept")
+
+
 def truncate_to_half(path):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
@@ -293,20 +326,21 @@ def truncate_to_half(path):
         (lambda path: path.write_bytes(b"not a database\n" * 10), "not a SQLite database"),
         (sqlite_file_of_another_program, "another program's SQLite database, holding no tuner study"),
         (truncate_to_half, "damaged"),
+        (a_folder, "not a file"),
     ],
-    ids=["empty", "text", "foreign-sqlite", "truncated"],
+    ids=["empty", "text", "foreign-sqlite", "truncated", "folder"],
 )
 def test_a_study_db_that_is_not_the_studys_is_refused(finished_study, archive, spoil, reason, capsys):
     """An empty or foreign study.db started a new study (trial numbers repeated in trials.jsonl); a
     truncated one ended in a SQLAlchemy traceback."""
     study_db = finished_study / tune.STUDY_FILE
     spoil(study_db)
-    spoiled = study_db.read_bytes()
+    spoiled = study_db.read_bytes() if study_db.is_file() else None
     capsys.readouterr()
     assert run(archive, finished_study, "--trials", "2") == 1
     error = capsys.readouterr().err
     assert error.startswith(f"error: {study_db} is not this tuner's study ({reason}") and error.count("\n") == 1
-    assert study_db.read_bytes() == spoiled  # nothing written into somebody's database
+    assert (study_db.read_bytes() if study_db.is_file() else None) == spoiled  # nothing written into it
     assert [r["trial"] for r in records(finished_study)] == [0]
 
 
