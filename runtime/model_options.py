@@ -1,46 +1,18 @@
-"""The options that choose and load a model, shared by every command that loads one
-(`imdb-sentiment`, `imdb-sentiment-serve`): one frozen record, the command-line options that fill
-it, and the load. The commands receive a `ModelOptions`, never an argparse Namespace, so the server
-need not import the CLI (runtime/predict.py) to load what the CLI loads.
+"""The command-line options that choose and load a model, shared by every command that loads one
+(`imdb-sentiment`, `imdb-sentiment-serve`), and the record they fill: the classifier's own
+`ClassifierOptions` (runtime/loading.py), the one options type. The commands receive that record,
+never an argparse Namespace, so the server need not import the CLI (runtime/predict.py) to load
+what the CLI loads.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from runtime import backends, bundle
 from runtime.classifier import ClassifierOptions, SentimentClassifier
-
-
-@dataclass(frozen=True)
-class ModelOptions:
-    """Which artifact to load and how; the defaults are `SentimentClassifier.from_bundle`'s."""
-
-    folder: Path = bundle.DEFAULT_BUNDLE
-    backend: str = "auto"  # "auto", or one of backends.BACKENDS
-    precision: str = "float32"
-    graph: str = "cached"
-    threads: int | None = None  # interpreter threads; None lets the interpreter choose
-    allow_unverified: bool = False  # load an artifact without a passing parity record (warns)
-    verbose: bool = False  # show the interpreters' own log lines on stderr
-    trust: Path | None = None  # a PEM public key whose signature the bundle must carry
-
-    def classifier_options(self) -> ClassifierOptions:
-        """What the classifier is loaded with: --verbose travels with it (its later loads too), not
-        through a process-wide switch."""
-        return ClassifierOptions(
-            folder=self.folder,
-            backend=self.backend,
-            precision=self.precision,
-            graph=self.graph,
-            threads=self.threads,
-            allow_unverified=self.allow_unverified,
-            show_native_logs=self.verbose,
-            trust=self.trust,
-        )
 
 
 def thread_count(text: str) -> int:
@@ -87,21 +59,22 @@ def add_model_arguments(parser: argparse.ArgumentParser, threads: bool = False) 
         parser.add_argument("--threads", type=thread_count, default=1, help="interpreter threads")
 
 
-def from_arguments(args: argparse.Namespace) -> ModelOptions:
-    """The options parsed by a parser that `add_model_arguments` filled."""
-    return ModelOptions(
+def from_arguments(args: argparse.Namespace) -> ClassifierOptions:
+    """The options parsed by a parser that `add_model_arguments` filled. --verbose travels with the
+    classifier (its later loads too), not through a process-wide switch."""
+    return ClassifierOptions(
         folder=args.model,
         backend=args.backend,
         precision=args.precision,
         graph=args.graph,
         threads=getattr(args, "threads", None),  # only with add_model_arguments(threads=True)
         allow_unverified=args.allow_unverified,
-        verbose=args.verbose,
+        show_native_logs=args.verbose,
         trust=args.trust,
     )
 
 
-def load_classifier(options: ModelOptions) -> SentimentClassifier:
+def load_classifier(options: ClassifierOptions) -> SentimentClassifier:
     """The classifier the options ask for. An unverified artifact warns (UnverifiedArtifactWarning):
     each command decides how a warning is shown."""
-    return SentimentClassifier.create_from_options(options.classifier_options())
+    return SentimentClassifier.create_from_options(options)

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from runtime import backends, bundle, cli, model_options
-from runtime.classifier import TooFewKnownWords, UnverifiedArtifactWarning
+from runtime.classifier import ClassifierOptions, TooFewKnownWords, UnverifiedArtifactWarning
 from runtime.display import json_printable, printable
 from runtime.explain import Explanation, NoRunningOpinion, check_running_opinion
 
@@ -347,7 +347,7 @@ def run(argv: list[str] | None) -> int:
         return classify_inputs(args, model_options.from_arguments(args), inputs(args, file, size))
 
 
-def classify_inputs(args, model: model_options.ModelOptions, items) -> int:
+def classify_inputs(args, model: ClassifierOptions, items) -> int:
     """Load the model the options name (its warnings: see WarningLines) and answer every item."""
     try:
         classifier = model_options.load_classifier(model)

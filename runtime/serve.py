@@ -8,7 +8,7 @@
 is loaded beside the old one, checked and swapped in between requests (runtime/serving/follow.py).
 
 This module is the command: its options, turned into the records the server takes
-(`runtime.model_options.ModelOptions`, `runtime.serving.server.ServerSettings`). The server itself
+(`runtime.classifier.ClassifierOptions`, `runtime.serving.server.ServerSettings`). The server itself
 is the package runtime/serving: uvicorn with its httptools parser, which refuses malformed HTTP
 instead of guessing, and the guards it adds (deadlines, limits, bounds on connections, a drained stop).
 """
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import os
 import sys
 from pathlib import Path
 
@@ -27,7 +26,8 @@ from runtime.serving.protocol import Limits
 from runtime.serving.server import ServerSettings, serve
 from runtime.serving.uvicorn_internals import HEALTH_RESERVE
 
-DEFAULTS = Limits()
+# The defaults are the records' own: one place for each (docs/serving.md lists them).
+DEFAULTS, LIMITS = ServerSettings(), Limits()
 
 
 def positive(kind):
@@ -64,40 +64,42 @@ def address_list(text: str) -> tuple[str, ...]:
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = cli.parser("runtime.serve", __doc__.split("\n")[0])
     model_options.add_model_arguments(parser)
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)")
+    parser.add_argument("--host", default=DEFAULTS.host, help="address to listen on (127.0.0.1: this machine only)")
     parser.add_argument(
-        "--port", type=port_number, default=8000, help="TCP port; 0 takes a free one (printed at start)"
+        "--port", type=port_number, default=DEFAULTS.port, help="TCP port; 0 takes a free one (printed at start)"
     )
     parser.add_argument(
         "--workers",
         type=positive(int),
-        default=os.cpu_count() or 1,
+        default=DEFAULTS.workers,
         help="classifiers in the pool, one interpreter thread each (CPU cores here)",
     )
     parser.add_argument(
-        "--max-body-bytes", type=positive(int), default=DEFAULTS.max_body_bytes, help="largest request body (413 above)"
+        "--max-body-bytes", type=positive(int), default=LIMITS.max_body_bytes, help="largest request body (413 above)"
     )
     parser.add_argument(
-        "--max-batch", type=positive(int), default=DEFAULTS.max_batch, help="most texts in one request (413 above)"
+        "--max-batch", type=positive(int), default=LIMITS.max_batch, help="most texts in one request (413 above)"
     )
     parser.add_argument(
         "--request-timeout",
         type=positive(float),
-        default=DEFAULTS.request_timeout,
+        default=LIMITS.request_timeout,
         help="seconds for a whole request (line, headers, body) to arrive (408 after)",
     )
-    parser.add_argument("--keep-alive", type=positive(int), default=5, help="seconds an idle connection stays open")
+    parser.add_argument(
+        "--keep-alive", type=positive(int), default=DEFAULTS.keep_alive, help="seconds an idle connection stays open"
+    )
     parser.add_argument(
         "--max-connections",
         type=positive(int),
-        default=1024,
+        default=DEFAULTS.max_connections,
         help=f"open connections; a request beyond them gets 503, but health checks are answered "
         f"on {HEALTH_RESERVE} more",
     )
     parser.add_argument(
         "--max-connections-per-client",
         type=positive(int),
-        default=128,
+        default=DEFAULTS.max_connections_per_client,
         help="open connections from one client address; one more is refused with 429 (behind a "
         "reverse proxy every client has the proxy's address: raise it)",
     )
@@ -120,18 +122,21 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--forwarded-allow-ips",
         type=address_list,
-        default=(),
+        default=DEFAULTS.forwarded_allow_ips,
         metavar="IPS",
         help="comma-separated addresses of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto "
         "are believed, for the access log's client address (default: none, not even loopback's)",
     )
     parser.add_argument(
-        "--grace", type=positive(int), default=20, help="seconds to finish the requests in flight on SIGTERM or SIGINT"
+        "--grace",
+        type=positive(int),
+        default=DEFAULTS.grace,
+        help="seconds to finish the requests in flight on SIGTERM or SIGINT",
     )
     parser.add_argument(
         "--min-known",
         type=cli.share,
-        default=DEFAULTS.min_known,
+        default=LIMITS.min_known,
         metavar="SHARE",
         help="refuse a text when the model knows fewer than this share of the words it read, 0 to 1 "
         "(a request may ask for more; default: none refused)",
@@ -156,7 +161,10 @@ def add_follow_arguments(parser: argparse.ArgumentParser) -> None:
         "(checked every --watch-interval, on SIGHUP, or POST /v2/repository/models/NAME/load); not with --model",
     )
     parser.add_argument(
-        "--watch-interval", type=positive(float), default=2.0, help="seconds between looks at DIR/current (--models)"
+        "--watch-interval",
+        type=positive(float),
+        default=FollowSettings.interval,
+        help="seconds between looks at DIR/current (--models)",
     )
 
 

@@ -47,7 +47,6 @@ from runtime.serving.middleware import (
     internal_error,
     json_error,
 )
-from runtime.serving.pool import ClassifierPool
 from runtime.serving.protocol import Limits, RequestError
 
 # The explain page ships in runtime/ beside the explainer it shows (package data of `runtime`).
@@ -299,28 +298,21 @@ class OperationsEndpoints:
         return [Route("/metrics", self.prometheus, methods=GET), Route("/openapi.json", self.openapi, methods=GET)]
 
 
-class SentimentService(DataPlane):
-    """The data plane with its HTTP face: the endpoints of both protocols, the page and operations,
-    all over this one data plane (the server drains it, the tests read its phase)."""
+class SentimentService:
+    """The HTTP face of one data plane (as MLServer's endpoints hold theirs): the endpoints of both
+    protocols, the page and operations, all over it. The server drains the data plane."""
 
-    def __init__(
-        self,
-        pool: ClassifierPool,
-        metrics: Metrics,
-        limits: Limits = Limits(),
-        model_version: str = protocol.MODEL_VERSION,
-    ):
-        super().__init__(pool, metrics, model_version)
-        self.limits = limits
+    def __init__(self, dataplane: DataPlane, limits: Limits = Limits()):
+        self.dataplane, self.limits = dataplane, limits
 
     def routes(self) -> list[Route]:
-        openapi = protocol.openapi_document(self.version, self.limits)
+        openapi = protocol.openapi_document(self.dataplane.version, self.limits)
         return [
-            *V1Endpoints(self, self.limits).routes(),
+            *V1Endpoints(self.dataplane, self.limits).routes(),
             *ExplainPage().routes(),
             *ApiPage(ExplainPage._headers()).routes(),  # the same policy as the explain page
-            *V2Endpoints(self, self.limits).routes(),
-            *OperationsEndpoints(self.metrics, openapi).routes(),
+            *V2Endpoints(self.dataplane, self.limits).routes(),
+            *OperationsEndpoints(self.dataplane.metrics, openapi).routes(),
         ]
 
 
@@ -347,15 +339,17 @@ def build_app(service: SentimentService, access: Access = Access()) -> ObservedA
     """The ASGI application: starts loading the classifiers at startup, closes them at shutdown
     (a load still running is left to its daemon thread)."""
 
+    dataplane = service.dataplane
+
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        service.start_loading()  # not awaited: serve (live, not ready) while it loads
-        if service.follower is not None:
-            service.follower.start()
+        dataplane.start_loading()  # not awaited: serve (live, not ready) while it loads
+        if dataplane.follower is not None:
+            dataplane.follower.start()
         yield
-        if service.follower is not None:
-            service.follower.stop()
-        service.holder.close()
+        if dataplane.follower is not None:
+            dataplane.follower.stop()
+        dataplane.holder.close()
 
     middleware = []
     if access.origins:  # the pages allowed need CORS answers (and their browsers' preflights) to call the API

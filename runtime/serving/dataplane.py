@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
 from runtime import backends, bundle
-from runtime.classifier import SentimentClassifier
+from runtime.classifier import BatchError, Prediction, SentimentClassifier
 from runtime.explain import Explanation, NoRunningOpinion
 from runtime.serving import protocol
 from runtime.serving.follow import Follower
 from runtime.serving.metrics import Metrics
-from runtime.serving.pool import ClassifierPool, classify_each
+from runtime.serving.pool import ClassifierPool
 from runtime.serving.protocol import RequestError
 from runtime.serving.versions import ModelHolder, ServedModel
 
@@ -50,6 +50,17 @@ def without_folder(message: str, folder: Path) -> str:
     for shown in sorted({str(folder), str(folder.resolve())}, key=len, reverse=True):
         message = message.replace(shown, folder.name)
     return message
+
+
+def classify_each(classifier: SentimentClassifier, texts: list[str], min_known: float = 0.0) -> list[Prediction | str]:
+    """Each text's Prediction, or the message saying why it has none."""
+    try:
+        return classifier.classify_batch(texts, min_known)
+    except BatchError as error:
+        return [
+            prediction if prediction is not None else error.errors[index]
+            for index, prediction in enumerate(error.predictions)
+        ]
 
 
 class DataPlane:

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from runtime.classifier import SentimentClassifier
-from runtime.model_options import ModelOptions
+from runtime.classifier import ClassifierOptions, SentimentClassifier
 from runtime.serving.metrics import Metrics
 from runtime.serving.pool import ClassifierPool
 from runtime.serving.versions import ModelHolder, ServedModel
@@ -107,7 +106,9 @@ def in_daemon_thread(work: Callable[[], T]) -> asyncio.Future:
 class Follower:
     """Loads the version `current` points at beside the one serving, checks it, swaps it in."""
 
-    def __init__(self, settings: FollowSettings, model: ModelOptions, size: int, holder: ModelHolder, metrics: Metrics):
+    def __init__(
+        self, settings: FollowSettings, model: ClassifierOptions, size: int, holder: ModelHolder, metrics: Metrics
+    ):
         self.settings, self.model, self.size = settings, model, size
         self.holder, self.metrics = holder, metrics
         self.serving_folder = model.folder  # the version serving, resolved

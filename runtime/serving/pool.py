@@ -10,21 +10,10 @@ import queue
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
 
-from runtime.classifier import BatchError, Prediction, SentimentClassifier
-from runtime.model_options import ModelOptions, load_classifier
+from runtime.classifier import ClassifierOptions, SentimentClassifier
+from runtime.model_options import load_classifier
 
 T = TypeVar("T")
-
-
-def classify_each(classifier: SentimentClassifier, texts: list[str], min_known: float = 0.0) -> list[Prediction | str]:
-    """Each text's Prediction, or the message saying why it has none."""
-    try:
-        return classifier.classify_batch(texts, min_known)
-    except BatchError as error:
-        return [
-            prediction if prediction is not None else error.errors[index]
-            for index, prediction in enumerate(error.predictions)
-        ]
 
 
 class ClassifierPool:
@@ -40,7 +29,7 @@ class ClassifierPool:
         self.description: dict = {}
 
     @classmethod
-    def for_model(cls, model: ModelOptions, size: int) -> "ClassifierPool":
+    def for_model(cls, model: ClassifierOptions, size: int) -> "ClassifierPool":
         """A pool of the model the options name. Each classifier runs one interpreter thread: the
         pool's threads are the parallelism, and more interpreter threads would compete for the cores."""
         return cls(size, functools.partial(load_classifier, dataclasses.replace(model, threads=1)))

@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import ipaddress
 import logging
+import os
 import resource
 import socket
 import sys
@@ -20,11 +21,11 @@ from pathlib import Path
 
 import uvicorn
 
-from runtime.classifier import UnverifiedArtifactWarning
+from runtime.classifier import ClassifierOptions, UnverifiedArtifactWarning
 from runtime.display import json_printable, printable
-from runtime.model_options import ModelOptions
 from runtime.serving import protocol
 from runtime.serving.app import SentimentService, build_app
+from runtime.serving.dataplane import DataPlane
 from runtime.serving.follow import Follower, FollowSettings, ReloadError, ReloadOutcome, current_target
 from runtime.serving.metrics import Metrics
 from runtime.serving.middleware import Access, served_hosts
@@ -39,7 +40,7 @@ class ServerSettings:
 
     host: str = "127.0.0.1"
     port: int = 8000
-    workers: int = 1  # classifiers in the pool
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # classifiers in the pool: one a core
     limits: Limits = field(default_factory=Limits)
     keep_alive: int = 5  # seconds an idle connection stays open
     max_connections: int = 1024
@@ -73,13 +74,17 @@ class DrainingServer(SignalCatchingServer):
     """uvicorn's server: on SIGTERM or SIGINT it says not-ready, stops accepting, finishes the
     requests in flight (up to the grace period) and returns, so main() exits 0."""
 
-    def __init__(self, config: uvicorn.Config, service: SentimentService):
+    def __init__(self, config: uvicorn.Config, dataplane: DataPlane):
         super().__init__(config)
-        self.service, self.load_error = service, None
-        service.on_loaded, service.on_load_failed = self._loaded, self._load_failed
+        self.dataplane, self.load_error = dataplane, None
+        dataplane.on_loaded, dataplane.on_load_failed = self._loaded, self._load_failed
 
     def _loaded(self) -> None:
-        d, size, version = self.service.pool.description, self.service.pool.size, self.service.holder.current.version
+        d, size, version = (
+            self.dataplane.pool.description,
+            self.dataplane.pool.size,
+            self.dataplane.holder.current.version,
+        )
         say(
             f"ready: {d['name']} version {version} ({d['backend']} {d['precision']} {d['graph']}), "
             f"{size} classifier{'s' if size > 1 else ''}"
@@ -102,7 +107,7 @@ class DrainingServer(SignalCatchingServer):
         self.should_exit = True
 
     def handle_exit(self, sig, frame) -> None:
-        self.service.drain()
+        self.dataplane.drain()
         super().handle_exit(sig, frame)
 
     async def shutdown(self, sockets=None) -> None:
@@ -149,7 +154,7 @@ def listen(host: str, port: int) -> socket.socket:
     return socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, fileno=listener.detach())
 
 
-def report_warnings(service: SentimentService) -> None:
+def report_warnings(dataplane: DataPlane) -> None:
     """An unverified artifact's warning, from any thread (the pool's loads, explain's first use of
     its per-step artifact): one stderr line per artifact, not one per classifier, and kept for the
     answers' "warnings"."""
@@ -158,7 +163,7 @@ def report_warnings(service: SentimentService) -> None:
     def show(message, category, filename, lineno, file=None, line=None) -> None:
         if not issubclass(category, UnverifiedArtifactWarning):
             shown(message, category, filename, lineno, file, line)
-        elif service.note_warning(unverified_warning(str(message))):
+        elif dataplane.note_warning(unverified_warning(str(message))):
             say(f"warning: {message}")
 
     warnings.filterwarnings("always", category=UnverifiedArtifactWarning)  # each reaches show(), which dedups
@@ -171,16 +176,18 @@ def unverified_warning(message: str) -> str:
     return f"unverified model: {Path(path).name}: {rest}" if rest else f"unverified model: {message}"
 
 
-def build_server(model: ModelOptions, settings: ServerSettings, follow: FollowSettings | None = None) -> DrainingServer:
+def build_server(
+    model: ClassifierOptions, settings: ServerSettings, follow: FollowSettings | None = None
+) -> DrainingServer:
     """The application, its classifier pool (loaded once the server runs) and uvicorn, as asked.
     With `follow`, `model.folder` is the version folder that follow.models/current points at."""
     metrics = Metrics()
     version = model.folder.name if follow is not None else protocol.MODEL_VERSION
     pool = ClassifierPool.for_model(model, settings.workers)
-    service = SentimentService(pool, metrics, settings.limits, version)
+    dataplane = DataPlane(pool, metrics, version)
     if follow is not None:
-        service.follower = Follower(follow, model, settings.workers, service.holder, metrics)
-        service.follower.on_outcome = DrainingServer._reloaded
+        dataplane.follower = Follower(follow, model, settings.workers, dataplane.holder, metrics)
+        dataplane.follower.on_outcome = DrainingServer._reloaded
     guards = Guards(
         settings.limits.request_timeout,
         settings.max_connections,
@@ -192,7 +199,7 @@ def build_server(model: ModelOptions, settings: ServerSettings, follow: FollowSe
         frozenset(origin.strip().rstrip("/").lower() for origin in settings.allow_origins),
     )
     config = uvicorn.Config(
-        build_app(service, access),
+        build_app(SentimentService(dataplane, settings.limits), access),
         http=functools.partial(GuardedHttpToolsProtocol, guards=guards),
         loop="asyncio",
         ws="none",
@@ -207,10 +214,10 @@ def build_server(model: ModelOptions, settings: ServerSettings, follow: FollowSe
         proxy_headers=bool(settings.forwarded_allow_ips),
         forwarded_allow_ips=",".join(settings.forwarded_allow_ips) or None,
     )
-    return DrainingServer(config, service)
+    return DrainingServer(config, dataplane)
 
 
-def serve(model: ModelOptions, settings: ServerSettings, follow: FollowSettings | None = None) -> int:
+def serve(model: ClassifierOptions, settings: ServerSettings, follow: FollowSettings | None = None) -> int:
     """Listen, load and serve until a signal; the exit status (1: cannot listen, no version to
     serve in follow.models, or the model failed to load)."""
     configure_logging(settings.quiet)
@@ -230,7 +237,7 @@ def serve(model: ModelOptions, settings: ServerSettings, follow: FollowSettings 
         say(f"error: cannot listen on {settings.host}:{settings.port}: {error}")
         return 1
     server = build_server(model, settings, follow)
-    report_warnings(server.service)
+    report_warnings(server.dataplane)
     host, port = listener.getsockname()[:2]
     say(f"listening on http://{f'[{host}]' if ':' in host else host}:{port}; loading {model.folder}")
     server.run(sockets=[listener])

@@ -152,7 +152,7 @@ def test_the_server_modules_import_down_their_own_order():
 
 
 def test_the_server_does_not_import_the_cli():
-    """The server takes a ModelOptions (runtime/model_options.py), not the CLI's arguments."""
+    """The server takes a ClassifierOptions (filled by runtime/model_options.py), not the CLI's arguments."""
     found = [
         f"{path.relative_to(ROOT)}:{line} {name}"
         for path in [SERVE_COMMAND, *sorted(SERVING.rglob("*.py"))]

@@ -1,5 +1,5 @@
-"""runtime/model_options.py: the one record of the options that choose and load a model, as the
-commands' parsers fill it, and the load it asks for."""
+"""runtime/model_options.py: the command-line options that choose and load a model fill the
+classifier's own ClassifierOptions, the one options type, and the load passes it on as it is."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ import pytest
 
 from runtime import backends, model_options
 from runtime.classifier import ClassifierOptions, SentimentClassifier
-from runtime.model_options import ModelOptions
 
 
-def parsed(argv: list[str], threads: bool = False) -> ModelOptions:
+def parsed(argv: list[str], threads: bool = False) -> ClassifierOptions:
     parser = argparse.ArgumentParser()
     model_options.add_model_arguments(parser, threads=threads)
     return model_options.from_arguments(parser.parse_args(argv))
@@ -21,7 +20,7 @@ def parsed(argv: list[str], threads: bool = False) -> ModelOptions:
 
 def test_the_arguments_fill_the_record(monkeypatch):
     monkeypatch.delenv("IMDB_SENTIMENT_MODEL", raising=False)
-    assert parsed([]) == ModelOptions()
+    assert parsed([]) == ClassifierOptions()
     options = parsed(
         [
             "--model",
@@ -39,7 +38,15 @@ def test_the_arguments_fill_the_record(monkeypatch):
         ],
         threads=True,
     )
-    assert options == ModelOptions(Path("elsewhere"), "onnx", "int8", "full", 3, True, True)
+    assert options == ClassifierOptions(
+        folder=Path("elsewhere"),
+        backend="onnx",
+        precision="int8",
+        graph="full",
+        threads=3,
+        allow_unverified=True,
+        show_native_logs=True,
+    )
 
 
 def test_threads_is_an_option_only_when_asked_for():
@@ -48,21 +55,12 @@ def test_threads_is_an_option_only_when_asked_for():
     assert parsed([], threads=True).threads == 1  # the CLI's default
 
 
-def test_the_load_passes_every_option_by_name(monkeypatch):
+def test_the_load_passes_the_options_as_they_are(monkeypatch):
     calls = []
     monkeypatch.setattr(
         SentimentClassifier, "create_from_options", classmethod(lambda cls, options: calls.append(options))
     )
-    model_options.load_classifier(ModelOptions(Path("b"), "tflite", "int8", "cached", 2, True, verbose=True))
-    assert calls == [
-        ClassifierOptions(
-            folder=Path("b"),
-            backend="tflite",
-            precision="int8",
-            graph="cached",
-            threads=2,
-            allow_unverified=True,
-            show_native_logs=True,
-        )
-    ]
+    options = parsed(["--model", "b", "--backend", "tflite", "--precision", "int8", "--verbose"], threads=True)
+    model_options.load_classifier(options)
+    assert calls == [options] and calls[0].show_native_logs and calls[0].threads == 1
     assert not hasattr(backends, "show_native_logs")  # --verbose travels in the options, not a process-wide switch

@@ -237,15 +237,10 @@ def test_oip_infer_errors(server, tensor, message):
 # --- operations ------------------------------------------------------------------------------------
 
 
-def test_openapi_describes_every_route(server):
-    from runtime.serving.app import SentimentService
-    from runtime.serving.metrics import Metrics
-    from runtime.serving.pool import ClassifierPool
-
+def test_openapi_is_served(server):
+    """What it describes: tests/runtime/test_serve_openapi.py."""
     status, _, document = server.request("GET", "/openapi.json")
-    assert status == 200 and document["openapi"].startswith("3.")
-    routes = {route.path.rstrip("/") or "/" for route in SentimentService(ClassifierPool(1, None), Metrics()).routes()}
-    assert routes == set(document["paths"])
+    assert status == 200 and document["openapi"].startswith("3.") and "/v1/predict" in document["paths"]
 
 
 def test_metrics(server):

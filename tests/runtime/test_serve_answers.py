@@ -89,7 +89,7 @@ class StandIn:
 def started(classifier: StandIn, **options) -> InProcessServer:
     server = InProcessServer(lambda: classifier, workers=2, **options)
     for _ in range(3000):  # the stand-in loads at once; the load's thread reports it to the loop
-        if server.service.phase == "ready":
+        if server.dataplane.phase == "ready":
             return server
         time.sleep(0.01)
     server.stop()

@@ -21,6 +21,7 @@ import pytest
 pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install '.[serve]')")
 
 from runtime.serving.app import SentimentService, build_app  # noqa: E402
+from runtime.serving.dataplane import DataPlane  # noqa: E402
 from runtime.serving.metrics import Metrics  # noqa: E402
 from runtime.serving.pool import ClassifierPool  # noqa: E402
 from runtime.serving.protocol import Limits  # noqa: E402
@@ -156,17 +157,17 @@ def expected_predictions(bundle_dir, texts: list[str]) -> list[dict]:
 
 
 class InProcessServer:
-    """The server in a thread of the test process, for tests that look inside it (its service, its
+    """The server in a thread of the test process, for tests that look inside it (its data plane, its
     connections); `load_classifier` may be a stand-in that blocks."""
 
     def __init__(self, load_classifier, workers: int = 1, limits: Limits = Limits(), max_connections: int = 64):
         self.metrics = Metrics()
-        self.service = SentimentService(ClassifierPool(workers, load_classifier), self.metrics, limits)
+        self.dataplane = DataPlane(ClassifierPool(workers, load_classifier), self.metrics)
         import uvicorn
 
         guards = Guards(limits.request_timeout, max_connections, self.metrics)
         config = uvicorn.Config(
-            build_app(self.service),
+            build_app(SentimentService(self.dataplane, limits)),
             http=functools.partial(GuardedHttpToolsProtocol, guards=guards),
             loop="asyncio",
             ws="none",
@@ -175,7 +176,7 @@ class InProcessServer:
             access_log=False,
             timeout_graceful_shutdown=10,
         )
-        self.server = DrainingServer(config, self.service)
+        self.server = DrainingServer(config, self.dataplane)
         listener = listen("127.0.0.1", 0)
         self.port = listener.getsockname()[1]
         self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [listener]}, daemon=True)

@@ -96,13 +96,13 @@ def test_not_ready_while_loading_then_ready_then_not_while_draining(bundle_dir):
         assert server.get("/v2/models/imdb-lstm/ready")[0] == 503
         load.release.set()
         for _ in range(3000):
-            if server.service.phase != "loading":
+            if server.dataplane.phase != "loading":
                 break
             time.sleep(0.01)
         assert server.get("/v2/health/ready") == (200, {"ready": True})
         assert server.get("/v2/models/imdb-lstm/ready") == (200, {"name": "imdb-lstm", "ready": True})
         # A signal makes the server drain: it stops saying ready at once, before it stops accepting.
-        server.service.drain()
+        server.dataplane.drain()
         assert server.get("/v2/health/ready") == (503, {"ready": False, "error": "the server is shutting down"})
         assert server.get("/healthz")[0] == 503
         assert server.get("/v2/health/live") == (200, {"live": True})
@@ -115,7 +115,7 @@ def test_the_signal_handler_drains(bundle_dir):
     server = InProcessServer(lambda: __import__("runtime").SentimentClassifier.from_bundle(bundle_dir))
     try:
         server.server.handle_exit(signal.SIGTERM, None)
-        assert server.service.phase == "draining" and server.server.should_exit
+        assert server.dataplane.phase == "draining" and server.server.should_exit
     finally:
         server.stop()
 

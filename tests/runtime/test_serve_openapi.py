@@ -11,6 +11,7 @@ pytest.importorskip("starlette", reason="the serve extra is not installed (pip i
 
 from runtime.serving import protocol  # noqa: E402
 from runtime.serving.app import SentimentService  # noqa: E402
+from runtime.serving.dataplane import DataPlane  # noqa: E402
 from runtime.serving.metrics import Metrics  # noqa: E402
 from runtime.serving.pool import ClassifierPool  # noqa: E402
 from runtime.serving.protocol import Limits  # noqa: E402
@@ -61,5 +62,8 @@ def test_the_document_names_the_protocol_constants():
 
 
 def test_the_document_mentions_every_route_and_no_other():
-    routes = {route.path.rstrip("/") or "/" for route in SentimentService(ClassifierPool(1, None), Metrics()).routes()}
+    routes = {
+        route.path.rstrip("/") or "/"
+        for route in SentimentService(DataPlane(ClassifierPool(1, None), Metrics())).routes()
+    }
     assert routes == set(protocol.openapi_document("1", Limits())["paths"])
