@@ -37,6 +37,7 @@ MAX_BUNDLE_BYTES = 512 << 20  # a device bundle is tens of MiB; TUF also caps at
 MAX_MEMBERS = 64
 BUSY = 3
 TIMEOUT = 1800  # seconds for a whole run: 25 MiB at 120 kbit/s, a slow mobile link
+METADATA_FOLDER = "tuf"  # under --models: the TUF metadata the device trusts, root.json first
 
 
 class UpdateTimeout(BaseException):
@@ -132,7 +133,7 @@ def check_loads(folder: Path) -> None:
 def _updater(models: Path, url: str, root: Path | None):
     from tuf.ngclient import Updater
 
-    metadata = models / "tuf"
+    metadata = models / METADATA_FOLDER
     metadata.mkdir(parents=True, exist_ok=True)
     bootstrap = None
     if not (metadata / "root.json").is_file():
@@ -143,10 +144,13 @@ def _updater(models: Path, url: str, root: Path | None):
     return Updater(str(metadata), f"{url}/metadata/", str(models), f"{url}/targets/", bootstrap=bootstrap)
 
 
-def newest(updater, name: str | None):
+def newest(models: Path, name: str | None):
     """The newest target NAME/N.tar (the only model when no name is given): (N, TargetFile)."""
-    # ngclient has no public listing of targets; the trusted (already verified) set holds them.
-    targets = updater._trusted_set.targets.targets
+    # ngclient lists no targets, but after refresh() its metadata folder holds the targets
+    # metadata it has just verified (it writes a role only once verified): read that with tuf's own API.
+    from tuf.api.metadata import Metadata
+
+    targets = Metadata.from_file(str(models / METADATA_FOLDER / "targets.json")).signed.targets
     found = []
     for path, info in targets.items():
         model, _, file = path.partition("/")
@@ -163,7 +167,7 @@ def newest(updater, name: str | None):
 def update(url: str, models: Path, trust: Path, root: Path | None = None, name: str | None = None) -> str:
     updater = _updater(models, url, root)
     updater.refresh()
-    version, info = newest(updater, name)
+    version, info = newest(models, name)
     if version in installed(models) and current_version(models) == version:
         return f"up to date: version {version}"
     if info.length > MAX_BUNDLE_BYTES:
