@@ -18,7 +18,7 @@ Three probes, each on a fresh `python -m runtime.serve --workers 2` (the shipped
    reopening each as the server closes it, while another address asks /healthz and /v1/predict
    every 50 ms: their answers by status, and the p99 of /healthz.
 
-Times are measured, never asserted: the tests (tests/runtime/test_serve_*.py) assert the answers.
+Times are measured, never asserted: the tests (tests/runtime/serving/) assert the answers.
 `--explain-clients` and `--flood` are the script's own helpers (clients in processes of their own,
 so that they do not slow the measuring client).
 """

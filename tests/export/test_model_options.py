@@ -128,7 +128,7 @@ def test_a_full_graph_is_refused_with_why(exported):
 
 def test_the_server_predicts_and_answers_explain(exported, tmp_path):
     pytest.importorskip("uvicorn", reason="the serve extra is not installed")
-    from tests.runtime.test_serve_harness import ServerProcess
+    from tests.runtime.serving.harness import ServerProcess
 
     server = ServerProcess(tmp_path, "--model", str(exported), "--backend", "onnx")
     try:

@@ -154,7 +154,7 @@ def test_float32_parity_compares_the_top_two_of_many_labels():
 
 
 def test_the_server_gives_the_data_s_labels(five_labels, tmp_path):
-    harness = pytest.importorskip("tests.runtime.test_serve_harness")
+    harness = pytest.importorskip("tests.runtime.serving.harness")
     _, output = five_labels
     server = harness.ServerProcess(tmp_path, "--model", str(output), "--backend", "onnx", "--workers", "1")
     try:

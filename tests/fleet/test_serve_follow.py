@@ -21,7 +21,7 @@ from export import sign
 from runtime import bundle, update
 from tests.conftest import ROOT
 from tests.fleet.conftest import small_bundle
-from tests.runtime.test_serve_harness import LONG_TEXT, TEXTS, ServerProcess, expected_predictions
+from tests.runtime.serving.harness import LONG_TEXT, TEXTS, ServerProcess, expected_predictions
 
 MODEL = "imdb-lstm"
 LOAD = f"/v2/repository/models/{MODEL}/load"

@@ -21,7 +21,7 @@ import pytest
 from runtime import update
 from tests.conftest import ROOT
 from tests.fleet.test_update import fleet, state  # noqa: F401  (fleet is a fixture, used by name)
-from tests.runtime.test_serve_harness import TEXTS, ServerProcess
+from tests.runtime.serving.harness import TEXTS, ServerProcess
 
 TRICKLE_PAUSE = 0.1  # seconds between the bytes of a trickled target: never a 30 s gap (TUF's timeout)
 

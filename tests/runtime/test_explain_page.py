@@ -22,7 +22,7 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from runtime import SentimentClassifier  # noqa: E402
-from tests.runtime.test_serve_harness import ServerProcess  # noqa: E402
+from tests.runtime.serving.harness import ServerProcess  # noqa: E402
 
 # A review with markup, an entity, a curly apostrophe and a word outside the vocabulary.
 REVIEW = (

@@ -94,7 +94,7 @@ def test_cli_min_known_refuses_with_exit_status_4(bundle_dir):
 # --- the server, over loopback -----------------------------------------------------------------------
 
 pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install '.[serve]')")
-from tests.runtime.test_serve_harness import ServerProcess  # noqa: E402
+from tests.runtime.serving.harness import ServerProcess  # noqa: E402
 
 INFER = "/v2/models/imdb-lstm/infer"
 

@@ -15,7 +15,7 @@ import pytest
 httpclient = pytest.importorskip("tritonclient.http", reason="tritonclient is not installed (the dev extra)")
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
-from tests.runtime.test_serve_harness import TEXTS, ServerProcess  # noqa: E402
+from tests.runtime.serving.harness import TEXTS, ServerProcess  # noqa: E402
 
 MODEL = "imdb-lstm"
 MAX_BATCH, MAX_BODY = 16, 64 * 1024

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.runtime.test_serve_harness import TEXTS, ServerProcess, expected_predictions, read_until_closed, responses_in
+from tests.runtime.serving.harness import TEXTS, ServerProcess, expected_predictions, read_until_closed, responses_in
 
 DEADLINE = 2  # --request-timeout of the server under test, seconds
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.runtime.conftest import copy_without_per_step_artifacts
-from tests.runtime.test_serve_harness import TEXTS, ServerProcess, expected_predictions
+from tests.runtime.serving.harness import TEXTS, ServerProcess, expected_predictions
 
 MAX_BATCH, MAX_BODY = 16, 256 * 1024
 
@@ -238,7 +238,7 @@ def test_oip_infer_errors(server, tensor, message):
 
 
 def test_openapi_is_served(server):
-    """What it describes: tests/runtime/test_serve_openapi.py."""
+    """What it describes: tests/runtime/serving/test_protocol.py."""
     status, _, document = server.request("GET", "/openapi.json")
     assert status == 200 and document["openapi"].startswith("3.") and "/v1/predict" in document["paths"]
 

@@ -18,7 +18,7 @@ import pytest
 from runtime import bundle
 from tests.conftest import ROOT
 from tests.runtime.conftest import copy_without_per_step_artifacts
-from tests.runtime.test_serve_harness import TEXTS, ServerProcess
+from tests.runtime.serving.harness import TEXTS, ServerProcess
 
 
 def ipv6_loopback() -> bool:

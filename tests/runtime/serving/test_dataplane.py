@@ -19,7 +19,7 @@ import pytest
 from runtime.classifier import Coverage, Prediction
 from runtime.serving import protocol
 from runtime.serving.protocol import Limits
-from tests.runtime.test_serve_harness import InProcessServer
+from tests.runtime.serving.harness import InProcessServer
 
 LABELS = ["negative", "positive"]
 BUILT_IN: list[str] = []  # the threads answers were built and rendered in

@@ -17,7 +17,7 @@ import pytest
 
 from runtime import bundle
 from tests.conftest import ROOT
-from tests.runtime.test_serve_harness import TEXTS, ServerProcess, read_until_closed, responses_in
+from tests.runtime.serving.harness import TEXTS, ServerProcess, read_until_closed, responses_in
 
 ALLOWED_ORIGIN = "http://allowed.example"
 ALLOWED_HOST = "device.example"

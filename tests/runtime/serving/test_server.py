@@ -16,7 +16,7 @@ import time
 import pytest
 
 from tests.conftest import ROOT
-from tests.runtime.test_serve_harness import LONG_TEXT, InProcessServer, ServerProcess, expected_predictions
+from tests.runtime.serving.harness import LONG_TEXT, InProcessServer, ServerProcess, expected_predictions
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])

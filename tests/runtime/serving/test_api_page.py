@@ -16,7 +16,7 @@ pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip ins
 
 from runtime.serving import api_page  # noqa: E402
 from runtime.serving.protocol import RequestError  # noqa: E402
-from tests.runtime.test_serve_harness import ServerProcess  # noqa: E402
+from tests.runtime.serving.harness import ServerProcess  # noqa: E402
 
 
 def test_without_swagger_ui_the_page_is_a_501_that_says_what_to_install(monkeypatch):
