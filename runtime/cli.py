@@ -14,10 +14,10 @@ def program_name(module: str) -> str:
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Every option's help ends with its default, unless there is none to show (None, a flag off)."""
+    """Every option's help ends with its default, unless there is none to show (None, a flag off, none of a list)."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, False, argparse.SUPPRESS) or "%(default)" in (action.help or ""):
+        if action.default in (None, False, (), argparse.SUPPRESS) or "%(default)" in (action.help or ""):
             return action.help or ""
         return super()._get_help_string(action)
 

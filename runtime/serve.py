@@ -74,6 +74,19 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULTS.workers,
         help="classifiers in the pool, one interpreter thread each (CPU cores here)",
     )
+    add_limit_arguments(parser)
+    add_access_arguments(parser)
+    parser.add_argument("--quiet", action="store_true", help="no access log (JSON lines on stdout)")
+    add_follow_arguments(parser)
+    args = parser.parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    if args.models is not None and any(arg == "--model" or arg.startswith("--model=") for arg in given):
+        parser.error("--models and --model exclude each other: --models serves DIR/current")
+    return args
+
+
+def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    """What a request and a client may be: sizes, times, connections, and the words known."""
     parser.add_argument(
         "--max-body-bytes", type=positive(int), default=LIMITS.max_body_bytes, help="largest request body (413 above)"
     )
@@ -104,6 +117,24 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         "reverse proxy every client has the proxy's address: raise it)",
     )
     parser.add_argument(
+        "--grace",
+        type=positive(int),
+        default=DEFAULTS.grace,
+        help="seconds to finish the requests in flight on SIGTERM or SIGINT",
+    )
+    parser.add_argument(
+        "--min-known",
+        type=cli.share,
+        default=LIMITS.min_known,
+        metavar="SHARE",
+        help="refuse a text when the model knows fewer than this share of the words it read, 0 to 1; "
+        "a request may ask for more (default: 0, none refused)",
+    )
+
+
+def add_access_arguments(parser: argparse.ArgumentParser) -> None:
+    """Who may call: the names the server is reached by, other sites' pages, the proxies believed."""
+    parser.add_argument(
         "--allowed-host",
         action="append",
         default=None,
@@ -127,27 +158,6 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         help="comma-separated addresses of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto "
         "are believed, for the access log's client address (default: none, not even loopback's)",
     )
-    parser.add_argument(
-        "--grace",
-        type=positive(int),
-        default=DEFAULTS.grace,
-        help="seconds to finish the requests in flight on SIGTERM or SIGINT",
-    )
-    parser.add_argument(
-        "--min-known",
-        type=cli.share,
-        default=LIMITS.min_known,
-        metavar="SHARE",
-        help="refuse a text when the model knows fewer than this share of the words it read, 0 to 1 "
-        "(a request may ask for more; default: none refused)",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no access log (JSON lines on stdout)")
-    add_follow_arguments(parser)
-    args = parser.parse_args(argv)
-    given = sys.argv[1:] if argv is None else argv
-    if args.models is not None and any(arg == "--model" or arg.startswith("--model=") for arg in given):
-        parser.error("--models and --model exclude each other: --models serves DIR/current")
-    return args
 
 
 def add_follow_arguments(parser: argparse.ArgumentParser) -> None:

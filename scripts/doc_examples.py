@@ -49,7 +49,9 @@ def oip_answer(classifier: SentimentClassifier) -> str:
     probabilities shortened to 3 digits, as the text beside it says."""
     request = protocol.InferRequest(list(SERVER_REVIEWS), protocol.OUTPUTS, "42")
     predictions = classifier.classify_batch(request.texts)
-    response = protocol.infer_response(classifier.manifest.name, request, list(classifier.config.labels), predictions)
+    response = protocol.infer_response(
+        classifier.manifest.name, protocol.MODEL_VERSION, request, list(classifier.config.labels), predictions
+    )
     outputs = response.pop("outputs")
     for output in outputs:
         if output["datatype"] == "FP32":
@@ -62,7 +64,7 @@ def oip_answer(classifier: SentimentClassifier) -> str:
 def predict_answer(classifier: SentimentClassifier) -> str:
     """The /v1/predict answer to docs/serving.md's first curl request, as the server renders it."""
     predictions = classifier.classify_batch(list(SERVER_REVIEWS))
-    return protocol.render(protocol.predict_response(predictions)).decode()
+    return protocol.render(protocol.predict_response(predictions, protocol.MODEL_VERSION)).decode()
 
 
 def tritonclient_output(classifier: SentimentClassifier) -> str:
