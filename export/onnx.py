@@ -110,12 +110,19 @@ def simplify(proto, steps: bool = False):
         dense_input = helper.make_node("Squeeze", [lstm.output[1], "direction_axis"], ["last_state"], name="last_state")
     dense.input[0] = dense_input.output[0]
     added[id(dense)] = dense_input
+    _keep_what_the_output_needs(graph, nodes, added)
+    return proto
+
+
+def _keep_what_the_output_needs(graph, nodes: list, added: dict) -> None:
+    """Put each added node before the node it feeds (`added`: by id of that node), then drop every
+    node and initializer the graph's outputs do not depend on."""
     ordered = []
     for node in nodes:
         ordered += [added[id(node)]] if id(node) in added else []
         ordered.append(node)
     needed, kept = {value.name for value in graph.output}, []
-    for node in reversed(ordered):  # keep what the output depends on
+    for node in reversed(ordered):
         if needed.intersection(node.output):
             kept.append(node)
             needed.update(name for name in node.input if name)
@@ -123,7 +130,6 @@ def simplify(proto, steps: bool = False):
     graph.node.extend(reversed(kept))
     for tensor in [tensor for tensor in graph.initializer if tensor.name not in needed]:
         graph.initializer.remove(tensor)
-    return proto
 
 
 def one_review_input(proto):
