@@ -120,8 +120,10 @@ def run_parity(
     return validate.check_artifacts(folder, trained, texts, labels, keys, compare_artifact, record)
 
 
-def format_table(results: dict[str, validate.ArtifactResult], artifacts: Mapping | None = None) -> str:
-    """The parity figures as a Markdown table (printed by the commands, copied into the README).
+def format_table(results: Mapping, artifacts: Mapping | None = None) -> str:
+    """The parity figures as a Markdown table (printed by the commands, copied into the README), of
+    fresh results (export.validate.ArtifactResult) or the manifest's records (ParityRecord): each
+    has `figures` and `passed`.
     artifacts: the manifest's artifact records, for the sizes."""
     lines = [
         "| artifact | size | reviews | max abs diff vs Keras | vs full graph | labels = Keras | accuracy (Keras) | passed |",

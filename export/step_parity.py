@@ -91,7 +91,7 @@ def run_step_parity(
     return validate.check_artifacts(folder, trained, texts, None, keys, compare, record)
 
 
-def format_table(results: dict, artifacts: Mapping) -> str:
+def format_table(results: Mapping, artifacts: Mapping) -> str:
     """The per-step figures as a Markdown table; artifacts: the manifest's artifact records."""
     lines = [
         "| per-step artifact | size | reviews | steps | max abs diff vs Keras, any step | step labels = Keras "

@@ -61,18 +61,19 @@ def probe_rows(folder: Path) -> tuple[list[str], str]:
         return rows, classifier.describe()["backend"]
 
 
-def classify_parity(manifest: bundle.Manifest) -> dict:
-    """The parity results (plain dicts, as export.parity.format_table reads them) of the graphs that classify."""
+def classify_parity(manifest: bundle.Manifest) -> dict[str, bundle.ParityRecord]:
+    """The parity records of the graphs that classify (export.parity.format_table reads their
+    `figures` and `passed`, as it reads a fresh export.validate.ArtifactResult)."""
     return {
-        key: result.to_dict()
+        key: result
         for key, result in (manifest.parity or {}).items()
         if manifest.artifacts[key].graph in bundle.GRAPHS
     }
 
 
-def steps_parity(manifest: bundle.Manifest) -> dict:
+def steps_parity(manifest: bundle.Manifest) -> dict[str, bundle.ParityRecord]:
     return {
-        key: result.to_dict()
+        key: result
         for key, result in (manifest.parity or {}).items()
         if manifest.artifacts[key].graph == bundle.STEPS_GRAPH
     }

@@ -185,8 +185,8 @@ def sizes_block(sizes: dict) -> str:
 def results_block(manifest: bundle.Manifest, results: dict | None, sizes: dict | None) -> str:
     """The README's short table: what a user gets, each figure with where it comes from."""
     parity = model_card.classify_parity(manifest)  # the per-step artifacts' figures are of another kind
-    floats = [r for key, r in parity.items() if key.endswith("float32")]
-    int8s = [r for key, r in parity.items() if key.endswith("int8")]
+    floats = [r.figures for key, r in parity.items() if key.endswith("float32")]
+    int8s = [r.figures for key, r in parity.items() if key.endswith("int8")]
     data = manifest.training.data
     rows = [
         (
