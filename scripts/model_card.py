@@ -65,9 +65,7 @@ def classify_parity(manifest: bundle.Manifest) -> dict[str, bundle.ParityRecord]
     """The parity records of the graphs that classify (export.parity.format_table reads their
     `figures` and `passed`, as it reads a fresh export.validate.ArtifactResult)."""
     return {
-        key: result
-        for key, result in (manifest.parity or {}).items()
-        if manifest.artifacts[key].graph in bundle.GRAPHS
+        key: result for key, result in (manifest.parity or {}).items() if manifest.artifacts[key].graph in bundle.GRAPHS
     }
 
 
