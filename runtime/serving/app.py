@@ -374,4 +374,4 @@ def build_app(service: SentimentService, access: Access = Access()) -> ObservedA
         },
     )
     app.router.redirect_slashes = False  # /v1/model/ is a 404, not a redirect
-    return ObservedApp(app, service.metrics, access)
+    return ObservedApp(app, dataplane.metrics, access)
