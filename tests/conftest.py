@@ -13,6 +13,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_ARCHIVE = ROOT.parent / "shared" / "data" / "aclImdb_labeled.tar.gz"
 SHIPPED_BUNDLE = ROOT / "models" / "imdb-lstm"
 
+# Folders whose every test trains a model, converts one, builds the wheel or runs a benchmark: slow
+# (tens of seconds to minutes each). `pytest -m "not slow"` is the edit-test loop without them.
+SLOW_PATHS = ("tests/training/", "tests/export/", "tests/benchmarks/", "tests/test_build.py")
+
 POSITIVE_WORDS = "great wonderful brilliant moving superb loved beautiful best enjoyable masterpiece".split()
 NEGATIVE_WORDS = "awful boring terrible dull worst hated waste poor stupid mess".split()
 FILLER = "the film story actor plot scene director movie character music".split()
@@ -75,3 +79,9 @@ def shared_test_reviews(shared_test_set):
     from training import data
 
     return data.sample(shared_test_set, 400, seed=0)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if Path(item.fspath).relative_to(ROOT).as_posix().startswith(SLOW_PATHS):
+            item.add_marker(pytest.mark.slow)

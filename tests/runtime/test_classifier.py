@@ -32,6 +32,7 @@ def test_batch_equals_one_by_one(bundle_dir, backend):
     assert batch == single
 
 
+@pytest.mark.slow
 def test_cached_graph_matches_full_graph_on_real_reviews(bundle_dir, backend, shared_test_reviews):
     texts = shared_test_reviews.texts[:100]
     with (

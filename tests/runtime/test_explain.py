@@ -181,6 +181,7 @@ def check_spans(text: str) -> None:
     assert word_spans(text, last=20) == spans[-20:]  # mapped from a cut near the end
 
 
+@pytest.mark.slow
 def test_every_test_review_s_words_are_found_where_they_are(shared_test_set):
     for text in shared_test_set.texts:
         check_spans(text)

@@ -74,6 +74,7 @@ def test_blank_lines_of_a_file_are_skipped_and_help_says_so(bundle_dir, tmp_path
     assert "blank lines are skipped" in help_text
 
 
+@pytest.mark.slow
 def test_a_file_of_100000_lines(bundle_dir, tmp_path):
     path = tmp_path / "many.txt"
     with open(path, "w") as handle:

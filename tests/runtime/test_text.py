@@ -87,6 +87,7 @@ def test_ascii_words_are_the_word_pattern_matches(text):
     assert split_words(text) == WORD_PATTERN.findall(normalize(text))
 
 
+@pytest.mark.slow
 def test_every_test_review_splits_as_the_word_pattern_does(shared_test_set):
     differing = [text for text in shared_test_set.texts if split_words(text) != WORD_PATTERN.findall(normalize(text))]
     assert not differing, differing[0]
@@ -209,6 +210,7 @@ FUZZ_ALPHABET = list("abcXYZ '’<>&;#/ib0123\n,._:`") + [
 ]
 
 
+@pytest.mark.slow
 def test_the_last_words_spans_are_those_of_the_whole_text():
     """word_spans(text, last=k) maps only a tail of the text, cut where no word, tag, entity or
     composed character crosses: the same words and spans as the whole text's last k."""
