@@ -24,6 +24,10 @@ commands, on this machine (--workers N) or others, share one study (training/stu
 trial runs once, a killed worker's trial is run again once, the budget is the study's, and --report
 lists every worker's trials from the storage alone. The study folder's files: training/study_files.py.
 
+This module is the command line and runs the study to its budget. Its parts: the search space and its
+flags (training/search_space.py), a trial from its parameters to its record (training/trials.py), the
+study opened, resumed or joined (training/study.py); their public names can be imported from here too.
+
 Exit status: 0 the budget met (or the report printed), 1 one `error:` line (the data, the folder or
 the storage; never a password), 2 a usage error, 130 interrupted (Ctrl-C or SIGTERM).
 """
@@ -31,13 +35,11 @@ the storage; never a password), 2 a usage error, 130 interrupted (Ctrl-C or SIGT
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import signal
 import sys
-import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace  # noqa: F401 (asdict: tests read it from here)
 from pathlib import Path
 
 from runtime import cli
@@ -45,407 +47,52 @@ from runtime.config import ModelConfig
 from training import cli as training_cli
 from training import data, fit, study_files, study_report, study_storage
 from training.quiet import quiet
-from training.settings import TrainingSettings
-from training.study_report import best_trial_summary, completed, finished, format_params
 
-STUDY_NAME = "tune"
+# The tuner's parts (callers and tests import their names from here): the search space, a trial from its
+# parameters to its record, and the study it runs in. The objective trains with this module's `train_trial`
+# (passed as train=), so whoever replaces tune.train_trial (the tests' fake trainings) replaces what it runs.
+from training.search_space import (  # noqa: F401
+    MODEL_PARAMS,
+    SPACE,
+    Param,
+    add_space_arguments,
+    check_space,
+    parse_bool,
+    parse_param,
+    space_type,
+    trial_settings,
+)
+from training.settings import TrainingSettings
+from training.study import (  # noqa: F401
+    STUDY_NAME,
+    SharedStudy,
+    check_description,
+    create_study,
+    open_shared,
+    open_study,
+    pruner_of,
+    recover_interrupted,
+    run_budget,
+    study_description,
+)
+from training.study_report import best_trial_summary, completed, finished
+from training.trials import (  # noqa: F401
+    TrialRecord,
+    append_record,
+    epoch_reporter,
+    finish_trial,
+    interrupted_record,
+    now,
+    objective_for,
+    read_records,
+    start_run_folder,
+    train_trial,
+    write_trial_bundle,
+)
+
 STUDY_FILE, RECORDS_FILE = study_files.STUDY_FILE, study_files.RECORDS_FILE
 DEFAULT_TRIALS = 20
 SEED_LIMIT = 2**32 - 2  # numpy's seeds end at 2**32 - 1, and the test sample draws from seed + 1
-
-
-@dataclass(frozen=True)
-class Param:
-    """One dimension of the search: a list of choices, or a range (log-uniform for `log`)."""
-
-    name: str  # the fit flag's destination: layers, learning_rate, ...
-    choices: tuple = ()
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-
-    def suggest(self, trial):
-        if self.choices:
-            return trial.suggest_categorical(self.name, list(self.choices))
-        return trial.suggest_float(self.name, self.low, self.high, log=self.log)
-
-    def describe(self) -> str:
-        if self.choices:
-            return ",".join(str(choice).lower() for choice in self.choices)
-        return f"{self.low:g}:{self.high:g}" + (" (log)" if self.log else "")
-
-
-# The default search space: the model options and the training settings that moved validation
-# accuracy on IMDB (docs/training.md); the reasons for each range are in docs/tuning.md.
-# flag, destination, default, kind (int, bool, float choices, or a float range; "log" for log-uniform)
-SPACE = (
-    ("--layers", "layers", "1,2,3", "int"),
-    ("--bidirectional", "bidirectional", "false,true", "bool"),
-    ("--attention", "attention", "false,true", "bool"),
-    ("--lstm-units", "lstm_units", "64,100,128", "int"),
-    ("--embedding-dim", "embedding_dim", "64,128", "int"),
-    ("--learning-rate", "learning_rate", "3e-4:3e-3", "log"),
-    ("--dropout", "dropout", "0.2:0.6", "float"),
-    ("--adversarial", "adversarial_epsilon", "0,0.25,0.5,1", "float"),
-    ("--distill", "distill_weight", "0,0.25,0.5,0.7", "float"),
-    ("--epochs", "epochs", "4,8", "int"),
-    ("--batch-size", "batch_size", "32,64", "int"),
-)
-MODEL_PARAMS = {"layers", "bidirectional", "attention", "lstm_units", "embedding_dim", "dropout"}
-
-
-@dataclass(frozen=True)
-class TrialRecord:
-    """A trial as trials.jsonl records it: one compact JSON line each time a trial ends or is found interrupted."""
-
-    trial: int
-    state: str  # complete, pruned, failed, interrupted
-    params: dict
-    settings: dict  # TrainingSettings, as training.fit's manifest records them
-    config: dict  # ModelConfig
-    validation_accuracy: float | None = None  # the best epoch's: the trial's score
-    best_epoch: int | None = None  # 1-based
-    val_accuracy: tuple = ()  # each epoch's
-    seconds: float | None = None
-    retry_of: int | None = None  # the interrupted trial whose settings this one runs again
-    error: str | None = None
-    ended: str = ""
-    folder: str | None = None  # the trial's run folder: its trial.log, and its bundle once trained
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
-
-
-def parse_param(name: str, text: str, kind: str) -> Param:
-    """A flag's value: A,B,... (choices) or LOW:HIGH (a range, floats only); one value fixes it."""
-    convert = {"int": int, "float": float, "log": float, "bool": parse_bool}[kind]
-    try:
-        if ":" in text:
-            if kind not in ("float", "log"):
-                raise ValueError("a range is for a real-valued setting; give choices A,B,...")
-            low, high = (float(part) for part in text.split(":", 1))
-            if not 0 <= low < high or (kind == "log" and low <= 0):
-                raise ValueError(f"expected 0 <= LOW < HIGH, got {text}")
-            return Param(name, low=low, high=high, log=kind == "log")
-        choices = tuple(dict.fromkeys(convert(part.strip()) for part in text.split(",")))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"{name}: {error}") from None
-    return Param(name, choices=choices)
-
-
-def parse_bool(text: str) -> bool:
-    if text.lower() not in ("true", "false"):
-        raise ValueError(f"expected true or false, got {text!r}")
-    return text.lower() == "true"
-
-
-def space_type(name: str, kind: str):
-    def parse(text: str) -> Param:
-        return parse_param(name, text, kind)
-
-    parse.__name__ = kind
-    return parse
-
-
-def check_space(space: tuple[Param, ...], base_config: ModelConfig, base: TrainingSettings) -> None:
-    """Refuse a space any of whose corners training.fit would refuse, before anything trains."""
-    for param in space:
-        for value in param.choices or (param.low, param.high):
-            if param.name in MODEL_PARAMS:
-                replace(base_config, **{param.name: value})  # ModelConfig checks its ranges
-            elif param.name in ("epochs", "batch_size") and value < 1:
-                raise ValueError(f"{param.name} must be 1 or more, got {value}")
-            elif param.name in ("distill_weight",) and not 0 <= value < 1:
-                raise ValueError(f"distill_weight must be in [0, 1), got {value}")
-            elif param.name == "learning_rate" and not value > 0:
-                raise ValueError(f"learning_rate must be positive, got {value}")
-    if base.pretrain_epochs:
-        raise ValueError("the tuner searches the model options, which language-model pretraining refuses")
-
-
-def trial_settings(
-    params: dict, base: TrainingSettings, base_config: ModelConfig
-) -> tuple[TrainingSettings, ModelConfig]:
-    """The settings and model a trial's parameters stand for."""
-    model = {name: value for name, value in params.items() if name in MODEL_PARAMS}
-    training = {name: value for name, value in params.items() if name not in MODEL_PARAMS}
-    return replace(base, **training), replace(base_config, **model)
-
-
-def append_record(output: Path, record: TrialRecord) -> None:
-    study_files.append_line(output, record.to_json())
-
-
-read_records = study_files.read_records
-
-
-def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def train_trial(
-    params: dict, prepared: fit.PreparedData, study_settings: dict, verbose: int, trial=None, folder=None
-) -> dict:
-    """Fit one trial's model on the fit split, validated on the validation split; never the test split.
-    With `trial`, each epoch's validation accuracy is reported to it, and its pruner may stop the fit;
-    with `folder` (the trial's run folder), the model is written there as a bundle without test figures."""
-    import keras
-
-    settings, config = trial_settings(params, study_settings["settings"], study_settings["config"])
-    fit.check_settings(settings)
-    fit.check_model_options(settings, config)
-    started = time.perf_counter()
-    reporter = epoch_reporter(trial) if trial is not None else None
-    fitted = fit.fit_model(
-        prepared.fit,
-        settings.epochs,
-        settings,
-        config,
-        study_settings["imdb"],
-        verbose,
-        prepared.validation,
-        callbacks=(reporter,) if reporter else (),
-    )
-    seconds = time.perf_counter() - started
-    if folder is not None:
-        write_trial_bundle(
-            folder / study_files.TRIAL_BUNDLE, fitted, settings, prepared, study_settings, seconds, trial
-        )
-    # Each trial's graphs go: a long study does not grow. Not on an exception: the study stops then,
-    # and a Ctrl-C in tf.function's tracing leaves a graph entered, over which clear_session raises.
-    keras.backend.clear_session()
-    val_accuracy = tuple(round(value, 6) for value in fitted.history["val_accuracy"])
-    best = max(range(len(val_accuracy)), key=val_accuracy.__getitem__)
-    return {
-        "settings": asdict(settings),
-        "config": asdict(fitted.config),
-        "validation_accuracy": val_accuracy[best],
-        "best_epoch": best + 1,
-        "val_accuracy": val_accuracy,
-        "seconds": round(seconds, 1),
-        "pruned": bool(reporter and reporter.pruned),
-    }
-
-
-def write_trial_bundle(path: Path, fitted, settings, prepared, study_settings: dict, seconds: float, trial) -> None:
-    """The trial's model as a bundle (its best epoch's weights, validation figures, no test ones):
-    the best trial's model is kept, to be looked at or exported without training it again."""
-    from training.bundle_writer import write_bundle
-    from training.records import Selection
-
-    history = fitted.history
-    best = max(range(len(history["val_accuracy"])), key=history["val_accuracy"].__getitem__)
-    selection = Selection(fitted, history, best, None, seconds, seconds)
-    number = "" if trial is None else f"-trial-{trial.number}"
-    name = study_settings["name"][:48] + number  # a bundle's name is at most 64 characters
-    write_bundle(path, study_settings["data"], name, settings, prepared, selection, None)
-
-
-def epoch_reporter(trial):
-    """A Keras callback reporting each epoch's validation accuracy to the trial; it ends the fit when the
-    study's pruner says the trial is hopeless (the epochs so far are kept as the trial's result)."""
-    import keras
-
-    class ReportEpochs(keras.callbacks.Callback):
-        pruned = False
-
-        def on_epoch_end(self, epoch, logs=None):
-            trial.report(float(logs["val_accuracy"]), epoch)
-            if trial.should_prune():
-                self.pruned = True
-                self.model.stop_training = True
-
-    return ReportEpochs()
-
-
-def objective_for(space, prepared, study_settings: dict, output: Path, verbose: int, hooks: dict | None = None):
-    """Optuna's objective: suggest, train, record; an interruption is recorded before it goes on up.
-    hooks (a shared study's): "start" is called with the trial before it trains, "interrupted" after."""
-    hooks = hooks or {}
-
-    from optuna import TrialPruned
-
-    def objective(trial) -> float:
-        params = {param.name: param.suggest(trial) for param in space}
-        settings, config = trial_settings(params, study_settings["settings"], study_settings["config"])
-        base = dict(
-            trial=trial.number,
-            params=params,
-            settings=asdict(settings),
-            config=asdict(config),
-            retry_of=trial.user_attrs.get("retry_of"),
-        )
-        try:
-            if "start" in hooks:
-                hooks["start"](trial)
-            folder = start_run_folder(trial, output)
-            base["folder"] = str(folder)
-            with study_files.trial_log(folder):
-                print(f"trial {trial.number}: {format_params(params)}", file=sys.stderr, flush=True)
-                result = train_trial(params, prepared, study_settings, verbose, trial=trial, folder=folder)
-                return finish_trial(trial, result, base, output)  # a pruned trial raises TrialPruned
-        except KeyboardInterrupt:
-            trial.set_user_attr("interrupted", True)
-            append_record(output, TrialRecord(state="interrupted", ended=now(), **base))
-            if "interrupted" in hooks:
-                hooks["interrupted"](trial)
-            raise
-        except (study_storage.OverBudget, TrialPruned):
-            raise
-        except Exception as error:
-            error = f"{type(error).__name__}: {error}"
-            trial.set_user_attr("error", error)  # a failed trial without one was interrupted (recover_interrupted)
-            append_record(output, TrialRecord(state="failed", error=error, ended=now(), **base))
-            raise
-
-    return objective
-
-
-def start_run_folder(trial, output: Path) -> Path:
-    """The trial's run folder in this worker's --output; the study records which worker has it and
-    where, so --report tells every trial's folder from the storage alone."""
-    folder = study_files.make_trial_folder(output, trial.number).resolve()
-    trial.set_user_attr("worker", study_storage.WORKER)  # host:pid; a dead local worker's trial is found by it
-    trial.set_user_attr("folder", str(folder))
-    return folder
-
-
-def finish_trial(trial, result: dict, base: dict, output: Path) -> float:
-    """Record a trial that ran: its result in the study and in trials.jsonl; a pruned one raises TrialPruned."""
-    import optuna
-
-    for key in ("val_accuracy", "best_epoch", "seconds", "settings", "config"):
-        trial.set_user_attr(key, result[key])
-    base.update(settings=result["settings"], config=result["config"])
-    record = TrialRecord(
-        state="pruned" if result.get("pruned") else "complete",
-        validation_accuracy=result["validation_accuracy"],
-        best_epoch=result["best_epoch"],
-        val_accuracy=result["val_accuracy"],
-        seconds=result["seconds"],
-        ended=now(),
-        **base,
-    )
-    append_record(output, record)
-    print(
-        f"trial {trial.number}: validation accuracy {record.validation_accuracy:.4f} (epoch {record.best_epoch}), "
-        f"{record.seconds:.0f} s"
-        + (f", pruned after {len(record.val_accuracy)} epochs" if result.get("pruned") else ""),
-        file=sys.stderr,
-        flush=True,
-    )
-    if result.get("pruned"):
-        raise optuna.TrialPruned
-    return record.validation_accuracy
-
-
-def recover_interrupted(study, storage, output: Path, study_settings: dict) -> list[int]:
-    """Mark the trials a dead run left running as failed (recorded as interrupted) and queue each interrupted
-    trial's settings once more, unless that was done or the trial was itself a retry; return their numbers."""
-    from optuna.trial import TrialState
-
-    trials = study.get_trials(deepcopy=False)
-    retried = {trial.user_attrs.get("retry_of") for trial in trials}
-    queued = []
-    for trial in trials:
-        if trial.state == TrialState.RUNNING:  # killed mid-trial: no process runs it (the lock says so)
-            # The storage API takes the trial's id, which FrozenTrial keeps as _trial_id (so does Optuna's own code).
-            storage.set_trial_user_attr(trial._trial_id, "interrupted", True)  # a finished trial takes none
-            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            append_record(output, interrupted_record(trial, study_settings))
-        elif trial.state != TrialState.FAIL or "error" in trial.user_attrs:
-            continue  # finished, or failed with an error (not retried); a Ctrl-C anywhere leaves no error
-        if trial.number not in retried and trial.user_attrs.get("retry_of") is None:
-            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
-            queued.append(trial.number)
-    return queued
-
-
-def interrupted_record(trial, study_settings: dict) -> TrialRecord:
-    """The record of a trial whose process died: its parameters are in the study, its settings follow."""
-    params = dict(trial.params)
-    settings, config = trial_settings(params, study_settings["settings"], study_settings["config"])
-    return TrialRecord(
-        trial=trial.number,
-        state="interrupted",
-        params=params,
-        settings=asdict(settings),
-        config=asdict(config),
-        retry_of=trial.user_attrs.get("retry_of"),
-        error="the process ended during the trial",
-        ended=now(),
-        folder=trial.user_attrs.get("folder"),  # on the dead worker's machine
-    )
-
-
-def study_description(args, space, settings: TrainingSettings, config: ModelConfig) -> dict:
-    """What makes a study the same study: its data, fixed settings and search space (resuming checks it)."""
-    return {
-        "data": args.data,
-        "data_options": asdict(training_cli.data_options_from(args)),
-        "test_split": args.test_split,
-        "space": {param.name: param.describe() for param in space},
-        "settings": asdict(settings),
-        "config": config.to_dict(),
-    }
-
-
-def open_study(output: Path, description: dict, seed: int, pruner=None):
-    """Create the study, or load it and check that it was started with the same data, settings and space."""
-    import optuna
-
-    # The tuner prints its own lines; Optuna's warning on a Ctrl-C is a 15-line traceback.
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    path = output / STUDY_FILE
-    resuming = os.path.lexists(path)
-    if resuming:
-        study_files.check_study_db(path, STUDY_NAME)  # a study.db of nothing or of another program: refused
-    else:
-        study_files.create_study_db(output, lambda url: create_study(url, description))
-    storage = optuna.storages.RDBStorage(study_files.sqlite_url(path))
-    study = optuna.load_study(study_name=STUDY_NAME, storage=storage, pruner=pruner)
-    if resuming:
-        check_description(study, description, str(output))
-    # TPE's random start draws from the seed: seeded by the trials already run, a resumed study does
-    # not draw again the settings its first run drew.
-    study.sampler = optuna.samplers.TPESampler(seed=(seed + len(study.trials)) % 2**32)
-    return study, storage, resuming
-
-
-def create_study(url: str, description: dict) -> None:
-    import optuna
-
-    storage = optuna.storages.RDBStorage(url)
-    study = optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="maximize")
-    study.set_user_attr("description", description)
-    storage.engine.dispose()  # closed before the file is renamed into place
-
-
-def check_description(study, description: dict, where: str, ignore=()) -> None:
-    """Refuse to resume or join a study started with other data, settings or space."""
-    recorded = study.user_attrs.get("description") or {}
-    changed = sorted(
-        key
-        for key in description
-        if key not in ignore and json.loads(json.dumps(description[key])) != recorded.get(key)
-    )
-    if changed:
-        raise ValueError(
-            f"{where} holds a study of other {', '.join(changed)}; give the same options to resume it, "
-            "or another --output for a new study"
-        )
-
-
-def run_budget(study, objective, trials: int, hours: float | None) -> str:
-    """Run trials one at a time until the study has `trials` finished ones or `hours` have passed
-    (checked between trials: the last one may overrun); return why it stopped."""
-    deadline = None if hours is None else time.monotonic() + hours * 3600
-    while True:
-        if finished(study) >= trials:
-            return f"{trials} trials finished"
-        if deadline is not None and time.monotonic() >= deadline:
-            return f"{hours:g} hours passed"
-        study.optimize(objective, n_trials=1, gc_after_trial=True)
 
 
 def interrupt_on_sigterm() -> None:
@@ -505,22 +152,12 @@ def tune_folder(args, description: dict, space, prepared, study_settings: dict, 
             file=sys.stderr,
             flush=True,
         )
-        objective = objective_for(space, prepared, study_settings, args.output, verbose)
+        objective = objective_for(space, prepared, study_settings, args.output, verbose, train=train_trial)
         reason = run_budget(study, objective, budget_of(args), args.hours)
         print(f"Stopped: {reason}; every trial is in {args.output / RECORDS_FILE}")
         if completed(study):
             print(best_trial_summary(study, description))
     return 0
-
-
-@dataclass(frozen=True)
-class SharedStudy:
-    """The study a worker joined in --storage, and how a dead worker's trial found by it is handled."""
-
-    study: object  # optuna.Study
-    description: dict
-    stale_callback: object  # records a dead worker's trial (through `recorders`) and queues it once more
-    recorders: list  # filled once this worker's folder is known
 
 
 def tune_shared(args, shared: SharedStudy, space, prepared, study_settings: dict, verbose: int) -> int:
@@ -540,7 +177,7 @@ def tune_shared(args, shared: SharedStudy, space, prepared, study_settings: dict
         "start": lambda trial: start_shared_trial(study, trial, trials),
         "interrupted": lambda trial: study_storage.queue_retry(study, trial),  # for any worker
     }
-    objective = objective_for(space, prepared, study_settings, args.output, verbose, hooks)
+    objective = objective_for(space, prepared, study_settings, args.output, verbose, hooks, train=train_trial)
     poll = min(args.heartbeat, 5)
     reason = study_storage.run_shared_budget(study, objective, trials, args.hours, poll, shared.stale_callback)
     print(f"Stopped: {reason}; this worker's trials are in {args.output / RECORDS_FILE}")
@@ -553,34 +190,10 @@ def start_shared_trial(study, trial, trials: float) -> None:
     study_storage.check_budget(study, trial, trials)
 
 
-def open_shared(args, description: dict) -> SharedStudy:
-    """Open --storage and create or join the study --study (one of other options is refused)."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    recorders = []  # the worker's interrupted-trial recorder, once its folder is known
-    callback = study_storage.retry_once(lambda trial: [write(trial) for write in recorders])
-    storage = study_storage.open_storage(args.storage, args.heartbeat, callback)
-    study = study_storage.open_shared_study(storage, args.study, description, args.seed, pruner_of(args))
-    # The data's path may differ between machines; its options, the settings and the space may not.
-    check_description(study, description, f"the study {args.study!r}", ignore=("data",))
-    return SharedStudy(study, description, callback, recorders)
-
-
 def budget_of(args) -> float:
     if args.trials:
         return args.trials
     return DEFAULT_TRIALS if args.hours is None else math.inf
-
-
-def pruner_of(args):
-    """The median pruner: from the sixth trial, a trial whose validation accuracy at an epoch (after the
-    first) is below the median of the trials before it at that epoch is stopped."""
-    import optuna
-
-    if args.pruner == "none":
-        return optuna.pruners.NopPruner()
-    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -646,25 +259,6 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--quiet", action="store_true", help="no Keras epoch lines")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
-
-
-def add_space_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group(
-        "the search space", "A,B,... are choices and LOW:HIGH a range; one value fixes the setting"
-    )
-    for flag, destination, default, kind in SPACE:
-        group.add_argument(
-            flag,
-            dest=destination,
-            type=space_type(destination, kind),
-            default=default,  # a string: argparse parses it with the type
-            metavar="A,B" if kind in ("int", "bool") else "LOW:HIGH|A,B",
-            help="choices"
-            if kind in ("int", "bool")
-            else "a range (log-uniform)"
-            if kind == "log"
-            else "a range or choices",
-        )
 
 
 def add_shared_arguments(parser: argparse.ArgumentParser) -> None:

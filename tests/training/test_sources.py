@@ -16,7 +16,7 @@ from runtime import bundle
 from runtime.config import ModelConfig
 from tests.conftest import ROOT, write_archive
 from tests.training.own_data import FIVE_LABELS, TWO_LABELS, examples, write_csv, write_folders, write_jsonl
-from training import data, limits, metrics, sources, splits
+from training import data, limits, metrics, source_readers, sources, splits
 from training.sources import DataError, DataOptions
 
 
@@ -384,7 +384,7 @@ def test_too_many_labels_are_refused_before_training(tmp_path, monkeypatch):
 def test_texts_over_the_limit_are_refused_without_reading_them_whole(tmp_path, monkeypatch):
     monkeypatch.setattr(limits, "MAX_TEXT_BYTES", 1000)
     monkeypatch.setattr(limits, "MAX_LINE_BYTES", 4000)
-    monkeypatch.setattr(sources, "CSV_FIELD_LIMIT", 1000)
+    monkeypatch.setattr(source_readers, "CSV_FIELD_LIMIT", 1000)  # where the CSV reader reads it
     root = write_folders(tmp_path / "folders", examples(TWO_LABELS, 3))
     (root / "ja" / "big.txt").write_text("word " * 300)
     with pytest.raises(DataError, match="big.txt: over 1,000 bytes"):
