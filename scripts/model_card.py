@@ -61,6 +61,55 @@ def probe_rows(folder: Path) -> tuple[list[str], str]:
         return rows, classifier.describe()["backend"]
 
 
+BENCHMARK_NAMES = {
+    "imdb_test": "IMDB test",
+    "sst2_test": "SST-2 test (sentences)",
+    "sst2_dev": "SST-2 dev",
+    "cad_dev_originals": "CAD dev, originals",
+    "cad_dev_revisions": "CAD dev, revisions",
+    "cad_dev_pairs": "CAD dev, both of a pair",
+    "challenge": "negation-and-contrast set",
+}
+
+
+def supervision_lines(manifest: bundle.Manifest) -> str:
+    """The extra supervision training read (training.supervision), one line a file, with its citation."""
+    supervision = manifest.training.supervision if manifest.training else None
+    if supervision is None:
+        return ""
+    uses = {
+        "phrases": "phrases trained on",
+        "pairs": "counterfactual pairs trained on",
+        "phrases_validation": "phrases validated on (choosing the epoch)",
+        "pairs_validation": "pairs validated on (choosing the epoch)",
+    }
+    lines = [
+        f"- {use}: `{record.source}`, {record.texts:,} texts"
+        + (f" ({record.dropped:,} left out: texts IMDB holds out)" if record.dropped else "")
+        + f"; {record.citation}"
+        for name, use in uses.items()
+        if (record := getattr(supervision, name)) is not None
+    ]
+    return "\nExtra supervision, mixed into every epoch (docs/training.md):\n\n" + "\n".join(lines) + "\n"
+
+
+def benchmark_lines(manifest: bundle.Manifest) -> str:
+    """The bundle's scores through the device runtime on each public benchmark (export.evaluate)."""
+    evaluation = manifest.metrics.evaluation if manifest.metrics else None
+    if evaluation is None:
+        return ""
+    rows = [
+        f"| {title} | {score.texts:,} | {100 * score.accuracy:.2f} % |"
+        for name, title in BENCHMARK_NAMES.items()
+        if (score := getattr(evaluation, name)) is not None
+    ]
+    return (
+        f"\nThe bundle through the device runtime on public benchmarks (`python -m export.evaluate`, "
+        f"{evaluation.backend} {evaluation.precision}, {evaluation.measured}):\n\n"
+        "| benchmark | texts | accuracy |\n|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
+
+
 def classify_parity(manifest: bundle.Manifest) -> dict[str, bundle.ParityRecord]:
     """The parity records of the graphs that classify (export.parity.format_table reads their
     `figures` and `passed`, as it reads a fresh export.validate.ArtifactResult)."""
@@ -160,7 +209,7 @@ The [Large Movie Review Dataset](https://ai.stanford.edu/~amaas/data/sentiment/)
 consecutive review ids, so that validation films are mostly unseen), and {data.test_reviews:,} test
 reviews from films the training set does not contain, used once for the figures below. Settings:
 {", ".join(f"{key} {value}" for key, value in settings.items() if value not in (None, False))}.
-
+{supervision_lines(manifest)}
 ## Evaluation
 
 Test accuracy of the trained Keras model: **{metrics.test_accuracy * 100:.2f} %** on {data.test_reviews:,}
@@ -169,7 +218,7 @@ epoch {metrics.best_epoch} of {metrics.epochs_run}. Each exported artifact again
 test reviews (`python -m export.parity`):
 
 {format_table(classify_parity(manifest), manifest.artifacts)}
-
+{benchmark_lines(manifest)}
 Short reviews that turn on negation or contrast ("Not bad at all.", "Well acted, and completely boring."):
 the [challenge set](../../datasets/negation-contrast/README.md), written for this project and never trained on
 or used to choose settings. {challenge_sentence(manifest)}

@@ -84,15 +84,6 @@ def parity_block(manifest: bundle.Manifest) -> str:
     return block
 
 
-BENCHMARK_NAMES = {
-    "imdb_test": "IMDB test",
-    "sst2_test": "SST-2 test (sentences)",
-    "sst2_dev": "SST-2 dev",
-    "cad_dev_originals": "CAD dev, originals",
-    "cad_dev_revisions": "CAD dev, revisions",
-    "cad_dev_pairs": "CAD dev, both of a pair",
-    "challenge": "negation-and-contrast set",
-}
 # Published figures for the same test sets, for scale (not measured here).
 PUBLISHED = {
     "imdb_test": "NBSVM 91.2 % (Wang & Manning 2012)",
@@ -109,7 +100,7 @@ def benchmarks_block(manifest: bundle.Manifest, peer: dict | None) -> str | None
     header = ["benchmark", "texts", f"shipped LSTM ({evaluation.backend}, {evaluation.precision})"]
     header += [f"peer: n-grams, {row['peer']}" for row in rows] + ["published, for scale"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name, title in BENCHMARK_NAMES.items():
+    for name, title in model_card.BENCHMARK_NAMES.items():
         score = getattr(evaluation, name)
         if score is None:
             continue
@@ -195,6 +186,20 @@ def results_block(manifest: bundle.Manifest, results: dict | None, sizes: dict |
             "[training](docs/training.md)",
         )
     ]
+    evaluation = manifest.metrics.evaluation if manifest.metrics else None
+    if evaluation is not None:
+        scores = [
+            (title, getattr(evaluation, name))
+            for name, title in model_card.BENCHMARK_NAMES.items()
+            if name != "imdb_test"
+        ]
+        rows.append(
+            (
+                f"Reading sentences (the device runtime, {evaluation.backend} {evaluation.precision})",
+                "; ".join(f"{title} {100 * score.accuracy:.2f} %" for title, score in scores if score is not None),
+                "[benchmarks](docs/training.md#benchmarks)",
+            )
+        )
     if floats and int8s:
         rows.append(
             (
