@@ -12,22 +12,22 @@ where `classify(text)` does.
     >>> classifier = SentimentClassifier.from_bundle()
     >>> explanation = classifier.explain("The plot is thin, but the acting is superb and I loved it.")
     >>> explanation.label, round(explanation.score, 3)
-    ('positive', 0.93)
+    ('positive', 0.994)
     >>> for word in explanation.words:
     ...     print(f"{word.word:7} {word.probabilities['positive']:.2f} {word.effect:+.2f}")
-    the     0.50 +0.03
-    plot    0.44 -0.06
-    is      0.46 +0.02
-    thin    0.26 -0.20
-    but     0.36 +0.10
-    the     0.31 -0.05
-    acting  0.26 -0.06
-    is      0.29 +0.03
-    superb  0.58 +0.30
-    and     0.65 +0.07
-    i       0.66 +0.01
-    loved   0.87 +0.21
-    it      0.93 +0.06
+    the     0.72 +0.17
+    plot    0.52 -0.20
+    is      0.48 -0.04
+    thin    0.01 -0.46
+    but     0.02 +0.00
+    the     0.05 +0.04
+    acting  0.06 +0.01
+    is      0.04 -0.02
+    superb  0.93 +0.89
+    and     0.97 +0.04
+    i       0.96 -0.01
+    loved   0.99 +0.03
+    it      0.99 +0.00
 
 A model with a backward direction (`bidirectional`) or attention has no such opinion: the backward
 LSTM reads the review from its end, and attention weighs every word by all the others, so an

@@ -129,6 +129,6 @@ def test_per_step_parity_catches_a_broken_artifact(manifest, tmp_path):
     )
     _, _, trained = common.load_trained(broken)
     results = step_parity.run_step_parity(broken, trained, [POSITIVE, NEGATIVE] * 5, [key], record=False)
-    assert not results[key]["passed"]
-    assert any(failure.startswith("max step diff") for failure in results[key]["failures"])
-    assert any(failure.startswith("last step vs the cached graph") for failure in results[key]["failures"])
+    assert not results[key].passed
+    assert any(failure.startswith("max step diff") for failure in results[key].failures)
+    assert any(failure.startswith("last step vs the cached graph") for failure in results[key].failures)
