@@ -72,21 +72,7 @@ def simplify(proto, steps: bool = False):
     if not (len(gathers) == len(lstms) == len(denses) == 1):
         raise common.ExportError("the ONNX graph is not one embedding Gather, one LSTM and one Dense MatMul")
     (gather,), (lstm,), (dense,) = gathers, lstms, denses
-    inputs = {value.name: value for value in graph.input}
-    added = {}
-    if "h0" in inputs:  # the cached graph: one review, in the LSTM's shapes
-        units = inputs["h0"].type.tensor_type.shape.dim[-1].dim_value
-        for name, dims in (("token_ids", ["length", 1]), ("h0", [1, 1, units]), ("c0", [1, 1, units])):
-            inputs[name].CopyFrom(helper.make_tensor_value_info(name, inputs[name].type.tensor_type.elem_type, dims))
-        gather.input[1] = "token_ids"
-        lstm.input[5], lstm.input[6] = "h0", "c0"
-    else:
-        time_major = helper.make_node(
-            "Transpose", ["token_ids"], ["token_ids_time_major"], perm=[1, 0], name="token_ids_time_major"
-        )
-        gather.input[1] = time_major.output[0]
-        lstm.input[5] = lstm.input[6] = ""  # initial_h, initial_c: zeros when absent
-        added[id(gather)] = time_major
+    added = _wire_inputs(graph, gather, lstm)
     lstm.input[0] = gather.output[0]
     # The direction axis the Dense input drops: Y is (length, directions, batch, units), Y_h (directions, batch, units).
     graph.initializer.append(numpy_helper.from_array(np.array([1 if steps else 0], np.int64), "direction_axis"))
@@ -112,6 +98,28 @@ def simplify(proto, steps: bool = False):
     added[id(dense)] = dense_input
     _keep_what_the_output_needs(graph, nodes, added)
     return proto
+
+
+def _wire_inputs(graph, gather, lstm) -> dict:
+    """The cached graph's inputs in the LSTM's own shapes (one review: token ids, h0, c0); the full
+    graph's token ids transposed to time-major, its initial state left to the LSTM's zeros. Returns
+    the nodes added, by id of the node each feeds."""
+    from onnx import helper
+
+    inputs = {value.name: value for value in graph.input}
+    if "h0" in inputs:
+        units = inputs["h0"].type.tensor_type.shape.dim[-1].dim_value
+        for name, dims in (("token_ids", ["length", 1]), ("h0", [1, 1, units]), ("c0", [1, 1, units])):
+            inputs[name].CopyFrom(helper.make_tensor_value_info(name, inputs[name].type.tensor_type.elem_type, dims))
+        gather.input[1] = "token_ids"
+        lstm.input[5], lstm.input[6] = "h0", "c0"
+        return {}
+    time_major = helper.make_node(
+        "Transpose", ["token_ids"], ["token_ids_time_major"], perm=[1, 0], name="token_ids_time_major"
+    )
+    gather.input[1] = time_major.output[0]
+    lstm.input[5] = lstm.input[6] = ""  # initial_h, initial_c: zeros when absent
+    return {id(gather): time_major}
 
 
 def _keep_what_the_output_needs(graph, nodes: list, added: dict) -> None:
