@@ -125,6 +125,14 @@ class ServerProcess:
             self._log_file.close()
 
 
+def serving(folder, *options: str):
+    """A module fixture's body: the server with `options`, stopped cleanly (exit 0, no traceback) after."""
+    process = ServerProcess(folder, *options)
+    yield process
+    assert process.stop() == 0
+    assert "Traceback" not in process.stderr
+
+
 def read_until_closed(sock: socket.socket) -> bytes:
     data = b""
     while True:

@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 
 from tests.runtime.conftest import copy_without_per_step_artifacts
-from tests.runtime.serving.harness import TEXTS, ServerProcess, expected_predictions
+from tests.runtime.serving.harness import TEXTS, ServerProcess, expected_predictions, serving
 
 MAX_BATCH, MAX_BODY = 16, 256 * 1024
 
 
 @pytest.fixture(scope="module")
 def server(bundle_dir, tmp_path_factory):
-    process = ServerProcess(
+    yield from serving(
         tmp_path_factory.mktemp("serve"),
         "--model",
         str(bundle_dir),
@@ -31,9 +31,6 @@ def server(bundle_dir, tmp_path_factory):
         "--max-body-bytes",
         str(MAX_BODY),
     )
-    yield process
-    assert process.stop() == 0
-    assert "Traceback" not in process.stderr
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 httpclient = pytest.importorskip("tritonclient.http", reason="tritonclient is not installed (the dev extra)")
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
-from tests.runtime.serving.harness import TEXTS, ServerProcess  # noqa: E402
+from tests.runtime.serving.harness import TEXTS, serving  # noqa: E402
 
 MODEL = "imdb-lstm"
 MAX_BATCH, MAX_BODY = 16, 64 * 1024
@@ -25,7 +25,7 @@ UNICODE_TEXT = "Ein großartiger Film, wunderbar gespielt — ich habe jede Minu
 
 @pytest.fixture(scope="module")
 def server(bundle_dir, tmp_path_factory):
-    process = ServerProcess(
+    yield from serving(
         tmp_path_factory.mktemp("tritonclient"),
         "--model",
         str(bundle_dir),
@@ -36,9 +36,6 @@ def server(bundle_dir, tmp_path_factory):
         "--max-body-bytes",
         str(MAX_BODY),
     )
-    yield process
-    assert process.stop() == 0
-    assert "Traceback" not in process.stderr
 
 
 @pytest.fixture(scope="module")
