@@ -53,19 +53,26 @@ def chromium_missing() -> str | None:
     return None
 
 
-def start_chromium(profile: Path, width: int = 1000, height: int = 1400, network_log: bool = False):
-    """A headless Chromium with a fresh profile in `profile`, driven by chromedriver; with
-    `network_log`, the DevTools performance log records every request (get_log("performance"))."""
+@contextlib.contextmanager
+def chromium(width: int = 1000, height: int = 1400, network_log: bool = False):
+    """A headless Chromium with a fresh profile in a temporary folder, driven by chromedriver, quit
+    on leaving; with `network_log`, the DevTools performance log records every request
+    (get_log("performance"))."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in CHROMIUM_FLAGS + [f"--user-data-dir={profile}", f"--window-size={width},{height}"]:
-        options.add_argument(flag)
-    if network_log:
-        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    return webdriver.Chrome(options=options, service=Service(executable_path=shutil.which("chromedriver")))
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        options = webdriver.ChromeOptions()
+        options.binary_location = shutil.which("chromium")
+        for flag in CHROMIUM_FLAGS + [f"--user-data-dir={profile}", f"--window-size={width},{height}"]:
+            options.add_argument(flag)
+        if network_log:
+            options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+        driver = webdriver.Chrome(options=options, service=Service(executable_path=shutil.which("chromedriver")))
+        try:
+            yield driver
+        finally:
+            driver.quit()
 
 
 def explain_in_page(driver, url: str, text: str, timeout: float = 60) -> None:
@@ -146,17 +153,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {missing}", file=sys.stderr)
         return 1
     text = pick_review(args.data, args.model)
-    with serving(args.model) as url, tempfile.TemporaryDirectory() as profile:
-        driver = start_chromium(Path(profile), width=1000, height=900)
-        try:
-            explain_in_page(driver, url + "/", text)
-            # The whole page in one picture: the window as tall as the page.
-            height = driver.execute_script("return document.documentElement.scrollHeight")
-            driver.set_window_size(1000, height + 120)
-            args.output.parent.mkdir(parents=True, exist_ok=True)
-            driver.save_screenshot(str(args.output))
-        finally:
-            driver.quit()
+    with serving(args.model) as url, chromium(width=1000, height=900) as driver:
+        explain_in_page(driver, url + "/", text)
+        # The whole page in one picture: the window as tall as the page.
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(1000, height + 120)
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(args.output))
     print(f"wrote {args.output} ({args.output.stat().st_size:,} bytes)")
     return 0
 

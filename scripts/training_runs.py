@@ -1,14 +1,16 @@
 """The table of training runs: one compact JSON line a run, in docs/tuning/runs.jsonl.
 
     python scripts/training_runs.py add runs/adv-distill/imdb-lstm --run adversarial+distill [--note "..."]
-    python scripts/update_readme.py          # renders the table in docs/training.md
+    python scripts/training_runs.py add runs/ablation-no-teacher --run ablation-no-teacher --ablation
+    python scripts/update_readme.py          # renders the tables in docs/training.md
 
 A run's row keeps the figures the table needs, not its whole manifest: the settings that differ from
 `training.fit`'s defaults of the time, the command that repeats it, validation accuracy after every
 epoch, the epoch kept, the one reading of the test set, the time it took, and its score on the
 negation-and-contrast challenge set (datasets/negation-contrast), read from the bundle's Keras model
 when the bundle still has one. Every reading of the test set and of the challenge set is a row here,
-so a reader can count how often they were looked at.
+so a reader can count how often they were looked at. Rows added with --ablation also form the
+ablation table: each against ABLATION_BASE, chosen on validation only.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.runs import EXTRA_VALIDATION, command, compact, percent  # noqa: E402  (the row of one run)
 
-__all__ = ["command", "compact", "load", "add", "table", "main"]  # command: the row's, from training.cli
+# command: the row's, from training.cli
+__all__ = ["command", "compact", "load", "add", "table", "ablation_table", "main"]
 
 RUNS = ROOT / "docs" / "tuning" / "runs.jsonl"
+ABLATION_BASE = "ablation-both"  # the recipe every ablation row is compared with
 
 
 def load(path: Path = RUNS) -> list[dict]:
@@ -61,6 +65,46 @@ def table(rows: list[dict], shipped: str) -> str:
     return "\n".join(lines)
 
 
+def differences(row: dict, base: dict) -> str:
+    """What a row's settings change from the base row's, in a few words."""
+    ours, theirs = row["settings"], base["settings"]
+    changes = [f"without {key}" for key in theirs if key not in ours]
+    changes += [f"{key} {value}" for key, value in ours.items() if theirs.get(key) != value]
+    return ", ".join(changes) or "the base recipe"
+
+
+def validation_mean(row: dict) -> float:
+    """The mean of every validation accuracy at the kept epoch: what chose that epoch."""
+    epoch = row["best_epoch"] - 1
+    readings = [row["validation_accuracy"][epoch]] + [row[key][epoch] for key in EXTRA_VALIDATION if key in row]
+    return sum(readings) / len(readings)
+
+
+def ablation_table(rows: list[dict], base: str = ABLATION_BASE) -> str | None:
+    """The ablation rows side by side, each against the base; the best validation mean in bold.
+    None until the base row is in the table."""
+    ablations = [row for row in rows if row.get("ablation")]
+    reference = next((row for row in ablations if row["run"] == base), None)
+    if reference is None:
+        return None
+    best = max(validation_mean(row) for row in ablations)
+    lines = [
+        f"| run | differs from {base} | epoch kept | IMDB blocks | SST-2 dev | CAD dev | validation mean "
+        "| IMDB test | challenge set | minutes |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in sorted(ablations, key=lambda row: (row["run"] != base, row["trained"])):
+        epoch, mean = row["best_epoch"] - 1, validation_mean(row)
+        extra = [percent(row[key][epoch]) if key in row else "—" for key in EXTRA_VALIDATION]
+        shown = f"**{percent(mean)}**" if mean == best else percent(mean)
+        lines.append(
+            f"| {row['run']} | {differences(row, reference)} | {epoch + 1} of {len(row['validation_accuracy'])} "
+            f"| {percent(row['validation_accuracy'][epoch])} | {' | '.join(extra)} | {shown} "
+            f"| {percent(row['test_accuracy'])} | {percent(row['challenge_accuracy'])} | {row['training_minutes']} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/training_runs.py", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="action", required=True)
@@ -68,8 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     adding.add_argument("folder", type=Path)
     adding.add_argument("--run", required=True, help="the run's name in the table")
     adding.add_argument("--note", default="", help="what the run shows, in a few words")
+    adding.add_argument(
+        "--ablation", action="store_true", help=f"a row of the ablation table (against {ABLATION_BASE})"
+    )
     args = parser.parse_args(argv)
-    add(compact(args.folder, args.run, args.note))
+    add({**compact(args.folder, args.run, args.note), **({"ablation": True} if args.ablation else {})})
     return 0
 
 

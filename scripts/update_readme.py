@@ -276,6 +276,7 @@ def main() -> int:
         {
             "accuracy": accuracy_block(manifest),
             "tuning": tuning_block(manifest),
+            "ablations": training_runs.ablation_table(training_runs.load()),
             "options": option_results and options.table(option_results),
             "benchmarks": benchmarks_block(manifest, read_json("benchmarks/peer.json")),
         },

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from scripts.explain_screenshot import chromium_missing, explain_in_page, start_chromium
+from scripts.explain_screenshot import chromium, chromium_missing, explain_in_page
 
 if chromium_missing():
     pytest.skip(f"the explain page needs a browser to drive: {chromium_missing()}", allow_module_level=True)
@@ -55,12 +53,8 @@ def server(bundle_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
-        driver = start_chromium(Path(profile), network_log=True)
-        try:
-            yield driver
-        finally:
-            driver.quit()
+    with chromium(network_log=True) as driver:
+        yield driver
 
 
 @pytest.fixture(scope="module")

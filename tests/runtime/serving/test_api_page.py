@@ -6,8 +6,6 @@ endpoint from the page."""
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -60,19 +58,15 @@ def test_the_page_and_its_files_come_from_this_server_under_the_pages_policy(ser
 
 # --- in a real browser -------------------------------------------------------------------------------
 
-from scripts.explain_screenshot import chromium_missing, start_chromium  # noqa: E402
+from scripts.explain_screenshot import chromium, chromium_missing  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def browser():
     if chromium_missing():
         pytest.skip(f"the API page needs a browser to drive: {chromium_missing()}")
-    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
-        driver = start_chromium(Path(profile), network_log=True)
-        try:
-            yield driver
-        finally:
-            driver.quit()
+    with chromium(network_log=True) as driver:
+        yield driver
 
 
 def requested_urls(browser) -> list[str]:
