@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import socket
 import statistics
 import subprocess
@@ -63,17 +62,7 @@ class Answer:
 
 def device_bundle(destination: Path) -> Path:
     """A copy of the shipped bundle with its cached graphs only, as a device is sent."""
-    manifest = bundle.read_manifest(bundle.REPOSITORY_BUNDLE)
-    kept = {key: record for key, record in manifest["artifacts"].items() if record.get("graph") == "cached"}
-    destination.mkdir(parents=True)
-    names = [manifest["tokenizer"]["vocabulary"]["file"], manifest["padding_states"]["file"]]
-    for name in names + [record["file"] for record in kept.values()]:
-        shutil.copy2(bundle.REPOSITORY_BUNDLE / name, destination / name)
-    manifest["artifacts"] = kept
-    manifest["parity"] = {key: manifest["parity"][key] for key in kept}
-    manifest.pop("reports", None)
-    bundle.write_manifest(destination, manifest)
-    return destination
+    return bundle.copy_bundle(bundle.REPOSITORY_BUNDLE, destination, lambda key, record: record.graph == "cached")
 
 
 def key_pair(folder: Path) -> tuple[Path, Path]:

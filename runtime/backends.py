@@ -85,14 +85,15 @@ def backend_named(name: str) -> Backend:
     return REGISTRY[name]
 
 
-def resolve_backend(backend: str) -> str:
-    """`auto` becomes the first installed backend; a named one must be installed."""
+def resolve_backend(backend: str, in_bundle: Callable[[str], bool] = lambda name: True) -> str:
+    """`auto` becomes the first installed backend whose artifact the bundle has (`in_bundle`), else
+    the first installed one; a named one must be installed."""
     available = available_backends()
     if backend == "auto":
         if not available:
             hints = " or ".join(entry.install for entry in REGISTRY.values())
             raise BackendError(f"no interpreter installed: {hints}")
-        return available[0]
+        return next((name for name in available if in_bundle(name)), available[0])
     if backend not in available:
         raise BackendError(f"backend {backend!r} is not installed: {backend_named(backend).install}")
     return backend

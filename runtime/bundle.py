@@ -68,6 +68,7 @@ from runtime.bundle_checks import (  # noqa: F401
 from runtime.bundle_write import (  # noqa: F401
     atomic_path,
     check_replaceable,
+    copy_bundle,
     is_bundle,
     remove_stale_staging,
     staging_folder,

@@ -6,13 +6,14 @@ that replaces only a bundle (`check_replaceable`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 try:
     import fcntl  # holds a staging folder while it is in use; POSIX only
@@ -27,7 +28,7 @@ from runtime.bundle_checks import (
     check_values,
     read_regular,
 )
-from runtime.manifest_records import Manifest
+from runtime.manifest_records import ArtifactRecord, Manifest
 
 
 @contextlib.contextmanager
@@ -63,6 +64,22 @@ def write_manifest(folder: str | Path, manifest: "Manifest | dict") -> None:
             f"{MAX_MANIFEST_BYTES:,} a bundle's manifest may have"
         )
     write_json(Path(folder) / MANIFEST_NAME, manifest)
+
+
+def copy_bundle(source: str | Path, destination: str | Path, keep: Callable[[str, ArtifactRecord], bool]) -> Path:
+    """A new bundle in `destination` with `source`'s vocabulary and padding states and only the
+    artifacts `keep(key, record)` accepts (their files, records and parity), without reports: e.g.
+    the few MiB one device is sent. Files are copied, then the manifest is written last."""
+    manifest = Manifest.read(source)
+    artifacts = {key: record for key, record in manifest.artifacts.items() if keep(key, record)}
+    source, destination = Path(source), Path(destination)
+    destination.mkdir(parents=True)
+    files = [manifest.tokenizer.vocabulary, manifest.padding_states, *artifacts.values()]
+    for record in filter(None, files):
+        shutil.copy2(source / record.file, destination / record.file)
+    parity = manifest.parity and {key: value for key, value in manifest.parity.items() if key in artifacts}
+    write_manifest(destination, dataclasses.replace(manifest, artifacts=artifacts, parity=parity, reports=None))
+    return destination
 
 
 def is_bundle(folder: str | Path) -> bool:

@@ -165,10 +165,16 @@ class SentimentClassifier:
         fingerprint must name this bundle's vocabulary, labels and sequence length.
         """
         options.check()
-        options = dataclasses.replace(options, backend=backends.resolve_backend(options.backend))
+        backends.resolve_backend(options.backend)  # no interpreter installed: said before the bundle is read
         if options.trust is not None:  # who signed it, before anything of it is read
             signing.verify_bundle(options.folder, options.trust)
         opened = bundle.Bundle.open(options.folder)  # the one place the folder is read from
+
+        def in_bundle(backend: str) -> bool:
+            kind = bundle.ArtifactKind(backend, options.graph, options.precision)
+            return opened.manifest.artifact(kind) is not None
+
+        options = dataclasses.replace(options, backend=backends.resolve_backend(options.backend, in_bundle))
         kind = bundle.ArtifactKind(options.backend, options.graph, options.precision)
         record = loading.artifact_record(opened, kind, options.allow_unverified)
         tokenizer = loading.load_tokenizer(opened)

@@ -37,7 +37,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, threads: bool = False) 
         "--backend",
         choices=("auto", *backends.BACKENDS),
         default="auto",
-        help="interpreter; auto takes the first installed of tflite, onnx",
+        help="interpreter; auto: the first installed one, tflite then onnx, whose artifact the bundle has",
     )
     parser.add_argument("--precision", choices=bundle.PRECISIONS, default="float32", help="artifact precision")
     parser.add_argument(

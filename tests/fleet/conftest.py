@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import sys
@@ -22,17 +21,7 @@ KEPT = ("tflite-cached-float32", "onnx-cached-float32")
 
 def small_bundle(destination: Path) -> Path:
     """A copy of the shipped bundle with only its cached float32 graphs: a few MiB."""
-    manifest = bundle.read_manifest(bundle.REPOSITORY_BUNDLE)
-    destination.mkdir(parents=True)
-    kept = {key: manifest["artifacts"][key] for key in KEPT}
-    names = [manifest["tokenizer"]["vocabulary"]["file"], manifest["padding_states"]["file"]]
-    for name in names + [record["file"] for record in kept.values()]:
-        shutil.copy2(bundle.REPOSITORY_BUNDLE / name, destination / name)
-    manifest["artifacts"] = kept
-    manifest["parity"] = {key: manifest["parity"][key] for key in KEPT}
-    manifest.pop("reports", None)
-    bundle.write_manifest(destination, manifest)
-    return destination
+    return bundle.copy_bundle(bundle.REPOSITORY_BUNDLE, destination, lambda key, record: key in KEPT)
 
 
 def write_key_pair(folder: Path, name: str) -> tuple[Path, Path]:

@@ -1,7 +1,6 @@
 """Runtime tests use the shipped bundle (or $IMDB_SENTIMENT_MODEL) and need no TensorFlow."""
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -28,9 +27,4 @@ def backend(request) -> str:
 
 def copy_without_per_step_artifacts(folder: Path, destination: Path) -> Path:
     """A copy of the bundle with no per-step artifact (files and manifest records): one that cannot explain."""
-    copy = shutil.copytree(folder, destination, ignore=shutil.ignore_patterns("*.steps.*", "*.keras"))
-    manifest = bundle.read_manifest(copy)
-    for key in [key for key, record in manifest["artifacts"].items() if record.get("graph") == bundle.STEPS_GRAPH]:
-        del manifest["artifacts"][key]
-    bundle.write_manifest(copy, manifest)
-    return copy
+    return bundle.copy_bundle(folder, destination, lambda key, record: record.graph != bundle.STEPS_GRAPH)

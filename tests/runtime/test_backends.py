@@ -60,3 +60,12 @@ def test_an_interpreter_that_is_not_installed_names_its_install_command(monkeypa
     monkeypatch.setitem(backends.REGISTRY, "onnx", dataclasses.replace(entry, is_installed=lambda: False))
     with pytest.raises(backends.BackendError, match=r"not installed: pip install \"imdb-sentiment-edge\[onnx\]\""):
         backends.resolve_backend("onnx")
+
+
+def test_auto_takes_the_first_installed_backend_whose_artifact_the_bundle_has(monkeypatch):
+    for name, entry in backends.REGISTRY.items():
+        monkeypatch.setitem(backends.REGISTRY, name, dataclasses.replace(entry, is_installed=lambda: True))
+    assert backends.resolve_backend("auto") == "tflite"
+    assert backends.resolve_backend("auto", in_bundle=lambda name: name == "onnx") == "onnx"
+    # a bundle with none of them: the first installed, whose loading then says which artifact is missing
+    assert backends.resolve_backend("auto", in_bundle=lambda name: False) == "tflite"

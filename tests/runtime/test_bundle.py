@@ -572,6 +572,32 @@ def test_a_manifest_the_reader_would_refuse_is_never_written(tmp_path, value):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_copy_for_one_device_holds_only_the_artifacts_kept_and_classifies_alike(bundle_dir, tmp_path):
+    backend = AVAILABLE[-1]  # onnx where both are installed: not auto's first choice
+    kept = f"{backend}-cached-float32"
+    copy = bundle.copy_bundle(bundle_dir, tmp_path / "device", lambda key, record: key == kept)
+    manifest = bundle.Manifest.read(copy)
+    assert list(manifest.artifacts) == [kept] and list(manifest.parity) == [kept] and manifest.reports is None
+    files = {
+        kept: manifest.artifacts[kept],
+        "vocabulary": manifest.tokenizer.vocabulary,
+        "padding": manifest.padding_states,
+    }
+    assert sorted(path.name for path in copy.iterdir()) == sorted(
+        [bundle.MANIFEST_NAME] + [r.file for r in files.values()]
+    )
+    for record in files.values():
+        assert hashlib.sha256((copy / record.file).read_bytes()).hexdigest() == record.sha256
+    review = "Not bad at all. I was not disappointed in the slightest."
+    with (
+        SentimentClassifier.from_bundle(copy) as device,
+        SentimentClassifier.from_bundle(bundle_dir, backend="onnx") as full,
+    ):
+        assert device.classify(review) == full.classify(review)
+    with pytest.raises(FileExistsError):  # never written over
+        bundle.copy_bundle(bundle_dir, copy, lambda key, record: True)
+
+
 def test_the_bundle_code_stays_in_modules_of_at_most_600_lines():
     """Issue #35, item 4: records, checks and writing apart, behind runtime/bundle.py's names."""
     folder = Path(bundle.__file__).parent
