@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -68,9 +69,16 @@ def table(rows: list[dict], shipped: str) -> str:
 def differences(row: dict, base: dict) -> str:
     """What a row's settings change from the base row's, in a few words."""
     ours, theirs = row["settings"], base["settings"]
-    changes = [f"without {key}" for key in theirs if key not in ours]
+    changes = [f"seed {seed_of(row)}"] if seed_of(row) != seed_of(base) else []
+    changes += [f"without {key}" for key in theirs if key not in ours]
     changes += [f"{key} {value}" for key, value in ours.items() if theirs.get(key) != value]
     return ", ".join(changes) or "the base recipe"
+
+
+def seed_of(row: dict) -> str | None:
+    """The run's --seed, read from its command (the settings column leaves the seed out)."""
+    words = shlex.split(row["command"])
+    return words[words.index("--seed") + 1] if "--seed" in words else None
 
 
 def validation_mean(row: dict) -> float:

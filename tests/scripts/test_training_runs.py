@@ -51,6 +51,7 @@ def ablation_row(run: str, settings: dict, validation: list[float], phrases: lis
         "test_accuracy": 0.9,
         "challenge_accuracy": None,
         "training_minutes": 20.0,
+        "command": "python -m training.fit --seed 1337",
         **extra,
     }
 
@@ -68,3 +69,4 @@ def test_the_ablation_table_compares_each_row_with_the_base_on_validation():
     assert lines[3].startswith("| ablation-no-teacher | without distill_weight | 1 of 1 |")
     assert "**90.00 %**" in lines[3] and "**" not in lines[2]  # the best mean of the three validations
     assert training_runs.differences(ratio, base) == "extra_ratio 8"
+    assert training_runs.differences({**base, "command": "python -m training.fit --seed 2"}, base) == "seed 2"
