@@ -6,7 +6,8 @@ commands wrote, so no figure is typed by hand.
 Replaces each block between `<!-- begin:NAME -->` and `<!-- end:NAME -->` in README.md and
 docs/*.md: accuracy, parity and tuning from models/imdb-lstm/manifest.json (and docs/tuning/runs.jsonl),
 the benchmark summary from benchmarks/results.json (python -m benchmarks.bench), the model options'
-table from benchmarks/options.json (python -m benchmarks.options), the folding probe
+tables from benchmarks/options.json and options-reading.json (python -m benchmarks.options, the
+seed's recipe and the reading one), the folding probe
 from probes/folded-embedding.json (python -m probes.folded_embedding), install and wheel sizes from
 benchmarks/install_sizes.json (scripts/install_sizes.sh), the tuner's trials per hour with 1, 2
 and 3 workers from benchmarks/tune-rate.json (python -m benchmarks.tune_rate), the Raspberry Pi
@@ -271,6 +272,7 @@ def main() -> int:
     folding = read_json("probes/folded-embedding.json")
     fill("README.md", {"results": results_block(manifest, results, sizes)})
     option_results = read_json("benchmarks/options.json")
+    reading_options = read_json("benchmarks/options-reading.json")
     fill(
         "docs/training.md",
         {
@@ -278,6 +280,7 @@ def main() -> int:
             "tuning": tuning_block(manifest),
             "ablations": training_runs.ablation_table(training_runs.load()),
             "options": option_results and options.table(option_results),
+            "options-reading": reading_options and options.table(reading_options),
             "benchmarks": benchmarks_block(manifest, read_json("benchmarks/peer.json")),
         },
     )

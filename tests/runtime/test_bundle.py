@@ -591,7 +591,7 @@ def test_a_copy_for_one_device_holds_only_the_artifacts_kept_and_classifies_alik
     review = "Not bad at all. I was not disappointed in the slightest."
     with (
         SentimentClassifier.from_bundle(copy) as device,
-        SentimentClassifier.from_bundle(bundle_dir, backend="onnx") as full,
+        SentimentClassifier.from_bundle(bundle_dir, backend=backend) as full,
     ):
         assert device.classify(review) == full.classify(review)
     with pytest.raises(FileExistsError):  # never written over
