@@ -26,12 +26,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.runs import EXTRA_VALIDATION, command, compact, percent  # noqa: E402  (the row of one run)
+from runtime.config import ModelConfig  # noqa: E402
 
 # command: the row's, from training.cli
 __all__ = ["command", "compact", "load", "add", "table", "ablation_table", "main"]
 
 RUNS = ROOT / "docs" / "tuning" / "runs.jsonl"
 ABLATION_BASE = "ablation-both"  # the recipe every ablation row is compared with
+SEED_MODEL = ModelConfig().to_dict()
 
 
 def load(path: Path = RUNS) -> list[dict]:
@@ -70,7 +72,12 @@ def differences(row: dict, base: dict) -> str:
     """What a row's settings change from the base row's, in a few words."""
     ours, theirs = row["settings"], base["settings"]
     changes = [f"seed {seed_of(row)}"] if seed_of(row) != seed_of(base) else []
-    changes += [f"without {key}" for key in theirs if key not in ours]
+    # A key missing from a row's settings is off, or for a model field at the seed's value.
+    changes += [
+        f"{key} {SEED_MODEL[key]} (the seed's)" if key in SEED_MODEL else f"without {key}"
+        for key in theirs
+        if key not in ours
+    ]
     changes += [f"{key} {value}" for key, value in ours.items() if theirs.get(key) != value]
     return ", ".join(changes) or "the base recipe"
 

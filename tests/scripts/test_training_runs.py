@@ -70,3 +70,6 @@ def test_the_ablation_table_compares_each_row_with_the_base_on_validation():
     assert "**90.00 %**" in lines[3] and "**" not in lines[2]  # the best mean of the three validations
     assert training_runs.differences(ratio, base) == "extra_ratio 8"
     assert training_runs.differences({**base, "command": "python -m training.fit --seed 2"}, base) == "seed 2"
+    # A model field back at the seed's value is left out of the settings: named with that value.
+    dropout = {**base, "settings": {**base["settings"], "dropout": 0.5}}
+    assert training_runs.differences(base, dropout) == "dropout 0.2 (the seed's)"
