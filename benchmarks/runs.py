@@ -24,6 +24,7 @@ DATA = "../shared/data/aclImdb_labeled.tar.gz"
 # where they differ from the seed's.
 ALWAYS_SPELLED = ("dropout", "recurrent_dropout")
 EXTRA_VALIDATION = ("val_phrases_accuracy", "val_pairs_accuracy")
+SEED_MODEL = ModelConfig().to_dict()  # the seed's model fields, as a manifest records them
 
 
 def command(settings: TrainingSettings, config: ModelConfig) -> str:
@@ -50,8 +51,7 @@ def command(settings: TrainingSettings, config: ModelConfig) -> str:
 
 def changed(settings: TrainingSettings, config: ModelConfig) -> dict:
     """The settings a reader compares rows by: what differs from the original Keras example's."""
-    seed = ModelConfig().to_dict()
-    shown = {key: value for key, value in config.to_dict().items() if key != "labels" and seed.get(key) != value}
+    shown = {key: value for key, value in config.to_dict().items() if key != "labels" and SEED_MODEL.get(key) != value}
     shown.update(
         {
             key: value

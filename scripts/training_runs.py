@@ -25,15 +25,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.runs import EXTRA_VALIDATION, command, compact, percent  # noqa: E402  (the row of one run)
-from runtime.config import ModelConfig  # noqa: E402
+from benchmarks.runs import EXTRA_VALIDATION, SEED_MODEL, command, compact, percent  # noqa: E402  (the row of one run)
 
 # command: the row's, from training.cli
 __all__ = ["command", "compact", "load", "add", "table", "ablation_table", "main"]
 
 RUNS = ROOT / "docs" / "tuning" / "runs.jsonl"
 ABLATION_BASE = "ablation-both"  # the recipe every ablation row is compared with
-SEED_MODEL = ModelConfig().to_dict()
 
 
 def load(path: Path = RUNS) -> list[dict]:
